@@ -1,0 +1,104 @@
+// The in-memory model: what the ONNX reader produces and what passes and the planner consume.
+// Names follow ONNX's messages; only what runnx uses is kept.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ir/tensor.h"
+
+namespace runnx {
+
+// One dimension: a known size, a named symbol ("batch"), or unknown (neither).
+struct Dim {
+  int64_t value = -1;
+  std::string param;
+  bool known() const { return value >= 0; }
+};
+
+struct ValueInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  bool has_shape = false;  // false: rank unknown
+  std::vector<Dim> dims;
+  std::string doc;
+};
+
+struct Graph;
+
+struct Attribute {
+  // ONNX AttributeProto.AttributeType numbers.
+  enum class Type : int32_t {
+    kUndefined = 0, kFloat = 1, kInt = 2, kString = 3, kTensor = 4, kGraph = 5, kFloats = 6,
+    kInts = 7, kStrings = 8, kTensors = 9, kGraphs = 10, kSparseTensor = 11, kSparseTensors = 12,
+    kTypeProto = 13, kTypeProtos = 14
+  };
+  std::string name;
+  Type type = Type::kUndefined;
+  float f = 0;
+  int64_t i = 0;
+  std::string s;
+  Tensor t;
+  std::shared_ptr<Graph> g;
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+  std::vector<std::string> strings;
+  std::vector<Tensor> tensors;
+  std::vector<std::shared_ptr<Graph>> graphs;
+  std::string ref_attr_name;
+  std::string doc;
+};
+
+struct Node {
+  std::string name;
+  std::string op_type;
+  std::string domain;
+  std::string doc;
+  std::vector<std::string> inputs;   // "" marks an omitted optional input
+  std::vector<std::string> outputs;  // "" marks an omitted optional output
+  std::vector<Attribute> attrs;
+
+  const Attribute* attr(const std::string& n) const;
+  // Typed getters; a present attribute of the wrong type raises InvalidModel naming the node.
+  int64_t get_int(const std::string& n, int64_t dflt) const;
+  float get_float(const std::string& n, float dflt) const;
+  std::string get_string(const std::string& n, const std::string& dflt) const;
+  std::vector<int64_t> get_ints(const std::string& n, std::vector<int64_t> dflt = {}) const;
+  std::vector<float> get_floats(const std::string& n, std::vector<float> dflt = {}) const;
+  bool has_attr(const std::string& n) const { return attr(n) != nullptr; }
+  // "Conv 'conv1'" : how errors refer to a node.
+  std::string label() const;
+};
+
+struct Graph {
+  std::string name;
+  std::string doc;
+  std::vector<Node> nodes;
+  std::vector<ValueInfo> inputs;
+  std::vector<ValueInfo> outputs;
+  std::vector<ValueInfo> value_info;
+  std::vector<std::pair<std::string, Tensor>> initializers;  // file order
+  std::vector<std::string> sparse_initializer_names;           // parsed, not supported
+};
+
+struct OpsetImport {
+  std::string domain;
+  int64_t version = 0;
+};
+
+struct Model {
+  int64_t ir_version = 0;
+  std::vector<OpsetImport> opsets;
+  std::string producer_name, producer_version, domain, doc;
+  int64_t model_version = 0;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  Graph graph;
+
+  // Opset for a domain ("" and "ai.onnx" are the same); 0 if not imported.
+  int64_t opset(const std::string& domain) const;
+};
+
+}  // namespace runnx

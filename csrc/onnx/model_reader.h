@@ -1,0 +1,22 @@
+// Loads an ONNX ModelProto with our own bounded protobuf reader (no libprotobuf).
+// Every length, count and nesting depth is checked against the buffer; malformed input raises
+// InvalidModel naming the field and the byte offset.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "ir/graph.h"
+
+namespace runnx {
+
+// Memory-maps `path`; initializers point into the mapping (copied only when misaligned for their
+// dtype). External data files are resolved relative to the model's folder.
+Model load_model_from_file(const std::string& path);
+
+// Parses a buffer. `keepalive` owns the bytes (initializers may point into them); pass nullptr to
+// make the reader copy what it keeps. `base_dir` resolves external data ("" refuses it).
+Model load_model_from_bytes(const void* data, size_t size, std::shared_ptr<void> keepalive,
+                            const std::string& base_dir = "");
+
+}  // namespace runnx
