@@ -1,0 +1,186 @@
+// The Session binding: numpy in, numpy out. Inputs are used in place (no copy); outputs hand their
+// heap buffers to numpy through a capsule. The GIL is released while loading and running: from
+// then on C++ touches only its own Tensors, and the numpy inputs stay alive in this frame.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "onnx/model_reader.h"
+#include "runtime/session.h"
+
+namespace py = pybind11;
+
+namespace runnx {
+
+namespace {
+
+DType dtype_of(const py::dtype& dt, const std::string& name) {
+  char kind = dt.kind();
+  ssize_t size = dt.itemsize();
+  if (kind == 'f' && size == 4) return DType::kF32;
+  if (kind == 'f' && size == 8) return DType::kF64;
+  if (kind == 'f' && size == 2) return DType::kF16;
+  if (kind == 'i' && size == 8) return DType::kI64;
+  if (kind == 'i' && size == 4) return DType::kI32;
+  if (kind == 'i' && size == 2) return DType::kI16;
+  if (kind == 'i' && size == 1) return DType::kI8;
+  if (kind == 'u' && size == 1) return DType::kU8;
+  if (kind == 'u' && size == 2) return DType::kU16;
+  if (kind == 'u' && size == 4) return DType::kU32;
+  if (kind == 'u' && size == 8) return DType::kU64;
+  if (kind == 'b') return DType::kBool;
+  fail(ErrorKind::kInvalidArgument, "input '", name, "': numpy dtype ", std::string(py::str(dt)),
+       " is not supported");
+}
+
+py::dtype numpy_dtype(DType t) {
+  switch (t) {
+    case DType::kF32: return py::dtype("float32");
+    case DType::kF64: return py::dtype("float64");
+    case DType::kF16: return py::dtype("float16");
+    case DType::kI64: return py::dtype("int64");
+    case DType::kI32: return py::dtype("int32");
+    case DType::kI16: return py::dtype("int16");
+    case DType::kI8: return py::dtype("int8");
+    case DType::kU8: return py::dtype("uint8");
+    case DType::kU16: return py::dtype("uint16");
+    case DType::kU32: return py::dtype("uint32");
+    case DType::kU64: return py::dtype("uint64");
+    case DType::kBool: return py::dtype("bool");
+    default: fail(ErrorKind::kUnsupportedOp, "cannot return a tensor of type ", dtype_name(t), " to numpy");
+  }
+}
+
+py::array to_numpy(Tensor t) {
+  py::dtype dt = numpy_dtype(t.dtype);
+  std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
+  auto* holder = new Tensor(std::move(t));
+  py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });
+  return py::array(dt, shape, {}, holder->data, owner);
+}
+
+py::tuple value_info_tuple(const ValueInfo& vi) {
+  py::object dims = py::none();
+  if (vi.has_shape) {
+    py::list l;
+    for (const Dim& d : vi.dims) {
+      if (d.known()) l.append(d.value);
+      else if (!d.param.empty()) l.append(d.param);
+      else l.append(py::none());
+    }
+    dims = l;
+  }
+  return py::make_tuple(vi.name, static_cast<int>(vi.dtype), dims);
+}
+
+std::unique_ptr<Session> open_session(py::object model, const py::dict& opts) {
+  SessionOptions so;
+  if (opts.contains("intra_op_num_threads")) so.intra_op_num_threads = opts["intra_op_num_threads"].cast<int>();
+  if (opts.contains("graph_optimization_level"))
+    so.graph_optimization_level = opts["graph_optimization_level"].cast<int>();
+  if (opts.contains("enable_mem_pattern")) so.enable_mem_pattern = opts["enable_mem_pattern"].cast<bool>();
+  if (opts.contains("enable_profiling")) so.enable_profiling = opts["enable_profiling"].cast<bool>();
+  if (py::isinstance<py::bytes>(model)) {  // the Python layer turns other buffers into bytes
+    auto buf = std::make_shared<std::string>(model.cast<std::string>());
+    py::gil_scoped_release nogil;
+    Model m = load_model_from_bytes(buf->data(), buf->size(), buf);
+    return std::make_unique<Session>(std::move(m), so);
+  }
+  std::string path = py::str(model).cast<std::string>();
+  py::gil_scoped_release nogil;
+  return std::make_unique<Session>(load_model_from_file(path), so);
+}
+
+py::list run(Session& s, py::object output_names, const py::dict& feeds) {
+  std::vector<std::string> names, outs;
+  std::vector<Tensor> tensors;
+  std::vector<py::array> keep;
+  for (auto item : feeds) {
+    std::string name = py::str(item.first);
+    py::array a = py::reinterpret_borrow<py::object>(item.second);
+    if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
+    Tensor t;
+    t.dtype = dtype_of(a.dtype(), name);
+    t.shape.assign(a.shape(), a.shape() + a.ndim());
+    t.data = const_cast<void*>(a.data());
+    names.push_back(std::move(name));
+    tensors.push_back(std::move(t));
+    keep.push_back(std::move(a));
+  }
+  if (!output_names.is_none())
+    for (auto o : output_names) outs.push_back(py::str(o));
+  std::vector<Tensor> results;
+  {
+    py::gil_scoped_release nogil;
+    results = s.run(names, tensors, outs);
+  }
+  py::list l;
+  for (Tensor& t : results) l.append(to_numpy(std::move(t)));
+  return l;
+}
+
+}  // namespace
+
+void register_session(py::module_& m) {
+  py::class_<Session>(m, "Session")
+      .def(py::init(&open_session), py::arg("model"), py::arg("options") = py::dict())
+      .def("run", &run, py::arg("output_names"), py::arg("feeds"))
+      .def("inputs", [](const Session& s) {
+        py::list l;
+        for (const ValueInfo& vi : s.inputs()) l.append(value_info_tuple(vi));
+        return l;
+      })
+      .def("outputs", [](const Session& s) {
+        py::list l;
+        for (const ValueInfo& vi : s.outputs()) l.append(value_info_tuple(vi));
+        return l;
+      })
+      .def("overridable_initializers", [](const Session& s) {
+        py::list l;
+        for (const ValueInfo& vi : s.overridable_initializers()) l.append(value_info_tuple(vi));
+        return l;
+      })
+      .def("metadata", [](const Session& s) {
+        const Model& m = s.model();
+        py::dict custom;
+        for (auto& [k, v] : m.metadata) custom[py::str(k)] = v;
+        py::dict d;
+        d["producer_name"] = m.producer_name;
+        d["producer_version"] = m.producer_version;
+        d["graph_name"] = m.graph.name;
+        d["domain"] = m.domain;
+        d["description"] = m.doc;
+        d["graph_description"] = m.graph.doc;
+        d["version"] = m.model_version;
+        d["custom_metadata_map"] = custom;
+        py::list opsets;
+        for (const OpsetImport& o : m.opsets) opsets.append(py::make_tuple(o.domain, o.version));
+        d["opsets"] = opsets;
+        return d;
+      })
+      .def("providers", &Session::providers)
+      .def("num_threads", &Session::num_threads)
+      .def("stats", [](const Session& s) {
+        SessionStats st = s.stats();
+        py::dict d;
+        d["arena_bytes"] = st.arena_bytes;
+        d["unplanned_bytes"] = st.unplanned_bytes;
+        d["inplace_nodes"] = st.inplace_nodes;
+        d["plans"] = st.plans;
+        return d;
+      })
+      .def("take_profile", [](Session& s) {
+        py::list l;
+        for (const ProfileEvent& e : s.take_profile())
+          l.append(py::make_tuple(e.name, e.op_type, e.start_us, e.dur_us, e.thread));
+        return l;
+      });
+  m.def("supported_ops", [] {
+    py::list l;
+    for (const OpSchema& s : OpRegistry::global().all()) l.append(py::make_tuple(s.domain, s.op_type, s.since));
+    return l;
+  });
+  m.def("default_num_threads", &ThreadPool::default_num_threads);
+}
+
+}  // namespace runnx

@@ -1,0 +1,403 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/status.h"
+#include "runtime/graph_prep.h"
+
+namespace runnx {
+
+namespace {
+
+constexpr int64_t kMinOpset = 7;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string dims_str(const ValueInfo& vi) {
+  std::string s = "[";
+  for (size_t i = 0; i < vi.dims.size(); ++i) {
+    const Dim& d = vi.dims[i];
+    s += (i ? "," : "") + (d.known() ? std::to_string(d.value) : (d.param.empty() ? "?" : d.param));
+  }
+  return s + "]";
+}
+
+}  // namespace
+
+bool CpuProvider::supports(const Node& node, int64_t opset) const {
+  return OpRegistry::global().find(node.domain, node.op_type, opset) != nullptr;
+}
+
+// Per-run state: the tensors this run produced, and what the first run of a signature observes.
+struct Session::RunState {
+  std::vector<Tensor> values;
+  std::vector<const Tensor*> slot;    // where value v is read from (run value or constant)
+  std::shared_ptr<MemoryPlan> plan;   // null: observing run
+  uint8_t* arena = nullptr;
+  std::vector<ValueRecord> records;   // filled by observing runs
+};
+
+Session::Session(Model model, const SessionOptions& options) : model_(std::move(model)), options_(options) {
+  pool_ = std::make_unique<ThreadPool>(options.intra_op_num_threads);
+  provider_names_ = {"CPUExecutionProvider"};
+  build(options);
+}
+
+Session::~Session() = default;
+
+int Session::value_id(const std::string& name) const {
+  auto it = ids_.find(name);
+  return it == ids_.end() ? -1 : it->second;
+}
+
+void Session::build(const SessionOptions& options) {
+  Graph& g = model_.graph;
+  int64_t opset = model_.opset("");
+  RUNNX_CHECK(opset != 0 || g.nodes.empty(), kInvalidModel, "the model imports no ai.onnx opset");
+  if (opset != 0 && (opset < kMinOpset || opset > kMaxOpset))
+    fail(ErrorKind::kUnsupportedOp, "the model imports ai.onnx opset ", opset, "; runnx supports opsets ",
+         kMinOpset, " to ", kMaxOpset);
+
+  prepare_graph(model_, options.graph_optimization_level);
+
+  auto define = [&](const std::string& name) -> int {
+    auto [it, added] = ids_.emplace(name, static_cast<int>(names_.size()));
+    if (added) names_.push_back(name);
+    return it->second;
+  };
+  std::set<std::string> initializer_names;
+  for (auto& [name, t] : g.initializers) {
+    RUNNX_CHECK(initializer_names.insert(name).second, kInvalidModel, "initializer '", name,
+                "' is defined twice");
+    define(name);
+  }
+  std::set<std::string> input_names;
+  for (const ValueInfo& vi : g.inputs) {
+    RUNNX_CHECK(!vi.name.empty(), kInvalidModel, "a graph input has an empty name");
+    RUNNX_CHECK(input_names.insert(vi.name).second, kInvalidModel, "graph input '", vi.name,
+                "' is declared twice");
+    define(vi.name);
+    if (initializer_names.count(vi.name))
+      overridable_.push_back(vi);
+    else
+      inputs_.push_back(vi);
+  }
+
+  // Producers: every value is defined once, by a graph input, an initializer or one node output.
+  std::map<std::string, const Node*> producer;
+  for (const Node& n : g.nodes)
+    for (const std::string& o : n.outputs) {
+      if (o.empty()) continue;
+      RUNNX_CHECK(!input_names.count(o) && !initializer_names.count(o), kInvalidModel, n.label(),
+                  ": output '", o, "' redefines a graph input or initializer");
+      auto [it, added] = producer.emplace(o, &n);
+      RUNNX_CHECK(added, kInvalidModel, "value '", o, "' is produced by both ", it->second->label(),
+                  " and ", n.label());
+    }
+  for (const Node& n : g.nodes)
+    for (const std::string& i : n.inputs)
+      RUNNX_CHECK(i.empty() || producer.count(i) || input_names.count(i) || initializer_names.count(i),
+                  kInvalidModel, n.label(), ": input '", i, "' is not defined by any node, graph input or initializer");
+  for (const ValueInfo& o : g.outputs)
+    RUNNX_CHECK(producer.count(o.name) || input_names.count(o.name) || initializer_names.count(o.name),
+                kInvalidModel, "graph output '", o.name, "' is not produced by any node");
+
+  // Topological order (Kahn). Nodes left over sit on a cycle.
+  std::map<const Node*, int> pending;
+  std::map<std::string, std::vector<const Node*>> consumers;
+  for (const Node& n : g.nodes) {
+    int deps = 0;
+    for (const std::string& i : n.inputs)
+      if (!i.empty() && producer.count(i)) {
+        ++deps;
+        consumers[i].push_back(&n);
+      }
+    pending[&n] = deps;
+  }
+  std::vector<const Node*> order, ready;
+  for (const Node& n : g.nodes)
+    if (pending[&n] == 0) ready.push_back(&n);
+  for (size_t k = 0; k < ready.size(); ++k) {
+    const Node* n = ready[k];
+    order.push_back(n);
+    for (const std::string& o : n->outputs)
+      for (const Node* c : consumers[o])
+        if (--pending[c] == 0) ready.push_back(c);
+  }
+  if (order.size() != g.nodes.size()) {
+    std::string cyc;
+    int shown = 0;
+    for (const Node& n : g.nodes)
+      if (pending[&n] > 0 && shown++ < 5) cyc += (cyc.empty() ? "" : ", ") + n.label();
+    fail(ErrorKind::kInvalidModel, "the graph has a cycle through ", cyc);
+  }
+
+  // Every unsupported op, reported at once.
+  std::map<std::string, std::vector<std::string>> unsupported;
+  CpuProvider cpu;
+  for (const Node* n : order) {
+    int64_t op_opset = model_.opset(n->domain);
+    if (op_opset == 0 || !cpu.supports(*n, op_opset)) {
+      std::string key = (n->domain.empty() ? "" : n->domain + ".") + n->op_type;
+      if (op_opset == 0) key += " (domain not imported)";
+      else key += " (opset " + std::to_string(op_opset) + ")";
+      unsupported[key].push_back(n->name.empty() ? "<unnamed>" : n->name);
+    }
+  }
+  if (!unsupported.empty()) {
+    std::string msg = "the model uses " + std::to_string(unsupported.size()) + " unsupported op type(s): ";
+    bool first = true;
+    for (auto& [op, nodes] : unsupported) {
+      msg += (first ? "" : "; ") + op + " at node(s) ";
+      first = false;
+      for (size_t k = 0; k < nodes.size() && k < 8; ++k) msg += (k ? ", '" : "'") + nodes[k] + "'";
+      if (nodes.size() > 8) msg += ", ... (" + std::to_string(nodes.size()) + " in all)";
+    }
+    fail(ErrorKind::kUnsupportedOp, msg);
+  }
+
+  for (const Node* n : order)
+    for (const std::string& o : n->outputs)
+      if (!o.empty()) define(o);
+  const int nv = static_cast<int>(names_.size());
+  constants_.assign(nv, nullptr);
+  for (auto& [name, t] : g.initializers) constants_[ids_[name]] = &t;
+
+  last_use_.assign(nv, -1);
+  pinned_.assign(nv, false);
+  for (const ValueInfo& o : g.outputs) {
+    int v = ids_[o.name];
+    graph_output_ids_.push_back(v);
+    last_use_[v] = INT_MAX;
+    pinned_[v] = true;
+  }
+  for (const ValueInfo& i : g.inputs) pinned_[ids_[i.name]] = true;
+
+  for (const Node* n : order) {
+    Step st;
+    st.node = n;
+    for (const std::string& i : n->inputs) st.inputs.push_back(i.empty() ? -1 : ids_[i]);
+    for (const std::string& o : n->outputs) st.outputs.push_back(o.empty() ? -1 : ids_[o]);
+    int step_index = static_cast<int>(steps_.size());
+    for (int v : st.inputs)
+      if (v >= 0 && last_use_[v] != INT_MAX) last_use_[v] = std::max(last_use_[v], step_index);
+    // Inputs that are initializers and not overridable are the kernel's compile-time constants.
+    std::vector<int> in_ids = st.inputs;
+    KernelInfo info{*n, model_.opset(n->domain),
+                    [this, in_ids, &input_names](int k) -> const Tensor* {
+                      if (k < 0 || k >= (int)in_ids.size() || in_ids[k] < 0) return nullptr;
+                      if (input_names.count(names_[in_ids[k]])) return nullptr;  // overridable
+                      return constants_[in_ids[k]];
+                    },
+                    pool_->num_threads()};
+    try {
+      st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
+    } catch (const Error& e) {
+      std::string what = e.what();
+      if (what.find(n->label()) == std::string::npos) what = n->label() + ": " + what;
+      throw Error(e.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kInvalidModel : e.kind(), what);
+    }
+    steps_.push_back(std::move(st));
+  }
+}
+
+void Session::check_feed(const ValueInfo& info, const Tensor& t) const {
+  if (info.dtype != DType::kUndefined && info.dtype != t.dtype)
+    fail(ErrorKind::kInvalidArgument, "input '", info.name, "': expected tensor(", dtype_name(info.dtype),
+         "), got tensor(", dtype_name(t.dtype), ")");
+  if (!info.has_shape) return;
+  if (info.dims.size() != t.shape.size())
+    fail(ErrorKind::kInvalidArgument, "input '", info.name, "': expected rank ", info.dims.size(),
+         " (shape ", dims_str(info), "), got rank ", t.shape.size(), " (shape ", shape_str(t.shape), ")");
+  for (size_t d = 0; d < t.shape.size(); ++d)
+    if (info.dims[d].known() && info.dims[d].value != t.shape[d])
+      fail(ErrorKind::kInvalidArgument, "input '", info.name, "': dimension ", d, " must be ",
+           info.dims[d].value, ", got ", t.shape[d], " (expected shape ", dims_str(info), ", got ",
+           shape_str(t.shape), ")");
+}
+
+std::shared_ptr<MemoryPlan> Session::find_plan(const std::string& key) const {
+  std::shared_lock<std::shared_mutex> lk(plans_mu_);
+  auto it = plans_.find(key);
+  return it == plans_.end() ? nullptr : it->second;
+}
+
+std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, const std::vector<Tensor>& feeds,
+                                 const std::vector<std::string>& output_names) {
+  RunState rs;
+  const int nv = static_cast<int>(names_.size());
+  rs.values.resize(nv);
+  rs.slot = constants_;
+
+  // Feeds: known names, right dtype and rank, every required input present.
+  std::string key;
+  std::vector<bool> fed(nv, false);
+  for (size_t k = 0; k < feeds.size(); ++k) {
+    const std::string& name = feed_names[k];
+    const ValueInfo* info = nullptr;
+    for (const ValueInfo& vi : model_.graph.inputs)
+      if (vi.name == name) info = &vi;
+    if (!info) {
+      std::string known;
+      for (const ValueInfo& vi : inputs_) known += (known.empty() ? "" : ", ") + vi.name;
+      fail(ErrorKind::kInvalidArgument, "invalid input name '", name, "'; the model's inputs are: ", known);
+    }
+    check_feed(*info, feeds[k]);
+    int v = ids_.at(name);
+    RUNNX_CHECK(!fed[v], kInvalidArgument, "input '", name, "' is fed twice");
+    fed[v] = true;
+    rs.slot[v] = &feeds[k];
+    key += name + ':' + std::to_string(static_cast<int>(feeds[k].dtype)) + shape_str(feeds[k].shape) + ';';
+  }
+  for (const ValueInfo& vi : inputs_)
+    RUNNX_CHECK(fed[ids_.at(vi.name)], kInvalidArgument, "required input '", vi.name, "' (tensor(",
+                dtype_name(vi.dtype), "), shape ", dims_str(vi), ") is missing from the feeds");
+
+  std::vector<int> wanted;
+  if (output_names.empty()) {
+    wanted = graph_output_ids_;
+  } else {
+    for (const std::string& name : output_names) {
+      int v = -1;
+      for (int o : graph_output_ids_)
+        if (names_[o] == name) v = o;
+      RUNNX_CHECK(v >= 0, kInvalidArgument, "invalid output name '", name, "'");
+      wanted.push_back(v);
+    }
+  }
+
+  if (options_.enable_mem_pattern) rs.plan = find_plan(key);
+  std::unique_ptr<uint8_t, void (*)(void*)> arena(nullptr, std::free);
+  if (rs.plan) {
+    arena = rs.plan->take_arena();
+    rs.arena = arena.get();
+  } else {
+    rs.records.assign(nv, ValueRecord{});
+  }
+
+  execute(rs);
+
+  std::vector<Tensor> out;
+  for (int v : wanted) {
+    const Tensor* t = rs.slot[v];
+    RUNNX_CHECK(t && (t->data || t->numel() == 0), kRuntime, "output '", names_[v], "' was not produced");
+    // Return the buffer itself only when nothing else owns it: a heap block of this run.
+    bool borrowed = !t->owner || constants_[v] || fed[v];
+    if (!borrowed)
+      for (const Tensor* c : constants_)
+        if (c && c->owner == t->owner) borrowed = true;
+    for (const Tensor& o : out)
+      if (o.data == t->data && t->nbytes()) borrowed = true;
+    out.push_back(borrowed ? Tensor::clone(*t) : *t);
+  }
+  rs.values.clear();
+  if (rs.plan) {
+    rs.plan->give_back(std::move(arena));
+  } else if (options_.enable_mem_pattern) {
+    std::vector<StepInfo> infos;
+    for (const Step& st : steps_) infos.push_back({st.inputs, st.outputs, st.kernel->inplace_input()});
+    std::shared_ptr<MemoryPlan> plan = build_memory_plan(infos, rs.records, pinned_);
+    std::unique_lock<std::shared_mutex> lk(plans_mu_);
+    if (plans_.size() >= 64) plans_.clear();  // bound the cache under a stream of new shapes
+    plans_.emplace(key, plan);
+    stats_.arena_bytes = plan->arena_bytes;
+    stats_.unplanned_bytes = plan->heap_bytes_unplanned;
+    stats_.inplace_nodes = plan->inplace_count;
+    stats_.plans++;
+  }
+  return out;
+}
+
+void Session::execute(RunState& rs) {
+  MemoryPlan* plan = rs.plan.get();
+  uint8_t* arena_end = plan ? rs.arena + plan->arena_bytes : nullptr;
+  const bool profiling = options_.enable_profiling;
+  std::vector<const Tensor*> ins;
+  for (int s = 0; s < static_cast<int>(steps_.size()); ++s) {
+    const Step& st = steps_[s];
+    ins.clear();
+    for (int v : st.inputs) ins.push_back(v >= 0 ? rs.slot[v] : nullptr);
+    std::vector<Tensor> outs(st.outputs.size());
+    std::vector<bool> allocated(st.outputs.size(), false);
+    auto alloc = [&](int i, DType dtype, Shape shape) -> Tensor {
+      int v = st.outputs[i];
+      allocated[i] = true;
+      int64_t bytes = shape_numel(shape) * static_cast<int64_t>(dtype_size(dtype));
+      if (plan && v >= 0 && plan->offset[v] >= 0 && plan->nbytes[v] == bytes) {
+        Tensor t;
+        t.dtype = dtype;
+        t.shape = std::move(shape);
+        t.data = rs.arena + plan->offset[v];
+        return t;
+      }
+      if (!plan && v >= 0) rs.records[v].nbytes = bytes;
+      return Tensor::empty(dtype, std::move(shape));
+    };
+    KernelContext ctx(*st.node, ins, outs, *pool_, alloc);
+    int64_t t0 = profiling ? now_us() : 0;
+    try {
+      st.kernel->run(ctx);
+    } catch (const Error& e) {
+      std::string what = e.what();
+      if (what.find(st.node->label()) == std::string::npos) what = st.node->label() + ": " + what;
+      throw Error(e.kind(), what);
+    } catch (const std::exception& e) {
+      throw Error(ErrorKind::kRuntime, st.node->label() + ": " + e.what());
+    }
+    if (profiling) {
+      ProfileEvent ev{st.node->name, st.node->op_type, t0, now_us() - t0,
+                      static_cast<int64_t>(std::hash<std::thread::id>()(std::this_thread::get_id()) % 100000)};
+      std::lock_guard<std::mutex> lk(profile_mu_);
+      profile_.push_back(std::move(ev));
+    }
+    for (size_t i = 0; i < outs.size(); ++i) {
+      int v = st.outputs[i];
+      if (v < 0) continue;
+      Tensor& t = outs[i];
+      RUNNX_CHECK(t.dtype != DType::kUndefined, kRuntime, st.node->label(), ": output ", i, " was not produced");
+      if (!allocated[i]) {
+        // A view: find the input it points into, so the plan keeps that buffer alive.
+        int alias = -1;
+        auto* p = static_cast<const uint8_t*>(t.data);
+        for (size_t k = 0; k < ins.size() && p; ++k) {
+          const Tensor* in = ins[k];
+          auto* b = in ? static_cast<const uint8_t*>(in->data) : nullptr;
+          if (b && p >= b && p < b + std::max<size_t>(in->nbytes(), 1)) alias = st.inputs[k];
+        }
+        if (!plan) {
+          rs.records[v].alias_of = alias;
+        } else if (p && p >= rs.arena && p < arena_end && !plan->was_view[v]) {
+          // A view into the arena that the plan did not foresee (data-dependent): copy it out.
+          t = Tensor::clone(t);
+        }
+      }
+      rs.values[v] = std::move(t);
+      rs.slot[v] = &rs.values[v];
+    }
+    // Free what no later step reads (heap values of observing runs; arena slots need nothing).
+    for (int v : st.inputs)
+      if (v >= 0 && last_use_[v] == s && !constants_[v] && rs.slot[v] == &rs.values[v]) rs.values[v] = Tensor{};
+  }
+}
+
+SessionStats Session::stats() const {
+  std::shared_lock<std::shared_mutex> lk(plans_mu_);
+  return stats_;
+}
+
+std::vector<ProfileEvent> Session::take_profile() {
+  std::lock_guard<std::mutex> lk(profile_mu_);
+  return std::exchange(profile_, {});
+}
+
+}  // namespace runnx

@@ -1,0 +1,28 @@
+"""Exception classes raised by runnx.
+
+Every runnx error derives from :class:`RunnxError` (a ``RuntimeError``, as onnxruntime's are).
+
+>>> import runnx
+>>> try:
+...     runnx.InferenceSession(b"not a model")
+... except runnx.InvalidModel as e:
+...     print("bad model:", e)  # doctest: +SKIP
+"""
+
+from ._C import (  # noqa: F401  (re-exported)
+    InvalidArgument,
+    InvalidModel,
+    ResourceExhausted,
+    RunnxError,
+    RuntimeFailure,
+    UnsupportedOp,
+)
+
+__all__ = [
+    "RunnxError",
+    "InvalidModel",
+    "UnsupportedOp",
+    "InvalidArgument",
+    "ResourceExhausted",
+    "RuntimeFailure",
+]

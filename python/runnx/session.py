@@ -1,0 +1,282 @@
+"""InferenceSession, SessionOptions and RunOptions: onnxruntime's Python API over runnx's core.
+
+>>> import numpy as np, runnx
+>>> sess = runnx.InferenceSession("model.onnx")  # doctest: +SKIP
+>>> y, = sess.run(None, {"x": np.ones((1, 4), np.float32)})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _C
+from .providers import CPU, get_all_providers, get_available_providers
+
+# ONNX TensorProto element type -> the word in onnxruntime's "tensor(...)" strings.
+_TYPE_NAMES = {
+    0: "undefined", 1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
+    7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64",
+    14: "complex64", 15: "complex128", 16: "bfloat16",
+}
+
+
+class GraphOptimizationLevel(enum.IntEnum):
+    """Graph rewrite levels, with onnxruntime's names and values."""
+
+    ORT_DISABLE_ALL = 0
+    ORT_ENABLE_BASIC = 1
+    ORT_ENABLE_EXTENDED = 2
+    ORT_ENABLE_LAYOUT = 3
+    ORT_ENABLE_ALL = 99
+
+
+class ExecutionMode(enum.IntEnum):
+    """Accepted for compatibility; runnx always runs nodes in order (parallel inside kernels)."""
+
+    ORT_SEQUENTIAL = 0
+    ORT_PARALLEL = 1
+
+
+class SessionOptions:
+    """Options for :class:`InferenceSession`.
+
+    >>> so = runnx.SessionOptions()
+    >>> so.intra_op_num_threads = 2
+    >>> so.graph_optimization_level = runnx.GraphOptimizationLevel.ORT_DISABLE_ALL
+    """
+
+    def __init__(self) -> None:
+        self.intra_op_num_threads = 0  # 0: the cores this process may use
+        self.inter_op_num_threads = 0
+        self.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.execution_mode = ExecutionMode.ORT_SEQUENTIAL
+        self.enable_profiling = False
+        self.profile_file_prefix = "runnx_profile"
+        self.enable_mem_pattern = True
+        self.enable_cpu_mem_arena = True
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+        self.logid = ""
+        self.optimized_model_filepath = ""
+        self._config: dict[str, str] = {}
+
+    def add_session_config_entry(self, key: str, value: str) -> None:
+        """Stores a free-form configuration entry (kept for onnxruntime compatibility)."""
+        self._config[str(key)] = str(value)
+
+    def get_session_config_entry(self, key: str) -> str:
+        """Returns an entry set by :meth:`add_session_config_entry`."""
+        return self._config[key]
+
+    def _native(self) -> dict[str, Any]:
+        if self.intra_op_num_threads < 0:
+            raise _C.InvalidArgument("intra_op_num_threads must be >= 0")
+        return {
+            "intra_op_num_threads": int(self.intra_op_num_threads),
+            "graph_optimization_level": int(self.graph_optimization_level),
+            "enable_mem_pattern": bool(self.enable_mem_pattern),
+            "enable_profiling": bool(self.enable_profiling),
+        }
+
+
+class RunOptions:
+    """Per-call options (accepted for onnxruntime compatibility).
+
+    >>> ro = runnx.RunOptions(); ro.logid = "request-7"
+    """
+
+    def __init__(self) -> None:
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+        self.logid = ""
+        self.tag = ""
+        self.terminate = False
+        self.only_execute_path_to_fetches = False
+
+
+class NodeArg:
+    """A graph input or output: ``name``, ``type`` (``"tensor(float)"``) and ``shape``, whose
+    entries are ints, symbolic names (``"batch"``) or None."""
+
+    def __init__(self, name: str, elem_type: int, dims) -> None:
+        self.name = name
+        self.type = f"tensor({_TYPE_NAMES.get(elem_type, str(elem_type))})"
+        self.shape = list(dims) if dims is not None else []
+
+    def __repr__(self) -> str:
+        return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
+
+
+class ModelMetadata:
+    """What ``get_modelmeta()`` returns: producer, graph name, domain, description, version and
+    ``custom_metadata_map`` (the model's metadata_props)."""
+
+    def __init__(self, d: dict) -> None:
+        self.producer_name = d["producer_name"]
+        self.graph_name = d["graph_name"]
+        self.domain = d["domain"]
+        self.description = d["description"]
+        self.graph_description = d["graph_description"]
+        self.version = d["version"]
+        self.custom_metadata_map = dict(d["custom_metadata_map"])
+
+
+def _provider_names(providers) -> list[str]:
+    names = []
+    for p in providers or []:
+        names.append(p[0] if isinstance(p, (tuple, list)) else p)
+    return names
+
+
+class InferenceSession:
+    """Loads a model and runs it, with onnxruntime's API.
+
+    >>> sess = runnx.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])  # doctest: +SKIP
+    >>> [i.name for i in sess.get_inputs()]  # doctest: +SKIP
+    ['x']
+    >>> y, = sess.run(None, {"x": np.zeros((1, 4), np.float32)})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path_or_bytes: str | bytes | os.PathLike,
+        sess_options: SessionOptions | None = None,
+        providers: Sequence[str | tuple[str, dict]] | None = None,
+        provider_options: Sequence[dict] | None = None,
+        **kwargs,
+    ) -> None:
+        self._sess_options = sess_options or SessionOptions()
+        requested = _provider_names(providers)
+        for name in requested:
+            if name not in get_all_providers():
+                raise ValueError(
+                    f"Unknown Provider Type: {name}; known providers: {get_all_providers()}"
+                )
+            if name not in get_available_providers():
+                warnings.warn(
+                    f"Specified provider '{name}' is not in available provider names. "
+                    f"Available providers: '{', '.join(get_available_providers())}'",
+                    stacklevel=2,
+                )
+        if isinstance(path_or_bytes, (bytearray, memoryview)):
+            path_or_bytes = bytes(path_or_bytes)
+        elif isinstance(path_or_bytes, os.PathLike):
+            path_or_bytes = os.fspath(path_or_bytes)
+        elif hasattr(path_or_bytes, "SerializeToString"):  # an onnx.ModelProto
+            path_or_bytes = path_or_bytes.SerializeToString()
+        if isinstance(path_or_bytes, str) and not os.path.isfile(path_or_bytes):
+            raise FileNotFoundError(f"model file not found: {path_or_bytes}")
+        self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
+        self._profiling_start_ns = time.time_ns()
+        self._sess = _C.Session(path_or_bytes, self._sess_options._native())
+        self._inputs = [NodeArg(*t) for t in self._sess.inputs()]
+        self._outputs = [NodeArg(*t) for t in self._sess.outputs()]
+        self._overridable = [NodeArg(*t) for t in self._sess.overridable_initializers()]
+        self._input_types = {
+            a.name: a.type for a in self._inputs + self._overridable
+        }
+
+    # --- metadata -------------------------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        """Graph inputs that are not initializers, in graph order."""
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[NodeArg]:
+        """Graph outputs, in graph order."""
+        return list(self._outputs)
+
+    def get_overridable_initializers(self) -> list[NodeArg]:
+        """Initializers that are also graph inputs: a feed of that name replaces the value."""
+        return list(self._overridable)
+
+    def get_modelmeta(self) -> ModelMetadata:
+        """The model's producer, graph name, version and custom metadata."""
+        return ModelMetadata(self._sess.metadata())
+
+    def get_providers(self) -> list[str]:
+        """Providers this session runs on, in priority order."""
+        return list(self._sess.providers())
+
+    def get_provider_options(self) -> dict[str, dict]:
+        """Options per provider (none are configurable yet)."""
+        return {p: {} for p in self.get_providers()}
+
+    def get_session_options(self) -> SessionOptions:
+        """The options the session was created with."""
+        return self._sess_options
+
+    def get_profiling_start_time_ns(self) -> int:
+        """When profiling started (session creation), in ns since the epoch."""
+        return self._profiling_start_ns
+
+    # --- running --------------------------------------------------------------------------
+    def run(self, output_names, input_feed: dict[str, Any], run_options: RunOptions | None = None):
+        """Runs the model. ``output_names`` None means every output, in graph order; returns a
+        list of numpy arrays.
+
+        >>> probs, = sess.run(None, {"input": x})  # doctest: +SKIP
+        """
+        if not isinstance(input_feed, dict):
+            raise _C.InvalidArgument("input_feed must be a dict of input name -> array")
+        if run_options is not None and run_options.terminate:
+            raise _C.RuntimeFailure("run was terminated by RunOptions.terminate")
+        feeds = {}
+        for name, value in input_feed.items():
+            arr = np.asarray(value)
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            feeds[name] = arr
+        return self._sess.run(output_names, feeds)
+
+    def end_profiling(self) -> str:
+        """Writes the per-node timings recorded so far as Chrome-trace JSON; returns the file
+        name ('' when profiling is off). Open it in chrome://tracing or Perfetto."""
+        if not self._sess_options.enable_profiling:
+            return ""
+        events = []
+        for name, op_type, start_us, dur_us, tid in self._sess.take_profile():
+            events.append(
+                {
+                    "name": name or op_type,
+                    "cat": "Node",
+                    "ph": "X",
+                    "ts": start_us,
+                    "dur": dur_us,
+                    "pid": os.getpid(),
+                    "tid": tid,
+                    "args": {"op_name": op_type},
+                }
+            )
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        path = f"{self._sess_options.profile_file_prefix}_{stamp}_{time.time_ns() % 10**6}.json"
+        with open(path, "w") as f:
+            json.dump(events, f)
+        return path
+
+    # --- runnx extras ----------------------------------------------------------------------
+    def memory_stats(self) -> dict[str, int]:
+        """Arena bytes of the latest plan, bytes left on the heap, in-place nodes, plans cached.
+
+        >>> sess.memory_stats()["arena_bytes"]  # doctest: +SKIP
+        1204224
+        """
+        return dict(self._sess.stats())
+
+
+__all__ = [
+    "InferenceSession",
+    "SessionOptions",
+    "RunOptions",
+    "GraphOptimizationLevel",
+    "ExecutionMode",
+    "NodeArg",
+    "ModelMetadata",
+    "CPU",
+]
