@@ -1,0 +1,195 @@
+// Element-wise unary ops: out[i] = f(in[i]). Each op is a small functor; one templated kernel
+// runs them all, so adding an op is a functor and a registration line.
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "ops/kernel.h"
+#include "ops/op_util.h"
+
+namespace runnx {
+
+namespace {
+
+// Which element types an op accepts.
+enum class TypeSet { kFloat, kSigned, kNumeric };
+
+struct Params {
+  float alpha = 0, beta = 0, gamma = 0;
+  bool tanh_approx = false;
+};
+
+template <typename T>
+using F = std::conditional_t<std::is_same_v<T, double>, double, float>;  // math type for ints
+
+#define UNARY(NAME, SET, EXPR)                                      \
+  struct NAME {                                                     \
+    static constexpr TypeSet kTypes = TypeSet::SET;                 \
+    Params p;                                                       \
+    template <typename T>                                           \
+    T operator()(T x) const {                                       \
+      (void)p;                                                      \
+      return static_cast<T>(EXPR);                                  \
+    }                                                               \
+  };
+
+UNARY(Neg, kSigned, -x)
+UNARY(Abs, kNumeric, (std::is_signed_v<T> ? (x < 0 ? -x : x) : x))
+UNARY(Sign, kNumeric, (x > T(0)) - (x < T(0)))
+UNARY(Relu, kSigned, x > T(0) ? x : T(0))
+UNARY(Sqrt, kFloat, std::sqrt(x))
+UNARY(Reciprocal, kFloat, T(1) / x)
+UNARY(Exp, kFloat, std::exp(x))
+UNARY(Log, kFloat, std::log(x))
+UNARY(Erf, kFloat, std::erf(x))
+UNARY(Tanh, kFloat, std::tanh(x))
+UNARY(Sin, kFloat, std::sin(x))
+UNARY(Cos, kFloat, std::cos(x))
+UNARY(Floor, kFloat, std::floor(x))
+UNARY(Ceil, kFloat, std::ceil(x))
+UNARY(Round, kFloat, std::nearbyint(x))  // ties to even under the default rounding mode
+UNARY(Sigmoid, kFloat, x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x)))
+UNARY(Softplus, kFloat, x > T(20) ? x : std::log1p(std::exp(x)))
+UNARY(Softsign, kFloat, x / (T(1) + std::abs(x)))
+UNARY(LeakyRelu, kFloat, x >= T(0) ? x : T(p.alpha) * x)
+UNARY(Elu, kFloat, x >= T(0) ? x : T(p.alpha) * (std::exp(x) - T(1)))
+UNARY(Selu, kFloat, T(p.gamma) * (x > T(0) ? x : T(p.alpha) * (std::exp(x) - T(1))))
+UNARY(Celu, kFloat, std::max(T(0), x) + std::min(T(0), T(p.alpha) * (std::exp(x / T(p.alpha)) - T(1))))
+UNARY(ThresholdedRelu, kFloat, x > T(p.alpha) ? x : T(0))
+UNARY(HardSigmoid, kFloat, std::max(T(0), std::min(T(1), T(p.alpha) * x + T(p.beta))))
+UNARY(HardSwish, kFloat, x * std::max(T(0), std::min(T(1), x / T(6) + T(0.5))))
+UNARY(Mish, kFloat, x * std::tanh(x > T(20) ? x : std::log1p(std::exp(x))))
+// ONNX Gelu (opset 20): exact erf form, or the tanh approximation.
+UNARY(Gelu, kFloat,
+      p.tanh_approx
+          ? T(0.5) * x * (T(1) + std::tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)))
+          : T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476))))
+#undef UNARY
+
+template <typename Op>
+class UnaryKernel : public Kernel {
+ public:
+  explicit UnaryKernel(const KernelInfo& info) {
+    const Node& n = info.node;
+    op_.p.alpha = n.get_float("alpha", default_alpha());
+    op_.p.beta = n.get_float("beta", 0.5f);
+    op_.p.gamma = n.get_float("gamma", 1.05070102214813232421875f);
+    if constexpr (std::is_same_v<Op, Selu>) op_.p.alpha = n.get_float("alpha", 1.67326319217681884765625f);
+    if constexpr (std::is_same_v<Op, HardSigmoid>) op_.p.alpha = n.get_float("alpha", 0.2f);
+    std::string approx = n.get_string("approximate", "none");
+    RUNNX_CHECK(approx == "none" || approx == "tanh", kInvalidModel, n.label(), ": approximate must be "
+                "'none' or 'tanh', got '", approx, "'");
+    op_.p.tanh_approx = approx == "tanh";
+  }
+
+  int inplace_input() const override { return 0; }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.required_input(0);
+    Tensor& y = ctx.allocate_output(0, x.dtype, x.shape);
+    auto go = [&](auto tag) {
+      using T = decltype(tag);
+      const T* in = x.ptr<T>();
+      T* out = y.ptr<T>();
+      const Op op = op_;
+      ctx.pool().parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) out[i] = op(in[i]);
+      });
+    };
+    switch (x.dtype) {
+      case DType::kF32: return go(float{});
+      case DType::kF64: return go(double{});
+      default: break;
+    }
+    if constexpr (Op::kTypes != TypeSet::kFloat) {
+      switch (x.dtype) {
+        case DType::kI64: return go(int64_t{});
+        case DType::kI32: return go(int32_t{});
+        case DType::kI16: return go(int16_t{});
+        case DType::kI8: return go(int8_t{});
+        default: break;
+      }
+      if constexpr (Op::kTypes == TypeSet::kNumeric) {
+        switch (x.dtype) {
+          case DType::kU8: return go(uint8_t{});
+          case DType::kU16: return go(uint16_t{});
+          case DType::kU32: return go(uint32_t{});
+          case DType::kU64: return go(uint64_t{});
+          default: break;
+        }
+      }
+    }
+    fail(ErrorKind::kUnsupportedOp, ctx.node().label(), ": element type ", dtype_name(x.dtype),
+         " is not supported");
+  }
+
+ private:
+  static float default_alpha() {
+    if constexpr (std::is_same_v<Op, LeakyRelu>) return 0.01f;
+    return 1.0f;
+  }
+  Op op_;
+};
+
+// IsNaN / IsInf: float in, bool out.
+class IsNaNKernel : public Kernel {
+ public:
+  explicit IsNaNKernel(const KernelInfo& info)
+      : inf_(info.node.op_type == "IsInf"),
+        neg_(info.node.get_int("detect_negative", 1) != 0),
+        pos_(info.node.get_int("detect_positive", 1) != 0) {}
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.required_input(0);
+    Tensor& y = ctx.allocate_output(0, DType::kBool, x.shape);
+    bool* out = y.ptr<bool>();
+    auto go = [&](auto tag) {
+      using T = decltype(tag);
+      const T* in = x.ptr<T>();
+      for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+        T v = in[i];
+        out[i] = inf_ ? ((pos_ && v == std::numeric_limits<T>::infinity()) ||
+                         (neg_ && v == -std::numeric_limits<T>::infinity()))
+                      : std::isnan(v);
+      }
+    };
+    if (x.dtype == DType::kF32) return go(float{});
+    if (x.dtype == DType::kF64) return go(double{});
+    fail(ErrorKind::kUnsupportedOp, ctx.node().label(), ": element type ", dtype_name(x.dtype), " is not supported");
+  }
+
+ private:
+  bool inf_, neg_, pos_;
+};
+
+// Not: bool in, bool out.
+class NotKernel : public Kernel {
+ public:
+  explicit NotKernel(const KernelInfo&) {}
+  int inplace_input() const override { return 0; }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = ctx.required_input(0);
+    RUNNX_CHECK(x.dtype == DType::kBool, kInvalidArgument, ctx.node().label(), ": expects bool, got ",
+                dtype_name(x.dtype));
+    Tensor& y = ctx.allocate_output(0, DType::kBool, x.shape);
+    const bool* in = x.ptr<bool>();
+    bool* out = y.ptr<bool>();
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) out[i] = !in[i];
+  }
+};
+
+}  // namespace
+
+void register_unary_ops(OpRegistry& r) {
+#define REG(NAME, SINCE) r.add(#NAME, "", SINCE, factory<UnaryKernel<NAME>>());
+  REG(Neg, 6) REG(Abs, 6) REG(Sign, 9) REG(Relu, 6) REG(Sqrt, 6) REG(Reciprocal, 6) REG(Exp, 6)
+  REG(Log, 6) REG(Erf, 9) REG(Tanh, 6) REG(Sin, 7) REG(Cos, 7) REG(Floor, 6) REG(Ceil, 6)
+  REG(Round, 11) REG(Sigmoid, 6) REG(Softplus, 1) REG(Softsign, 1) REG(LeakyRelu, 6) REG(Elu, 6)
+  REG(Selu, 6) REG(Celu, 12) REG(ThresholdedRelu, 10) REG(HardSigmoid, 6) REG(HardSwish, 14)
+  REG(Mish, 18) REG(Gelu, 20)
+#undef REG
+  r.add("IsNaN", "", 9, factory<IsNaNKernel>());
+  r.add("IsInf", "", 10, factory<IsNaNKernel>());
+  r.add("Not", "", 1, factory<NotKernel>());
+}
+
+}  // namespace runnx
