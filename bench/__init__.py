@@ -1,0 +1,1 @@
+"""Benchmarks for runnx: the model zoo (bench.models), compare.py and peak.py."""
