@@ -1,0 +1,178 @@
+"""The ``runnx`` command line.
+
+    runnx run MODEL [--input NAME=FILE.npy ...] [--repeat N]   run a model, print outputs and timing
+    runnx run --demo                                            the same on a model shipped with runnx
+    runnx inspect MODEL                                         inputs, outputs, op counts, memory plan
+    runnx bench MODEL [--compare onnxruntime]                   latency side by side, as ratios
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from . import InferenceSession, RunnxError, SessionOptions
+
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+def demo_model_path() -> str:
+    """Path of the small MLP shipped inside the package (what ``--demo`` runs)."""
+    return os.path.join(os.path.dirname(__file__), "demo", "mlp.onnx")
+
+
+def random_feeds(sess, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs matching a session's declared inputs; symbolic dims become ``batch``."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for arg in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d >= 0 else batch for d in arg.shape]
+        dtype = _NUMPY_TYPES.get(arg.type, np.float32)
+        if np.dtype(dtype).kind in "iu":
+            feeds[arg.name] = rng.integers(0, 2, size=shape).astype(dtype)
+        elif dtype is np.bool_:
+            feeds[arg.name] = rng.random(shape) < 0.5
+        else:
+            feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+    return feeds
+
+
+def _session(path: str, threads: int) -> InferenceSession:
+    so = SessionOptions()
+    so.intra_op_num_threads = threads
+    return InferenceSession(path, so)
+
+
+def _time_runs(run, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def cmd_run(args) -> int:
+    path = demo_model_path() if args.demo else args.model
+    if not path:
+        print("runnx run: give a MODEL path or --demo", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    sess = _session(path, args.threads)
+    load_ms = (time.perf_counter() - t0) * 1e3
+    feeds = random_feeds(sess, batch=args.batch)
+    for spec in args.input or []:
+        name, _, file = spec.partition("=")
+        if not file:
+            print(f"runnx run: --input expects NAME=FILE.npy, got {spec!r}", file=sys.stderr)
+            return 2
+        feeds[name] = np.load(file)
+    outputs = sess.run(None, feeds)
+    times = _time_runs(lambda: sess.run(None, feeds), args.repeat)
+    print(f"model: {path}")
+    for name, x in feeds.items():
+        print(f"input  {name}: {x.dtype} {list(x.shape)}")
+    np.set_printoptions(precision=5, threshold=20, edgeitems=3)
+    for arg, y in zip(sess.get_outputs(), outputs):
+        print(f"output {arg.name}: {y.dtype} {list(y.shape)}")
+        print("  " + np.array2string(y, prefix="  "))
+    print(f"session creation: {load_ms:.2f} ms")
+    print(f"run: p50 {statistics.median(times):.3f} ms, min {min(times):.3f} ms over {len(times)} runs")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    import onnx  # inspect reads the graph with the onnx package when it is installed
+
+    model = onnx.load(args.model, load_external_data=False)
+    sess = _session(args.model, args.threads)
+    print(f"model: {args.model}  (producer {model.producer_name} {model.producer_version})")
+    print("opsets: " + ", ".join(f"{o.domain or 'ai.onnx'}={o.version}" for o in model.opset_import))
+    for arg in sess.get_inputs():
+        print(f"input  {arg.name}: {arg.type} {arg.shape}")
+    for arg in sess.get_outputs():
+        print(f"output {arg.name}: {arg.type} {arg.shape}")
+    counts = collections.Counter(n.op_type for n in model.graph.node)
+    print(f"nodes: {len(model.graph.node)}  initializers: {len(model.graph.initializer)}")
+    for op, n in counts.most_common():
+        print(f"  {op:24s} {n}")
+    sess.run(None, random_feeds(sess))
+    stats = sess.memory_stats()
+    print(
+        f"memory plan (batch 1): arena {stats['arena_bytes'] / 1e6:.2f} MB, outputs on heap "
+        f"{stats['unplanned_bytes'] / 1e6:.2f} MB, in-place nodes {stats['inplace_nodes']}"
+    )
+    return 0
+
+
+def cmd_bench(args) -> int:
+    sess = _session(args.model, args.threads)
+    feeds = random_feeds(sess, batch=args.batch)
+    engines = {"runnx": lambda: sess.run(None, feeds)}
+    if args.compare == "onnxruntime":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        ort_sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
+        engines["onnxruntime"] = lambda: ort_sess.run(None, feeds)
+    for run in engines.values():
+        run()  # warm up (and plan)
+    times = {k: [] for k in engines}
+    for _ in range(args.repeat):  # interleaved, so a noisy neighbour hits both engines alike
+        for k, run in engines.items():
+            times[k] += _time_runs(run, 1)
+    base = statistics.median(times["runnx"])
+    for k, t in times.items():
+        p50 = statistics.median(t)
+        ratio = f"  runnx/{k} = {base / p50:.2f}" if k != "runnx" else ""
+        print(f"{k:12s} p50 {p50:8.3f} ms  p90 {np.percentile(t, 90):8.3f} ms{ratio}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``runnx`` console script.
+
+    >>> main(["run", "--demo"])  # doctest: +SKIP
+    """
+    p = argparse.ArgumentParser(prog="runnx", description="runnx: run ONNX models fast")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a model on random or given inputs")
+    r.add_argument("model", nargs="?")
+    r.add_argument("--demo", action="store_true", help="run the small model shipped with runnx")
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy")
+    r.add_argument("--batch", type=int, default=1, help="size for symbolic dims of random inputs")
+    r.add_argument("--repeat", type=int, default=20)
+    r.add_argument("--threads", type=int, default=0)
+    r.set_defaults(fn=cmd_run)
+    i = sub.add_parser("inspect", help="inputs, outputs, op counts and memory plan")
+    i.add_argument("model")
+    i.add_argument("--threads", type=int, default=0)
+    i.set_defaults(fn=cmd_inspect)
+    b = sub.add_parser("bench", help="latency, optionally side by side with onnxruntime")
+    b.add_argument("model")
+    b.add_argument("--compare", choices=["onnxruntime"])
+    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--repeat", type=int, default=50)
+    b.add_argument("--threads", type=int, default=0)
+    b.set_defaults(fn=cmd_bench)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (RunnxError, FileNotFoundError) as e:
+        print(f"runnx {args.cmd}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
