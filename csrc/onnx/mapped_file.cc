@@ -1,0 +1,59 @@
+#include "onnx/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/status.h"
+
+namespace runnx {
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::string* error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = std::strerror(errno);
+    return nullptr;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    *error = std::strerror(errno);
+    ::close(fd);
+    return nullptr;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = "not a regular file";
+    ::close(fd);
+    return nullptr;
+  }
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = path;
+  f->size_ = static_cast<size_t>(st.st_size);
+  if (f->size_ > 0) {  // mmap refuses length 0; an empty file maps to nothing
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      *error = std::strerror(errno);
+      ::close(fd);
+      return nullptr;
+    }
+    f->data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);  // the mapping stays valid without the descriptor
+  return f;
+}
+
+std::shared_ptr<MappedFile> MappedFile::open_or_throw(const std::string& path) {
+  std::string error;
+  std::shared_ptr<MappedFile> f = open(path, &error);
+  if (!f) fail(ErrorKind::kInvalidArgument, "cannot open model file '", path, "': ", error);
+  return f;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+}  // namespace runnx

@@ -1,0 +1,33 @@
+// A file mapped read-only into memory. Shared by the tensors that point into it: the mapping
+// lives until the last of them (and the reader) lets go.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace runnx {
+
+class MappedFile {
+ public:
+  // Maps `path`; returns nullptr and sets `*error` (the OS reason) when it cannot.
+  static std::shared_ptr<MappedFile> open(const std::string& path, std::string* error);
+  // Maps `path`; throws InvalidArgument naming the path when it cannot.
+  static std::shared_ptr<MappedFile> open_or_throw(const std::string& path);
+
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }  // nullptr for an empty file
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+}  // namespace runnx
