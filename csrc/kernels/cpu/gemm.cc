@@ -4,6 +4,9 @@
 // which compilers vectorise for any ISA. The AVX2 microkernel replaces this inside gemm_f32.
 #include "kernels/cpu/gemm.h"
 
+#include "common/cpu_features.h"
+#include "kernels/cpu/sgemm_avx2.h"
+
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -170,6 +173,9 @@ using Arith = typename ArithOf<T>::type;
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool) {
+  // cpuid once; the AVX2/FMA microkernel where the CPU has it, the portable loops elsewhere.
+  static const bool avx2 = cpu_features().has_avx2_fma();
+  if (avx2) return sgemm_avx2(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
   gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
 }
 
