@@ -161,6 +161,48 @@ class IsNaNKernel : public Kernel {
   bool inf_, neg_, pos_;
 };
 
+// Clip: bounds are attributes before opset 11, optional scalar inputs from 11 on.
+class ClipKernel : public Kernel {
+ public:
+  explicit ClipKernel(const KernelInfo& info) : attrs_(info.opset < 11) {
+    lo_ = info.node.get_float("min", -std::numeric_limits<float>::infinity());
+    hi_ = info.node.get_float("max", std::numeric_limits<float>::infinity());
+  }
+  int inplace_input() const override { return 0; }
+
+  void run(KernelContext& ctx) const override {
+    const Node& node = ctx.node();
+    const Tensor& x = ctx.required_input(0);
+    Tensor& y = ctx.allocate_output(0, x.dtype, x.shape);
+    auto go = [&](auto tag) {
+      using T = decltype(tag);
+      T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
+      if (attrs_) {
+        lo = static_cast<T>(std::max<double>(lo_, static_cast<double>(lo)));
+        hi = static_cast<T>(std::min<double>(hi_, static_cast<double>(hi)));
+      } else {
+        for (int k : {1, 2}) {
+          const Tensor* b = ctx.input(k);
+          if (!b) continue;
+          RUNNX_CHECK(b->dtype == x.dtype && b->numel() == 1, kInvalidArgument, node.label(),
+                      ": min/max must be scalars of the input's type");
+          (k == 1 ? lo : hi) = *b->ptr<T>();
+        }
+      }
+      const T* in = x.ptr<T>();
+      T* out = y.ptr<T>();
+      ctx.pool().parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) out[i] = std::min(std::max(in[i], lo), hi);
+      });
+    };
+    dispatch_numeric(x.dtype, node, go);
+  }
+
+ private:
+  bool attrs_;
+  float lo_, hi_;
+};
+
 // Not: bool in, bool out.
 class NotKernel : public Kernel {
  public:
@@ -190,6 +232,7 @@ void register_unary_ops(OpRegistry& r) {
   r.add("IsNaN", "", 9, factory<IsNaNKernel>());
   r.add("IsInf", "", 10, factory<IsNaNKernel>());
   r.add("Not", "", 1, factory<NotKernel>());
+  r.add("Clip", "", 6, factory<ClipKernel>());
 }
 
 }  // namespace runnx

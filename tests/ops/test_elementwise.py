@@ -221,3 +221,27 @@ def test_elementwise_chain_reuses_buffers_in_place():
     stats = sess.memory_stats()
     assert stats["plans"] == 1
     assert stats["inplace_nodes"] >= 1
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (3, 17)])
+@pytest.mark.parametrize("bounds", [(None, None), (-0.5, None), (None, 0.5), (-0.5, 0.5)])
+def test_clip_inputs_form(shape, bounds):
+    x = rand(shape)
+    inits, order = {}, ["x"]
+    for name, v in zip(["lo", "hi"], bounds):
+        if v is not None:
+            inits[name] = np.array(v, np.float32)
+        order.append(name if v is not None else "")
+    while order[-1] == "":
+        order.pop()
+    check_against_reference("Clip", {"x": x}, initializers=inits, input_order=order, opset=13)
+
+
+def test_clip_bounds_as_runtime_inputs_and_ints():
+    x = rand((4, 5), np.int64, -10, 10)
+    lo, hi = np.array(-3, np.int64), np.array(4, np.int64)
+    check_against_reference("Clip", {"x": x, "lo": lo, "hi": hi}, opset=13)
+
+
+def test_clip_attribute_form():
+    check_against_reference("Clip", {"x": rand((3, 9))}, attrs={"min": -0.25, "max": 0.75}, opset=10)
