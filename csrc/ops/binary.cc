@@ -105,6 +105,23 @@ void binary_dispatch(const Tensor& a, const Tensor& b, Tensor& y, ThreadPool& po
   }
 }
 
+// Pow with a scalar float exponent of 2, 3, 0.5 or 1 (LayerNorm written out uses Pow(x, 2)):
+// multiplications instead of pow(). Returns false when not applicable.
+inline bool pow_scalar_fast_path(const Tensor& a, const Tensor& b, Tensor& y, ThreadPool& pool) {
+  if (a.dtype != DType::kF32 || b.numel() != 1 || y.shape != a.shape) return false;
+  const float e = *b.ptr<float>();
+  if (e != 2.f && e != 3.f && e != 0.5f && e != 1.f) return false;
+  const float* x = a.ptr<float>();
+  float* out = y.ptr<float>();
+  pool.parallel_for(a.numel(), 16384, [&](int64_t s, int64_t t) {
+    if (e == 2.f) for (int64_t i = s; i < t; ++i) out[i] = x[i] * x[i];
+    else if (e == 3.f) for (int64_t i = s; i < t; ++i) out[i] = x[i] * x[i] * x[i];
+    else if (e == 0.5f) for (int64_t i = s; i < t; ++i) out[i] = std::sqrt(x[i]);
+    else for (int64_t i = s; i < t; ++i) out[i] = x[i];
+  });
+  return true;
+}
+
 template <Bin B>
 class BinaryKernel : public Kernel {
  public:
@@ -137,6 +154,9 @@ class BinaryKernel : public Kernel {
     }
     Tensor& y = ctx.allocate_output(0, is_compare(B) || is_logic(B) ? DType::kBool : a.dtype, out);
     if (y.numel() == 0) return;
+    if constexpr (B == Bin::kPow) {
+      if (pow_scalar_fast_path(a, b, y, ctx.pool())) return;
+    }
     if (B == Bin::kMod && fmod_) return binary_dispatch<Bin::kFMod>(a, b, y, ctx.pool(), node);
     if (B == Bin::kMod) {
       RUNNX_CHECK(!dtype_is_float(a.dtype), kInvalidModel, node.label(), ": floating-point Mod needs fmod=1");
