@@ -51,6 +51,9 @@ def _run_case(case) -> None:
     init_names = {i.name for i in case.model.graph.initializer}
     input_names = [i.name for i in case.model.graph.input if i.name not in init_names]
     for ins, expected in case.data_sets:
+        # Generators write some 0-d values as numpy scalars; those are tensors too.
+        ins = [np.asarray(x) if isinstance(x, np.generic) else x for x in ins]
+        expected = [np.asarray(x) if isinstance(x, np.generic) else x for x in expected]
         for x in list(ins) + list(expected):
             if not isinstance(x, np.ndarray):
                 raise TypeError(f"non-tensor value {type(x).__name__} (sequences/optionals)")
