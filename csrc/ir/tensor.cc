@@ -74,6 +74,10 @@ std::vector<double> tensor_to_f64(const Tensor& t) {
       case DType::kI32: v[i] = t.ptr<int32_t>()[i]; break;
       case DType::kI8: v[i] = t.ptr<int8_t>()[i]; break;
       case DType::kU8: v[i] = t.ptr<uint8_t>()[i]; break;
+      case DType::kI16: v[i] = t.ptr<int16_t>()[i]; break;
+      case DType::kU16: v[i] = t.ptr<uint16_t>()[i]; break;
+      case DType::kU32: v[i] = t.ptr<uint32_t>()[i]; break;
+      case DType::kU64: v[i] = static_cast<double>(t.ptr<uint64_t>()[i]); break;
       default: fail(ErrorKind::kInvalidArgument, "expected a numeric tensor, got ", dtype_name(t.dtype));
     }
   }

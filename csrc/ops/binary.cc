@@ -34,8 +34,9 @@ inline auto apply(T a, T b) {
     else return static_cast<T>(std::pow(static_cast<double>(a), static_cast<double>(b)));
   }
   if constexpr (B == Bin::kMod) {  // integer mod takes the divisor's sign, as Python's %
-    if constexpr (std::is_floating_point_v<T>) {
-      return a;  // unreachable: floating Mod requires fmod=1 (checked in run)
+    if constexpr (std::is_floating_point_v<T>) {  // fmod=0 on floats: Python's sign rule too
+      T m = std::fmod(a, b);
+      return (m != 0 && ((m < 0) != (b < 0))) ? m + b : m;
     } else {
       T m = a % b;
       return static_cast<T>((m != 0 && ((m < 0) != (b < 0))) ? m + b : m);
@@ -158,9 +159,6 @@ class BinaryKernel : public Kernel {
       if (pow_scalar_fast_path(a, b, y, ctx.pool())) return;
     }
     if (B == Bin::kMod && fmod_) return binary_dispatch<Bin::kFMod>(a, b, y, ctx.pool(), node);
-    if (B == Bin::kMod) {
-      RUNNX_CHECK(!dtype_is_float(a.dtype), kInvalidModel, node.label(), ": floating-point Mod needs fmod=1");
-    }
     binary_dispatch<B>(a, b, y, ctx.pool(), node);
   }
 

@@ -16,7 +16,7 @@ namespace {
 enum class TypeSet { kFloat, kSigned, kNumeric };
 
 struct Params {
-  float alpha = 0, beta = 0, gamma = 0;
+  float alpha = 0, beta = 0, gamma = 0, lambd = 0.5f, bias = 0;
   bool tanh_approx = false;
 };
 
@@ -71,6 +71,16 @@ UNARY(Erf, kFloat, erf_t(x))
 UNARY(Tanh, kFloat, std::tanh(x))
 UNARY(Sin, kFloat, std::sin(x))
 UNARY(Cos, kFloat, std::cos(x))
+UNARY(Tan, kFloat, std::tan(x))
+UNARY(Asin, kFloat, std::asin(x))
+UNARY(Acos, kFloat, std::acos(x))
+UNARY(Atan, kFloat, std::atan(x))
+UNARY(Sinh, kFloat, std::sinh(x))
+UNARY(Cosh, kFloat, std::cosh(x))
+UNARY(Asinh, kFloat, std::asinh(x))
+UNARY(Acosh, kFloat, std::acosh(x))
+UNARY(Atanh, kFloat, std::atanh(x))
+UNARY(Shrink, kFloat, x < T(-p.lambd) ? x + T(p.bias) : (x > T(p.lambd) ? x - T(p.bias) : T(0)))
 UNARY(Floor, kFloat, std::floor(x))
 UNARY(Ceil, kFloat, std::ceil(x))
 UNARY(Round, kFloat, std::nearbyint(x))  // ties to even under the default rounding mode
@@ -100,6 +110,8 @@ class UnaryKernel : public Kernel {
     op_.p.alpha = n.get_float("alpha", default_alpha());
     op_.p.beta = n.get_float("beta", 0.5f);
     op_.p.gamma = n.get_float("gamma", 1.05070102214813232421875f);
+    op_.p.lambd = n.get_float("lambd", 0.5f);
+    op_.p.bias = n.get_float("bias", 0.0f);
     if constexpr (std::is_same_v<Op, Selu>) op_.p.alpha = n.get_float("alpha", 1.67326319217681884765625f);
     if constexpr (std::is_same_v<Op, HardSigmoid>) op_.p.alpha = n.get_float("alpha", 0.2f);
     std::string approx = n.get_string("approximate", "none");
@@ -253,7 +265,8 @@ void register_unary_ops(OpRegistry& r) {
   REG(Log, 6) REG(Erf, 9) REG(Tanh, 6) REG(Sin, 7) REG(Cos, 7) REG(Floor, 6) REG(Ceil, 6)
   REG(Round, 11) REG(Sigmoid, 6) REG(Softplus, 1) REG(Softsign, 1) REG(LeakyRelu, 6) REG(Elu, 6)
   REG(Selu, 6) REG(Celu, 12) REG(ThresholdedRelu, 10) REG(HardSigmoid, 6) REG(HardSwish, 14)
-  REG(Mish, 18) REG(Gelu, 20)
+  REG(Mish, 18) REG(Gelu, 20) REG(Tan, 7) REG(Asin, 7) REG(Acos, 7) REG(Atan, 7) REG(Sinh, 9)
+  REG(Cosh, 9) REG(Asinh, 9) REG(Acosh, 9) REG(Atanh, 9) REG(Shrink, 9)
 #undef REG
   r.add("IsNaN", "", 9, factory<IsNaNKernel>());
   r.add("IsInf", "", 10, factory<IsNaNKernel>());

@@ -25,7 +25,10 @@ UNARY = {
     "HardSwish": (-5, 5, {}, 14), "Floor": (-5, 5, {}, 13), "Ceil": (-5, 5, {}, 13),
     "Round": (-5, 5, {}, 11), "Sin": (-3, 3, {}, 7), "Cos": (-3, 3, {}, 7),
     "ThresholdedRelu": (-3, 3, {"alpha": 0.5}, 10), "Celu": (-3, 3, {"alpha": 1.5}, 12),
-    "Mish": (-4, 4, {}, 18),
+    "Mish": (-4, 4, {}, 18), "Tan": (-1.2, 1.2, {}, 7), "Asin": (-0.9, 0.9, {}, 7),
+    "Acos": (-0.9, 0.9, {}, 7), "Atan": (-3, 3, {}, 7), "Sinh": (-3, 3, {}, 9),
+    "Cosh": (-3, 3, {}, 9), "Asinh": (-3, 3, {}, 9), "Acosh": (1.1, 4, {}, 9),
+    "Atanh": (-0.9, 0.9, {}, 9), "Shrink": (-2, 2, {"lambd": 0.7, "bias": 0.2}, 9),
 }
 
 
@@ -103,6 +106,13 @@ def test_integer_division_by_zero_is_an_error_not_a_crash():
     b = np.array([1, 0, 1], np.int64)
     with pytest.raises(runnx.InvalidArgument, match="division by zero"):
         run_runnx(make_model("Div", {"a": a, "b": b}), {"a": a, "b": b})
+
+
+def test_mod_float_takes_the_divisor_sign():
+    a = np.array([-4.5, 7.25, -3.0, 5.5, 0.0], np.float32)
+    b = np.array([2.0, -2.0, 3.0, 2.5, -1.0], np.float32)
+    (y,) = run_runnx(make_model("Mod", {"a": a, "b": b}, opset=13), {"a": a, "b": b})
+    assert_close(y, np.mod(a, b))
 
 
 def test_mod_fmod_float():
