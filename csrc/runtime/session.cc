@@ -239,7 +239,6 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
   rs.slot = constants_;
 
   // Feeds: known names, right dtype and rank, every required input present.
-  std::string key;
   std::vector<bool> fed(nv, false);
   for (size_t k = 0; k < feeds.size(); ++k) {
     const std::string& name = feed_names[k];
@@ -256,7 +255,14 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     RUNNX_CHECK(!fed[v], kInvalidArgument, "input '", name, "' is fed twice");
     fed[v] = true;
     rs.slot[v] = &feeds[k];
-    key += name + ':' + std::to_string(static_cast<int>(feeds[k].dtype)) + shape_str(feeds[k].shape) + ';';
+  }
+  // The plan key: dtype and shape of every fed value, in graph-input order (feed order varies).
+  std::string key;
+  for (const ValueInfo& vi : model_.graph.inputs) {
+    int v = ids_.at(vi.name);
+    if (!fed[v]) continue;
+    const Tensor& t = *rs.slot[v];
+    key += vi.name + ':' + std::to_string(static_cast<int>(t.dtype)) + shape_str(t.shape) + ';';
   }
   for (const ValueInfo& vi : inputs_)
     RUNNX_CHECK(fed[ids_.at(vi.name)], kInvalidArgument, "required input '", vi.name, "' (tensor(",
