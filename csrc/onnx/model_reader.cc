@@ -3,6 +3,8 @@
 // reads of lengths and scalars go through wire::Reader, which checks them against the buffer.
 #include "onnx/model_reader.h"
 
+#include <sys/mman.h>
+
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -29,7 +31,19 @@ constexpr int kMaxGraphDepth = 64;
 struct Context {
   std::shared_ptr<void> keepalive;  // owns the buffer; nullptr: copy whatever we keep
   ExternalData external;
+  bool file_mapping = false;        // the buffer is a read-only file mapping
 };
+
+// After a weight was copied out of a file mapping, its pages are dead weight in our RSS: tell the
+// kernel to drop them (they are clean file pages, so a later read would simply fault them back).
+// Never used on heap buffers, where MADV_DONTNEED would zero the bytes.
+void release_mapped_pages(const Context& ctx, const uint8_t* p, size_t n) {
+  if (!ctx.file_mapping || n == 0) return;
+  const uintptr_t page = 4096;
+  uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
 
 std::pair<std::string, std::string> read_entry(Reader r) {
   std::pair<std::string, std::string> kv;
@@ -290,6 +304,7 @@ Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr) {
     }
     Tensor t = Tensor::empty(dt, shape);
     if (nbytes) std::memcpy(t.data, tf.raw.data, nbytes);
+    release_mapped_pages(ctx, tf.raw.data, nbytes);
     return t;
   }
   if (tf.typed_field) return decode_typed(tf, dt, shape, numel);
@@ -598,7 +613,8 @@ Model load_model_from_file(const std::string& path) {
   std::shared_ptr<MappedFile> file = MappedFile::open_or_throw(path);
   const uint8_t* data = file->data();
   const size_t size = file->size();
-  return load_model_from_bytes(data, size, std::move(file), dir_of(path));
+  Context ctx{std::move(file), ExternalData(dir_of(path)), true};
+  return read_model(ctx, Reader(data, 0, size, "ModelProto"));
 }
 
 }  // namespace runnx
