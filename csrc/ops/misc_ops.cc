@@ -79,11 +79,11 @@ class TopKKernel : public Kernel {
   }
 
  private:
+  // Orders (value, index) pairs: better value first (NaN above every number), then lower index.
   template <typename T>
-  void compute(const T* x, T* vals, int64_t* idx, int64_t outer, int64_t n, int64_t inner,
-               int64_t k, ThreadPool& pool) const {
-    const bool largest = largest_;
-    auto before = [largest](const std::pair<T, int64_t>& a, const std::pair<T, int64_t>& b) {
+  struct Before {
+    bool largest;
+    bool operator()(const std::pair<T, int64_t>& a, const std::pair<T, int64_t>& b) const {
       const bool an = is_nan(a.first), bn = is_nan(b.first);
       bool a_first, b_first;
       if (largest) {
@@ -94,18 +94,63 @@ class TopKKernel : public Kernel {
         b_first = (!bn && an) || b.first < a.first;
       }
       return a_first || (!b_first && a.second < b.second);
+    }
+  };
+
+  // The k best of one slice (elements `stride` apart) into buf, best first.
+  template <typename T>
+  static void top_k(const T* xs, int64_t stride, int64_t n, int64_t k, bool largest,
+                    std::vector<std::pair<T, int64_t>>& buf) {
+    const Before<T> before{largest};
+    if (k * 8 >= n) {
+      // Large k: sort the whole slice.
+      buf.resize(n);
+      for (int64_t i = 0; i < n; ++i) buf[i] = {xs[i * stride], i};
+      std::sort(buf.begin(), buf.end(), before);
+      return;
+    }
+    // Small k: one pass keeping the k best in a heap whose top is the worst kept.
+    buf.resize(k);
+    for (int64_t i = 0; i < k; ++i) buf[i] = {xs[i * stride], i};
+    std::make_heap(buf.begin(), buf.end(), before);
+    auto offer = [&](int64_t i) {
+      const std::pair<T, int64_t> c{xs[i * stride], i};
+      if (!before(c, buf.front())) return;
+      std::pop_heap(buf.begin(), buf.end(), before);
+      buf.back() = c;
+      std::push_heap(buf.begin(), buf.end(), before);
     };
+    int64_t i = k;
+    if (stride == 1) {
+      // Skip blocks whose every element is strictly worse than the worst kept: a vectorised
+      // count (NaN never counts as worse, so blocks holding one are examined).
+      constexpr int64_t B = 32;
+      for (; i + B <= n; i += B) {
+        const T thr = buf.front().first;
+        int worse = 0;
+        if (largest) {
+          for (int64_t j = 0; j < B; ++j) worse += xs[i + j] < thr;
+        } else {
+          for (int64_t j = 0; j < B; ++j) worse += xs[i + j] > thr;
+        }
+        if (worse == B) continue;
+        for (int64_t j = 0; j < B; ++j) offer(i + j);
+      }
+    }
+    for (; i < n; ++i) offer(i);
+    std::sort_heap(buf.begin(), buf.end(), before);
+  }
+
+  template <typename T>
+  void compute(const T* x, T* vals, int64_t* idx, int64_t outer, int64_t n, int64_t inner,
+               int64_t k, ThreadPool& pool) const {
+    const bool largest = largest_;
     pool.parallel_for(outer * inner, std::max<int64_t>(1, kGrainElems / n),
                       [&](int64_t b, int64_t e) {
-                        std::vector<std::pair<T, int64_t>> buf(n);
+                        std::vector<std::pair<T, int64_t>> buf;
                         for (int64_t s = b; s < e; ++s) {
                           const int64_t o = s / inner, j = s % inner;
-                          const T* xs = x + o * n * inner + j;
-                          for (int64_t i = 0; i < n; ++i) buf[i] = {xs[i * inner], i};
-                          if (k < n)
-                            std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), before);
-                          else
-                            std::sort(buf.begin(), buf.end(), before);
+                          top_k(x + o * n * inner + j, inner, n, k, largest, buf);
                           const int64_t base = o * k * inner + j;
                           for (int64_t i = 0; i < k; ++i) {
                             vals[base + i * inner] = buf[i].first;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/cpu_features.h"
 #include "ops/kernel.h"
 #include "ops/op_util.h"
 #include "ops/vec_math.h"
@@ -104,11 +105,77 @@ class BatchNormKernel : public Kernel {
   bool spatial_;
 };
 
+// Row loops of InstanceNormalization and LayerNormalization, each compiled for the baseline ISA
+// and for AVX2+FMA (see vec_math.h); the kernels pick one at session creation.
+
+// Rows [begin, end) of `spatial` elements; row r is channel r % channels.
+template <typename T>
+RUNNX_INLINE void instance_norm_rows(const T* __restrict x, T* __restrict y, const double* scale,
+                                     const double* bias, int64_t channels, int64_t spatial,
+                                     double eps, int64_t begin, int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t c = row % channels;
+    const T* xr = x + row * spatial;
+    T* yr = y + row * spatial;
+    const double mean = row_sum(xr, spatial) / spatial;
+    const double var = row_sum_sq_dev(xr, spatial, mean) / spatial;
+    // (x - mean) * a + B: folding mean into the bias would cancel badly when |mean| >> std.
+    const T m = static_cast<T>(mean), a = static_cast<T>(scale[c] / std::sqrt(var + eps));
+    const T b = static_cast<T>(bias[c]);
+    for (int64_t i = 0; i < spatial; ++i) yr[i] = (xr[i] - m) * a + b;
+  }
+}
+template <typename T>
+void instance_norm_rows_base(const T* x, T* y, const double* scale, const double* bias,
+                             int64_t channels, int64_t spatial, double eps, int64_t b, int64_t e) {
+  instance_norm_rows(x, y, scale, bias, channels, spatial, eps, b, e);
+}
+template <typename T>
+RUNNX_TARGET_AVX2 void instance_norm_rows_avx2(const T* x, T* y, const double* scale,
+                                               const double* bias, int64_t channels,
+                                               int64_t spatial, double eps, int64_t b, int64_t e) {
+  instance_norm_rows(x, y, scale, bias, channels, spatial, eps, b, e);
+}
+
+// Rows [begin, end) of `len` elements; `bias`, `mean` and `inv_std` may be null.
+template <typename T>
+RUNNX_INLINE void layer_norm_rows(const T* __restrict x, T* __restrict y, T* mean_out, T* inv_out,
+                                  const T* scale, const T* bias, int64_t len, double eps,
+                                  int64_t begin, int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const T* xr = x + row * len;
+    T* yr = y + row * len;
+    // An empty row has mean 0/0 = NaN, as the ONNX reference computes it.
+    const double mean = row_sum(xr, len) / len;
+    const double inv = 1.0 / std::sqrt(row_sum_sq_dev(xr, len, mean) / len + eps);
+    const T m = static_cast<T>(mean), s = static_cast<T>(inv);
+    if (bias) {
+      for (int64_t i = 0; i < len; ++i) yr[i] = (xr[i] - m) * s * scale[i] + bias[i];
+    } else {
+      for (int64_t i = 0; i < len; ++i) yr[i] = (xr[i] - m) * s * scale[i];
+    }
+    if (mean_out) mean_out[row] = static_cast<T>(mean);
+    if (inv_out) inv_out[row] = static_cast<T>(inv);
+  }
+}
+template <typename T>
+void layer_norm_rows_base(const T* x, T* y, T* mean, T* inv, const T* scale, const T* bias,
+                          int64_t len, double eps, int64_t b, int64_t e) {
+  layer_norm_rows(x, y, mean, inv, scale, bias, len, eps, b, e);
+}
+template <typename T>
+RUNNX_TARGET_AVX2 void layer_norm_rows_avx2(const T* x, T* y, T* mean, T* inv, const T* scale,
+                                            const T* bias, int64_t len, double eps, int64_t b,
+                                            int64_t e) {
+  layer_norm_rows(x, y, mean, inv, scale, bias, len, eps, b, e);
+}
+
 // Per (n, c): normalise over the spatial dims, then scale[c] and B[c].
 class InstanceNormKernel : public Kernel {
  public:
   explicit InstanceNormKernel(const KernelInfo& info)
-      : eps_(info.node.get_float("epsilon", 1e-5f)) {}
+      : eps_(info.node.get_float("epsilon", 1e-5f)),
+        avx2_(RUNNX_HAVE_TARGET_AVX2 && cpu_features().has_avx2_fma()) {}
 
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
@@ -139,22 +206,14 @@ class InstanceNormKernel : public Kernel {
     const T* xp = x.ptr<T>();
     T* yp = y.ptr<T>();
     const int64_t rows = x.numel() / spatial;
+    auto fn = avx2_ ? instance_norm_rows_avx2<T> : instance_norm_rows_base<T>;
     ctx.pool().parallel_for(rows, row_grain(spatial), [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t c = row % channels;
-        const T* xr = xp + row * spatial;
-        T* yr = yp + row * spatial;
-        const double mean = row_sum(xr, spatial) / spatial;
-        const double var = row_sum_sq_dev(xr, spatial, mean) / spatial;
-        // (x - mean) * a + B: folding mean into the bias would cancel badly when |mean| >> std.
-        const T m = static_cast<T>(mean), a = static_cast<T>(scale[c] / std::sqrt(var + eps_));
-        const T b = static_cast<T>(bias[c]);
-        for (int64_t i = 0; i < spatial; ++i) yr[i] = (xr[i] - m) * a + b;
-      }
+      fn(xp, yp, scale.data(), bias.data(), channels, spatial, eps_, begin, end);
     });
   }
 
   float eps_;
+  bool avx2_;
 };
 
 // Normalises over dims [axis, rank): Y = (X - mean) * inv_std * Scale + B, with Scale and B
@@ -163,7 +222,9 @@ class InstanceNormKernel : public Kernel {
 class LayerNormKernel : public Kernel {
  public:
   explicit LayerNormKernel(const KernelInfo& info)
-      : axis_(info.node.get_int("axis", -1)), eps_(info.node.get_float("epsilon", 1e-5f)) {
+      : axis_(info.node.get_int("axis", -1)),
+        eps_(info.node.get_float("epsilon", 1e-5f)),
+        avx2_(RUNNX_HAVE_TARGET_AVX2 && cpu_features().has_avx2_fma()) {
     int64_t stash = info.node.get_int("stash_type", 1);
     RUNNX_CHECK(stash == 1 || stash == 11, kInvalidModel, info.node.label(), ": stash_type ", stash,
                 " is not supported (1 = float)");
@@ -234,36 +295,18 @@ class LayerNormKernel : public Kernel {
     const T* xp = x.ptr<T>();
     T* yp = y.ptr<T>();
     std::vector<T> st(scale.begin(), scale.end()), bt(bias.begin(), bias.end());
-    const bool has_bias = !bt.empty();
+    T* mean = mean_out ? mean_out->ptr<T>() : nullptr;
+    T* inv = inv_out ? inv_out->ptr<T>() : nullptr;
+    const T* bias_p = bt.empty() ? nullptr : bt.data();
+    auto fn = avx2_ ? layer_norm_rows_avx2<T> : layer_norm_rows_base<T>;
     ctx.pool().parallel_for(rows, row_grain(len), [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const T* xr = xp + row * len;
-        T* yr = yp + row * len;
-        // An empty row has mean 0/0 = NaN, as the ONNX reference computes it.
-        const double mean = row_sum(xr, len) / len;
-        const double inv = 1.0 / std::sqrt(row_sum_sq_dev(xr, len, mean) / len + eps_);
-        const T m = static_cast<T>(mean), s = static_cast<T>(inv);
-        if (has_bias) {
-          for (int64_t i = 0; i < len; ++i) yr[i] = (xr[i] - m) * s * st[i] + bt[i];
-        } else {
-          for (int64_t i = 0; i < len; ++i) yr[i] = (xr[i] - m) * s * st[i];
-        }
-        store_stat(mean_out, row, mean);
-        store_stat(inv_out, row, inv);
-      }
+      fn(xp, yp, mean, inv, st.data(), bias_p, len, eps_, begin, end);
     });
-  }
-
-  static void store_stat(Tensor* t, int64_t i, double v) {
-    if (!t) return;
-    if (t->dtype == DType::kF64)
-      t->ptr<double>()[i] = v;
-    else
-      t->ptr<float>()[i] = static_cast<float>(v);
   }
 
   int64_t axis_;
   float eps_;
+  bool avx2_;
 };
 
 }  // namespace

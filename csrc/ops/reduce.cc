@@ -7,7 +7,7 @@
 //
 // The engine drops size-1 dims and merges adjacent dims of the same kind (kept / reduced), then
 // has two loops, both with a contiguous innermost loop:
-//  - last merged dim reduced: each output reduces rows of D contiguous elements (kLanes partial
+//  - last merged dim reduced: each output reduces rows of D contiguous elements (8 or 32 partial
 //    accumulators so it vectorises); when there are fewer outputs than threads the rows are split
 //    into segments whose partial results are combined;
 //  - last merged dim kept: each output row of I elements accumulates input rows element-wise.
@@ -18,6 +18,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "common/cpu_features.h"
 #include "ops/kernel.h"
 #include "ops/op_util.h"
 #include "ops/vec_math.h"
@@ -93,14 +94,15 @@ struct Red {
       return a + std::exp(v - shift);
     else if constexpr (OP == RedOp::kProd)
       return a * v;
-    // NaN propagates (numpy's maximum/minimum): a NaN x wins, a NaN accumulator stays.
+    // NaN propagates (numpy's maximum/minimum): a NaN accumulator stays, a NaN x fails the
+    // compare and wins. Nested selects, not && / ||, which become branches and stop vectorising.
     else if constexpr (OP == RedOp::kMax)
-      return (x > a || x != x) && a == a ? x : a;
+      return a != a ? a : (x <= a ? a : x);
     else if constexpr (OP == RedOp::kMin)
-      return (x < a || x != x) && a == a ? x : a;
-    // Finite iff v - v == 0 (inf - inf and NaN - NaN are NaN); compiles to compares, vectorises.
+      return a != a ? a : (x >= a ? a : x);
+    // Finite iff v - v == 0 (inf - inf and NaN - NaN are NaN).
     else if constexpr (OP == RedOp::kMaxFinite)
-      return v - v == 0 && v > a ? v : a;
+      return v > a ? (v - v == 0 ? v : a) : a;
     else
       return a + v;
   }
@@ -193,8 +195,134 @@ struct Geometry {
 constexpr int64_t kGrainElems = 1 << 14;
 constexpr int64_t kColChunk = 256;
 
+// --- Hot loops. RUNNX_INLINE so that the *_avx2 wrappers compile them for AVX2+FMA and the
+// *_base wrappers for the baseline ISA (see vec_math.h); reduce_run picks one set.
+
+// Reduces columns [lo, hi) of the rows of one output: a row starts at base + r.off for each
+// position of `r` (the reduced dims before the last one).
+// L partial results: 32 (four AVX2 vectors of float) hide the add/compare latency on long rows
+// (with 8, max/min are latency-bound); short rows use 8, whose setup and fold cost less.
+template <class R, int L, typename T>
+RUNNX_INLINE typename R::Acc reduce_rows(const T* __restrict x, Odometer& r, int64_t rows,
+                                         int64_t base, int64_t lo, int64_t hi, double s) {
+  using Acc = typename R::Acc;
+  Acc lanes[L];
+  Acc acc = R::init();
+  for (int j = 0; j < L; ++j) lanes[j] = R::init();
+  r.seek(0);
+  for (int64_t p = 0; p < rows; ++p, r.next()) {
+    const T* row = x + base + r.off;
+    int64_t i = lo;
+    for (; i + L <= hi; i += L)
+      for (int j = 0; j < L; ++j) lanes[j] = R::step(lanes[j], row[i + j], s);
+    for (; i < hi; ++i) acc = R::step(acc, row[i], s);
+  }
+  // Fold pairwise (vector-wide steps) down to 8 lanes, then serially.
+  for (int w = L / 2; w >= 8; w /= 2)
+    for (int j = 0; j < w; ++j) lanes[j] = R::combine(lanes[j], lanes[j + w]);
+  for (int j = 0; j < 8; ++j) acc = R::combine(acc, lanes[j]);
+  return acc;
+}
+
 template <class R, typename T>
-void reduce_run(const T* x, typename R::Out* y, const Geometry& g, const double* shift,
+RUNNX_INLINE typename R::Acc reduce_rows(const T* __restrict x, Odometer& r, int64_t rows,
+                                         int64_t base, int64_t lo, int64_t hi, double s) {
+  if (hi - lo >= 256) return reduce_rows<R, 32>(x, r, rows, base, lo, hi, s);
+  return reduce_rows<R, 8>(x, r, rows, base, lo, hi, s);
+}
+
+// Last merged dim reduced (length D): outputs [b, e); `k` walks the kept dims.
+template <class R, typename T>
+RUNNX_INLINE void reduce_last(const T* x, typename R::Out* y, Odometer& k, Odometer& r,
+                              int64_t rows, int64_t D, int64_t n_red, const double* shift,
+                              int64_t b, int64_t e) {
+  k.seek(b);
+  for (int64_t o = b; o < e; ++o, k.next()) {
+    const double s = R::kShift ? shift[o] : 0.0;
+    y[o] = R::finish(reduce_rows<R>(x, r, rows, k.off, 0, D, s), n_red, s);
+  }
+}
+
+// Last merged dim kept (length I): tasks [b, e), each one output row's chunk of up to kColChunk
+// columns; `k` walks the other kept dims, `r` all reduced dims.
+template <class R, typename T>
+RUNNX_INLINE void reduce_inner(const T* __restrict x, typename R::Out* __restrict y, Odometer& k,
+                               Odometer& r, int64_t I, int64_t n_red, const double* shift,
+                               int64_t b, int64_t e) {
+  using Acc = typename R::Acc;
+  const int64_t chunks = (I + kColChunk - 1) / kColChunk;
+  Acc acc[kColChunk];
+  double shv[kColChunk] = {};
+  for (int64_t t = b; t < e; ++t) {
+    const int64_t q = t / chunks, c0 = (t % chunks) * kColChunk, w = std::min(kColChunk, I - c0);
+    k.seek(q);
+    const int64_t out0 = q * I + c0;
+    for (int64_t j = 0; j < w; ++j) acc[j] = R::init();
+    if (R::kShift)
+      for (int64_t j = 0; j < w; ++j) shv[j] = shift[out0 + j];
+    r.seek(0);
+    const T* base = x + k.off + c0;
+    int64_t p = 0;
+    // Four input rows per pass over acc: a quarter of the accumulator loads and stores.
+    for (; p + 4 <= n_red; p += 4) {
+      const T* r0 = base + r.off;
+      r.next();
+      const T* r1 = base + r.off;
+      r.next();
+      const T* r2 = base + r.off;
+      r.next();
+      const T* r3 = base + r.off;
+      r.next();
+      for (int64_t j = 0; j < w; ++j) {
+        Acc a = R::step(acc[j], r0[j], shv[j]);
+        a = R::step(a, r1[j], shv[j]);
+        a = R::step(a, r2[j], shv[j]);
+        acc[j] = R::step(a, r3[j], shv[j]);
+      }
+    }
+    for (; p < n_red; ++p, r.next()) {
+      const T* row = base + r.off;
+      for (int64_t j = 0; j < w; ++j) acc[j] = R::step(acc[j], row[j], shv[j]);
+    }
+    for (int64_t j = 0; j < w; ++j) y[out0 + j] = R::finish(acc[j], n_red, shv[j]);
+  }
+}
+
+template <class R, typename T>
+typename R::Acc reduce_rows_base(const T* x, Odometer& r, int64_t rows, int64_t base, int64_t lo,
+                                 int64_t hi, double s) {
+  return reduce_rows<R>(x, r, rows, base, lo, hi, s);
+}
+template <class R, typename T>
+RUNNX_TARGET_AVX2 typename R::Acc reduce_rows_avx2(const T* x, Odometer& r, int64_t rows,
+                                                   int64_t base, int64_t lo, int64_t hi, double s) {
+  return reduce_rows<R>(x, r, rows, base, lo, hi, s);
+}
+template <class R, typename T>
+void reduce_last_base(const T* x, typename R::Out* y, Odometer& k, Odometer& r, int64_t rows,
+                      int64_t D, int64_t n_red, const double* shift, int64_t b, int64_t e) {
+  reduce_last<R>(x, y, k, r, rows, D, n_red, shift, b, e);
+}
+template <class R, typename T>
+RUNNX_TARGET_AVX2 void reduce_last_avx2(const T* x, typename R::Out* y, Odometer& k, Odometer& r,
+                                        int64_t rows, int64_t D, int64_t n_red, const double* shift,
+                                        int64_t b, int64_t e) {
+  reduce_last<R>(x, y, k, r, rows, D, n_red, shift, b, e);
+}
+template <class R, typename T>
+void reduce_inner_base(const T* x, typename R::Out* y, Odometer& k, Odometer& r, int64_t I,
+                       int64_t n_red, const double* shift, int64_t b, int64_t e) {
+  reduce_inner<R>(x, y, k, r, I, n_red, shift, b, e);
+}
+template <class R, typename T>
+RUNNX_TARGET_AVX2 void reduce_inner_avx2(const T* x, typename R::Out* y, Odometer& k, Odometer& r,
+                                         int64_t I, int64_t n_red, const double* shift, int64_t b,
+                                         int64_t e) {
+  reduce_inner<R>(x, y, k, r, I, n_red, shift, b, e);
+}
+
+template <class R, typename T>
+void reduce_run(const T* x, typename R::Out* y, const Geometry& g, const double* shift, bool avx2,
                 ThreadPool& pool) {
   using Acc = typename R::Acc;
   auto sh = [&](int64_t o) { return R::kShift ? shift[o] : 0.0; };
@@ -218,45 +346,29 @@ void reduce_run(const T* x, typename R::Out* y, const Geometry& g, const double*
     Odometer kept, redp;
     for (size_t d = 0; d < last; ++d) (g.red[d] ? redp : kept).add(g.dims[d], g.strides[d]);
     const int64_t rows = redp.count();
-    // Reduces columns [lo, hi) of every row of the output whose rows start at `base`.
-    auto rows_acc = [&](int64_t base, int64_t lo, int64_t hi, double s) -> Acc {
-      Acc lanes[kLanes];
-      Acc acc = R::init();
-      for (int j = 0; j < kLanes; ++j) lanes[j] = R::init();
-      Odometer r = redp;
-      for (int64_t p = 0; p < rows; ++p, r.next()) {
-        const T* row = x + base + r.off;
-        int64_t i = lo;
-        for (; i + kLanes <= hi; i += kLanes)
-          for (int j = 0; j < kLanes; ++j) lanes[j] = R::step(lanes[j], row[i + j], s);
-        for (; i < hi; ++i) acc = R::step(acc, row[i], s);
-      }
-      for (int j = 0; j < kLanes; ++j) acc = R::combine(acc, lanes[j]);
-      return acc;
-    };
     // Few outputs over long rows (e.g. a full reduction): split each row so all threads work.
     const int64_t threads = pool.num_threads();
     int64_t nseg = 1;
     if (n_out < threads && D >= 2 * kGrainElems)
       nseg = std::min<int64_t>(D / kGrainElems, (2 * threads + n_out - 1) / n_out);
     if (nseg <= 1) {
+      auto fn = avx2 ? reduce_last_avx2<R, T> : reduce_last_base<R, T>;
       pool.parallel_for(n_out, std::max<int64_t>(1, kGrainElems / n_red),
                         [&](int64_t b, int64_t e) {
-                          Odometer k = kept;
-                          k.seek(b);
-                          for (int64_t o = b; o < e; ++o, k.next())
-                            y[o] = R::finish(rows_acc(k.off, 0, D, sh(o)), n_red, sh(o));
+                          Odometer k = kept, r = redp;
+                          fn(x, y, k, r, rows, D, n_red, shift, b, e);
                         });
       return;
     }
+    auto fn = avx2 ? reduce_rows_avx2<R, T> : reduce_rows_base<R, T>;
     std::vector<Acc> part(n_out * nseg);
     const int64_t seg = (D + nseg - 1) / nseg;
     pool.parallel_for(n_out * nseg, 1, [&](int64_t b, int64_t e) {
-      Odometer k = kept;
+      Odometer k = kept, r = redp;
       for (int64_t t = b; t < e; ++t) {
         const int64_t o = t / nseg, s = t % nseg;
         k.seek(o);
-        part[t] = rows_acc(k.off, s * seg, std::min(D, (s + 1) * seg), sh(o));
+        part[t] = fn(x, r, rows, k.off, s * seg, std::min(D, (s + 1) * seg), sh(o));
       }
     });
     for (int64_t o = 0; o < n_out; ++o) {
@@ -272,22 +384,10 @@ void reduce_run(const T* x, typename R::Out* y, const Geometry& g, const double*
   for (size_t d = 0; d < last; ++d) (g.red[d] ? red : keptp).add(g.dims[d], g.strides[d]);
   const int64_t chunks = (I + kColChunk - 1) / kColChunk;
   const int64_t grain = std::max<int64_t>(1, kGrainElems / (n_red * std::min(I, kColChunk)));
+  auto fn = avx2 ? reduce_inner_avx2<R, T> : reduce_inner_base<R, T>;
   pool.parallel_for(n_out / I * chunks, grain, [&](int64_t b, int64_t e) {
-    Odometer k = keptp;
-    Acc acc[kColChunk];
-    double shv[kColChunk];
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t q = t / chunks, c0 = (t % chunks) * kColChunk, w = std::min(kColChunk, I - c0);
-      k.seek(q);
-      const int64_t out0 = q * I + c0;
-      for (int64_t j = 0; j < w; ++j) acc[j] = R::init(), shv[j] = sh(out0 + j);
-      Odometer r = red;
-      for (int64_t p = 0; p < n_red; ++p, r.next()) {
-        const T* row = x + k.off + r.off + c0;
-        for (int64_t j = 0; j < w; ++j) acc[j] = R::step(acc[j], row[j], shv[j]);
-      }
-      for (int64_t j = 0; j < w; ++j) y[out0 + j] = R::finish(acc[j], n_red, shv[j]);
-    }
+    Odometer k = keptp, r = red;
+    fn(x, y, k, r, I, n_red, shift, b, e);
   });
 }
 
@@ -311,7 +411,8 @@ class ReduceKernel : public Kernel {
   ReduceKernel(const KernelInfo& info, int axes_input_since)
       : axes_from_input_(info.opset >= axes_input_since),
         keepdims_(info.node.get_int("keepdims", 1) != 0),
-        noop_(info.node.get_int("noop_with_empty_axes", 0) != 0) {
+        noop_(info.node.get_int("noop_with_empty_axes", 0) != 0),
+        avx2_(RUNNX_HAVE_TARGET_AVX2 && cpu_features().has_avx2_fma()) {
     if (!axes_from_input_) axes_ = info.node.get_ints("axes");
   }
 
@@ -344,7 +445,7 @@ class ReduceKernel : public Kernel {
     if (kMinMax && is_bool) {
       // bool as bytes 0/1; the empty-set identity of Min (255) becomes true.
       uint8_t* yp = y.ptr<uint8_t>();
-      reduce_run<Red<OP, uint8_t>>(x.ptr<uint8_t>(), yp, g, nullptr, ctx.pool());
+      reduce_run<Red<OP, uint8_t>>(x.ptr<uint8_t>(), yp, g, nullptr, avx2_, ctx.pool());
       for (int64_t i = 0; i < g.out_count; ++i) yp[i] = yp[i] != 0;
       return;
     }
@@ -352,11 +453,12 @@ class ReduceKernel : public Kernel {
       using T = decltype(tag);
       if constexpr (OP == RedOp::kLogSumExp) {
         std::vector<double> shift(g.out_count);
-        reduce_run<Red<RedOp::kMaxFinite, T>>(x.ptr<T>(), shift.data(), g, nullptr, ctx.pool());
+        reduce_run<Red<RedOp::kMaxFinite, T>>(x.ptr<T>(), shift.data(), g, nullptr, avx2_,
+                                              ctx.pool());
         for (double& s : shift) s = s - s == 0 ? s : 0.0;  // no finite value: shift by 0
-        reduce_run<Red<OP, T>>(x.ptr<T>(), y.ptr<T>(), g, shift.data(), ctx.pool());
+        reduce_run<Red<OP, T>>(x.ptr<T>(), y.ptr<T>(), g, shift.data(), avx2_, ctx.pool());
       } else {
-        reduce_run<Red<OP, T>>(x.ptr<T>(), y.ptr<T>(), g, nullptr, ctx.pool());
+        reduce_run<Red<OP, T>>(x.ptr<T>(), y.ptr<T>(), g, nullptr, avx2_, ctx.pool());
       }
     });
   }
@@ -365,6 +467,7 @@ class ReduceKernel : public Kernel {
   bool axes_from_input_;
   bool keepdims_;
   bool noop_;
+  bool avx2_;
   std::vector<int64_t> axes_;
 };
 
@@ -407,17 +510,37 @@ class ArgKernel : public Kernel {
   }
 
  private:
-  template <typename T>
-  bool better(T v, T best) const {
-    bool nan_v = is_nan(v), nan_b = is_nan(best);
-    bool strict = kMax ? v > best : v < best;
-    if (last_) return strict || v == best || nan_v;
-    return strict || (nan_v && !nan_b);
+  // Whether v replaces best. Written as selects on compares (no && / ||, which become branches)
+  // so the column loop vectorises: !(v <= best) is "v > best or v is NaN".
+  template <typename T, bool kLast>
+  static bool better(T v, T best) {
+    if constexpr (kLast) return best != best ? v != v : (kMax ? !(v < best) : !(v > best));
+    return best != best ? false : (kMax ? !(v <= best) : !(v >= best));
   }
 
   template <typename T>
   void compute(const T* x, int64_t* y, int64_t outer, int64_t n, int64_t inner,
                ThreadPool& pool) const {
+    if (inner == 1) {
+      // Contiguous rows: find the extreme value with a vectorised pass, then its first (last)
+      // position with a scan that usually stops early.
+      pool.parallel_for(outer, std::max<int64_t>(1, kGrainElems / n), [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          const T* xr = x + o * n;
+          const T m = row_extreme<kMax>(xr, n);
+          const bool nan = is_nan(m);
+          auto hit = [&](int64_t i) { return nan ? is_nan(xr[i]) : xr[i] == m; };
+          int64_t i = last_ ? n - 1 : 0;
+          if (last_) {
+            while (i > 0 && !hit(i)) --i;
+          } else {
+            while (i < n - 1 && !hit(i)) ++i;
+          }
+          y[o] = i;
+        }
+      });
+      return;
+    }
     const int64_t chunks = (inner + kColChunk - 1) / kColChunk;
     const int64_t grain = std::max<int64_t>(1, kGrainElems / (n * std::min(inner, kColChunk)));
     pool.parallel_for(outer * chunks, grain, [&](int64_t b, int64_t e) {
@@ -430,10 +553,18 @@ class ArgKernel : public Kernel {
         for (int64_t j = 0; j < w; ++j) best[j] = xs[j], ys[j] = 0;
         for (int64_t r = 1; r < n; ++r) {
           const T* xr = xs + r * inner;
-          for (int64_t j = 0; j < w; ++j) {
-            const bool b = better(xr[j], best[j]);
-            best[j] = b ? xr[j] : best[j];
-            ys[j] = b ? r : ys[j];
+          if (last_) {
+            for (int64_t j = 0; j < w; ++j) {
+              const bool b = better<T, true>(xr[j], best[j]);
+              best[j] = b ? xr[j] : best[j];
+              ys[j] = b ? r : ys[j];
+            }
+          } else {
+            for (int64_t j = 0; j < w; ++j) {
+              const bool b = better<T, false>(xr[j], best[j]);
+              best[j] = b ? xr[j] : best[j];
+              ys[j] = b ? r : ys[j];
+            }
           }
         }
       }

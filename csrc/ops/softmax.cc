@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/cpu_features.h"
 #include "ops/kernel.h"
 #include "ops/op_util.h"
 #include "ops/vec_math.h"
@@ -20,14 +21,14 @@ enum class SoftmaxKind { kSoftmax, kLogSoftmax, kHardmax };
 constexpr int64_t kColChunk = 256;
 
 template <typename T>
-inline bool argmax_better(T v, T best) {
+RUNNX_INLINE bool argmax_better(T v, T best) {
   // numpy's argmax: NaN counts as the maximum, first occurrence wins.
   return v > best || (v != v && best == best);
 }
 
 // One contiguous row of n elements (inner == 1).
 template <typename T, SoftmaxKind K>
-void softmax_row(const T* x, T* y, int64_t n) {
+RUNNX_INLINE void softmax_row(const T* __restrict x, T* __restrict y, int64_t n) {
   if constexpr (K == SoftmaxKind::kHardmax) {
     int64_t best = 0;
     for (int64_t i = 1; i < n; ++i)
@@ -36,23 +37,25 @@ void softmax_row(const T* x, T* y, int64_t n) {
     y[best] = T(1);
     return;
   }
-  const T m = row_max(x, n);
+  // A NaN anywhere makes the sum, and so every output, NaN: the max need not track it.
+  const T m = row_max_ignoring_nan(x, n);
+  // y = exp(x - m) (LogSoftmax overwrites it afterwards), then its sum while y is in L1.
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_nonpos_t(x[i] - m);
+  const double sum = row_sum(y, n);
   if constexpr (K == SoftmaxKind::kSoftmax) {
-    for (int64_t i = 0; i < n; ++i) y[i] = exp_t(x[i] - m);
-    const T inv = static_cast<T>(1.0 / row_sum(y, n));
+    const T inv = static_cast<T>(1.0 / sum);
     for (int64_t i = 0; i < n; ++i) y[i] *= inv;
   } else {
-    // y holds exp(x - m) only to sum it; then it is overwritten with the result.
-    for (int64_t i = 0; i < n; ++i) y[i] = exp_t(x[i] - m);
     // (x - m) - log(sum) rather than x - (m + log(sum)): m + log(sum) would round at m's scale.
-    const T lsum = static_cast<T>(std::log(row_sum(y, n)));
+    const T lsum = static_cast<T>(std::log(sum));
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) - lsum;
   }
 }
 
 // Columns [0, w) of an [n, inner] block whose rows are `inner` apart.
 template <typename T, SoftmaxKind K>
-void softmax_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t w) {
+RUNNX_INLINE void softmax_cols(const T* __restrict x, T* __restrict y, int64_t n, int64_t inner,
+                               int64_t w) {
   T mx[kColChunk];
   if constexpr (K == SoftmaxKind::kHardmax) {
     int64_t arg[kColChunk];
@@ -75,16 +78,13 @@ void softmax_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t w) {
   for (int64_t j = 0; j < w; ++j) mx[j] = std::numeric_limits<T>::lowest(), sum[j] = 0;
   for (int64_t r = 0; r < n; ++r) {
     const T* xr = x + r * inner;
-    for (int64_t j = 0; j < w; ++j) {
-      T v = xr[j];
-      mx[j] = (v > mx[j] || v != v) && mx[j] == mx[j] ? v : mx[j];
-    }
+    for (int64_t j = 0; j < w; ++j) mx[j] = xr[j] > mx[j] ? xr[j] : mx[j];  // NaN: as in the row
   }
   for (int64_t r = 0; r < n; ++r) {
     const T* xr = x + r * inner;
     T* yr = y + r * inner;
     for (int64_t j = 0; j < w; ++j) {
-      T e = exp_t(xr[j] - mx[j]);
+      T e = exp_nonpos_t(xr[j] - mx[j]);
       if constexpr (K == SoftmaxKind::kSoftmax) yr[j] = e;
       sum[j] += e;
     }
@@ -107,11 +107,42 @@ void softmax_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t w) {
   }
 }
 
+// Tasks [begin, end) of an [outer, n, inner] problem; a task is one row (inner == 1) or one
+// chunk of up to kColChunk columns of one outer index.
+template <typename T, SoftmaxKind K>
+RUNNX_INLINE void softmax_tasks(const T* x, T* y, int64_t n, int64_t inner, int64_t begin,
+                                int64_t end) {
+  const int64_t chunks = (inner + kColChunk - 1) / kColChunk;
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t o = t / chunks, c = t % chunks;
+    const int64_t base = o * n * inner + c * kColChunk;
+    if (inner == 1) {
+      softmax_row<T, K>(x + base, y + base, n);
+    } else {
+      const int64_t w = std::min(kColChunk, inner - c * kColChunk);
+      softmax_cols<T, K>(x + base, y + base, n, inner, w);
+    }
+  }
+}
+
+// The same loop compiled for the baseline ISA and for AVX2+FMA (see vec_math.h).
+template <typename T, SoftmaxKind K>
+void softmax_tasks_base(const T* x, T* y, int64_t n, int64_t inner, int64_t b, int64_t e) {
+  softmax_tasks<T, K>(x, y, n, inner, b, e);
+}
+template <typename T, SoftmaxKind K>
+RUNNX_TARGET_AVX2 void softmax_tasks_avx2(const T* x, T* y, int64_t n, int64_t inner, int64_t b,
+                                          int64_t e) {
+  softmax_tasks<T, K>(x, y, n, inner, b, e);
+}
+
 template <SoftmaxKind K>
 class SoftmaxKernel : public Kernel {
  public:
   explicit SoftmaxKernel(const KernelInfo& info)
-      : coerce_2d_(info.opset < 13), axis_(info.node.get_int("axis", info.opset < 13 ? 1 : -1)) {}
+      : coerce_2d_(info.opset < 13),
+        axis_(info.node.get_int("axis", info.opset < 13 ? 1 : -1)),
+        avx2_(RUNNX_HAVE_TARGET_AVX2 && cpu_features().has_avx2_fma()) {}
 
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
@@ -144,29 +175,22 @@ class SoftmaxKernel : public Kernel {
 
  private:
   template <typename T>
-  static void compute(KernelContext& ctx, const Tensor& x, Tensor& y, int64_t outer, int64_t n,
-                      int64_t inner) {
+  void compute(KernelContext& ctx, const Tensor& x, Tensor& y, int64_t outer, int64_t n,
+               int64_t inner) const {
     const T* xp = x.ptr<T>();
     T* yp = y.ptr<T>();
     const int64_t chunks = (inner + kColChunk - 1) / kColChunk;
     const int64_t task_elems = n * std::min(inner, kColChunk);
     const int64_t grain = std::max<int64_t>(1, (1 << 14) / task_elems);
+    auto tasks = avx2_ ? softmax_tasks_avx2<T, K> : softmax_tasks_base<T, K>;
     ctx.pool().parallel_for(outer * chunks, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t o = t / chunks, c = t % chunks;
-        const int64_t base = o * n * inner + c * kColChunk;
-        if (inner == 1) {
-          softmax_row<T, K>(xp + base, yp + base, n);
-        } else {
-          const int64_t w = std::min(kColChunk, inner - c * kColChunk);
-          softmax_cols<T, K>(xp + base, yp + base, n, inner, w);
-        }
-      }
+      tasks(xp, yp, n, inner, begin, end);
     });
   }
 
   bool coerce_2d_;
   int64_t axis_;
+  bool avx2_;
 };
 
 }  // namespace

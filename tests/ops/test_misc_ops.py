@@ -75,6 +75,24 @@ def test_topk_ties_go_to_lower_index(largest, dtype):
                 assert ir[a] < ir[a + 1]
 
 
+@pytest.mark.parametrize("largest", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+@pytest.mark.parametrize("axis", [1, 0])
+def test_topk_long_slices_small_k(largest, dtype, axis):
+    # k much smaller than the axis: the heap path (with block skipping on contiguous slices).
+    x = rand((3, 517), dtype, 0, 6) if axis == 1 else rand((517, 3), dtype, 0, 6)
+    if dtype == np.float32:
+        x[1 if axis == 1 else 200, 200 if axis == 1 else 1] = np.nan
+    check_against_reference(
+        "TopK",
+        {"x": x},
+        2,
+        initializers={"k": np.array([7], I64)},
+        attrs={"largest": largest, "axis": axis},
+        opset=11,
+    )
+
+
 @pytest.mark.parametrize("opset", [10, 11, 21])
 def test_topk_opsets(opset):
     x = rand((3, 8))

@@ -148,3 +148,18 @@ def test_softmax_rejects_int_input():
     x = np.arange(6, dtype=np.int32).reshape(2, 3)
     with pytest.raises(runnx.UnsupportedOp, match="int32"):
         run_runnx(make_model("Softmax", {"x": x}, opset=13), {"x": x})
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_nan_and_inf_rows_match_reference(op, axis):
+    # A NaN (or +inf) in a row makes the whole row NaN, as numpy computes it; other rows unaffected.
+    x = rand((4, 9), np.float32)
+    x[1, 3] = np.nan
+    x[2, 5] = np.inf
+    x[3, :] = -np.inf if axis == -1 else x[3, :]
+    model = make_model(op, {"x": x}, attrs={"axis": axis}, opset=13)
+    (y,) = run_runnx(model, {"x": x})
+    with np.errstate(invalid="ignore"):
+        (ref,) = run_reference(model, {"x": x})
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
