@@ -71,8 +71,8 @@ class CumProdKernel : public Kernel {
       if (y.numel() == 0) return;
       const T* X = x.ptr<T>();
       T* Y = y.ptr<T>();
-      ctx.pool().parallel_for(outer, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n * inner, 1)),
-                              [&](int64_t b, int64_t e) {
+      const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n * inner, 1));
+      ctx.pool().parallel_for(outer, grain, [&](int64_t b, int64_t e) {
         std::vector<T> acc(inner);
         for (int64_t o = b; o < e; ++o) {
           std::fill(acc.begin(), acc.end(), T(1));

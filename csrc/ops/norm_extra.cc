@@ -35,7 +35,8 @@ int64_t grain_rows(int64_t row_len) {
 
 // A parameter tensor (scale, bias) broadcast to `shape`, as a contiguous vector of T.
 template <typename T>
-std::vector<T> expand_param(const Tensor& p, const Shape& shape, const Node& node, const char* what) {
+std::vector<T> expand_param(const Tensor& p, const Shape& shape, const Node& node,
+                            const char* what) {
   RUNNX_CHECK(p.dtype == float_dtype<T>(), kInvalidArgument, node.label(), ": ", what, " type ",
               dtype_name(p.dtype), " differs from the input's");
   const Shape b = broadcast_shapes({&shape, &p.shape}, node);

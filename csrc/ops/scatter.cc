@@ -1,8 +1,9 @@
-// Scatter ops: ScatterND, ScatterElements and the deprecated Scatter (opset 9-10, the same as
-// ScatterElements without reduction). The output starts as a copy of data (or is data's own buffer
-// when the planner lets output 0 overwrite input 0) and updates are applied in index order, so
-// duplicate indices under reduction=none give "last write wins" and reductions accumulate.
-// Every index is checked (negative ones wrap once) before anything is written.
+// Scatter ops: ScatterND, ScatterElements, the deprecated Scatter (opset 9-10, the same as
+// ScatterElements without reduction) and TensorScatter (opset 24). The output starts as a copy of
+// data (or is data's own buffer when the planner lets output 0 overwrite input 0) and updates are
+// applied in index order, so duplicate indices under reduction=none give "last write wins" and
+// reductions accumulate. Every index is checked (negative ones wrap once) before anything is
+// written.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -42,10 +43,12 @@ void reduce_into(T* o, const T* u, int64_t n, Reduction red) {
       for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(o[i] * u[i]);
       break;
     case Reduction::kMax:
-      for (int64_t i = 0; i < n; ++i) o[i] = (u[i] > o[i] || u[i] != u[i]) && o[i] == o[i] ? u[i] : o[i];
+      for (int64_t i = 0; i < n; ++i)
+        o[i] = (u[i] > o[i] || u[i] != u[i]) && o[i] == o[i] ? u[i] : o[i];
       break;
     case Reduction::kMin:
-      for (int64_t i = 0; i < n; ++i) o[i] = (u[i] < o[i] || u[i] != u[i]) && o[i] == o[i] ? u[i] : o[i];
+      for (int64_t i = 0; i < n; ++i)
+        o[i] = (u[i] < o[i] || u[i] != u[i]) && o[i] == o[i] ? u[i] : o[i];
       break;
   }
 }
@@ -211,12 +214,80 @@ class ScatterElementsKernel : public Kernel {
   Reduction red_;
 };
 
+// TensorScatter (opset 24, KV-cache update): copies `update` into past_cache along `axis`
+// starting at write_indices[batch] (0 if omitted); "circular" mode wraps positions modulo the
+// axis size, "linear" mode requires the write to fit.
+class TensorScatterKernel : public Kernel {
+ public:
+  explicit TensorScatterKernel(const KernelInfo& info) : axis_(info.node.get_int("axis", -2)) {
+    const std::string mode = info.node.get_string("mode", "linear");
+    RUNNX_CHECK(mode == "linear" || mode == "circular", kInvalidModel, info.node.label(),
+                ": mode '", mode, "' must be linear or circular");
+    circular_ = mode == "circular";
+  }
+  int inplace_input() const override { return 0; }
+
+  void run(KernelContext& ctx) const override {
+    const Node& node = ctx.node();
+    const Tensor& x = ctx.required_input(0);
+    const Tensor& up = ctx.required_input(1);
+    const int64_t r = x.rank();
+    RUNNX_CHECK(r >= 2, kInvalidArgument, node.label(), ": past_cache must have rank >= 2, got ",
+                shape_str(x.shape));
+    const int64_t axis = normalize_axis(axis_, r, node);
+    RUNNX_CHECK(axis >= 1, kInvalidArgument, node.label(), ": axis cannot be the batch axis");
+    bool ok = up.rank() == r && up.dtype == x.dtype;
+    for (int64_t d = 0; ok && d < r; ++d)
+      ok = d == axis ? up.shape[d] <= x.shape[d] : up.shape[d] == x.shape[d];
+    RUNNX_CHECK(ok, kInvalidArgument, node.label(), ": update ", shape_str(up.shape),
+                " must match past_cache ", shape_str(x.shape), " except on axis ", axis,
+                " (where it may be shorter) and have its type");
+    const int64_t B = x.shape[0], M = x.shape[axis], L = up.shape[axis];
+    std::vector<int64_t> w = read_ints(ctx.input(2), std::vector<int64_t>(B, 0));
+    RUNNX_CHECK(static_cast<int64_t>(w.size()) == B, kInvalidArgument, node.label(),
+                ": write_indices has ", w.size(), " entries for a batch of ", B);
+    for (int64_t& v : w) {
+      if (circular_) {
+        if (M > 0) v = ((v % M) + M) % M;
+      } else {
+        RUNNX_CHECK(v >= 0 && v <= M - L, kInvalidArgument, node.label(), ": write index ", v,
+                    " with ", L, " updates does not fit a sequence axis of size ", M);
+      }
+    }
+    Tensor& y = init_output(ctx, x);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < r; ++d)
+      if (d < axis)
+        outer *= x.shape[d];
+      else if (d > axis)
+        inner *= x.shape[d];
+    if (outer * L * inner == 0) return;
+    const int64_t per_batch = outer / B;
+    const size_t row = inner * element_size(x.dtype, node.label());
+    const auto* U = static_cast<const uint8_t*>(up.data);
+    auto* Y = static_cast<uint8_t*>(y.data);
+    ctx.pool().parallel_for(outer * L, rows_grain(inner), [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t o = k / L, s = k % L;
+        int64_t pos = w[o / per_batch] + s;
+        if (circular_) pos %= M;
+        std::memcpy(Y + (o * M + pos) * row, U + k * row, row);
+      }
+    });
+  }
+
+ private:
+  int64_t axis_;
+  bool circular_ = false;
+};
+
 }  // namespace
 
 void register_scatter_ops(OpRegistry& r) {
   r.add("Scatter", "", 9, factory<ScatterElementsKernel>());
   r.add("ScatterElements", "", 11, factory<ScatterElementsKernel>());
   r.add("ScatterND", "", 11, factory<ScatterNDKernel>());
+  r.add("TensorScatter", "", 24, factory<TensorScatterKernel>());
 }
 
 }  // namespace runnx

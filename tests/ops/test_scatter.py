@@ -142,3 +142,32 @@ def test_scatter_elements_errors():
     with pytest.raises(runnx.InvalidArgument, match="axis"):
         f = {"data": data, "indices": np.zeros((1, 1), np.int64), "updates": np.ones((1, 1), np.float32)}
         run_runnx(make_model("ScatterElements", f, attrs={"axis": 2}, opset=13), f)
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+@pytest.mark.parametrize("axis,shape,L", [(-2, (2, 3, 6, 4), 2), (1, (3, 5), 5), (2, (2, 2, 7, 3), 1),
+                                          (-2, (2, 1, 4, 8), 0)])
+@pytest.mark.parametrize("with_idx", [False, True])
+def test_tensor_scatter(mode, axis, shape, L, with_idx):
+    past = RNG.random(shape).astype(np.float32)
+    ushape = list(shape)
+    ushape[axis] = L
+    upd = RNG.random(ushape).astype(np.float32)
+    feeds = {"past": past, "update": upd}
+    M = shape[axis]
+    if with_idx:
+        hi = M + 3 if mode == "circular" else M - L
+        feeds["w"] = RNG.integers(0, hi + 1, size=shape[0]).astype(np.int64)
+    check_against_reference("TensorScatter", feeds, attrs={"mode": mode, "axis": axis}, opset=24)
+
+
+def test_tensor_scatter_errors():
+    feeds = {"past": np.zeros((2, 4, 3), np.float32), "update": np.ones((2, 2, 3), np.float32),
+             "w": np.array([0, 3], np.int64)}
+    with pytest.raises(runnx.InvalidArgument, match="does not fit"):
+        run_runnx(make_model("TensorScatter", feeds, attrs={"axis": 1}, opset=24), feeds)
+    feeds["update"] = np.ones((2, 2, 2), np.float32)
+    with pytest.raises(runnx.InvalidArgument, match="must match"):
+        run_runnx(make_model("TensorScatter", feeds, attrs={"axis": 1}, opset=24), feeds)
+    with pytest.raises(runnx.InvalidModel, match="mode"):
+        run_runnx(make_model("TensorScatter", feeds, attrs={"mode": "ring"}, opset=24), feeds)
