@@ -15,7 +15,9 @@ import os
 import warnings
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 from onnx.backend.test.case import node as node_cases
 
 import runnx.backend as backend
@@ -46,14 +48,22 @@ def _skipped(name: str) -> str | None:
     return None
 
 
+def _as_array(x):
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    if isinstance(x, onnx.TensorProto):
+        return numpy_helper.to_array(x)
+    return x
+
+
 def _run_case(case) -> None:
     rep = backend.prepare(case.model)
     init_names = {i.name for i in case.model.graph.initializer}
     input_names = [i.name for i in case.model.graph.input if i.name not in init_names]
     for ins, expected in case.data_sets:
-        # Generators write some 0-d values as numpy scalars; those are tensors too.
-        ins = [np.asarray(x) if isinstance(x, np.generic) else x for x in ins]
-        expected = [np.asarray(x) if isinstance(x, np.generic) else x for x in expected]
+        # Generators write some values as numpy scalars or as TensorProtos; both are tensors.
+        ins = [_as_array(x) for x in ins]
+        expected = [_as_array(x) for x in expected]
         for x in list(ins) + list(expected):
             if not isinstance(x, np.ndarray):
                 raise TypeError(f"non-tensor value {type(x).__name__} (sequences/optionals)")
