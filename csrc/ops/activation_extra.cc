@@ -58,12 +58,7 @@ class CumProdKernel : public Kernel {
                 ": axis must be a scalar, got shape ", shape_str(at.shape));
     RUNNX_CHECK(x.rank() >= 1, kInvalidArgument, node.label(), ": input must have rank >= 1");
     const int64_t axis = normalize_axis(read_ints(&at)[0], x.rank(), node);
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < x.rank(); ++d)
-      if (d < axis)
-        outer *= x.shape[d];
-      else if (d > axis)
-        inner *= x.shape[d];
+    const auto [outer, inner] = outer_inner((x).shape, axis);
     const int64_t n = x.shape[axis];
     dispatch_numeric(x.dtype, node, [&](auto tag) {
       using T = decltype(tag);

@@ -243,12 +243,7 @@ class LpNormKernel : public Kernel {
     const Tensor& x = ctx.required_input(0);
     RUNNX_CHECK(x.rank() >= 1, kInvalidArgument, node.label(), ": input must have rank >= 1");
     const int64_t axis = normalize_axis(axis_, x.rank(), node);
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < x.rank(); ++d)
-      if (d < axis)
-        outer *= x.shape[d];
-      else if (d > axis)
-        inner *= x.shape[d];
+    const auto [outer, inner] = outer_inner((x).shape, axis);
     const int64_t n = x.shape[axis];
     dispatch_float(x.dtype, node, [&](auto tag) {
       using T = decltype(tag);

@@ -42,6 +42,19 @@ inline Shape broadcast_shapes(const std::vector<const Shape*>& shapes, const Nod
   return out;
 }
 
+// Element counts before and after `axis`: a tensor viewed as [outer, shape[axis], inner].
+struct OuterInner {
+  int64_t outer, inner;
+};
+inline OuterInner outer_inner(const Shape& shape, int64_t axis) {
+  OuterInner r{1, 1};
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    if (d < axis) r.outer *= shape[d];
+    if (d > axis) r.inner *= shape[d];
+  }
+  return r;
+}
+
 // Row-major strides of `shape` (in elements).
 inline std::vector<int64_t> contiguous_strides(const Shape& shape) {
   std::vector<int64_t> st(shape.size(), 1);
