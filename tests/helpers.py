@@ -58,6 +58,13 @@ def make_model(
     return model
 
 
+def threads(n: int) -> runnx.SessionOptions:
+    """SessionOptions with `n` intra-op threads (1 exercises the serial paths)."""
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = n
+    return so
+
+
 def run_reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return list(ReferenceEvaluator(model).run(None, feeds))
 

@@ -13,23 +13,6 @@
 namespace runnx {
 namespace {
 
-template <typename F>
-auto dispatch_integer(DType dt, const Node& node, F&& f) {
-  switch (dt) {
-    case DType::kI64: return f(int64_t{});
-    case DType::kI32: return f(int32_t{});
-    case DType::kI16: return f(int16_t{});
-    case DType::kI8: return f(int8_t{});
-    case DType::kU8: return f(uint8_t{});
-    case DType::kU16: return f(uint16_t{});
-    case DType::kU32: return f(uint32_t{});
-    case DType::kU64: return f(uint64_t{});
-    default:
-      fail(ErrorKind::kInvalidArgument, node.label(), ": element type ", dtype_name(dt),
-           " is not an integer type");
-  }
-}
-
 enum class BitOp { kAnd, kOr, kXor, kShl, kShr };
 
 template <BitOp kOp, typename T>

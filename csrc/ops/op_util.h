@@ -71,12 +71,10 @@ inline std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out)
   return st;
 }
 
-// Calls f(T{}) with T the C++ type of `dt`, for the types numeric kernels support.
+// Calls f(T{}) with T the C++ integer type of `dt`; other types raise InvalidArgument.
 template <typename F>
-auto dispatch_numeric(DType dt, const Node& node, F&& f) {
+auto dispatch_integer(DType dt, const Node& node, F&& f) {
   switch (dt) {
-    case DType::kF32: return f(float{});
-    case DType::kF64: return f(double{});
     case DType::kI64: return f(int64_t{});
     case DType::kI32: return f(int32_t{});
     case DType::kI16: return f(int16_t{});
@@ -85,6 +83,21 @@ auto dispatch_numeric(DType dt, const Node& node, F&& f) {
     case DType::kU16: return f(uint16_t{});
     case DType::kU32: return f(uint32_t{});
     case DType::kU64: return f(uint64_t{});
+    default:
+      fail(ErrorKind::kInvalidArgument, node.label(), ": element type ", dtype_name(dt),
+           " is not an integer type");
+  }
+}
+
+// Calls f(T{}) with T the C++ type of `dt`, for the types numeric kernels support.
+template <typename F>
+auto dispatch_numeric(DType dt, const Node& node, F&& f) {
+  switch (dt) {
+    case DType::kF32: return f(float{});
+    case DType::kF64: return f(double{});
+    case DType::kI64: case DType::kI32: case DType::kI16: case DType::kI8:
+    case DType::kU8: case DType::kU16: case DType::kU32: case DType::kU64:
+      return dispatch_integer(dt, node, std::forward<F>(f));
     default: fail(ErrorKind::kUnsupportedOp, node.label(), ": element type ", dtype_name(dt), " is not supported");
   }
 }

@@ -5,13 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import runnx
-from helpers import check_against_reference, make_model, rand, run_reference, run_runnx
-
-
-def threads(n):
-    so = runnx.SessionOptions()
-    so.intra_op_num_threads = n
-    return so
+from helpers import check_against_reference, make_model, rand, run_reference, run_runnx, threads
 
 
 def compare(model, feeds, expected, k=1, **kw):

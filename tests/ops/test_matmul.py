@@ -9,13 +9,8 @@ from helpers import (
     rand,
     run_reference,
     run_runnx,
+    threads,
 )
-
-
-def threads(n):
-    so = runnx.SessionOptions()
-    so.intra_op_num_threads = n
-    return so
 
 
 def check_threads(op, inputs, n_threads=3, k=1, **kw):

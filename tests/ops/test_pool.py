@@ -10,13 +10,8 @@ from helpers import (
     rand,
     run_reference,
     run_runnx,
+    threads,
 )
-
-
-def threads(n):
-    so = runnx.SessionOptions()
-    so.intra_op_num_threads = n
-    return so
 
 
 POOL_CASES = [
