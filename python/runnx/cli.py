@@ -4,6 +4,8 @@
     runnx run --demo                                            the same on a model shipped with runnx
     runnx inspect MODEL                                         inputs, outputs, op counts, memory plan
     runnx bench MODEL [--compare onnxruntime]                   latency side by side, as ratios
+    runnx serve PATH [--host --port --max-batch-size ...]       KServe v2 HTTP server
+    runnx serve --demo                                          the same on the shipped model
 """
 
 from __future__ import annotations
@@ -140,6 +142,33 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .server import ServeDefaults, Server, logs  # the server's imports cost only here
+
+    path = demo_model_path() if args.demo else args.path
+    if not path:
+        print("runnx serve: give a model repository folder, a MODEL.onnx or --demo",
+              file=sys.stderr)
+        return 2
+    logs.setup(args.log_level)
+    defaults = ServeDefaults(
+        max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us,
+        instance_count=args.instances, max_queue_size=args.max_queue_size,
+        intra_op_threads=args.threads)
+    token = args.auth_token or os.environ.get("RUNNX_AUTH_TOKEN") or None
+    server = Server(path, host=args.host, port=args.port, defaults=defaults, auth_token=token,
+                    max_body_bytes=args.max_body_bytes, shutdown_timeout_s=args.shutdown_timeout,
+                    access_log=args.access_log)
+    try:
+        server.bind()
+    except OSError as e:
+        print(f"runnx serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    print(f"runnx serve: {path} on {server.url}  (try: curl {server.url}/v2/health/ready -i)",
+          file=sys.stderr, flush=True)
+    return server.run()
+
+
 def main(argv=None) -> int:
     """Entry point of the ``runnx`` console script.
 
@@ -166,10 +195,35 @@ def main(argv=None) -> int:
     b.add_argument("--repeat", type=int, default=50)
     b.add_argument("--threads", type=int, default=0)
     b.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("serve", help="KServe v2 HTTP server over a model repository or one model")
+    s.add_argument("path", nargs="?", help="models/ folder (models/<name>/<version>/model.onnx) "
+                   "or one .onnx file")
+    s.add_argument("--demo", action="store_true", help="serve the small model shipped with runnx")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
+                   "0.0.0.0 for every interface)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-batch-size", type=int, default=None,
+                   help="default for models whose config.json does not say (default 32; 0 = no "
+                   "batching)")
+    s.add_argument("--max-queue-delay-us", type=int, default=500,
+                   help="longest wait to fill a batch (default 500)")
+    s.add_argument("--instances", type=int, default=1, help="workers per model (default 1)")
+    s.add_argument("--max-queue-size", type=int, default=1024,
+                   help="queued requests per model before answering 429 (default 1024)")
+    s.add_argument("--threads", type=int, default=0, help="intra-op threads per model (0: all)")
+    s.add_argument("--auth-token", default=None, help="require 'Authorization: Bearer TOKEN' on "
+                   "all routes but health (or set RUNNX_AUTH_TOKEN)")
+    s.add_argument("--max-body-bytes", type=int, default=64 << 20,
+                   help="largest request body (default 64 MiB); larger ones get 413")
+    s.add_argument("--shutdown-timeout", type=float, default=30.0,
+                   help="seconds to finish in-flight requests on SIGTERM (default 30)")
+    s.add_argument("--access-log", action="store_true", help="log every request")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.set_defaults(fn=cmd_serve)
     args = p.parse_args(argv)
     try:
         return args.fn(args)
-    except (RunnxError, FileNotFoundError) as e:
+    except (RunnxError, FileNotFoundError, NotADirectoryError) as e:
         print(f"runnx {args.cmd}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
 

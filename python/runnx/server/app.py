@@ -1,0 +1,428 @@
+"""The KServe v2 HTTP API as a plain ASGI application (no framework): routing, auth, body limits,
+error bodies, and the inference path from request bytes to the model's runner and back.
+
+Status codes: 400 bad request, 401 missing/wrong token, 404 unknown route/model/version, 405 wrong
+method, 413 body over the limit, 429 queue full (with Retry-After), 503 not ready or unloading
+(with Retry-After), 504 deadline passed in the queue, 500 the model failed. Every error has the
+body ``{"error": "<message>"}``; health answers carry an empty body (the status is the answer).
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import json
+import os
+import time
+import zlib
+
+import runnx
+
+from . import logs
+from .kserve import ProtocolError, decode_infer_request, encode_infer_response
+from .metrics import prometheus_text
+from .repository import LoadError, NotFound, Repository, ServedModel, Unavailable
+from .runner import BatcherClosed, Closed, DeadlineExceeded, Overloaded, QueueFull
+
+EXTENSIONS = ["binary_tensor_data", "model_configuration", "model_repository", "statistics",
+              "schedule_policy"]
+RETRY_AFTER_S = b"1"
+_JSON = b"application/json"
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: tuple = (), outcome: str = "failure"):
+        super().__init__(message)
+        self.status, self.message, self.headers, self.outcome = status, message, headers, outcome
+
+
+def _json(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class _Ctx:
+    """One HTTP request being answered."""
+
+    __slots__ = ("model", "receive", "rid", "scope", "send", "status", "t0")
+
+    def __init__(self, scope, receive, send, rid):
+        self.scope, self.receive, self.send, self.rid = scope, receive, send, rid
+        self.t0 = time.perf_counter()
+        self.status = 0
+        self.model = None
+
+    def header(self, name: bytes) -> bytes | None:
+        for k, v in self.scope["headers"]:
+            if k == name:
+                return v
+        return None
+
+
+class App:
+    """``App(repository, auth_token=..., max_body_bytes=...)`` is an ASGI 3 application."""
+
+    def __init__(self, repo: Repository, *, auth_token: str | None = None,
+                 max_body_bytes: int = 64 << 20, access_log: bool = False,
+                 load_on_startup: bool = True):
+        self.repo = repo
+        self._token = f"Bearer {auth_token}".encode() if auth_token else None
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+        self.load_on_startup = load_on_startup
+        self.draining = False                   # set at SIGTERM: ready turns false
+        self.http_codes: dict[int, int] = {}
+        self._rid_prefix = f"{os.getpid():x}-"
+        self._rid_counter = itertools.count(1)
+
+    # ---- ASGI entry ------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    if self.load_on_startup:
+                        await self.repo.load_all()
+                except Exception as e:  # noqa: BLE001  (reported to the server, which exits)
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                logs.log("info", "server_ready", models=[m["name"] for m in self.repo.index(True)])
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                # In-flight HTTP requests have been answered by now (the server waits for
+                # them); close each model's runner, draining anything still queued.
+                await self.repo.close()
+                logs.log("info", "server_stopped")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope, receive, send):
+        rid_h = None
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                rid_h = v
+                break
+        rid = rid_h.decode("latin-1")[:128] if rid_h else \
+            f"{self._rid_prefix}{next(self._rid_counter):x}"
+        ctx = _Ctx(scope, receive, send, rid)
+        try:
+            await self._route(ctx)
+        except HttpError as e:
+            if ctx.model is not None:
+                ctx.model.metrics.failure(e.outcome, time.perf_counter() - ctx.t0)
+            await self._error(ctx, e)
+        except Exception as e:  # noqa: BLE001  (a bug must not kill the connection silently)
+            logs.log("error", "internal_error", request_id=rid, path=scope["path"],
+                     error=f"{type(e).__name__}: {e}")
+            await self._error(ctx, HttpError(500, f"internal error: {type(e).__name__}: {e}"))
+        if self.access_log:
+            logs.log("info", "request", request_id=rid,
+                     method=scope["method"], path=scope["path"], status=ctx.status,
+                     ms=round((time.perf_counter() - ctx.t0) * 1e3, 3))
+
+    async def _respond(self, ctx: _Ctx, status: int, body: bytes = b"",
+                       content_type: bytes | None = _JSON, headers: tuple = ()) -> None:
+        h = [(b"content-length", str(len(body)).encode()), (b"x-request-id", ctx.rid.encode())]
+        if content_type is not None and body:
+            h.append((b"content-type", content_type))
+        h.extend(headers)
+        ctx.status = status
+        self.http_codes[status] = self.http_codes.get(status, 0) + 1
+        await ctx.send({"type": "http.response.start", "status": status, "headers": h})
+        await ctx.send({"type": "http.response.body", "body": body})
+
+    async def _error(self, ctx: _Ctx, e: HttpError) -> None:
+        if ctx.status:
+            return  # a response already started; nothing more can be said
+        if e.status >= 400 and logs.enabled("info"):
+            logs.log("info" if e.status < 500 else "error", "request_error", request_id=ctx.rid,
+                     status=e.status, error=e.message)
+        await self._respond(ctx, e.status, _json({"error": e.message}), headers=e.headers)
+
+    # ---- routing ---------------------------------------------------------------------------
+    async def _route(self, ctx: _Ctx) -> None:
+        method = ctx.scope["method"]
+        parts = ctx.scope["path"].strip("/").split("/")
+        if len(parts) == 3 and parts[:2] == ["v2", "health"] and parts[2] in ("live", "ready"):
+            self._method(method, "GET")
+            ok = parts[2] == "live" or (not self.draining and self.repo.all_ready())
+            return await self._respond(ctx, 200 if ok else 400)
+        self._auth(ctx)
+        if parts == ["metrics"]:
+            self._method(method, "GET")
+            text = prometheus_text([(m.metrics, m.runner.queue_depth()) for m in self.repo.served()],
+                                   self.http_codes)
+            return await self._respond(ctx, 200, text.encode(),
+                                       b"text/plain; version=0.0.4; charset=utf-8")
+        if parts[0] != "v2":
+            raise HttpError(404, f"unknown route {ctx.scope['path']}")
+        rest = parts[1:]
+        if not rest or rest == [""]:
+            self._method(method, "GET")
+            return await self._respond(ctx, 200, _json(
+                {"name": "runnx", "version": runnx.__version__, "extensions": EXTENSIONS}))
+        if rest[0] == "models":
+            return await self._model_route(ctx, method, rest[1:])
+        if rest[0] == "repository":
+            return await self._repository_route(ctx, method, rest[1:])
+        raise HttpError(404, f"unknown route {ctx.scope['path']}")
+
+    @staticmethod
+    def _method(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise HttpError(405, f"method {method} is not allowed here (use {allowed})",
+                            ((b"allow", allowed.encode()),))
+
+    def _auth(self, ctx: _Ctx) -> None:
+        if self._token is None:
+            return
+        got = ctx.header(b"authorization")
+        if got is None or not hmac.compare_digest(got, self._token):
+            raise HttpError(401, "missing or invalid bearer token" if got is None or
+                            not got.startswith(b"Bearer ") else "invalid bearer token",
+                            ((b"www-authenticate", b'Bearer realm="runnx"'),))
+
+    async def _model_route(self, ctx: _Ctx, method: str, rest: list[str]) -> None:
+        # rest: [m] | [m, action] | [m, "versions", v] | [m, "versions", v, action] | ["stats"]
+        if rest == ["stats"]:
+            self._method(method, "GET")
+            return await self._stats(ctx, None, "")
+        if not rest or not rest[0]:
+            raise HttpError(404, f"unknown route {ctx.scope['path']}")
+        name, version, action = rest[0], "", ""
+        tail = rest[1:]
+        if tail[:1] == ["versions"]:
+            if len(tail) < 2 or not tail[1]:
+                raise HttpError(404, f"unknown route {ctx.scope['path']}")
+            version, tail = tail[1], tail[2:]
+        if len(tail) > 1:
+            raise HttpError(404, f"unknown route {ctx.scope['path']}")
+        action = tail[0] if tail else ""
+        if action == "infer":
+            self._method(method, "POST")
+            return await self._infer(ctx, name, version)
+        if action not in ("", "ready", "config", "stats"):
+            raise HttpError(404, f"unknown route {ctx.scope['path']}")
+        self._method(method, "GET")
+        if action == "stats":
+            return await self._stats(ctx, name, version)
+        if action == "ready":
+            try:
+                self._model(name, version)
+                ok = True
+            except HttpError:
+                ok = False
+            return await self._respond(ctx, 200 if ok else 400)
+        m = self._model(name, version)
+        if action == "config":
+            return await self._respond(ctx, 200, _json(m.config.triton_json()))
+        return await self._respond(ctx, 200, _json(m.metadata(self.repo.versions(name))))
+
+    def _model(self, name: str, version: str) -> ServedModel:
+        try:
+            return self.repo.get(name, version)
+        except NotFound as e:
+            raise HttpError(404, str(e)) from None
+        except Unavailable as e:
+            raise HttpError(503, str(e), ((b"retry-after", RETRY_AFTER_S),)) from None
+
+    async def _stats(self, ctx: _Ctx, name: str | None, version: str) -> None:
+        if name is None:
+            models = self.repo.served()
+        elif version:
+            models = [self._model(name, version)]
+        else:
+            self._model(name, "")
+            models = [m for m in self.repo.served() if m.name == name]
+        body = {"model_stats": [m.metrics.triton_stats(m.runner.executions()) for m in models]}
+        await self._respond(ctx, 200, _json(body))
+
+    async def _repository_route(self, ctx: _Ctx, method: str, rest: list[str]) -> None:
+        self._method(method, "POST")
+        if rest == ["index"]:
+            body = await self._json_body(ctx)
+            ready = bool(body.get("ready", False))
+            return await self._respond(ctx, 200, _json(self.repo.index(ready)))
+        if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+            name = rest[1]
+            body = await self._json_body(ctx)
+            params = body.get("parameters") or {}
+            if not isinstance(params, dict):
+                raise HttpError(400, "'parameters' must be a JSON object")
+            try:
+                if rest[2] == "load":
+                    files = {k: v for k, v in params.items() if k.startswith("file:")}
+                    config = params.get("config")
+                    if config is not None and not isinstance(config, str):
+                        config = json.dumps(config)
+                    await self.repo.load(name, config, files or None)
+                else:
+                    await self.repo.unload(name)
+            except NotFound as e:
+                raise HttpError(404, str(e)) from None
+            except LoadError as e:
+                raise HttpError(400, str(e)) from None
+            return await self._respond(ctx, 200)
+        raise HttpError(404, f"unknown route {ctx.scope['path']}")
+
+    # ---- bodies ----------------------------------------------------------------------------
+    async def _body(self, ctx: _Ctx) -> bytes:
+        limit = self.max_body_bytes
+        cl = ctx.header(b"content-length")
+        too_big = HttpError(413, f"request body exceeds the limit of {limit} bytes",
+                            ((b"connection", b"close"),))
+        if cl is not None and int(cl) > limit:
+            raise too_big  # before reading: with Expect: 100-continue the client sends nothing
+        chunks, total = [], 0
+        while True:
+            msg = await ctx.receive()
+            if msg["type"] == "http.disconnect":
+                raise HttpError(400, "the client disconnected")
+            chunk = msg.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                raise too_big
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        enc = ctx.header(b"content-encoding")
+        if enc and enc.lower() not in (b"identity",):
+            body = self._decompress(body, enc.lower(), limit, too_big)
+        return body
+
+    @staticmethod
+    def _decompress(body: bytes, enc: bytes, limit: int, too_big: HttpError) -> bytes:
+        wbits = {b"gzip": 31, b"deflate": 15}.get(enc)
+        if wbits is None:
+            raise HttpError(400, f"unsupported Content-Encoding {enc.decode('latin-1')!r}")
+        try:
+            d = zlib.decompressobj(wbits)
+            out = d.decompress(body, limit + 1)
+        except zlib.error as e:
+            raise HttpError(400, f"cannot decompress the body: {e}") from None
+        if len(out) > limit or d.unconsumed_tail:
+            raise too_big
+        return out
+
+    async def _json_body(self, ctx: _Ctx) -> dict:
+        body = await self._body(ctx)
+        if not body.strip():
+            return {}
+        try:
+            obj = json.loads(body)
+        except ValueError as e:
+            raise HttpError(400, f"malformed JSON in the request: {e}") from None
+        if not isinstance(obj, dict):
+            raise HttpError(400, "the request body must be a JSON object")
+        return obj
+
+    # ---- inference -------------------------------------------------------------------------
+    async def _infer(self, ctx: _Ctx, name: str, version: str) -> None:
+        model = self._model(name, version)
+        ctx.model = model
+        body = await self._body(ctx)
+        hl = ctx.header(b"inference-header-content-length")
+        try:
+            header_len = None if hl is None else int(hl)
+        except ValueError:
+            raise HttpError(400, "Inference-Header-Content-Length must be an integer") from None
+        try:
+            req = decode_infer_request(body, header_len)
+        except ProtocolError as e:
+            raise HttpError(400, str(e)) from None
+        rows = self._check_inputs(model, req)
+        names, binary = self._requested_outputs(model, req)
+        try:
+            res = await model.runner.infer(req.inputs, names, req.priority, req.timeout_us)
+        except HttpError:
+            raise
+        except Exception as e:  # noqa: BLE001  (mapped to a status below)
+            raise self._run_error(model, e) from None
+        outs = res.outputs
+        try:
+            body, header_len = encode_infer_response(
+                model.name, model.version, req.id,
+                [(n, outs[n], b) for n, b in zip(names or model.output_names, binary)])
+        except ProtocolError as e:
+            raise HttpError(400, str(e)) from None
+        headers = ()
+        ctype = _JSON
+        if header_len is not None:
+            headers = ((b"inference-header-content-length", str(header_len).encode()),)
+            ctype = b"application/octet-stream"
+        model.metrics.success(rows, res.queue_us, res.compute_us, res.batch_size,
+                              time.perf_counter() - ctx.t0)
+        await self._respond(ctx, 200, body, ctype, headers)
+
+    @staticmethod
+    def _run_error(model: ServedModel, e: Exception) -> HttpError:
+        retry = ((b"retry-after", RETRY_AFTER_S),)
+        if isinstance(e, Overloaded) or (QueueFull is not None and isinstance(e, QueueFull)):
+            return HttpError(429, f"model '{model.name}' is overloaded: {e}", retry, "rejected")
+        if isinstance(e, runnx.ResourceExhausted):
+            return HttpError(503, f"model '{model.name}': {e}", retry, "rejected")
+        if (DeadlineExceeded is not None and isinstance(e, DeadlineExceeded)) or \
+                isinstance(e, TimeoutError):
+            return HttpError(504, f"model '{model.name}': {e}", (), "expired")
+        if isinstance(e, Closed) or (BatcherClosed is not None and isinstance(e, BatcherClosed)):
+            return HttpError(503, f"model '{model.name}' is being unloaded", retry, "rejected")
+        if isinstance(e, runnx.InvalidArgument):
+            return HttpError(400, str(e))
+        logs.log("error", "inference_failed", model=model.name, version=model.version,
+                 error=f"{type(e).__name__}: {e}")
+        return HttpError(500, f"model '{model.name}' failed: {e}")
+
+    @staticmethod
+    def _check_inputs(model: ServedModel, req) -> int:
+        """Names, datatypes and shapes against the model; returns the batch size (rows)."""
+        specs = model.input_specs
+        mbs = model.config.max_batch_size
+        rows = None
+        for name, a in req.inputs.items():
+            spec = specs.get(name)
+            if spec is None:
+                raise HttpError(400, f"unknown input '{name}' for model '{model.name}' "
+                                     f"(inputs: {sorted(specs)})")
+            dt = req.datatypes[name]
+            if dt != spec.datatype:
+                raise HttpError(400, f"input '{name}': datatype {dt} does not match the model's "
+                                     f"{spec.datatype}")
+            shape = a.shape
+            dims = shape[1:] if mbs > 0 else shape
+            want = ([-1] if mbs > 0 else []) + list(spec.dims)
+            if len(shape) != len(want) or any(s != -1 and d != s for d, s in zip(dims, spec.dims)):
+                raise HttpError(400, f"input '{name}': shape {list(shape)} does not match the "
+                                     f"model's {want}")
+            if mbs > 0:
+                b = shape[0]
+                if b < 1 or b > mbs:
+                    raise HttpError(400, f"input '{name}': batch size {b} must be between 1 and "
+                                         f"max_batch_size {mbs}")
+                if rows is not None and b != rows:
+                    raise HttpError(400, f"input '{name}': batch size {b} differs from the other "
+                                         f"inputs' {rows}")
+                rows = b
+        missing = [n for n in specs if n not in req.inputs]
+        if missing:
+            raise HttpError(400, f"missing input(s) {missing} for model '{model.name}'")
+        return rows or 1
+
+    @staticmethod
+    def _requested_outputs(model: ServedModel, req) -> tuple[list[str] | None, list[bool]]:
+        if req.outputs is None:
+            return None, [req.binary_output] * len(model.output_names)
+        names, binary = [], []
+        known = set(model.output_names)
+        for o in req.outputs:
+            if o.name not in known:
+                raise HttpError(400, f"unknown output '{o.name}' for model '{model.name}' "
+                                     f"(outputs: {model.output_names})")
+            names.append(o.name)
+            binary.append(req.binary_output if o.binary is None else o.binary)
+        return names, binary

@@ -1,0 +1,152 @@
+"""Per-model request metrics: Prometheus text for ``/metrics`` and Triton's statistics JSON for
+``/v2/models/{m}/stats``. Updated on the event loop only, so no locks.
+
+>>> h = Histogram((1, 2, 4)); h.observe(1); h.observe(3); h.observe(9)
+>>> h.counts, h.count
+([1, 0, 1, 1], 3)
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+
+LATENCY_BUCKETS_S = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
+                     50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+OUTCOMES = ("success", "failure", "rejected", "expired")
+
+
+class Histogram:
+    """Cumulative buckets as Prometheus wants them; ``counts[i]`` holds values in
+    (bounds[i-1], bounds[i]], the last slot those above every bound."""
+
+    __slots__ = ("bounds", "count", "counts", "sum")
+
+    def __init__(self, bounds):
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, v)] += 1
+        self.sum += v
+        self.count += 1
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        out, acc = [], 0
+        for bound, n in zip(self.bounds, self.counts):
+            acc += n
+            out.append(f'{name}_bucket{{{labels},le="{bound:g}"}} {acc}')
+        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
+        out.append(f"{name}_sum{{{labels}}} {self.sum:.9g}")
+        out.append(f"{name}_count{{{labels}}} {self.count}")
+        return out
+
+
+class ModelMetrics:
+    """Everything counted for one model version."""
+
+    def __init__(self, name: str, version: str):
+        self.name, self.version = name, version
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.queue = Histogram(LATENCY_BUCKETS_S)
+        self.compute = Histogram(LATENCY_BUCKETS_S)
+        self.e2e = Histogram(LATENCY_BUCKETS_S)
+        self.batch = Histogram(BATCH_BUCKETS)
+        # Triton statistics: (count, ns) pairs and per-batch-size executions.
+        self.success_ns = self.fail_ns = self.queue_ns = self.compute_ns = 0
+        self.fail_count = 0
+        self.inference_count = 0           # rows inferred
+        self.last_inference_ms = 0
+        self.batch_execs: dict[int, list[float]] = {}   # batch size -> [executions, compute ns]
+
+    def success(self, rows: int, queue_us: float, compute_us: float, batch_size: int,
+                e2e_s: float) -> None:
+        self.outcomes["success"] += 1
+        self.queue.observe(queue_us * 1e-6)
+        self.compute.observe(compute_us * 1e-6)
+        self.e2e.observe(e2e_s)
+        self.batch.observe(batch_size)
+        self.success_ns += int(e2e_s * 1e9)
+        self.queue_ns += int(queue_us * 1e3)
+        self.compute_ns += int(compute_us * 1e3)
+        self.inference_count += rows
+        self.last_inference_ms = int(time.time() * 1000)
+        # A batch of B rows served B/rows requests like this one: add this request's share.
+        b = self.batch_execs.setdefault(batch_size, [0.0, 0.0])
+        share = rows / max(batch_size, 1)
+        b[0] += share
+        b[1] += share * compute_us * 1e3
+
+    def failure(self, outcome: str, e2e_s: float) -> None:
+        self.outcomes[outcome] += 1
+        self.fail_count += 1
+        self.fail_ns += int(e2e_s * 1e9)
+        self.e2e.observe(e2e_s)
+
+    def triton_stats(self, executions: int) -> dict:
+        def d(count, ns):
+            return {"count": int(count), "ns": int(ns)}
+        ok = self.outcomes["success"]
+        return {
+            "name": self.name,
+            "version": self.version,
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inference_count,
+            "execution_count": executions,
+            "inference_stats": {
+                "success": d(ok, self.success_ns),
+                "fail": d(self.fail_count, self.fail_ns),
+                "queue": d(ok, self.queue_ns),
+                "compute_input": d(ok, 0),
+                "compute_infer": d(ok, self.compute_ns),
+                "compute_output": d(ok, 0),
+                "cache_hit": d(0, 0),
+                "cache_miss": d(0, 0),
+            },
+            "response_stats": {},
+            "batch_stats": [
+                {"batch_size": bs, "compute_input": d(round(n), 0),
+                 "compute_infer": d(round(n), ns), "compute_output": d(round(n), 0)}
+                for bs, (n, ns) in sorted(self.batch_execs.items())
+            ],
+            "memory_usage": [],
+        }
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(models: list[tuple[ModelMetrics, int]], http_codes: dict[int, int]) -> str:
+    """``models`` pairs each version's metrics with its current queue depth."""
+    out = [
+        ("# HELP runnx_inference_requests_total Inference requests by outcome "
+         "(success, failure, rejected: queue full, expired: deadline passed in the queue)."),
+        "# TYPE runnx_inference_requests_total counter",
+    ]
+    labels = {id(m): f'model="{_escape(m.name)}",version="{_escape(m.version)}"' for m, _ in models}
+    for m, _ in models:
+        for outcome, n in m.outcomes.items():
+            out.append(f'runnx_inference_requests_total{{{labels[id(m)]},outcome="{outcome}"}} {n}')
+    for metric, attr, help_ in (
+        ("runnx_queue_duration_seconds", "queue", "Time a request waited in the batch queue."),
+        ("runnx_compute_duration_seconds", "compute", "Compute time of the batch a request ran in."),
+        ("runnx_request_duration_seconds", "e2e", "Server-side end-to-end time of a request."),
+        ("runnx_batch_size", "batch", "Rows in the batch each request ran in."),
+    ):
+        out.append(f"# HELP {metric} {help_}")
+        out.append(f"# TYPE {metric} histogram")
+        for m, _ in models:
+            out.extend(getattr(m, attr).lines(metric, labels[id(m)]))
+    out.append("# HELP runnx_queue_depth Requests waiting in the model's queue.")
+    out.append("# TYPE runnx_queue_depth gauge")
+    for m, depth in models:
+        out.append(f"runnx_queue_depth{{{labels[id(m)]}}} {depth}")
+    out.append("# HELP runnx_http_responses_total HTTP responses by status code.")
+    out.append("# TYPE runnx_http_responses_total counter")
+    for code, n in sorted(http_codes.items()):
+        out.append(f'runnx_http_responses_total{{code="{code}"}} {n}')
+    return "\n".join(out) + "\n"
