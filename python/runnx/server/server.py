@@ -78,7 +78,11 @@ class Server:
         """Binds the listening socket now (port 0 picks a free port; see ``self.port``)."""
         if self._sock is None:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            s = socket.socket(family, socket.SOCK_STREAM)
+            # proto IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when the
+            # listener says TCP; without it a response's header and body writes meet Nagle's
+            # algorithm and the client's delayed ACK (40 ms per request).
+            s = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((self.host, self.port))
             s.listen(2048)
