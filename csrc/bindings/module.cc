@@ -7,6 +7,7 @@ namespace py = pybind11;
 namespace runnx {
 void register_errors(py::module_& m);
 void register_session(py::module_& m);
+void register_serving(py::module_& m);
 void register_reader_testing(py::module_& m);
 void register_kernel_testing(py::module_& m);
 }  // namespace runnx
@@ -15,6 +16,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "runnx native core";
   runnx::register_errors(m);
   runnx::register_session(m);
+  runnx::register_serving(m);
   py::module_ testing = m.def_submodule("_testing", "hooks for the test suite only");
   runnx::register_reader_testing(testing);
   runnx::register_kernel_testing(testing);

@@ -3,6 +3,7 @@
 // ResourceExhausted a MemoryError, so generic handlers still catch them.
 #include <pybind11/pybind11.h>
 
+#include "bindings/error_classes.h"
 #include "common/status.h"
 
 namespace py = pybind11;
@@ -12,6 +13,9 @@ namespace runnx {
 namespace {
 
 PyObject* g_classes[5];
+PyObject* g_queue_full = nullptr;
+PyObject* g_deadline_exceeded = nullptr;
+PyObject* g_batcher_closed = nullptr;
 
 PyObject* make_class(py::module_& m, const char* name, PyObject* bases, const char* doc) {
   std::string full = std::string("runnx.") + name;
@@ -38,6 +42,12 @@ void register_errors(py::module_& m) {
   g_classes[static_cast<int>(ErrorKind::kRuntime)] =
       make_class(m, "RuntimeFailure", base, "A kernel failed while running.");
 
+  g_queue_full = make_class(m, "QueueFull", PyTuple_Pack(1, g_classes[static_cast<int>(ErrorKind::kResourceExhausted)]),
+                            "A batcher's request queue is full; retry later.");
+  g_deadline_exceeded = make_class(m, "DeadlineExceeded", base,
+                                   "A request's timeout passed while it waited in the queue; it was not run.");
+  g_batcher_closed = make_class(m, "BatcherClosed", base, "The batcher is closed and takes no more requests.");
+
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -46,5 +56,10 @@ void register_errors(py::module_& m) {
     }
   });
 }
+
+PyObject* error_class(ErrorKind kind) { return g_classes[static_cast<int>(kind)]; }
+PyObject* queue_full_error_class() { return g_queue_full; }
+PyObject* deadline_exceeded_error_class() { return g_deadline_exceeded; }
+PyObject* batcher_closed_error_class() { return g_batcher_closed; }
 
 }  // namespace runnx

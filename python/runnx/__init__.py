@@ -11,8 +11,11 @@ import pkgutil
 __path__ = pkgutil.extend_path(__path__, __name__)
 
 from .errors import (  # noqa: E402
+    BatcherClosed,
+    DeadlineExceeded,
     InvalidArgument,
     InvalidModel,
+    QueueFull,
     ResourceExhausted,
     RunnxError,
     RuntimeFailure,
@@ -28,6 +31,8 @@ from .session import (  # noqa: E402
     RunOptions,
     SessionOptions,
 )
+
+from .batcher import Batcher, InferResult  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -48,5 +53,10 @@ __all__ = [
     "InvalidArgument",
     "ResourceExhausted",
     "RuntimeFailure",
+    "QueueFull",
+    "DeadlineExceeded",
+    "BatcherClosed",
+    "Batcher",
+    "InferResult",
     "__version__",
 ]

@@ -10,8 +10,11 @@ Every runnx error derives from :class:`RunnxError` (a ``RuntimeError``, as onnxr
 """
 
 from ._C import (  # noqa: F401  (re-exported)
+    BatcherClosed,
+    DeadlineExceeded,
     InvalidArgument,
     InvalidModel,
+    QueueFull,
     ResourceExhausted,
     RunnxError,
     RuntimeFailure,
@@ -25,4 +28,7 @@ __all__ = [
     "InvalidArgument",
     "ResourceExhausted",
     "RuntimeFailure",
+    "QueueFull",
+    "DeadlineExceeded",
+    "BatcherClosed",
 ]

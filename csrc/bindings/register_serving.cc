@@ -1,0 +1,235 @@
+// The Batcher binding. submit() converts the feeds while holding the GIL (the numpy arrays are
+// used in place and kept alive by a reference stored in the request), then queues without
+// blocking. Workers never touch Python: finished requests wait in a CompletionChannel, and
+// drain(), called by whoever watches the channel's eventfd with the GIL held, turns them into
+// (future, ok, outputs-or-exception, queue_us, compute_us, batch_size) tuples and drops the
+// references. Requests are created and destroyed only here, always with the GIL held.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "bindings/error_classes.h"
+#include "runtime/session.h"
+#include "serving/batcher.h"
+
+namespace py = pybind11;
+
+namespace runnx {
+
+namespace {
+
+DType tensor_dtype(const py::dtype& dt, const std::string& name) {
+  const char kind = dt.kind();
+  const ssize_t size = dt.itemsize();
+  if (kind == 'f') {
+    if (size == 4) return DType::kF32;
+    if (size == 8) return DType::kF64;
+    if (size == 2) return DType::kF16;
+  } else if (kind == 'i') {
+    if (size == 8) return DType::kI64;
+    if (size == 4) return DType::kI32;
+    if (size == 2) return DType::kI16;
+    if (size == 1) return DType::kI8;
+  } else if (kind == 'u') {
+    if (size == 1) return DType::kU8;
+    if (size == 2) return DType::kU16;
+    if (size == 4) return DType::kU32;
+    if (size == 8) return DType::kU64;
+  } else if (kind == 'b') {
+    return DType::kBool;
+  }
+  fail(ErrorKind::kInvalidArgument, "input '", name, "': numpy dtype ", std::string(py::str(dt)),
+       " is not supported");
+}
+
+const char* numpy_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "float32";
+    case DType::kF64: return "float64";
+    case DType::kF16: return "float16";
+    case DType::kI64: return "int64";
+    case DType::kI32: return "int32";
+    case DType::kI16: return "int16";
+    case DType::kI8: return "int8";
+    case DType::kU8: return "uint8";
+    case DType::kU16: return "uint16";
+    case DType::kU32: return "uint32";
+    case DType::kU64: return "uint64";
+    case DType::kBool: return "bool";
+    default: fail(ErrorKind::kUnsupportedOp, "cannot return a tensor of type ", dtype_name(t), " to numpy");
+  }
+}
+
+// The array borrows the tensor's bytes; the capsule keeps their owner (the batch output) alive.
+py::array to_numpy(Tensor t) {
+  py::dtype dt(numpy_name(t.dtype));
+  std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
+  auto* holder = new Tensor(std::move(t));
+  py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });
+  return py::array(dt, shape, {}, holder->data, owner);
+}
+
+class PyBatcher {
+ public:
+  PyBatcher(py::object session, BatcherOptions options) : session_(std::move(session)) {
+    Session& s = session_.cast<Session&>();
+    core_ = std::make_unique<Batcher>(s, std::move(options));
+  }
+
+  ~PyBatcher() {
+    {
+      py::gil_scoped_release nogil;
+      core_->close(false, -1);
+    }
+    for (auto& ch : channels_)
+      for (Request* r : ch->take_all()) release(r);
+  }
+
+  int open_channel(bool nonblocking) {
+    channels_.push_back(std::make_unique<CompletionChannel>(nonblocking));
+    return static_cast<int>(channels_.size()) - 1;
+  }
+
+  CompletionChannel& channel(int index) {
+    RUNNX_CHECK(index >= 0 && index < static_cast<int>(channels_.size()), kInvalidArgument, "no channel ",
+                index);
+    return *channels_[index];
+  }
+
+  void submit(const py::dict& feeds, const py::object& output_names, int priority, int64_t timeout_us,
+              int channel_index, const py::object& future) {
+    auto req = std::make_unique<Request>();
+    py::list keep;
+    for (auto item : feeds) {
+      std::string name = py::str(item.first);
+      py::array a = py::array::ensure(item.second, py::array::c_style);
+      if (!a) {
+        PyErr_Clear();
+        fail(ErrorKind::kInvalidArgument, "input '", name, "' is not convertible to a numpy array");
+      }
+      Tensor t;
+      t.dtype = tensor_dtype(a.dtype(), name);
+      t.shape.assign(a.shape(), a.shape() + a.ndim());
+      t.data = const_cast<void*>(a.data());
+      req->feed_names.push_back(std::move(name));
+      req->feeds.push_back(std::move(t));
+      keep.append(a);
+    }
+    if (!output_names.is_none())
+      for (auto o : output_names) req->output_names.push_back(py::str(o));
+    RUNNX_CHECK(timeout_us >= 0, kInvalidArgument, "timeout_us must be >= 0, got ", timeout_us);
+    req->priority = priority;
+    req->timeout_us = timeout_us;
+    req->channel = &channel(channel_index);
+    core_->prepare(*req);
+    PyObject* user = py::make_tuple(future, keep).release().ptr();
+    req->user = user;
+    SubmitResult res = core_->submit(req.get());
+    if (res == SubmitResult::kAccepted) {
+      req.release();  // the batcher hands it back through the channel
+      return;
+    }
+    Py_DECREF(user);
+    if (res == SubmitResult::kQueueFull) {
+      PyErr_SetString(queue_full_error_class(),
+                      str_cat("the batcher's queue is full (max_queue_size=", core_->options().max_queue_size,
+                              "); retry later").c_str());
+    } else {
+      PyErr_SetString(batcher_closed_error_class(), "the batcher is closed");
+    }
+    throw py::error_already_set();
+  }
+
+  py::list drain(int channel_index) {
+    py::list out;
+    for (Request* r : channel(channel_index).take_all()) {
+      std::unique_ptr<Request> own(r);
+      py::tuple user = py::reinterpret_steal<py::tuple>(static_cast<PyObject*>(r->user));
+      r->user = nullptr;
+      const bool ok = r->outcome == Outcome::kOk;
+      py::object payload;
+      if (ok) {
+        py::dict d;
+        for (size_t k = 0; k < r->outputs.size(); ++k)
+          d[py::str(r->output_names[k])] = to_numpy(std::move(r->outputs[k]));
+        payload = std::move(d);
+      } else {
+        payload = py::handle(exception_class(*r))(py::str(r->error));
+      }
+      out.append(py::make_tuple(user[0], ok, payload, r->queue_us, r->compute_us, r->batch_size));
+    }
+    return out;
+  }
+
+  void close(bool drain, double timeout_s) {
+    py::gil_scoped_release nogil;  // workers never need the GIL; resolver threads may
+    core_->close(drain, timeout_s);
+  }
+
+  Batcher& core() { return *core_; }
+
+ private:
+  static PyObject* exception_class(const Request& r) {
+    switch (r.outcome) {
+      case Outcome::kDeadlineExceeded: return deadline_exceeded_error_class();
+      case Outcome::kClosed: return batcher_closed_error_class();
+      default: return error_class(r.error_kind);
+    }
+  }
+
+  static void release(Request* r) {
+    Py_XDECREF(static_cast<PyObject*>(r->user));
+    delete r;
+  }
+
+  py::object session_;  // keeps the Session alive while workers use it
+  std::unique_ptr<Batcher> core_;
+  std::vector<std::unique_ptr<CompletionChannel>> channels_;
+};
+
+}  // namespace
+
+void register_serving(py::module_& m) {
+  py::class_<PyBatcher>(m, "Batcher")
+      .def(py::init([](py::object session, int64_t max_batch_size, int64_t max_queue_delay_us,
+                       std::vector<int64_t> preferred_batch_sizes, int64_t max_queue_size, int instance_count) {
+             BatcherOptions o;
+             o.max_batch_size = max_batch_size;
+             o.max_queue_delay_us = max_queue_delay_us;
+             o.preferred_batch_sizes = std::move(preferred_batch_sizes);
+             o.max_queue_size = max_queue_size;
+             o.instance_count = instance_count;
+             return std::make_unique<PyBatcher>(std::move(session), std::move(o));
+           }),
+           py::arg("session"), py::arg("max_batch_size"), py::arg("max_queue_delay_us"),
+           py::arg("preferred_batch_sizes"), py::arg("max_queue_size"), py::arg("instance_count"))
+      .def("open_channel", &PyBatcher::open_channel, py::arg("nonblocking"))
+      .def("channel_fd", [](PyBatcher& b, int i) { return b.channel(i).fd(); }, py::arg("channel"))
+      .def("poke", [](PyBatcher& b, int i) { b.channel(i).poke(); }, py::arg("channel"))
+      .def("submit", &PyBatcher::submit, py::arg("feeds"), py::arg("output_names"), py::arg("priority"),
+           py::arg("timeout_us"), py::arg("channel"), py::arg("future"))
+      .def("drain", &PyBatcher::drain, py::arg("channel"))
+      .def("close", &PyBatcher::close, py::arg("drain"), py::arg("timeout_s"))
+      .def("closed", [](PyBatcher& b) { return b.core().closed(); })
+      .def("queue_depth", [](PyBatcher& b) { return b.core().queue_depth(); })
+      .def("stats", [](PyBatcher& b) {
+        BatcherStats s = b.core().stats();
+        py::dict d;
+        d["requests_ok"] = s.requests_ok;
+        d["requests_failed"] = s.requests_failed;
+        d["requests_rejected"] = s.requests_rejected;
+        d["requests_expired"] = s.requests_expired;
+        d["batches"] = s.batches;
+        d["queue_us"] = s.queue_us;
+        d["compute_us"] = s.compute_us;
+        py::dict sizes;
+        for (size_t i = 0; i < s.batch_sizes.size(); ++i)
+          if (s.batch_sizes[i]) sizes[py::int_(i)] = s.batch_sizes[i];
+        d["batch_sizes"] = sizes;
+        return d;
+      });
+}
+
+}  // namespace runnx

@@ -1,0 +1,428 @@
+#include "serving/batcher.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace runnx {
+
+namespace {
+
+int64_t micros(Batcher::Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+std::string dims_str(const ValueInfo& vi) {
+  std::string s = "[";
+  for (size_t i = 0; i < vi.dims.size(); ++i) {
+    if (i) s += ", ";
+    const Dim& d = vi.dims[i];
+    s += d.known() ? std::to_string(d.value) : (d.param.empty() ? "?" : d.param);
+  }
+  return s + "]";
+}
+
+}  // namespace
+
+Batcher::Batcher(Session& session, BatcherOptions options)
+    : session_(session),
+      opt_(std::move(options)),
+      ring_(static_cast<size_t>(std::max<int64_t>(opt_.max_queue_size, 1))) {
+  RUNNX_CHECK(opt_.max_batch_size >= 0, kInvalidArgument, "max_batch_size must be >= 0, got ",
+              opt_.max_batch_size);
+  RUNNX_CHECK(opt_.max_queue_delay_us >= 0, kInvalidArgument, "max_queue_delay_us must be >= 0, got ",
+              opt_.max_queue_delay_us);
+  RUNNX_CHECK(opt_.max_queue_size >= 1 && opt_.max_queue_size <= (int64_t{1} << 24), kInvalidArgument,
+              "max_queue_size must be in [1, 16777216], got ", opt_.max_queue_size);
+  RUNNX_CHECK(opt_.instance_count >= 1 && opt_.instance_count <= 256, kInvalidArgument,
+              "instance_count must be in [1, 256], got ", opt_.instance_count);
+  for (int64_t p : opt_.preferred_batch_sizes)
+    RUNNX_CHECK(p >= 1 && p <= opt_.max_batch_size, kInvalidArgument, "preferred batch size ", p,
+                " must be in [1, max_batch_size=", opt_.max_batch_size, "]");
+  for (const ValueInfo& vi : session_.inputs()) {
+    input_names_.push_back(vi.name);
+    if (opt_.max_batch_size == 0 || !vi.has_shape) continue;
+    // Batching concatenates along dim 0; a model whose first dim is fixed cannot take batches.
+    RUNNX_CHECK(!vi.dims.empty(), kInvalidArgument, "input '", vi.name,
+                "' is a scalar: it has no batch dimension; use max_batch_size=0 for this model");
+    RUNNX_CHECK(!vi.dims[0].known(), kInvalidArgument, "input '", vi.name, "' has the fixed shape ",
+                dims_str(vi), ": its first dim is not a batch dim; use max_batch_size=0 for this model");
+  }
+  batch_sizes_.reset(new std::atomic<int64_t>[opt_.max_batch_size + 2]());
+  live_workers_ = opt_.instance_count;
+  for (int i = 0; i < opt_.instance_count; ++i) workers_.emplace_back([this] { worker_main(); });
+}
+
+Batcher::~Batcher() { close(false, -1); }
+
+void Batcher::prepare(Request& r) const {
+  const std::vector<ValueInfo>& ins = session_.inputs();
+  RUNNX_CHECK(r.feed_names.size() == r.feeds.size(), kInvalidArgument, "feed names and tensors differ in count");
+  std::vector<Tensor> ordered(ins.size());
+  std::vector<bool> given(ins.size(), false);
+  for (size_t i = 0; i < r.feeds.size(); ++i) {
+    size_t j = 0;
+    while (j < ins.size() && ins[j].name != r.feed_names[i]) ++j;
+    if (j == ins.size()) {
+      std::string known;
+      for (const ValueInfo& vi : ins) known += (known.empty() ? "'" : ", '") + vi.name + "'";
+      fail(ErrorKind::kInvalidArgument, "unknown input '", r.feed_names[i], "'; the model's inputs are ", known);
+    }
+    RUNNX_CHECK(!given[j], kInvalidArgument, "input '", r.feed_names[i], "' is given twice");
+    given[j] = true;
+    ordered[j] = r.feeds[i];
+  }
+  const bool batching = opt_.max_batch_size > 0;
+  int64_t rows = batching ? -1 : 1;
+  std::string key;
+  for (size_t j = 0; j < ins.size(); ++j) {
+    const ValueInfo& vi = ins[j];
+    const Tensor& t = ordered[j];
+    RUNNX_CHECK(given[j], kInvalidArgument, "missing input '", vi.name, "'");
+    RUNNX_CHECK(t.dtype == vi.dtype, kInvalidArgument, "input '", vi.name, "' has dtype ", dtype_name(t.dtype),
+                "; the model expects ", dtype_name(vi.dtype));
+    if (vi.has_shape)
+      RUNNX_CHECK(t.rank() == static_cast<int64_t>(vi.dims.size()), kInvalidArgument, "input '", vi.name,
+                  "' has shape ", shape_str(t.shape), "; the model expects rank ", vi.dims.size(), " ",
+                  dims_str(vi));
+    if (batching) {
+      RUNNX_CHECK(t.rank() >= 1, kInvalidArgument, "input '", vi.name, "' has no batch dimension");
+      int64_t n = t.shape[0];
+      RUNNX_CHECK(n >= 1, kInvalidArgument, "input '", vi.name, "' has batch size 0");
+      RUNNX_CHECK(n <= opt_.max_batch_size, kInvalidArgument, "input '", vi.name, "' has batch size ", n,
+                  ", more than max_batch_size=", opt_.max_batch_size);
+      RUNNX_CHECK(rows < 0 || n == rows, kInvalidArgument, "inputs disagree on the batch size: '", vi.name,
+                  "' has ", n, ", an earlier input ", rows);
+      rows = n;
+    }
+    for (int64_t d = batching ? 1 : 0; d < t.rank(); ++d) {
+      if (vi.has_shape && vi.dims[d].known())
+        RUNNX_CHECK(t.shape[d] == vi.dims[d].value, kInvalidArgument, "input '", vi.name, "' has shape ",
+                    shape_str(t.shape), "; the model expects ", dims_str(vi));
+    }
+    // The key: dtype and every non-batch dim of every input, then the outputs asked for.
+    key += std::to_string(static_cast<int>(t.dtype));
+    for (int64_t d = batching ? 1 : 0; d < t.rank(); ++d) key += ',' + std::to_string(t.shape[d]);
+    key += ';';
+  }
+  if (r.output_names.empty()) {
+    for (const ValueInfo& vi : session_.outputs()) r.output_names.push_back(vi.name);
+  } else {
+    for (const std::string& name : r.output_names) {
+      bool found = false;
+      for (const ValueInfo& vi : session_.outputs()) found = found || vi.name == name;
+      RUNNX_CHECK(found, kInvalidArgument, "unknown output '", name, "'");
+    }
+  }
+  for (const std::string& name : r.output_names) key += '|' + name;
+  r.feed_names = input_names_;
+  r.feeds = std::move(ordered);
+  r.rows = rows;
+  r.key = std::move(key);
+}
+
+SubmitResult Batcher::submit(Request* r) {
+  // close() waits until no submit is between its closed check and its push.
+  submitting_.fetch_add(1, std::memory_order_seq_cst);
+  SubmitResult res = enqueue(r);
+  submitting_.fetch_sub(1, std::memory_order_seq_cst);
+  return res;
+}
+
+SubmitResult Batcher::enqueue(Request* r) {
+  if (closed_.load(std::memory_order_seq_cst)) return SubmitResult::kClosed;
+  if (queued_.fetch_add(1, std::memory_order_relaxed) >= opt_.max_queue_size) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return SubmitResult::kQueueFull;
+  }
+  r->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+  r->enqueued = Clock::now();
+  r->deadline = r->timeout_us > 0 ? r->enqueued + std::chrono::microseconds(r->timeout_us)
+                                  : Clock::time_point::max();
+  // The ring holds at least max_queue_size cells and queued_ counts every request in the ring,
+  // so this push has room; the check is a guard, not a path.
+  if (!ring_.try_push(r)) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return SubmitResult::kQueueFull;
+  }
+  // From here `r` may already be answered and freed by its consumer: do not touch it.
+  wake_.notify_all();
+  return SubmitResult::kAccepted;
+}
+
+void Batcher::worker_main() {
+  Batch batch;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lead_lock(sched_mu_);
+      if (!lead(batch)) break;
+    }
+    run_batch(batch);
+    batch.reqs.clear();
+    batch.rows = 0;
+  }
+  std::lock_guard<std::mutex> lk(close_mu_);
+  --live_workers_;
+  workers_exited_.notify_all();
+}
+
+bool Batcher::lead(Batch& batch) {
+  for (;;) {
+    uint32_t epoch = wake_.prepare();
+    // Read before draining: once stopping_ is set no submit is in flight, so a drain after this
+    // read sees every request there will ever be.
+    bool stopping = stopping_.load(std::memory_order_seq_cst);
+    drain_ring();
+    if (discard_.load(std::memory_order_seq_cst) && !pending_.empty()) {
+      std::vector<Request*> dropped(pending_.begin(), pending_.end());
+      pending_.clear();
+      queued_.fetch_sub(static_cast<int64_t>(dropped.size()), std::memory_order_relaxed);
+      for (Request* r : dropped)
+        answer(r, Outcome::kClosed, ErrorKind::kRuntime, "the batcher was closed before this request ran");
+    }
+    Clock::time_point wake_at = Clock::time_point::max();
+    bool found = choose(Clock::now(), stopping, batch, wake_at);
+    if (found || (stopping && pending_.empty())) {
+      wake_.done();
+      return found;
+    }
+    wake_.wait(epoch, wake_at);
+    wake_.done();
+  }
+}
+
+void Batcher::drain_ring() {
+  if (pending_.empty() && key_ids_.size() > 4096) {  // bound the key table under shape churn
+    key_ids_.clear();
+    group_of_key_.clear();
+  }
+  Request* r;
+  while (ring_.try_pop(r)) {
+    auto [it, fresh] = key_ids_.try_emplace(r->key, static_cast<int>(key_ids_.size()));
+    if (fresh) group_of_key_.push_back(-1);
+    r->key_id = it->second;
+    pending_.insert(r);
+  }
+}
+
+bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at) {
+  const int64_t max_rows = opt_.max_batch_size;
+  const auto delay = std::chrono::microseconds(opt_.max_queue_delay_us);
+  Request* alone = nullptr;
+  expired_scratch_.clear();
+  groups_used_ = 0;
+  // One pass in service order: answer expired requests, gather each key's batch candidates.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    Request* r = *it;
+    if (r->deadline <= now) {
+      it = pending_.erase(it);
+      expired_scratch_.push_back(r);
+      continue;
+    }
+    ++it;
+    wake_at = std::min(wake_at, r->deadline);
+    if (max_rows == 0) {
+      if (!alone) alone = r;
+      continue;
+    }
+    int& gi = group_of_key_[r->key_id];
+    if (gi < 0) {
+      gi = static_cast<int>(groups_used_++);
+      if (groups_.size() < groups_used_) groups_.emplace_back();
+      Group& g = groups_[gi];
+      g.reqs.clear();
+      g.rows = 0;
+      g.key_id = r->key_id;
+      g.full = false;
+      g.oldest = Clock::time_point::max();
+    }
+    Group& g = groups_[gi];
+    if (g.full) continue;
+    // Stop at the first compatible request that does not fit: taking a later, smaller one
+    // would overtake it.
+    if (g.rows + r->rows > max_rows) {
+      g.full = true;
+      continue;
+    }
+    g.reqs.push_back(r);
+    g.rows += r->rows;
+    g.oldest = std::min(g.oldest, r->enqueued);
+    g.full = g.rows == max_rows;
+  }
+  if (!expired_scratch_.empty()) {
+    queued_.fetch_sub(static_cast<int64_t>(expired_scratch_.size()), std::memory_order_relaxed);
+    for (Request* r : expired_scratch_)
+      answer(r, Outcome::kDeadlineExceeded, ErrorKind::kRuntime,
+             str_cat("the request's timeout of ", r->timeout_us, " us passed while it was queued"));
+  }
+
+  bool found = false;
+  if (alone) {
+    pending_.erase(alone);
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    alone->queue_us = micros(now - alone->enqueued);
+    batch.reqs.push_back(alone);
+    batch.rows = 1;
+    found = true;
+  }
+  for (size_t gi = 0; gi < groups_used_; ++gi) {
+    Group& g = groups_[gi];
+    group_of_key_[g.key_id] = -1;
+    if (found) continue;
+    size_t count = 0;
+    if (g.full || stopping || delay.count() == 0 || now >= g.oldest + delay) {
+      count = g.reqs.size();
+    } else if (!opt_.preferred_batch_sizes.empty()) {
+      // The largest preferred size that a prefix of the candidates fills exactly goes now.
+      int64_t rows = 0;
+      for (size_t i = 0; i < g.reqs.size(); ++i) {
+        rows += g.reqs[i]->rows;
+        const auto& pref = opt_.preferred_batch_sizes;
+        if (std::find(pref.begin(), pref.end(), rows) != pref.end()) count = i + 1;
+      }
+    }
+    if (count == 0) {
+      wake_at = std::min(wake_at, g.oldest + delay);
+      continue;
+    }
+    take(g, count, now, batch);
+    found = true;
+  }
+  return found;
+}
+
+void Batcher::take(Group& g, size_t count, Clock::time_point now, Batch& batch) {
+  for (size_t i = 0; i < count; ++i) {
+    Request* r = g.reqs[i];
+    pending_.erase(r);
+    r->queue_us = micros(now - r->enqueued);
+    batch.reqs.push_back(r);
+    batch.rows += r->rows;
+  }
+  queued_.fetch_sub(static_cast<int64_t>(count), std::memory_order_relaxed);
+}
+
+void Batcher::run_batch(Batch& batch) {
+  const Clock::time_point start = Clock::now();
+  Request* first = batch.reqs.front();
+  const bool split = opt_.max_batch_size > 0;
+  Outcome outcome = Outcome::kOk;
+  ErrorKind kind = ErrorKind::kRuntime;
+  std::string error;
+  try {
+    std::vector<Tensor> feeds;
+    if (batch.reqs.size() == 1) {
+      feeds = first->feeds;  // runs on the request's own buffers
+    } else {
+      for (size_t j = 0; j < first->feeds.size(); ++j) {
+        Shape shape = first->feeds[j].shape;
+        shape[0] = batch.rows;
+        Tensor t = Tensor::empty(first->feeds[j].dtype, shape);
+        auto* dst = static_cast<uint8_t*>(t.data);
+        for (Request* r : batch.reqs) {
+          size_t n = r->feeds[j].nbytes();
+          if (n) std::memcpy(dst, r->feeds[j].data, n);
+          dst += n;
+        }
+        feeds.push_back(std::move(t));
+      }
+    }
+    std::vector<Tensor> outs = session_.run(first->feed_names, feeds, first->output_names);
+    if (!split) {
+      first->outputs = std::move(outs);
+    } else {
+      for (size_t k = 0; k < outs.size(); ++k) {
+        Tensor& o = outs[k];
+        RUNNX_CHECK(o.rank() >= 1 && o.shape[0] == batch.rows, kRuntime, "output '", first->output_names[k],
+                    "' has shape ", shape_str(o.shape), ", not the batch size ", batch.rows,
+                    " first: with max_batch_size > 0 every output must carry the batch dim first");
+        if (!o.owner) o = Tensor::clone(o);  // views below must keep the bytes alive
+      }
+      for (Request* r : batch.reqs) r->outputs.reserve(outs.size());
+      for (const Tensor& o : outs) {
+        const size_t row_bytes = o.nbytes() / static_cast<size_t>(batch.rows);
+        int64_t row = 0;
+        for (Request* r : batch.reqs) {
+          Tensor v;
+          v.dtype = o.dtype;
+          v.shape = o.shape;
+          v.shape[0] = r->rows;
+          v.data = static_cast<uint8_t*>(o.data) + row * row_bytes;
+          v.owner = o.owner;
+          r->outputs.push_back(std::move(v));
+          row += r->rows;
+        }
+      }
+    }
+  } catch (const Error& e) {
+    outcome = Outcome::kFailed;
+    kind = e.kind();
+    error = e.what();
+  } catch (const std::exception& e) {
+    outcome = Outcome::kFailed;
+    error = e.what();
+  }
+  const int64_t compute_us = micros(Clock::now() - start);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  batch_sizes_[std::min<int64_t>(batch.rows, opt_.max_batch_size + 1)].fetch_add(1, std::memory_order_relaxed);
+  for (Request* r : batch.reqs) {
+    r->compute_us = compute_us;
+    r->batch_size = batch.rows;
+    if (outcome != Outcome::kOk) r->outputs.clear();
+    answer(r, outcome, kind, error);
+  }
+}
+
+void Batcher::answer(Request* r, Outcome outcome, ErrorKind kind, std::string msg) {
+  r->outcome = outcome;
+  r->error_kind = kind;
+  r->error = std::move(msg);
+  switch (outcome) {
+    case Outcome::kOk: ok_.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::kDeadlineExceeded: expired_.fetch_add(1, std::memory_order_relaxed); break;
+    default: failed_.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  if (outcome == Outcome::kOk || outcome == Outcome::kFailed) {
+    queue_us_.fetch_add(r->queue_us, std::memory_order_relaxed);
+    compute_us_.fetch_add(r->compute_us, std::memory_order_relaxed);
+  }
+  r->channel->push(r);  // the consumer owns `r` from here on
+}
+
+void Batcher::close(bool drain, double timeout_s) {
+  std::lock_guard<std::mutex> one_at_a_time(close_call_mu_);
+  if (!closed_.exchange(true, std::memory_order_seq_cst)) {
+    while (submitting_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  }
+  if (!drain) discard_.store(true, std::memory_order_seq_cst);
+  stopping_.store(true, std::memory_order_seq_cst);
+  wake_.notify_all();
+  {
+    std::unique_lock<std::mutex> lk(close_mu_);
+    auto exited = [this] { return live_workers_ == 0; };
+    if (timeout_s >= 0 &&
+        !workers_exited_.wait_for(lk, std::chrono::duration<double>(timeout_s), exited)) {
+      discard_.store(true, std::memory_order_seq_cst);  // give up on what is still queued
+      wake_.notify_all();
+    }
+    workers_exited_.wait(lk, exited);
+  }
+  for (std::thread& t : workers_)
+    if (t.joinable()) t.join();
+}
+
+BatcherStats Batcher::stats() const {
+  BatcherStats s;
+  s.requests_ok = ok_.load();
+  s.requests_failed = failed_.load();
+  s.requests_rejected = rejected_.load();
+  s.requests_expired = expired_.load();
+  s.batches = batches_.load();
+  s.queue_us = queue_us_.load();
+  s.compute_us = compute_us_.load();
+  for (int64_t i = 0; i <= std::max<int64_t>(opt_.max_batch_size, 1); ++i) s.batch_sizes.push_back(batch_sizes_[i].load());
+  return s;
+}
+
+}  // namespace runnx

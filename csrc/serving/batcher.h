@@ -1,0 +1,137 @@
+// Dynamic batching for one model. Producers (any thread) submit requests into a bounded lock-free
+// ring; `instance_count` worker threads take turns as the leader that drains the ring into a
+// priority-ordered pending set, answers expired requests, and forms the next batch from compatible
+// requests (same inputs, dtypes, non-batch dims and requested outputs) up to max_batch_size,
+// waiting at most max_queue_delay_us for more and dispatching at once when a preferred size is
+// reached. The leader then runs the batch itself (concatenate along dim 0, Session::run, split the
+// outputs into zero-copy views) while the next idle worker becomes the leader. Idle workers sleep.
+// Finished requests go to their CompletionChannel.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/session.h"
+#include "serving/completion_channel.h"
+#include "serving/mpmc_queue.h"
+#include "serving/request.h"
+#include "serving/wake_signal.h"
+
+namespace runnx {
+
+struct BatcherOptions {
+  int64_t max_batch_size = 8;  // 0: the model has no batch dim; every request runs alone
+  int64_t max_queue_delay_us = 500;
+  std::vector<int64_t> preferred_batch_sizes;
+  int64_t max_queue_size = 1024;  // requests queued (not yet running); beyond it submit refuses
+  int instance_count = 1;
+};
+
+struct BatcherStats {
+  int64_t requests_ok = 0, requests_failed = 0, requests_rejected = 0, requests_expired = 0;
+  int64_t batches = 0;
+  int64_t queue_us = 0, compute_us = 0;  // summed over answered requests
+  std::vector<int64_t> batch_sizes;     // batches run, by rows (index = rows)
+};
+
+enum class SubmitResult { kAccepted, kQueueFull, kClosed };
+
+class Batcher {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `session` must outlive the batcher. Throws InvalidArgument on bad options or a model whose
+  // inputs have no batch dim to batch along.
+  Batcher(Session& session, BatcherOptions options);
+  ~Batcher();  // close(false), then joins the workers
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  const BatcherOptions& options() const { return opt_; }
+
+  // Checks the feeds against the model (names, dtypes, ranks, fixed dims, batch size), puts them
+  // in the model's input order and computes the request's rows and compatibility key. Throws
+  // InvalidArgument. Call before submit, on the producer's thread.
+  void prepare(Request& r) const;
+
+  // Queues a prepared request. On kAccepted the batcher owns `r` until it reaches r->channel;
+  // otherwise the caller keeps it. Lock-free; never blocks.
+  SubmitResult submit(Request* r);
+
+  // Stops accepting. drain: run everything queued (delays no longer wait), else answer it with
+  // Outcome::kClosed. timeout_s >= 0 bounds the drain; queued requests still waiting then are
+  // answered kClosed. Batches already running always finish. Idempotent; returns when the
+  // workers have exited.
+  void close(bool drain, double timeout_s);
+  bool closed() const { return closed_.load(); }
+
+  int64_t queue_depth() const { return queued_.load(std::memory_order_relaxed); }
+  BatcherStats stats() const;
+
+ private:
+  struct Batch {
+    std::vector<Request*> reqs;
+    int64_t rows = 0;
+  };
+  struct Group {  // compatible pending requests gathered in service order
+    std::vector<Request*> reqs;
+    int64_t rows = 0;
+    int key_id = -1;
+    bool full = false;  // max_batch_size reached, or the next compatible request does not fit
+    Clock::time_point oldest = Clock::time_point::max();
+  };
+  struct ServiceOrder {
+    bool operator()(const Request* a, const Request* b) const {
+      return a->priority != b->priority ? a->priority < b->priority : a->seq < b->seq;
+    }
+  };
+
+  void worker_main();
+  bool lead(Batch& batch);  // leader only: false when the batcher is stopping and empty
+  void drain_ring();
+  bool choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at);
+  void take(Group& g, size_t count, Clock::time_point now, Batch& batch);
+  void run_batch(Batch& batch);
+  SubmitResult enqueue(Request* r);
+  void answer(Request* r, Outcome outcome, ErrorKind kind = ErrorKind::kRuntime, std::string msg = {});
+
+  Session& session_;
+  BatcherOptions opt_;
+  std::vector<std::string> input_names_;
+
+  MpmcQueue<Request*> ring_;
+  WakeSignal wake_;
+  alignas(64) std::atomic<int64_t> queued_{0};
+  std::atomic<uint64_t> next_seq_{0};
+  std::atomic<int> submitting_{0};
+  std::atomic<bool> closed_{false};    // submit refuses
+  std::atomic<bool> stopping_{false};  // workers exit once nothing is queued
+  std::atomic<bool> discard_{false};   // queued requests are answered kClosed instead of run
+
+  // The leader's state. Only the worker holding sched_mu_ touches it; producers never take it.
+  std::mutex sched_mu_;
+  std::set<Request*, ServiceOrder> pending_;
+  std::unordered_map<std::string, int> key_ids_;
+  std::vector<int> group_of_key_;  // key id -> index in groups_, -1 when absent this pass
+  std::vector<Group> groups_;
+  size_t groups_used_ = 0;
+  std::vector<Request*> expired_scratch_;
+
+  std::mutex close_call_mu_;  // one close() at a time
+  std::mutex close_mu_;
+  std::condition_variable workers_exited_;
+  int live_workers_ = 0;
+  std::vector<std::thread> workers_;
+
+  std::atomic<int64_t> ok_{0}, failed_{0}, rejected_{0}, expired_{0}, batches_{0};
+  std::atomic<int64_t> queue_us_{0}, compute_us_{0};
+  std::unique_ptr<std::atomic<int64_t>[]> batch_sizes_;
+};
+
+}  // namespace runnx
