@@ -205,8 +205,9 @@ def main(argv=None) -> int:
     s.add_argument("--max-batch-size", type=int, default=None,
                    help="default for models whose config.json does not say (default 32; 0 = no "
                    "batching)")
-    s.add_argument("--max-queue-delay-us", type=int, default=500,
-                   help="longest wait to fill a batch (default 500)")
+    s.add_argument("--max-queue-delay-us", type=int, default=0,
+                   help="longest wait for more requests to fill a batch (default 0: a batch "
+                   "leaves when a worker is free, with all that queued meanwhile)")
     s.add_argument("--instances", type=int, default=1, help="workers per model (default 1)")
     s.add_argument("--max-queue-size", type=int, default=1024,
                    help="queued requests per model before answering 429 (default 1024)")

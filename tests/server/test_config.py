@@ -82,7 +82,8 @@ BATCHED_OUT = [Arg("y", "tensor(float)", ["batch", 1])]
 
 
 def test_autocomplete_batch_dimension():
-    rc = resolve("m", ModelConfig(), BATCHED_IN, BATCHED_OUT, ServeDefaults(max_batch_size=8))
+    rc = resolve("m", ModelConfig(), BATCHED_IN, BATCHED_OUT,
+                 ServeDefaults(max_batch_size=8, max_queue_delay_us=500))
     assert rc.max_batch_size == 8
     assert [(t.name, t.datatype, t.dims) for t in rc.inputs] == [("x", "FP32", [64]),
                                                                 ("ids", "INT64", [-1])]

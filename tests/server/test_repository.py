@@ -112,7 +112,9 @@ def test_reload_and_unload_do_not_drop_requests_on_other_models(srv):
         c = Http(srv.port)
         while not done.is_set():
             status, resp = c.infer("mlp", {"input": x})
-            if status != 200 or not np.array_equal(resp["outputs"]["output"], expected):
+            # allclose: a request batched with others may take another GEMM blocking
+            if status != 200 or not np.allclose(resp["outputs"]["output"], expected,
+                                                 rtol=1e-5, atol=1e-6):
                 failures.append((status, resp))
 
     threads = [threading.Thread(target=hammer) for _ in range(3)]

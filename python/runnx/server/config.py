@@ -39,7 +39,9 @@ class ServeDefaults:
     """Server-wide defaults that a model's config.json may override (the CLI sets these)."""
 
     max_batch_size: int | None = None    # None: 32 for models with a batch dimension
-    max_queue_delay_us: int = 500
+    # 0: a batch leaves as soon as a worker is free, with everything queued by then (Triton's
+    # default too); on a CPU, batches form from the requests that arrive while one computes.
+    max_queue_delay_us: int = 0
     instance_count: int = 1
     max_queue_size: int = 1024
     intra_op_threads: int = 0

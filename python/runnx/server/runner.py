@@ -1,5 +1,6 @@
-"""What the server runs requests on: ``runnx.Batcher`` (dynamic batching in C++), or, for models
-that do not batch, per-request ``InferenceSession.run`` on a small thread pool.
+"""What the server runs requests on: ``runnx.Batcher`` (dynamic batching in C++; models without a
+batch dimension run one request at a time on it), or, in a runnx built without the Batcher,
+per-request ``InferenceSession.run`` on a small thread pool.
 
 Both present one face: ``await infer(feeds, output_names, priority, timeout_us)`` returning an
 object with ``outputs`` (name -> ndarray), ``queue_us``, ``compute_us`` and ``batch_size``.
@@ -124,7 +125,7 @@ class SessionRunner:
 
 
 def make_runner(session, cfg: ResolvedConfig):
-    """The Batcher when the model batches and runnx has one; per-request runs otherwise."""
-    if cfg.max_batch_size > 0 and hasattr(runnx, "Batcher"):
+    """The Batcher when runnx has one; per-request runs otherwise."""
+    if hasattr(runnx, "Batcher"):
         return BatcherRunner(session, cfg)
     return SessionRunner(session, cfg)
