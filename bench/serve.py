@@ -183,7 +183,7 @@ def perf_analyzer(exe: str, env: dict, model: str, port: int, conc: int, window_
     with tempfile.NamedTemporaryFile(suffix=".csv") as out:
         cmd = [exe, "-m", model, "-u", f"127.0.0.1:{port}", "-i", "http",
                "--concurrency-range", f"{conc}:{conc}", "--measurement-interval", str(window_ms),
-               "--max-trials", "6", "-s", "20", "-f", out.name]
+               "--max-trials", "8", "-s", "100", "-f", out.name]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if r.returncode != 0:
             tail = (r.stdout + r.stderr).strip().splitlines()[-3:]

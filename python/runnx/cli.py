@@ -166,7 +166,10 @@ def cmd_serve(args) -> int:
         return 1
     print(f"runnx serve: {path} on {server.url}  (try: curl {server.url}/v2/health/ready -i)",
           file=sys.stderr, flush=True)
-    return server.run()
+    try:
+        return server.run()
+    except KeyboardInterrupt:
+        return 130
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import runnx
 from runnx.server.kserve import encode_infer_request
-from server_helpers import DEMO
+from server_helpers import DEMO, Http
 
 RNG = np.random.default_rng(3)
 
@@ -293,3 +293,17 @@ def test_stats_and_metrics(http):
 def _metric_line(text, model, outcome):
     key = f'runnx_inference_requests_total{{model="{model}",version="1",outcome="{outcome}"}}'
     return next(line for line in text.splitlines() if line.startswith(key))
+
+
+def test_malformed_http_and_abrupt_clients(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"GARBAGE\x00 / HTTP/9\r\n\r\n")
+        reply = s.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 400") and b"malformed HTTP request" in reply
+        assert s.recv(4096) == b""  # and the connection is closed
+    # A client that leaves halfway through a body does not disturb the others.
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                  b"\r\n{\"inputs\"")
+    x = np.ones((1, 64), np.float32)
+    assert Http(server.port).infer("mlp", {"input": x})[0] == 200

@@ -6,7 +6,8 @@
 
 ``runnx serve PATH`` runs the same from the command line. The parts: ``kserve`` (the protocol
 codec), ``config`` (config.json), ``repository`` (models on disk, load/unload), ``runner``
-(Batcher or per-request runs), ``metrics``, ``app`` (the ASGI app), ``server`` (uvicorn).
+(Batcher or per-request runs), ``metrics``, ``app`` (the ASGI app), ``protocol`` (HTTP/1.1 on asyncio
+and httptools), ``server`` (startup and graceful shutdown).
 """
 
 from .app import App

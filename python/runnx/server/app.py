@@ -81,23 +81,31 @@ class App:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
+    async def startup(self) -> None:
+        """Loads the repository's models (a model that fails is reported, not fatal)."""
+        if self.load_on_startup:
+            await self.repo.load_all()
+        logs.log("info", "server_ready", models=[m["name"] for m in self.repo.index(True)])
+
+    async def shutdown(self) -> None:
+        """Closes every model's runner, draining anything still queued. The server calls it
+        after the requests in flight were answered."""
+        await self.repo.close()
+        logs.log("info", "server_stopped")
+
     async def _lifespan(self, receive, send):
+        # For other ASGI servers (uvicorn ... --lifespan on); runnx's own calls the methods.
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 try:
-                    if self.load_on_startup:
-                        await self.repo.load_all()
+                    await self.startup()
                 except Exception as e:  # noqa: BLE001  (reported to the server, which exits)
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
-                logs.log("info", "server_ready", models=[m["name"] for m in self.repo.index(True)])
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
-                # In-flight HTTP requests have been answered by now (the server waits for
-                # them); close each model's runner, draining anything still queued.
-                await self.repo.close()
-                logs.log("info", "server_stopped")
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
