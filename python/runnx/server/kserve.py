@@ -100,9 +100,13 @@ def _int_param(params: dict, key: str) -> int:
 
 def _shape(inp: dict, name: str) -> tuple[int, ...]:
     shape = inp.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    ok = type(shape) is list
+    if ok:
+        for d in shape:
+            if type(d) is not int or d < 0:  # type(): bool is no dimension
+                ok = False
+                break
+    if not ok:
         raise ProtocolError(f"input '{name}': 'shape' must be a list of non-negative integers, "
                             f"got {shape!r}")
     return tuple(shape)
@@ -141,7 +145,7 @@ def _from_binary(name: str, datatype: str, shape: tuple[int, ...], raw: memoryvi
     if datatype == "BOOL":
         return (np.frombuffer(raw, np.uint8) != 0).reshape(shape)
     a = np.frombuffer(raw, dtype)
-    if a.ctypes.data % dtype.itemsize:  # the JSON header has any length: realign
+    if not a.flags.aligned:  # the JSON header has any length: realign
         a = a.copy()
     return a.reshape(shape)
 
@@ -213,16 +217,15 @@ def _flatten(name: str, data: list) -> list:
 def decode_infer_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Parses an inference request. ``header_length`` is the value of the
     ``Inference-Header-Content-Length`` header (None when absent: the whole body is JSON)."""
-    view = memoryview(body)
     if header_length is None:
-        header, binary = view, view[len(view):]
+        header, binary = body, memoryview(b"")
     else:
         if header_length < 0 or header_length > len(body):
             raise ProtocolError(f"Inference-Header-Content-Length {header_length} is outside the "
                                 f"body of {len(body)} bytes")
-        header, binary = view[:header_length], view[header_length:]
+        header, binary = body[:header_length], memoryview(body)[header_length:]
     try:
-        req = json.loads(bytes(header))
+        req = json.loads(header)
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(f"malformed JSON in the request: {e}") from None
     if not isinstance(req, dict):
