@@ -143,18 +143,29 @@ class PyBatcher {
   }
 
   py::list drain(int channel_index) {
+    std::vector<Request*> done = channel(channel_index).take_all();
+    // Own them all first: whatever fails below, every request is freed and its reference dropped.
+    std::vector<std::unique_ptr<Request, void (*)(Request*)>> owned;
+    owned.reserve(done.size());
+    for (Request* r : done) owned.emplace_back(r, &release);
     py::list out;
-    for (Request* r : channel(channel_index).take_all()) {
-      std::unique_ptr<Request> own(r);
-      py::tuple user = py::reinterpret_steal<py::tuple>(static_cast<PyObject*>(r->user));
-      r->user = nullptr;
-      const bool ok = r->outcome == Outcome::kOk;
+    for (auto& r : owned) {
+      py::tuple user = py::reinterpret_borrow<py::tuple>(static_cast<PyObject*>(r->user));
+      bool ok = r->outcome == Outcome::kOk;
       py::object payload;
       if (ok) {
-        py::dict d;
-        for (size_t k = 0; k < r->outputs.size(); ++k)
-          d[py::str(r->output_names[k])] = to_numpy(std::move(r->outputs[k]));
-        payload = std::move(d);
+        try {
+          py::dict d;
+          for (size_t k = 0; k < r->outputs.size(); ++k)
+            d[py::str(r->output_names[k])] = to_numpy(std::move(r->outputs[k]));
+          payload = std::move(d);
+        } catch (const Error& e) {  // e.g. an output dtype numpy lacks: this request fails alone
+          ok = false;
+          payload = py::handle(error_class(e.kind()))(py::str(e.what()));
+        } catch (py::error_already_set& e) {
+          ok = false;
+          payload = e.value();
+        }
       } else {
         payload = py::handle(exception_class(*r))(py::str(r->error));
       }

@@ -7,6 +7,8 @@ namespace runnx {
 
 namespace {
 
+constexpr int64_t kMaxWaitUs = int64_t{1000000} * 1000000;
+
 int64_t micros(Batcher::Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
@@ -29,8 +31,8 @@ Batcher::Batcher(Session& session, BatcherOptions options)
       ring_(static_cast<size_t>(std::max<int64_t>(opt_.max_queue_size, 1))) {
   RUNNX_CHECK(opt_.max_batch_size >= 0, kInvalidArgument, "max_batch_size must be >= 0, got ",
               opt_.max_batch_size);
-  RUNNX_CHECK(opt_.max_queue_delay_us >= 0, kInvalidArgument, "max_queue_delay_us must be >= 0, got ",
-              opt_.max_queue_delay_us);
+  RUNNX_CHECK(opt_.max_queue_delay_us >= 0 && opt_.max_queue_delay_us <= kMaxWaitUs, kInvalidArgument,
+              "max_queue_delay_us must be in [0, ", kMaxWaitUs, "], got ", opt_.max_queue_delay_us);
   RUNNX_CHECK(opt_.max_queue_size >= 1 && opt_.max_queue_size <= (int64_t{1} << 24), kInvalidArgument,
               "max_queue_size must be in [1, 16777216], got ", opt_.max_queue_size);
   RUNNX_CHECK(opt_.instance_count >= 1 && opt_.instance_count <= 256, kInvalidArgument,
@@ -137,8 +139,10 @@ SubmitResult Batcher::enqueue(Request* r) {
   }
   r->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
   r->enqueued = Clock::now();
-  r->deadline = r->timeout_us > 0 ? r->enqueued + std::chrono::microseconds(r->timeout_us)
-                                  : Clock::time_point::max();
+  // Timeouts beyond kMaxWaitUs (about 11 days) mean none: the sum must not overflow the clock.
+  r->deadline = r->timeout_us > 0 && r->timeout_us <= kMaxWaitUs
+                    ? r->enqueued + std::chrono::microseconds(r->timeout_us)
+                    : Clock::time_point::max();
   // The ring holds at least max_queue_size cells and queued_ counts every request in the ring,
   // so this push has room; the check is a guard, not a path.
   if (!ring_.try_push(r)) {

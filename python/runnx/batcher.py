@@ -26,7 +26,7 @@ import weakref
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import _C
-from .errors import InvalidArgument
+from .errors import BatcherClosed, InvalidArgument
 from .session import InferenceSession, NodeArg, SessionOptions
 
 
@@ -95,6 +95,8 @@ class _Delivery:
         if ch is not None:
             return ch
         with self.lock:
+            if self.stopping:  # closed: no resolver thread to start (close would not stop it)
+                raise BatcherClosed("the batcher is closed")
             if self.thread_channel is None:
                 ch = self.core.open_channel(False)
                 t = threading.Thread(
@@ -125,6 +127,8 @@ class _Delivery:
         if ch is not None:
             return ch
         with self.lock:
+            if self.stopping:
+                raise BatcherClosed("the batcher is closed")
             ch = None
             for old_loop, old_ch in list(self.loop_channels.items()):
                 if old_loop.is_closed():  # reuse a dead loop's channel (and its fd)

@@ -89,3 +89,14 @@ def lookup(table_rows=5) -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
         [numpy_helper.from_array(table, "table")],
     )
+
+
+def to_bfloat16() -> bytes:
+    """x [N, 2] float -> y = cast(x, bfloat16): numpy has no bfloat16, so the answer cannot be
+    handed over (the request must fail alone, not the batcher)."""
+    nodes = [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.BFLOAT16)]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, ["N", 2])],
+    )

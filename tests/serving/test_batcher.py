@@ -388,3 +388,33 @@ def test_close_inside_the_loop_resolves_pending_infers(mlp_session):
 
     results = asyncio.run(main())
     assert [r.batch_size for r in results] == [5] * 5
+
+
+def test_closed_batcher_refuses_both_paths(mlp_session):
+    b = runnx.Batcher(mlp_session)
+    b.close()
+    x = np.ones((1, 5), np.float32)
+    with pytest.raises(runnx.BatcherClosed):
+        b.submit({"x": x})
+    with pytest.raises(runnx.BatcherClosed):
+        asyncio.run(b.infer({"x": x}))
+    assert b._delivery.thread is None  # no resolver thread left behind
+
+
+def test_huge_timeout_means_no_deadline(mlp_session):
+    with runnx.Batcher(mlp_session, max_batch_size=2, max_queue_delay_us=0) as b:
+        x = x_rows(np.random.default_rng(13), 1)
+        assert_result(b.submit({"x": x}, timeout_us=2**62).result(timeout=30), single(mlp_session, {"x": x}))
+    with pytest.raises(runnx.InvalidArgument, match="max_queue_delay_us"):
+        runnx.Batcher(mlp_session, max_queue_delay_us=2**62)
+
+
+def test_unconvertible_output_fails_only_that_request():
+    sess = runnx.InferenceSession(models.to_bfloat16())
+    with runnx.Batcher(sess, max_batch_size=4, max_queue_delay_us=0) as b:
+        fut = b.submit({"x": np.ones((1, 2), np.float32)})
+        with pytest.raises(runnx.UnsupportedOp, match="bfloat16"):
+            fut.result(timeout=30)
+        with pytest.raises(runnx.UnsupportedOp):
+            asyncio.run(b.infer({"x": np.ones((2, 2), np.float32)}))
+    assert b.stats()["batches"] == 2
