@@ -128,3 +128,18 @@ def test_unservable_types_fail_clearly():
         resolve("m", ModelConfig(), [Arg("x", "tensor(complex64)", [1])], BATCHED_OUT,
                 ServeDefaults())
     assert TensorSpec("a", "FP32", [1]).dims == [1]
+
+
+def test_yaml_config(tmp_path):
+    pytest.importorskip("yaml")
+    (tmp_path / "config.yaml").write_text(
+        "max_batch_size: 4\ndynamic_batching:\n  max_queue_delay_microseconds: 100\n"
+        "version_policy:\n  all: {}\n")
+    c = load_config_file(str(tmp_path))
+    assert c.max_batch_size == 4 and c.max_queue_delay_us == 100 and c.version_policy == ("all",)
+    (tmp_path / "config.yaml").write_text("max_batch_size: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config_file(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="keep one"):
+        load_config_file(str(tmp_path))

@@ -169,14 +169,31 @@ def parse_config(raw: dict) -> ModelConfig:
 
 
 def load_config_file(model_dir: str) -> ModelConfig:
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.exists(path):
+    """``config.json``, or ``config.yaml``/``config.yml`` (same fields; needs PyYAML)."""
+    found = [n for n in ("config.json", "config.yaml", "config.yml")
+             if os.path.exists(os.path.join(model_dir, n))]
+    if not found:
         return ModelConfig()
+    if len(found) > 1:
+        raise ConfigError(f"{model_dir} has {found}: keep one")
+    path = os.path.join(model_dir, found[0])
     try:
         with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
+            if path.endswith(".json"):
+                raw = json.load(f)
+            else:
+                try:
+                    import yaml
+                except ImportError:
+                    raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), "
+                                      f"or write config.json") from None
+                raw = yaml.safe_load(f)
     except ValueError as e:
         raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    except Exception as e:  # yaml.YAMLError is no ValueError
+        if type(e).__module__.startswith("yaml"):
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise
     try:
         return parse_config(raw)
     except ConfigError as e:
