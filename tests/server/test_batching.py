@@ -79,7 +79,7 @@ def slow_repo(tmp_path_factory):
 
 
 def test_full_queue_answers_429_at_once(slow_repo):
-    n = 12
+    n = 24
     replies = [None] * n
     start = threading.Barrier(n)
 

@@ -90,11 +90,13 @@ def test_demo_serves_and_logs_json(tmp_path):
 
 def test_sigterm_answers_every_request_in_flight(tmp_path):
     _save(slow_model(8, 1024), str(tmp_path / "slow" / "1" / "model.onnx"))
+    # The batch waits up to 2 s for more rows, so every request is still queued at SIGTERM
+    # and must be answered, not dropped.
     (tmp_path / "slow" / "config.json").write_text(json.dumps(
-        {"max_batch_size": 8, "dynamic_batching": {"max_queue_delay_microseconds": 200000}}))
+        {"max_batch_size": 64, "dynamic_batching": {"max_queue_delay_microseconds": 2000000}}))
     proc, port = _serve([str(tmp_path), "--threads", "1", "--shutdown-timeout", "60"])
     n = 12
-    body, hl = encode_infer_request({"x": np.ones((8, 1024), np.float32)})
+    body, hl = encode_infer_request({"x": np.ones((4, 1024), np.float32)})
     request = (b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
                b"Inference-Header-Content-Length: %d\r\n\r\n" % (len(body), hl)) + body
     sent = threading.Barrier(n + 1)
