@@ -143,3 +143,16 @@ def test_yaml_config(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="keep one"):
         load_config_file(str(tmp_path))
+
+
+def test_priority_levels_follow_triton():
+    rc = resolve("m", ModelConfig(), BATCHED_IN, BATCHED_OUT, ServeDefaults())
+    assert rc.batcher_priority(0) == 1 and rc.batcher_priority(7) == 7  # 1 is the highest
+    c = parse_config({"dynamic_batching": {"priority_levels": 4, "default_priority_level": 3}})
+    rc = resolve("m", c, BATCHED_IN, BATCHED_OUT, ServeDefaults())
+    assert rc.batcher_priority(0) == 3 and rc.batcher_priority(1) == 1
+    with pytest.raises(ValueError, match="priority_levels 4"):
+        rc.batcher_priority(5)
+    assert rc.triton_json()["dynamic_batching"]["default_priority_level"] == 3
+    with pytest.raises(ConfigError, match="exceeds"):
+        parse_config({"dynamic_batching": {"priority_levels": 2, "default_priority_level": 3}})

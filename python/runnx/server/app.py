@@ -347,7 +347,12 @@ class App:
         rows = self._check_inputs(model, req)
         names, binary = self._requested_outputs(model, req)
         try:
-            res = await model.runner.infer(req.inputs, names, req.priority, req.timeout_us)
+            priority = model.config.batcher_priority(req.priority)
+            timeout_us = req.timeout_us
+        except ValueError as e:  # ProtocolError included
+            raise HttpError(400, str(e)) from None
+        try:
+            res = await model.runner.infer(req.inputs, names, priority, timeout_us)
         except HttpError:
             raise
         except Exception as e:  # noqa: BLE001  (mapped to a status below)

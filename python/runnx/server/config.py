@@ -65,6 +65,8 @@ class ModelConfig:
     preferred_batch_sizes: list[int] = field(default_factory=list)
     instance_count: int | None = None
     max_queue_size: int | None = None
+    priority_levels: int = 0                     # 0: any priority value is accepted
+    default_priority_level: int = 1              # what a request without priority gets
     version_policy: tuple = ("latest", 1)        # ("latest", n) | ("all",) | ("specific", [v..])
     inputs: list[TensorSpec] | None = None
     outputs: list[TensorSpec] | None = None
@@ -125,6 +127,13 @@ def parse_config(raw: dict) -> ModelConfig:
             raise ConfigError("dynamic_batching.preferred_batch_size must be a list of positive "
                               "integers")
         c.preferred_batch_sizes = sorted(set(pref))
+        c.priority_levels = _int(db, "priority_levels", "dynamic_batching.") or 0
+        level = _int(db, "default_priority_level", "dynamic_batching.", 1)
+        if level is not None:
+            if c.priority_levels and level > c.priority_levels:
+                raise ConfigError(f"dynamic_batching.default_priority_level {level} exceeds "
+                                  f"priority_levels {c.priority_levels}")
+            c.default_priority_level = level
         policy = db.get("default_queue_policy") or {}
         c.max_queue_size = _int(policy, "max_queue_size", "default_queue_policy.", 1) or \
             c.max_queue_size
@@ -228,6 +237,18 @@ class ResolvedConfig:
     outputs: list[TensorSpec]
     version_policy: tuple
     default_model_filename: str
+    priority_levels: int = 0
+    default_priority_level: int = 1
+
+    def batcher_priority(self, requested: int) -> int:
+        """KServe ``priority`` (1 highest, 0 = the default level) -> the Batcher's (lower first).
+        Raises ValueError past ``priority_levels``."""
+        if requested == 0:
+            return self.default_priority_level
+        if self.priority_levels and requested > self.priority_levels:
+            raise ValueError(f"priority {requested} exceeds the model's priority_levels "
+                             f"{self.priority_levels}")
+        return requested
 
     def triton_json(self) -> dict:
         """The model configuration as Triton's ``GET /v2/models/{m}/config`` renders it
@@ -259,6 +280,8 @@ class ResolvedConfig:
                 "max_queue_delay_microseconds": self.max_queue_delay_us,
                 "preserve_ordering": False,
                 "default_queue_policy": {"max_queue_size": self.max_queue_size},
+                "priority_levels": self.priority_levels,
+                "default_priority_level": self.default_priority_level,
             }
         return cfg
 
@@ -326,4 +349,6 @@ def resolve(name: str, config: ModelConfig, model_inputs: list, model_outputs: l
         outputs=outputs,
         version_policy=config.version_policy,
         default_model_filename=config.default_model_filename,
+        priority_levels=config.priority_levels,
+        default_priority_level=config.default_priority_level,
     )
