@@ -169,6 +169,11 @@ void register_session(py::module_& m) {
         d["plans"] = st.plans;
         return d;
       })
+      .def("passes_fired", [](const Session& s) {
+        py::list l;
+        for (const PassFired& p : s.passes_fired()) l.append(py::make_tuple(p.name, p.count));
+        return l;
+      })
       .def("take_profile", [](Session& s) {
         py::list l;
         for (const ProfileEvent& e : s.take_profile())

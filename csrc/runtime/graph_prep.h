@@ -1,11 +1,14 @@
 // Load-time normalisation every session needs, whatever the optimisation level: Constant nodes
-// become initializers (so kernels see their values at creation). Optimising passes live in
-// csrc/passes/ and are switched by graph_optimization_level.
+// become initializers (so kernels see their values at creation). Then the optimising passes of
+// csrc/passes/ that `optimization_level` switches on; returns which of them fired, how often.
 #pragma once
+#include <vector>
+
 #include "ir/graph.h"
+#include "passes/pass.h"
 
 namespace runnx {
 
-void prepare_graph(Model& model, int optimization_level);
+std::vector<PassFired> prepare_graph(Model& model, int optimization_level);
 
 }  // namespace runnx

@@ -67,7 +67,7 @@ void Session::build(const SessionOptions& options) {
     fail(ErrorKind::kUnsupportedOp, "the model imports ai.onnx opset ", opset, "; runnx supports opsets ",
          kMinOpset, " to ", kMaxOpset);
 
-  prepare_graph(model_, options.graph_optimization_level);
+  passes_fired_ = prepare_graph(model_, options.graph_optimization_level);
 
   auto define = [&](const std::string& name) -> int {
     auto [it, added] = ids_.emplace(name, static_cast<int>(names_.size()));

@@ -10,6 +10,7 @@
 #include "common/thread_pool.h"
 #include "ir/graph.h"
 #include "ops/kernel.h"
+#include "passes/pass.h"
 #include "runtime/plan.h"
 #include "runtime/provider.h"
 
@@ -53,6 +54,8 @@ class Session {
                           const std::vector<std::string>& output_names);
 
   SessionStats stats() const;
+  // Graph passes that rewrote the model at load, with how many times each fired.
+  const std::vector<PassFired>& passes_fired() const { return passes_fired_; }
   std::vector<ProfileEvent> take_profile();
   int num_threads() const { return pool_->num_threads(); }
 
@@ -87,6 +90,7 @@ class Session {
   mutable std::shared_mutex plans_mu_;
   std::map<std::string, std::shared_ptr<MemoryPlan>> plans_;
   SessionStats stats_;
+  std::vector<PassFired> passes_fired_;
 
   std::mutex profile_mu_;
   std::vector<ProfileEvent> profile_;

@@ -108,6 +108,8 @@ def cmd_inspect(args) -> int:
     print(f"nodes: {len(model.graph.node)}  initializers: {len(model.graph.initializer)}")
     for op, n in counts.most_common():
         print(f"  {op:24s} {n}")
+    fired = sess._passes_fired()
+    print("graph passes fired: " + (", ".join(f"{k} x{v}" for k, v in fired.items()) or "none"))
     sess.run(None, random_feeds(sess))
     stats = sess.memory_stats()
     print(

@@ -269,6 +269,10 @@ class InferenceSession:
         """
         return dict(self._sess.stats())
 
+    def _passes_fired(self) -> dict[str, int]:
+        """Graph passes that rewrote the model at load, with how many times each fired."""
+        return dict(self._sess.passes_fired())
+
 
 __all__ = [
     "InferenceSession",

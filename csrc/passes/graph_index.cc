@@ -1,0 +1,143 @@
+#include "passes/graph_index.h"
+
+#include "common/half.h"
+#include "passes/pass.h"
+
+namespace runnx {
+
+namespace {
+
+// Every value a subgraph (If/Loop/Scan body) reads, recursively: it may capture outer values.
+void collect_subgraph_reads(const Graph& g, std::map<std::string, int>& reads) {
+  for (const Node& n : g.nodes) {
+    for (const std::string& i : n.inputs)
+      if (!i.empty()) reads[i]++;
+    for (const Attribute& a : n.attrs) {
+      if (a.g) collect_subgraph_reads(*a.g, reads);
+      for (const auto& sg : a.graphs)
+        if (sg) collect_subgraph_reads(*sg, reads);
+    }
+  }
+  for (const ValueInfo& o : g.outputs) reads[o.name]++;
+}
+
+const std::vector<int> kNoConsumers;
+
+}  // namespace
+
+GraphIndex::GraphIndex(const Graph& g) {
+  for (const ValueInfo& vi : g.inputs) {
+    inputs_.insert(vi.name);
+    names_.insert(vi.name);
+  }
+  for (const ValueInfo& vi : g.outputs) outputs_.insert(vi.name);
+  for (const auto& [name, t] : g.initializers) {
+    names_.insert(name);
+    if (!inputs_.count(name)) constants_.emplace(name, &t);
+  }
+  for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
+    const Node& n = g.nodes[k];
+    if (!n.name.empty()) names_.insert(n.name);
+    for (const std::string& o : n.outputs)
+      if (!o.empty()) {
+        producer_.emplace(o, k);
+        names_.insert(o);
+      }
+    for (const std::string& i : n.inputs)
+      if (!i.empty()) consumers_[i].push_back(k);
+    for (const Attribute& a : n.attrs) {
+      if (a.g) collect_subgraph_reads(*a.g, subgraph_uses_);
+      for (const auto& sg : a.graphs)
+        if (sg) collect_subgraph_reads(*sg, subgraph_uses_);
+    }
+  }
+}
+
+int GraphIndex::producer(const std::string& value) const {
+  auto it = producer_.find(value);
+  return it == producer_.end() ? -1 : it->second;
+}
+
+const std::vector<int>& GraphIndex::consumers(const std::string& value) const {
+  auto it = consumers_.find(value);
+  return it == consumers_.end() ? kNoConsumers : it->second;
+}
+
+int GraphIndex::uses(const std::string& value) const {
+  int n = static_cast<int>(consumers(value).size());
+  if (outputs_.count(value)) ++n;
+  if (subgraph_uses_.count(value)) ++n;
+  return n;
+}
+
+const Tensor* GraphIndex::constant(const std::string& value) const {
+  auto it = constants_.find(value);
+  return it == constants_.end() ? nullptr : it->second;
+}
+
+bool GraphIndex::only_read_by(const std::string& value, int reader) const {
+  if (outputs_.count(value) || subgraph_uses_.count(value)) return false;
+  const std::vector<int>& c = consumers(value);
+  if (c.empty()) return false;
+  for (int k : c)
+    if (k != reader) return false;
+  return true;
+}
+
+std::string fresh_name(std::set<std::string>& taken, const std::string& base) {
+  std::string name = base;
+  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
+  taken.insert(name);
+  return name;
+}
+
+std::string fresh_name(const Graph& g, const std::string& base) {
+  std::set<std::string> taken = GraphIndex(g).names();
+  return fresh_name(taken, base);
+}
+
+void erase_nodes(Graph& g, const std::vector<bool>& dead) {
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!dead[k]) kept.push_back(std::move(g.nodes[k]));
+  g.nodes = std::move(kept);
+}
+
+void rename_inputs(Graph& g, const std::map<std::string, std::string>& rename) {
+  if (rename.empty()) return;
+  auto resolve = [&](std::string v) {
+    for (int hops = 0; hops < 1000; ++hops) {  // bounded: a rename cycle would be a pass bug
+      auto it = rename.find(v);
+      if (it == rename.end()) break;
+      v = it->second;
+    }
+    return v;
+  };
+  for (Node& n : g.nodes)
+    for (std::string& i : n.inputs)
+      if (!i.empty()) i = resolve(i);
+}
+
+void ensure_runnx_domain(Model& model) {
+  for (const OpsetImport& o : model.opsets)
+    if (o.domain == kRunnxDomain) return;
+  model.opsets.push_back({kRunnxDomain, 1});
+}
+
+bool is_onnx_op(const Node& n, const char* op_type) {
+  return n.op_type == op_type && (n.domain.empty() || n.domain == "ai.onnx");
+}
+
+bool scalar_constant(const GraphIndex& idx, const std::string& value, double& out) {
+  const Tensor* t = idx.constant(value);
+  if (!t || t->numel() != 1) return false;
+  switch (t->dtype) {
+    case DType::kF32: out = *t->ptr<float>(); return true;
+    case DType::kF64: out = *t->ptr<double>(); return true;
+    case DType::kF16: out = half_to_float(*t->ptr<uint16_t>()); return true;
+    default: return false;
+  }
+}
+
+}  // namespace runnx

@@ -1,0 +1,59 @@
+// A read-only index of a graph for pattern matching (who produces a value, who reads it, which
+// values are constants or graph outputs) plus the small edits every pass needs. Build it, match,
+// record the edits, then apply them; rebuild the index before matching again.
+#pragma once
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace runnx {
+
+class GraphIndex {
+ public:
+  explicit GraphIndex(const Graph& g);
+
+  // Index of the node producing `value`, or -1 (graph input, initializer, undefined).
+  int producer(const std::string& value) const;
+  // Nodes reading `value` (a node reading it twice appears twice).
+  const std::vector<int>& consumers(const std::string& value) const;
+  // Reads by nodes, plus one for a graph output and one for a use inside a subgraph.
+  int uses(const std::string& value) const;
+  bool is_graph_output(const std::string& value) const { return outputs_.count(value) > 0; }
+  bool is_graph_input(const std::string& value) const { return inputs_.count(value) > 0; }
+  // An initializer no feed can replace, or nullptr.
+  const Tensor* constant(const std::string& value) const;
+  // True when only node `reader` reads `value` and it is not a graph output: the value may vanish
+  // when that node is fused away.
+  bool only_read_by(const std::string& value, int reader) const;
+
+  // Every name the graph holds (values and node names), for fresh_name().
+  const std::set<std::string>& names() const { return names_; }
+
+ private:
+  std::map<std::string, int> producer_;
+  std::map<std::string, std::vector<int>> consumers_;
+  std::map<std::string, int> subgraph_uses_;
+  std::set<std::string> outputs_, inputs_, names_;
+  std::map<std::string, const Tensor*> constants_;
+};
+
+// A value or node name not yet used in the graph: base, base_1, base_2, ...
+std::string fresh_name(const Graph& g, const std::string& base);
+// Same, with a caller-kept set of taken names (faster inside a loop; the result is added to it).
+std::string fresh_name(std::set<std::string>& taken, const std::string& base);
+
+// Drops the nodes flagged in `dead` (same length as g.nodes), keeping the others in order.
+void erase_nodes(Graph& g, const std::vector<bool>& dead);
+// Rewrites node inputs (not graph outputs) through `rename`, following chains a->b->c.
+void rename_inputs(Graph& g, const std::map<std::string, std::string>& rename);
+// Imports com.runnx (version 1) if the model does not yet.
+void ensure_runnx_domain(Model& model);
+// True for ai.onnx ("" or "ai.onnx") nodes of the given type.
+bool is_onnx_op(const Node& n, const char* op_type);
+// A float scalar constant (any rank, one element, f32/f64/f16) read into `out`.
+bool scalar_constant(const GraphIndex& idx, const std::string& value, double& out);
+
+}  // namespace runnx

@@ -1,0 +1,88 @@
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "passes/pass.h"
+
+namespace runnx {
+
+#define RUNNX_GRAPH_PASS(name, level) int pass_##name(Model& model);
+#include "passes/passes.inc"
+#undef RUNNX_GRAPH_PASS
+
+const std::vector<GraphPass>& graph_passes() {
+  static const std::vector<GraphPass> passes = {
+#define RUNNX_GRAPH_PASS(name, level) {#name, level, &pass_##name},
+#include "passes/passes.inc"
+#undef RUNNX_GRAPH_PASS
+  };
+  return passes;
+}
+
+namespace {
+
+// Passes assume what validation will later check: each value defined once, every input defined,
+// no cycle. On a graph that breaks this they do nothing, so the error names the model as written.
+bool well_formed(const Graph& g) {
+  std::set<std::string> defined;
+  for (const ValueInfo& vi : g.inputs)
+    if (!defined.insert(vi.name).second) return false;
+  for (const auto& [name, t] : g.initializers)
+    if (!defined.insert(name).second && !std::any_of(g.inputs.begin(), g.inputs.end(),
+                                                     [&](const ValueInfo& v) { return v.name == name; }))
+      return false;
+  std::map<std::string, int> producer;
+  for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k)
+    for (const std::string& o : g.nodes[k].outputs)
+      if (!o.empty() && (defined.count(o) || !producer.emplace(o, k).second)) return false;
+  // Kahn's algorithm over node indices; also checks that every input is defined.
+  std::vector<int> pending(g.nodes.size(), 0);
+  std::map<std::string, std::vector<int>> readers;
+  for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k)
+    for (const std::string& i : g.nodes[k].inputs) {
+      if (i.empty()) continue;
+      if (producer.count(i)) {
+        pending[k]++;
+        readers[i].push_back(k);
+      } else if (!defined.count(i)) {
+        return false;
+      }
+    }
+  std::vector<int> ready;
+  for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k)
+    if (pending[k] == 0) ready.push_back(k);
+  for (size_t r = 0; r < ready.size(); ++r)
+    for (const std::string& o : g.nodes[ready[r]].outputs)
+      for (int c : readers[o])
+        if (--pending[c] == 0) ready.push_back(c);
+  if (ready.size() != g.nodes.size()) return false;
+  for (const ValueInfo& o : g.outputs)
+    if (!defined.count(o.name) && !producer.count(o.name)) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<PassFired> run_graph_passes(Model& model, int level) {
+  std::vector<PassFired> fired;
+  if (level <= 0 || !well_formed(model.graph)) return fired;
+  std::map<std::string, int> counts;
+  constexpr int kMaxRounds = 4;  // a fusion can expose another; more rounds never helped
+  for (int round = 0; round < kMaxRounds; ++round) {
+    bool changed = false;
+    for (const GraphPass& p : graph_passes()) {
+      if (p.min_level > level) continue;
+      int n = p.run(model);
+      if (n > 0) {
+        counts[p.name] += n;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  for (const GraphPass& p : graph_passes())
+    if (counts.count(p.name)) fired.push_back({p.name, counts[p.name]});
+  return fired;
+}
+
+}  // namespace runnx
