@@ -179,11 +179,18 @@ def find_perf_analyzer() -> tuple[str | None, dict, str]:
     return str(exe), env, ""
 
 
-def perf_analyzer(exe: str, env: dict, model: str, port: int, conc: int, window_ms: int) -> dict:
+def perf_analyzer(exe: str, env: dict, model: str, port: int, conc: int, window_ms: int,
+                  count_window: bool) -> dict:
+    """One perf_analyzer run at one concurrency. Slow models use count windows (each window
+    holds 2 x concurrency requests) so a window is never shorter than a request."""
     with tempfile.NamedTemporaryFile(suffix=".csv") as out:
         cmd = [exe, "-m", model, "-u", f"127.0.0.1:{port}", "-i", "http",
-               "--concurrency-range", f"{conc}:{conc}", "--measurement-interval", str(window_ms),
-               "--max-trials", "8", "-s", "100", "-f", out.name]
+               "--concurrency-range", f"{conc}:{conc}", "-s", "100", "-f", out.name]
+        if count_window:
+            cmd += ["--measurement-mode", "count_windows", "--measurement-request-count",
+                    str(max(16, 2 * conc)), "--max-trials", "4"]
+        else:
+            cmd += ["--measurement-interval", str(window_ms), "--max-trials", "8"]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if r.returncode != 0:
             tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
@@ -299,10 +306,11 @@ def main(argv=None) -> int:
                     cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
                     try:
                         if exe:
-                            r = perf_analyzer(exe, pa_env, name, port, conc, args.window_ms)
+                            r = perf_analyzer(exe, pa_env, name, port, conc, args.window_ms,
+                                              count_window=compute_us > 20000)
                         else:
-                            r = asyncio.run(_asyncio_load(port, name, body, hl, conc,
-                                                          args.window_ms / 1000 * 3))
+                            seconds = max(args.window_ms / 1000 * 3, 4 * conc * compute_us / 1e6)
+                            r = asyncio.run(_asyncio_load(port, name, body, hl, conc, seconds))
                     except Exception as e:  # noqa: BLE001  (reported in the table)
                         r = {"error": str(e)[:200]}
                     r["cpu"] = (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0)
