@@ -307,3 +307,22 @@ def test_malformed_http_and_abrupt_clients(server):
                   b"\r\n{\"inputs\"")
     x = np.ones((1, 64), np.float32)
     assert Http(server.port).infer("mlp", {"input": x})[0] == 200
+
+
+def test_idle_and_stalled_connections_are_closed():
+    from runnx.server import Server
+    with Server(DEMO, port=0, idle_timeout_s=0.5) as srv:
+        conns = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(3)]
+        conns[1].sendall(b"GET /v2 HTTP/1.1\r\nHost: x\r\n")           # headers never end
+        conns[2].sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: 100\r\n\r\n{")              # body never ends
+        for s in conns:
+            s.settimeout(10)
+            data = b""
+            while True:  # the stalled POST may get an answer first (the app gives up reading)
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+        assert Http(srv.port).request("GET", "/v2/health/live")[0] == 200

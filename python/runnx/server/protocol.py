@@ -315,7 +315,9 @@ class HttpServer:
             self.state.tick()
             now = time.monotonic()
             for c in list(self.state.connections):
-                if c.idle() and now - c.last_active > self.state.idle_timeout_s:
+                # Waiting on the client (no request, or a body that does not come): close it.
+                waiting = c.current is None or not c.current.complete
+                if waiting and now - c.last_active > self.state.idle_timeout_s:
                     c.transport.close()
 
     async def shutdown(self, timeout_s: float) -> bool:
