@@ -275,6 +275,8 @@ def test_stats_and_metrics(http):
         assert s1["inference_stats"][key]["count"] == s0["inference_stats"][key]["count"] + 1
         assert s1["inference_stats"][key]["ns"] > s0["inference_stats"][key]["ns"]
     assert s1["execution_count"] >= 1 and s1["batch_stats"]
+    assert sum(b["compute_infer"]["count"] for b in s1["batch_stats"]) == s1["execution_count"]
+    assert all(b["batch_size"] >= 1 and b["compute_infer"]["ns"] > 0 for b in s1["batch_stats"])
     status, all_stats = http.get_json("/v2/models/stats")
     assert {m["name"] for m in all_stats["model_stats"]} >= {"mlp", "types", "fixed", "scale"}
     status, h, text = http.request("GET", "/metrics")

@@ -247,7 +247,7 @@ class App:
         else:
             self._model(name, "")
             models = [m for m in self.repo.served() if m.name == name]
-        body = {"model_stats": [m.metrics.triton_stats(m.runner.executions()) for m in models]}
+        body = {"model_stats": [m.metrics.triton_stats(*m.runner.executions()) for m in models]}
         await self._respond(ctx, 200, _json(body))
 
     async def _repository_route(self, ctx: _Ctx, method: str, rest: list[str]) -> None:

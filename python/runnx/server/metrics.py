@@ -86,7 +86,9 @@ class ModelMetrics:
         self.fail_ns += int(e2e_s * 1e9)
         self.e2e.observe(e2e_s)
 
-    def triton_stats(self, executions: int) -> dict:
+    def triton_stats(self, executions: int, batch_sizes: dict | None = None) -> dict:
+        """Triton's statistics JSON. ``batch_sizes`` (rows -> batches run, from the Batcher)
+        makes batch_stats exact; without it they are estimated from the requests seen."""
         def d(count, ns):
             return {"count": int(count), "ns": int(ns)}
         ok = self.outcomes["success"]
@@ -108,12 +110,23 @@ class ModelMetrics:
             },
             "response_stats": {},
             "batch_stats": [
-                {"batch_size": bs, "compute_input": d(round(n), 0),
-                 "compute_infer": d(round(n), ns), "compute_output": d(round(n), 0)}
-                for bs, (n, ns) in sorted(self.batch_execs.items())
+                {"batch_size": bs, "compute_input": d(n, 0), "compute_infer": d(n, ns),
+                 "compute_output": d(n, 0)}
+                for bs, n, ns in self._batch_rows(batch_sizes)
             ],
             "memory_usage": [],
         }
+
+
+    def _batch_rows(self, batch_sizes: dict | None) -> list[tuple[int, int, float]]:
+        if not batch_sizes:
+            return [(bs, round(n), ns) for bs, (n, ns) in sorted(self.batch_execs.items())]
+        # compute ns per batch: what this version's requests recorded, per execution
+        out = []
+        for bs, n in sorted(batch_sizes.items()):
+            seen, ns = self.batch_execs.get(bs, (0.0, 0.0))
+            out.append((int(bs), int(n), ns / seen * n if seen else 0.0))
+        return out
 
 
 def _escape(v: str) -> str:

@@ -57,8 +57,10 @@ class BatcherRunner:
     def queue_depth(self) -> int:
         return self.batcher.queue_depth()
 
-    def executions(self) -> int:
-        return int(self.batcher.stats().get("batches", 0))
+    def executions(self) -> tuple[int, dict]:
+        """Batches run, and how many of each size (rows)."""
+        st = self.batcher.stats()
+        return int(st.get("batches", 0)), dict(st.get("batch_sizes", {}))
 
     def close(self, drain: bool = True, timeout_s: float | None = None) -> None:
         self.batcher.close(drain=drain, timeout_s=timeout_s)
@@ -113,8 +115,8 @@ class SessionRunner:
     def queue_depth(self) -> int:
         return max(0, self._pending - self._pool._max_workers)
 
-    def executions(self) -> int:
-        return self._runs
+    def executions(self) -> tuple[int, dict]:
+        return self._runs, {}
 
     def close(self, drain: bool = True, timeout_s: float | None = None) -> None:
         with self._lock:
