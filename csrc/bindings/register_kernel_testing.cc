@@ -3,7 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <map>
+#include <optional>
 #include <memory>
 
 #include "common/cpu_features.h"
@@ -61,6 +65,92 @@ void register_kernel_testing(py::module_& m) {
     }
   });
   m.def("has_avx2", [] { return cpu_features().has_avx2_fma(); });
+
+  // The GEMM entry points with an epilogue: C = act(A @ B + beta*C + bias + residual).
+  // packed: B goes through pack_b_f32 first (given as [N, K] when transposed_b).
+  m.def("gemm_f32_ex", [](F32 a, F32 b, py::array_t<float> c, float beta, int threads, bool packed,
+                          bool transposed_b, std::optional<F32> bias, bool bias_per_row,
+                          std::optional<F32> residual, const std::string& act, float clip_lo, float clip_hi) {
+    RUNNX_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2, kInvalidArgument, "2-D arrays expected");
+    const int64_t M = a.shape(0), K = a.shape(1), N = transposed_b ? b.shape(0) : b.shape(1);
+    RUNNX_CHECK((transposed_b ? b.shape(1) : b.shape(0)) == K && c.shape(0) == M && c.shape(1) == N,
+                kInvalidArgument, "shape mismatch");
+    RUNNX_CHECK(!transposed_b || packed, kInvalidArgument, "transposed_b needs packed");
+    RUNNX_CHECK(c.flags() & py::array::c_style, kInvalidArgument, "C must be C-contiguous");
+    GemmEpilogue epi;
+    if (bias) {
+      RUNNX_CHECK(bias->size() == (bias_per_row ? M : N), kInvalidArgument, "bias length");
+      epi.bias = bias->data();
+      epi.bias_per_row = bias_per_row;
+    }
+    if (residual) {
+      RUNNX_CHECK(residual->ndim() == 2 && residual->shape(0) == M && residual->shape(1) == N, kInvalidArgument,
+                  "residual shape");
+      epi.residual = residual->data();
+      epi.ldr = N;
+    }
+    static const std::map<std::string, GemmEpilogue::Act> acts = {
+        {"", GemmEpilogue::Act::kNone}, {"relu", GemmEpilogue::Act::kRelu}, {"clip", GemmEpilogue::Act::kClip},
+        {"sigmoid", GemmEpilogue::Act::kSigmoid}, {"tanh", GemmEpilogue::Act::kTanh},
+        {"gelu", GemmEpilogue::Act::kGeluErf}, {"gelu_tanh", GemmEpilogue::Act::kGeluTanh}};
+    auto it = acts.find(act);
+    RUNNX_CHECK(it != acts.end(), kInvalidArgument, "unknown activation '", act, "'");
+    epi.act = it->second;
+    epi.clip_lo = clip_lo;
+    epi.clip_hi = clip_hi;
+    const float* pa = a.data();
+    const float* pb = b.data();
+    float* pc = c.mutable_data();
+    const int64_t lda = std::max<int64_t>(a.strides(0) / 4, K);
+    const int64_t ldb = std::max<int64_t>(b.strides(0) / 4, transposed_b ? K : N);
+    ThreadPool pool(threads);
+    py::gil_scoped_release nogil;
+    if (packed) {
+      PackedB pb_packed = pack_b_f32(K, N, pb, ldb, transposed_b);
+      gemm_f32_packed(M, pa, lda, pb_packed, pc, N, beta, epi, &pool);
+    } else {
+      gemm_f32_epilogue(M, N, K, pa, lda, pb, ldb, pc, N, beta, epi, &pool);
+    }
+  }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("beta") = 0.f, py::arg("threads") = 1,
+     py::arg("packed") = false, py::arg("transposed_b") = false, py::arg("bias") = py::none(),
+     py::arg("bias_per_row") = false, py::arg("residual") = py::none(), py::arg("act") = "",
+     py::arg("clip_lo") = 0.f, py::arg("clip_hi") = 0.f);
+
+  // Seconds per C = A @ B of M x N x K timed in C++ on one pool (no Python or pool start-up in
+  // the loop): (best, median) over about `seconds`. packed: B prepacked once, outside the timing.
+  m.def("gemm_bench", [](int64_t M, int64_t N, int64_t K, int threads, bool packed, double seconds) {
+    RUNNX_CHECK(M > 0 && N > 0 && K > 0, kInvalidArgument, "sizes must be positive");
+    std::vector<float> a(M * K), b(K * N), c(M * N);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 7919) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f;
+    std::vector<double> times;
+    {  // the pool and the GIL release end before the tuple is built
+      ThreadPool pool(threads);
+      py::gil_scoped_release nogil;
+      PackedB pb = packed ? pack_b_f32(K, N, b.data(), N, false) : PackedB{};
+      auto once = [&] {
+        if (packed) gemm_f32_packed(M, a.data(), K, pb, c.data(), N, 0.f, GemmEpilogue{}, &pool);
+        else gemm_f32(M, N, K, a.data(), K, b.data(), N, c.data(), N, 0.f, &pool);
+      };
+      once();
+      const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+      while (times.size() < 3 || std::chrono::steady_clock::now() < end) {
+        auto t0 = std::chrono::steady_clock::now();
+        once();
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+    }
+    std::sort(times.begin(), times.end());
+    return py::make_tuple(times.front(), times[times.size() / 2]);
+  });
+
+  // Measured fp32 FMA peak (GFLOP/s) with `threads` threads of register-only FMA chains.
+  m.def("fma_peak_gflops", [](int threads, double seconds) {
+    RUNNX_CHECK(cpu_features().has_avx2_fma(), kUnsupportedOp, "this CPU has no AVX2/FMA");
+    ThreadPool pool(threads);
+    py::gil_scoped_release nogil;
+    return sgemm_avx2_fma_peak_gflops(pool, seconds);
+  });
 }
 
 }  // namespace runnx

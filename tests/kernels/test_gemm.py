@@ -42,3 +42,77 @@ def test_gemm_strided_views(impl, threads):
     T.gemm_f32(a, b, c, 0.0, threads, impl)
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
     assert not big_c[:, :10].any() and not big_c[:, 53:].any()  # nothing written outside C
+
+
+# ---- prepacked B and the fused epilogue ------------------------------------------------------
+
+def _erf(x):
+    from math import erf
+    return np.vectorize(erf)(x)
+
+
+ACTS = {
+    "": lambda v: v,
+    "relu": lambda v: np.maximum(v, 0),
+    "clip": lambda v: np.clip(v, -0.5, 1.5),
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+    "tanh": np.tanh,
+    "gelu": lambda v: 0.5 * v * (1 + _erf(v / np.sqrt(2))),
+    "gelu_tanh": lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3))),
+}
+EPI_SHAPES = [(1, 1, 1), (1, 37, 19), (1, 768, 300), (2, 17, 5), (5, 16, 9), (6, 33, 256), (7, 17, 257),
+              (13, 100, 300), (97, 130, 515), (128, 64, 768), (10, 10, 0)]
+
+
+@pytest.mark.parametrize("m,n,k", EPI_SHAPES)
+@pytest.mark.parametrize("packed,transposed", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_packed_and_epilogue_bias_residual(m, n, k, packed, transposed, threads):
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    res = rng.standard_normal((m, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    for beta in (0.0, 0.5):
+        c = c0.copy()
+        T.gemm_f32_ex(a, np.ascontiguousarray(b.T) if transposed else b, c, beta, threads, packed, transposed,
+                      bias, False, res, "relu")
+        ref = a.astype(np.float64) @ b + beta * c0 + bias + res
+        np.testing.assert_allclose(c, np.maximum(ref, 0), rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))
+
+
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("m,n,k", [(1, 23, 40), (3, 45, 17), (50, 70, 33)])
+def test_gemm_epilogue_activations(act, packed, m, n, k):
+    # Inputs scaled so pre-activations span the interesting range (tails of erf/tanh/exp).
+    rng = np.random.default_rng(len(act) + m)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = (rng.standard_normal((k, n)) * (4 / np.sqrt(k))).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)  # per row, as NCHW convolutions use it
+    c = np.full((m, n), np.nan, np.float32)
+    T.gemm_f32_ex(a, b, c, 0.0, 2, packed, False, bias, True, None, act, -0.5, 1.5)
+    pre = a.astype(np.float64) @ b + bias[:, None]
+    np.testing.assert_allclose(c, ACTS[act](pre), rtol=2e-5, atol=2e-5)
+
+
+def test_gemm_epilogue_activation_extremes():
+    # Large magnitudes, zeros and tiny values through the vector exp/erf/tanh (no NaN, right limits).
+    vals = np.array([-100, -30, -9, -3, -1e-3, -1e-6, 0, 1e-6, 1e-3, 0.29, 0.31, 3, 9, 30, 100], np.float32)
+    a = vals[:, None].astype(np.float32)
+    b = np.ones((1, 1), np.float32)
+    for act, f in ACTS.items():
+        if act == "clip":
+            continue
+        c = np.zeros((len(vals), 1), np.float32)
+        T.gemm_f32_ex(a, b, c, 0.0, 1, True, False, None, False, None, act)
+        np.testing.assert_allclose(c[:, 0], f(vals.astype(np.float64)), rtol=1e-5, atol=3e-7, err_msg=act)
+
+
+def test_gemm_ex_rejects_bad_arguments():
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError):
+        T.gemm_f32_ex(a, np.ones((4, 5), np.float32), np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match="activation"):
+        T.gemm_f32_ex(a, np.ones((3, 5), np.float32), np.zeros((2, 5), np.float32), act="swish")

@@ -8,6 +8,9 @@
 #include "kernels/cpu/sgemm_avx2.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <new>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -169,14 +172,87 @@ struct ArithOf<T, true> {
 template <typename T>
 using Arith = typename ArithOf<T>::type;
 
+// cpuid once (RUNNX_DISABLE_AVX2 is honoured there).
+bool use_avx2() {
+  static const bool avx2 = cpu_features().has_avx2_fma();
+  return avx2;
+}
+
 }  // namespace
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool) {
-  // cpuid once; the AVX2/FMA microkernel where the CPU has it, the portable loops elsewhere.
-  static const bool avx2 = cpu_features().has_avx2_fma();
-  if (avx2) return sgemm_avx2(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
+  // The AVX2/FMA microkernel where the CPU has it, the portable loops elsewhere.
+  if (use_avx2()) return sgemm_avx2(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
   gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
+}
+
+namespace {
+
+float activate_scalar(float v, const GemmEpilogue& epi) {
+  switch (epi.act) {
+    case GemmEpilogue::Act::kNone: return v;
+    case GemmEpilogue::Act::kRelu: return v > 0.f ? v : 0.f;
+    case GemmEpilogue::Act::kClip: return std::min(std::max(v, epi.clip_lo), epi.clip_hi);
+    case GemmEpilogue::Act::kSigmoid: return 1.f / (1.f + std::exp(-v));
+    case GemmEpilogue::Act::kTanh: return std::tanh(v);
+    case GemmEpilogue::Act::kGeluErf: return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
+    case GemmEpilogue::Act::kGeluTanh:
+      return 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  }
+  return v;
+}
+
+}  // namespace
+
+void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* C,
+                       int64_t ldc) {
+  if (epi.trivial()) return;
+  if (use_avx2()) return sgemm_avx2_epilogue_block(epi, i0, i1, j0, j1, C, ldc);
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = j0; j < j1; ++j) {
+      float v = C[i * ldc + j];
+      if (epi.bias) v += epi.bias_per_row ? epi.bias[i] : epi.bias[j];
+      if (epi.residual) v += epi.residual[i * epi.ldr + j];
+      C[i * ldc + j] = activate_scalar(v, epi);
+    }
+}
+
+PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed) {
+  PackedB p;
+  p.K = K;
+  p.N = N;
+  p.panels = use_avx2();
+  const int64_t floats = p.panels ? sgemm_avx2_packed_floats(K, N) : std::max<int64_t>(K * N, 1);
+  const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!buf) throw std::bad_alloc();
+  p.data = std::shared_ptr<float>(buf, [](float* q) { std::free(q); });
+  if (p.panels) {
+    sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, nullptr);
+  } else if (transposed) {
+    transpose_matrix<float>(N, K, B, ldb, buf);
+  } else {
+    for (int64_t k = 0; k < K; ++k) std::memcpy(buf + k * N, B + k * ldb, N * sizeof(float));
+  }
+  return p;
+}
+
+void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
+                     float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  if (B.panels) return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
+  gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
+}
+
+void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                       int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
+                       ThreadPool* pool) {
+  if (use_avx2()) return sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
+  gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
+  if (epi.trivial() || M <= 0 || N <= 0) return;
+  auto rows = [&](int64_t r0, int64_t r1) { gemm_epilogue_f32(epi, r0, r1, 0, N, C, ldc); };
+  if (pool && M * N > 65536) pool->parallel_for(M, std::max<int64_t>(1, 16384 / N), rows);
+  else rows(0, M);
 }
 
 template <typename T>

@@ -8,6 +8,7 @@
 // so callers that already run in parallel pass null.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "common/thread_pool.h"
 
@@ -16,6 +17,50 @@ namespace runnx {
 // float32: the entry point later ISA-specific microkernels plug into (chosen inside by cpuid).
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool);
+
+// What happens to each element of C after the product, while its tile is still in cache:
+//   C = act(acc + beta * C_old + bias + residual)
+// with acc = A*B. bias is one value per column (length N), or per row (length M) when
+// bias_per_row (NCHW convolution: one per output channel); residual is an [M, N] matrix with
+// leading dimension ldr that may alias C only when beta == 0 is not relied on (it is read before
+// C is written, element by element).
+struct GemmEpilogue {
+  enum class Act : uint8_t { kNone, kRelu, kClip, kSigmoid, kTanh, kGeluErf, kGeluTanh };
+  const float* bias = nullptr;
+  bool bias_per_row = false;
+  const float* residual = nullptr;
+  int64_t ldr = 0;
+  Act act = Act::kNone;
+  float clip_lo = 0, clip_hi = 0;  // kClip bounds
+  bool trivial() const { return !bias && !residual && act == Act::kNone; }
+};
+
+// Applies `epi` to rows [i0, i1) and columns [j0, j1) of C (already holding acc + beta*C_old).
+void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* C,
+                       int64_t ldc);
+
+// B prepared once (constant weights) in the layout the microkernel streams: K-blocks of
+// 16-column panels under AVX2, plain row-major elsewhere. Cheap to copy (shared buffer).
+struct PackedB {
+  int64_t K = 0, N = 0;
+  bool panels = false;           // AVX2 panel layout (else row-major K x N)
+  std::shared_ptr<float> data;
+  bool empty() const { return !data; }
+};
+
+// Packs B (K x N, row-major with leading dimension ldb), or, when `transposed`, B given as its
+// transpose (N x K, leading dimension ldb: a Gemm transB / Linear weight).
+PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed);
+
+// C[M,N] = epilogue(A[M,K] * B + beta * C) with a prepacked B; split over M and N across `pool`
+// (batch-1 GEMV, M = 1, splits N).
+void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
+                     float beta, const GemmEpilogue& epi, ThreadPool* pool);
+
+// gemm_f32 with an epilogue (B packed on the fly).
+void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                       int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
+                       ThreadPool* pool);
 
 // Any element type the ops need (float, double, int32_t, int64_t, uint32_t, uint64_t);
 // gemm<float> forwards to gemm_f32. Integer products wrap like numpy's.

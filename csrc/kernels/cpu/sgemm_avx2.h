@@ -1,13 +1,35 @@
 // AVX2/FMA single-precision GEMM (compiled in csrc/kernels/cpu/avx2/ with -mavx2 -mfma; call only
-// when cpu_features().has_avx2_fma()). Same contract as gemm_f32 in gemm.h.
+// when cpu_features().has_avx2_fma()). Same contracts as the entry points in gemm.h.
 #pragma once
 #include <cstdint>
 
 #include "common/thread_pool.h"
+#include "kernels/cpu/gemm.h"
 
 namespace runnx {
 
 void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                 int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool);
 
+void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                         int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
+                         ThreadPool* pool);
+
+// Floats a packed B of K x N takes (16-column panels, K-blocked).
+int64_t sgemm_avx2_packed_floats(int64_t K, int64_t N);
+// Packs B (or B given transposed, N x K) into `out` (sgemm_avx2_packed_floats floats).
+void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed, float* out,
+                       ThreadPool* pool);
+void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                       float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
+
+// The epilogue over a block of C, vectorised (exp/erf/tanh within 2e-7 absolute of float64).
+void sgemm_avx2_epilogue_block(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                               float* C, int64_t ldc);
+
+}  // namespace runnx
+
+namespace runnx {
+// Register-only FMA chains on every pool thread for `seconds`: the measured fp32 peak, GFLOP/s.
+double sgemm_avx2_fma_peak_gflops(ThreadPool& pool, double seconds);
 }  // namespace runnx

@@ -1,16 +1,19 @@
-// f32 GEMM for AVX2+FMA: C = A*B + beta*C, row-major.
+// f32 GEMM for AVX2+FMA: C = epilogue(A*B + beta*C), row-major.
 //
-// B is packed into 16-column panels (zero-padded at the tail), K-blocked by kKc so one panel
-// block (kKc x 16 floats = 16 KB) stays in L1 while a 6x16 register tile of C (12 ymm
-// accumulators) sweeps down the rows of A. A is read in place: six broadcasts per k step from six
-// rows. Tiles of C (kMc rows x kNc columns) are spread over the pool. Small M (GEMV-like) skips
-// packing and streams rows of B instead, since there the cost is reading B once.
+// B lives in 16-column panels, K-blocked by kKc (one panel block, kKc x 16 floats = 16 KB, stays
+// in L1): packed once for constant weights (sgemm_avx2_pack_b), or per K-block on the fly. Each
+// task owns a tile of C (mc rows x nc columns); it packs its rows of A per K-block into 6-row
+// micro-panels (contiguous broadcasts) and runs the 6x16 register tile (12 ymm accumulators)
+// over them. The epilogue (bias, residual, activation) runs on the tile right after its last
+// K-block, while it is still in cache. Tiles are sized so every thread gets work, M = 1 included.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "kernels/cpu/sgemm_avx2.h"
 
@@ -21,72 +24,260 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 constexpr int64_t kKc = 256;
-constexpr int64_t kMc = 72;   // multiple of kMr
-constexpr int64_t kNc = 256;  // multiple of kNr
+constexpr int64_t kMc = 72;   // multiple of kMr: a packed A block (72 x 256) is 72 KB, in L2
+constexpr int64_t kNcMax = 512;
+// Below this many multiply-adds a GEMM runs on the calling thread (waking workers costs more).
+constexpr int64_t kParallelMacs = int64_t{1} << 18;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
 };
 
-// Packs B[k0:k0+kc, :] into panels: panel p holds columns [16p, 16p+16) as kc rows of 16.
-void pack_b(const float* B, int64_t ldb, int64_t N, int64_t k0, int64_t kc, float* out, int64_t p0, int64_t p1) {
+float* aligned_floats(int64_t n) {
+  size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+int64_t panels_of(int64_t N) { return (N + kNr - 1) / kNr; }
+
+// Panels [p0, p1) of B[k0:k0+kc, :] into out (panel p at out + p*kc*16, rows of 16, zero-padded).
+void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64_t k0, int64_t kc, float* out,
+                  int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     float* dst = out + p * kc * kNr;
-    int64_t c0 = p * kNr, w = std::min<int64_t>(kNr, N - c0);
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* src = B + (k0 + k) * ldb + c0;
-      if (w == kNr) {
-        _mm256_storeu_ps(dst + k * kNr, _mm256_loadu_ps(src));
-        _mm256_storeu_ps(dst + k * kNr + 8, _mm256_loadu_ps(src + 8));
-      } else {
-        for (int64_t j = 0; j < kNr; ++j) dst[k * kNr + j] = j < w ? src[j] : 0.f;
+    const int64_t c0 = p * kNr, w = std::min<int64_t>(kNr, N - c0);
+    if (!transposed) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (k0 + k) * ldb + c0;
+        if (w == kNr) {
+          _mm256_storeu_ps(dst + k * kNr, _mm256_loadu_ps(src));
+          _mm256_storeu_ps(dst + k * kNr + 8, _mm256_loadu_ps(src + 8));
+        } else {
+          for (int64_t j = 0; j < kNr; ++j) dst[k * kNr + j] = j < w ? src[j] : 0.f;
+        }
+      }
+    } else {
+      // B given as B^T (N x K): column j of B is row j of the source.
+      for (int64_t j = 0; j < kNr; ++j) {
+        const float* src = B + (c0 + j) * ldb + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * kNr + j] = j < w ? src[k] : 0.f;
       }
     }
   }
 }
 
-// acc(mr x 16) = A[0:mr, 0:kc] * Bp(kc x 16); then C = acc + (accumulate ? C : beta*C).
+// Rows [m0, m1) of A[:, k0:k0+kc] as micro-panels of 6 rows: element (r, k) at (r/6)*kc*6 + k*6 + r%6.
+// Rows past m1 are zero so the kernel may compute them.
+void pack_a_block(const float* A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* out) {
+  for (int64_t i = m0; i < m1; i += kMr) {
+    float* dst = out + ((i - m0) / kMr) * kc * kMr;
+    const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
+    if (mr == kMr) {
+      const float* r[kMr];
+      for (int q = 0; q < kMr; ++q) r[q] = A + (i + q) * lda + k0;
+      for (int64_t k = 0; k < kc; ++k)
+        for (int q = 0; q < kMr; ++q) dst[k * kMr + q] = r[q][k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int q = 0; q < kMr; ++q) dst[k * kMr + q] = q < mr ? A[(i + q) * lda + k0 + k] : 0.f;
+    }
+  }
+}
+
+// acc(MR x 16) = Ap(kc x 6, first MR rows used) * Bp(kc x 16); then
+// C = acc + (accumulate ? C : beta * C), for MR x ncols of C. Every loop over the accumulators
+// has the compile-time bound MR, so they stay in registers.
 template <int MR>
-void micro_kernel(int64_t kc, const float* A, int64_t lda, const float* Bp, float* C, int64_t ldc,
+void micro_kernel(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
                   int ncols, bool accumulate, float beta) {
   __m256 acc[MR][2];
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    __m256 b0 = _mm256_loadu_ps(Bp + k * kNr);
-    __m256 b1 = _mm256_loadu_ps(Bp + k * kNr + 8);
+    const __m256 b0 = _mm256_load_ps(Bp + k * kNr);
+    const __m256 b1 = _mm256_load_ps(Bp + k * kNr + 8);
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      __m256 a = _mm256_broadcast_ss(A + i * lda + k);
+      const __m256 a = _mm256_broadcast_ss(Ap + k * kMr + i);
       acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
     }
+  }
+  // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
+  // make GCC keep the accumulators in memory during the K loop.
+  alignas(32) float tile[MR][kNr];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(tile[i], acc[i][0]);
+    _mm256_store_ps(tile[i] + 8, acc[i][1]);
   }
   const __m256 vbeta = _mm256_set1_ps(beta);
   for (int i = 0; i < MR; ++i) {
     float* c = C + i * ldc;
     if (ncols == kNr) {
       for (int h = 0; h < 2; ++h) {
-        __m256 v = acc[i][h];
+        __m256 v = _mm256_load_ps(tile[i] + 8 * h);
         if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(c + 8 * h));
         else if (beta != 0.f) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8 * h), v);
         _mm256_storeu_ps(c + 8 * h, v);
       }
     } else {
-      alignas(32) float tmp[kNr];
-      _mm256_store_ps(tmp, acc[i][0]);
-      _mm256_store_ps(tmp + 8, acc[i][1]);
       for (int j = 0; j < ncols; ++j)
-        c[j] = tmp[j] + (accumulate ? c[j] : (beta != 0.f ? beta * c[j] : 0.f));
+        c[j] = tile[i][j] + (accumulate ? c[j] : (beta != 0.f ? beta * c[j] : 0.f));
     }
   }
 }
 
-using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int, bool, float);
+using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, int, bool, float);
+// Indexed by rows in use: fewer than 6 rows skip the unused accumulators' FMAs (M = 1 GEMV).
 constexpr MicroKernel kKernels[kMr + 1] = {nullptr, micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
                                            micro_kernel<4>, micro_kernel<5>, micro_kernel<6>};
 
-// Few rows: C[i, :] (+)= sum_k A[i,k] * B[k, :], streaming B once, split over columns.
+// ---- vectorised activations --------------------------------------------------------------
+
+// exp(x) for x in about [-87, 88] (clamped there), relative error about 2e-7.
+inline __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+inline __m256 sigmoid256(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// tanh: odd Taylor polynomial below 0.3 (no cancellation), 1 - 2/(exp(2|x|)+1) above; sign restored.
+inline __m256 tanh256(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp256(_mm256_add_ps(ax, ax));
+  const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+  const __m256 x2 = _mm256_mul_ps(ax, ax);
+  __m256 p = _mm256_set1_ps(62.0f / 2835);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-17.0f / 315));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.0f / 15));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.0f / 3));
+  p = _mm256_fmadd_ps(p, x2, one);
+  const __m256 small = _mm256_mul_ps(p, ax);
+  const __m256 r = _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.3f), _CMP_LT_OQ));
+  return _mm256_or_ps(r, sign);
+}
+
+// erf by Abramowitz & Stegun 7.1.26: 1 - poly(t) exp(-x^2), t = 1/(1 + 0.3275911|x|);
+// absolute error below 1.5e-7 (plus float rounding).
+inline __m256 erf256(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), ax, one));
+  __m256 p = _mm256_set1_ps(1.061405429f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+  p = _mm256_mul_ps(p, t);
+  const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax)));
+  const __m256 r = _mm256_fnmadd_ps(p, e, one);
+  return _mm256_or_ps(r, sign);
+}
+
+inline __m256 activate(__m256 v, const GemmEpilogue& epi) {
+  switch (epi.act) {
+    case GemmEpilogue::Act::kNone: return v;
+    case GemmEpilogue::Act::kRelu: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case GemmEpilogue::Act::kClip:
+      return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(epi.clip_lo)), _mm256_set1_ps(epi.clip_hi));
+    case GemmEpilogue::Act::kSigmoid: return sigmoid256(v);
+    case GemmEpilogue::Act::kTanh: return tanh256(v);
+    case GemmEpilogue::Act::kGeluErf: {
+      const __m256 e = erf256(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
+      return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    }
+    case GemmEpilogue::Act::kGeluTanh: {
+      const __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+      const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+                                     _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), v3, v));
+      return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v),
+                           _mm256_add_ps(_mm256_set1_ps(1.0f), tanh256(u)));
+    }
+  }
+  return v;
+}
+
+// ---- drivers ---------------------------------------------------------------------------------
+
+// How C is cut into tasks: mc rows (multiple of 6) by nc columns (multiple of 16), small enough
+// that every thread has a couple of tiles when the product is worth parallelising.
+struct Tiling {
+  int64_t mc, nc, m_tiles, n_tiles;
+  bool parallel;
+};
+
+Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
+  Tiling t;
+  const int threads = pool ? pool->num_threads() : 1;
+  t.parallel = threads > 1 && M * N * K >= kParallelMacs;
+  t.mc = std::min<int64_t>(kMc, (M + kMr - 1) / kMr * kMr);
+  t.nc = std::min<int64_t>(kNcMax, panels_of(N) * kNr);
+  auto count = [&] { return ((M + t.mc - 1) / t.mc) * ((N + t.nc - 1) / t.nc); };
+  if (t.parallel) {
+    const int64_t want = 2 * threads;
+    while (count() < want && t.nc > 64) t.nc = std::max<int64_t>(64, t.nc / 2 / kNr * kNr);
+    while (count() < want && t.mc > kMr) t.mc = std::max<int64_t>(kMr, t.mc / 2 / kMr * kMr);
+    while (count() < want && t.nc > kNr) t.nc = std::max<int64_t>(kNr, t.nc / 2 / kNr * kNr);
+  }
+  t.m_tiles = (M + t.mc - 1) / t.mc;
+  t.n_tiles = (N + t.nc - 1) / t.nc;
+  return t;
+}
+
+// One thread's scratch for packed A (reused across calls).
+float* a_scratch() {
+  thread_local std::unique_ptr<float, FreeDeleter> buf(aligned_floats(kMc * kKc));
+  return buf.get();
+}
+
+// C[m0:m1, n0:n1] for one K-block whose panels start at `bblock` (panel p at bblock + p*kc*16).
+void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
+                 const float* A, int64_t lda, const float* bblock, float* C, int64_t ldc, bool accumulate,
+                 float beta) {
+  float* ap = a_scratch();
+  pack_a_block(A, lda, m0, m1, k0, kc, ap);
+  for (int64_t j = n0; j < n1; j += kNr) {
+    const float* panel = bblock + (j / kNr) * kc * kNr;
+    const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
+    for (int64_t i = m0; i < m1; i += kMr) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
+      kKernels[mr](kc, ap + ((i - m0) / kMr) * kc * kMr, panel, C + i * ldc + j, ldc, ncols, accumulate, beta);
+    }
+  }
+}
+
+void scale_c(int64_t M, int64_t N, float* C, int64_t ldc, float beta) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+}
+
+// Few rows of an unpacked B: C[i, :] (+)= sum_k A[i,k] * B[k, :], streaming B once, split over columns.
 void gemv_like(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-               float* C, int64_t ldc, float beta, ThreadPool* pool) {
+               float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
   auto cols = [&](int64_t j0, int64_t j1) {
     for (int64_t i = 0; i < M; ++i) {
       float* c = C + i * ldc;
@@ -102,60 +293,130 @@ void gemv_like(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
         for (; j < j1; ++j) c[j] += a[k] * b[j];
       }
     }
+    if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, 0, M, j0, j1, C, ldc);
   };
   // Column blocks of 512 keep a block of C rows in L1 across the whole K loop.
-  int64_t blocks = (N + 511) / 512;
+  const int64_t blocks = (N + 511) / 512;
   auto run = [&](int64_t b0, int64_t b1) { cols(b0 * 512, std::min(N, b1 * 512)); };
-  if (pool && M * N * K > 65536) pool->parallel_for(blocks, 1, run);
+  if (pool && pool->num_threads() > 1 && M * N * K > kParallelMacs / 4) pool->parallel_for(blocks, 1, run);
   else run(0, blocks);
 }
 
 }  // namespace
 
-void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool) {
+void sgemm_avx2_epilogue_block(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                               float* C, int64_t ldc) {
+  for (int64_t i = i0; i < i1; ++i) {
+    float* c = C + i * ldc;
+    const float* res = epi.residual ? epi.residual + i * epi.ldr : nullptr;
+    const float row_bias = epi.bias && epi.bias_per_row ? epi.bias[i] : 0.f;
+    const float* col_bias = epi.bias && !epi.bias_per_row ? epi.bias : nullptr;
+    int64_t j = j0;
+    for (; j + 8 <= j1; j += 8) {
+      __m256 v = _mm256_loadu_ps(c + j);
+      if (col_bias) v = _mm256_add_ps(v, _mm256_loadu_ps(col_bias + j));
+      else if (row_bias != 0.f) v = _mm256_add_ps(v, _mm256_set1_ps(row_bias));
+      if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + j));
+      _mm256_storeu_ps(c + j, activate(v, epi));
+    }
+    if (j < j1) {
+      // The tail through an 8-float buffer (no reads past the rows' ends).
+      const int n = static_cast<int>(j1 - j);
+      alignas(32) float tc[8] = {}, tb[8] = {}, tr[8] = {};
+      std::memcpy(tc, c + j, n * sizeof(float));
+      if (col_bias) std::memcpy(tb, col_bias + j, n * sizeof(float));
+      if (res) std::memcpy(tr, res + j, n * sizeof(float));
+      __m256 v = _mm256_load_ps(tc);
+      if (col_bias) v = _mm256_add_ps(v, _mm256_load_ps(tb));
+      else if (row_bias != 0.f) v = _mm256_add_ps(v, _mm256_set1_ps(row_bias));
+      if (res) v = _mm256_add_ps(v, _mm256_load_ps(tr));
+      _mm256_store_ps(tc, activate(v, epi));
+      std::memcpy(c + j, tc, n * sizeof(float));
+    }
+  }
+}
+
+int64_t sgemm_avx2_packed_floats(int64_t K, int64_t N) { return std::max<int64_t>(K, 1) * panels_of(N) * kNr; }
+
+void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed, float* out,
+                       ThreadPool* pool) {
+  const int64_t panels = panels_of(N);
+  const int64_t npad = panels * kNr;
+  const int64_t kblocks = (K + kKc - 1) / kKc;
+  auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t k0 = t * kKc, kc = std::min(kKc, K - k0);
+      pack_b_block(B, ldb, transposed, N, k0, kc, out + k0 * npad, 0, panels);
+    }
+  };
+  if (pool && pool->num_threads() > 1 && K * N > (1 << 16)) pool->parallel_for(kblocks, 1, run);
+  else run(0, kblocks);
+}
+
+void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                       float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    scale_c(M, N, C, ldc, beta);
+    if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, 0, M, 0, N, C, ldc);
     return;
   }
-  if (M < 4) return gemv_like(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
+  const int64_t npad = panels_of(N) * kNr;
+  const Tiling t = choose_tiling(M, N, K, pool);
+  auto tiles = [&](int64_t t0, int64_t t1) {
+    for (int64_t q = t0; q < t1; ++q) {
+      const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
+      const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t kc = std::min(kKc, K - k0);
+        tile_kblock(m0, m1, n0, n1, N, k0, kc, A, lda, Bp + k0 * npad, C, ldc, k0 > 0, beta);
+      }
+      if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, m0, m1, n0, n1, C, ldc);
+    }
+  };
+  if (t.parallel) pool->parallel_for(t.m_tiles * t.n_tiles, 1, tiles);
+  else tiles(0, t.m_tiles * t.n_tiles);
+}
 
-  const int64_t panels = (N + kNr - 1) / kNr;
+void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                         int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
+                         ThreadPool* pool) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, C, ldc, beta);
+    if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, 0, M, 0, N, C, ldc);
+    return;
+  }
+  if (M < 4) return gemv_like(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
+
+  // B is packed one K-block at a time (kKc x N floats), then every tile runs that block.
+  const int64_t panels = panels_of(N);
   const int64_t kc_max = std::min(K, kKc);
-  std::unique_ptr<float, FreeDeleter> packed(
-      static_cast<float*>(std::aligned_alloc(64, ((panels * kc_max * kNr * 4) + 63) / 64 * 64)));
-  const int64_t m_tiles = (M + kMc - 1) / kMc;
-  const int64_t n_tiles = (N + kNc - 1) / kNc;
-  const bool parallel = pool && M * N * K >= 4 * 65536;
-
+  std::unique_ptr<float, FreeDeleter> packed(aligned_floats(panels * kc_max * kNr));
+  const Tiling t = choose_tiling(M, N, K, pool);
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
     const int64_t kc = std::min(kKc, K - k0);
-    const bool accumulate = k0 > 0;
+    const bool last = k0 + kc >= K;
     float* bp = packed.get();
-    auto pack = [&](int64_t p0, int64_t p1) { pack_b(B, ldb, N, k0, kc, bp, p0, p1); };
-    if (parallel) pool->parallel_for(panels, 4, pack);
+    auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B, ldb, false, N, k0, kc, bp, p0, p1); };
+    if (t.parallel) pool->parallel_for(panels, 4, pack);
     else pack(0, panels);
-
     auto tiles = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        int64_t mt = t % m_tiles, nt = t / m_tiles;
-        int64_t m0 = mt * kMc, m1 = std::min(M, m0 + kMc);
-        int64_t n0 = nt * kNc, n1 = std::min(N, n0 + kNc);
-        for (int64_t j = n0; j < n1; j += kNr) {
-          const float* panel = bp + (j / kNr) * kc * kNr;
-          int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
-          for (int64_t i = m0; i < m1; i += kMr) {
-            int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
-            kKernels[mr](kc, A + i * lda + k0, lda, panel, C + i * ldc + j, ldc, ncols, accumulate, beta);
-          }
-        }
+      for (int64_t q = t0; q < t1; ++q) {
+        const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
+        const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
+        tile_kblock(m0, m1, n0, n1, N, k0, kc, A, lda, bp, C, ldc, k0 > 0, beta);
+        if (last && !epi.trivial()) sgemm_avx2_epilogue_block(epi, m0, m1, n0, n1, C, ldc);
       }
     };
-    if (parallel) pool->parallel_for(m_tiles * n_tiles, 1, tiles);
-    else tiles(0, m_tiles * n_tiles);
+    if (t.parallel) pool->parallel_for(t.m_tiles * t.n_tiles, 1, tiles);
+    else tiles(0, t.m_tiles * t.n_tiles);
   }
+}
+
+void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                float* C, int64_t ldc, float beta, ThreadPool* pool) {
+  sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, GemmEpilogue{}, pool);
 }
 
 }  // namespace runnx
