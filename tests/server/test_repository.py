@@ -129,3 +129,29 @@ def test_reload_and_unload_do_not_drop_requests_on_other_models(srv):
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_config_reaches_the_batcher(tmp_path):
+    import asyncio
+
+    import runnx
+    from runnx.server import Repository
+    from server_helpers import _save
+    _save(scale_model(2.0), str(tmp_path / "m" / "1" / "model.onnx"))
+    (tmp_path / "m" / "config.json").write_text(json.dumps({
+        "max_batch_size": 6, "instance_group": [{"count": 2}], "max_queue_size": 9,
+        "dynamic_batching": {"max_queue_delay_microseconds": 123, "preferred_batch_size": [2, 4]}}))
+    repo = Repository(str(tmp_path), ServeDefaults(intra_op_threads=1))
+
+    async def check():
+        await repo.load("m")
+        m = repo.get("m")
+        if hasattr(runnx, "Batcher"):
+            b = m.runner.batcher
+            assert (b.max_batch_size, b.instance_count, b.max_queue_size) == (6, 2, 9)
+            assert b.max_queue_delay_us == 123 and tuple(b.preferred_batch_sizes) == (2, 4)
+        res = await m.runner.infer({"x": np.ones((3, 4), np.float32)})
+        assert res.outputs["y"].tolist() == [[2.0] * 4] * 3
+        await repo.close()
+
+    asyncio.run(check())
