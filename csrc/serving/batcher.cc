@@ -179,8 +179,7 @@ bool Batcher::lead(Batch& batch) {
     bool stopping = stopping_.load(std::memory_order_seq_cst);
     drain_ring();
     if (discard_.load(std::memory_order_seq_cst) && !pending_.empty()) {
-      std::vector<Request*> dropped(pending_.begin(), pending_.end());
-      pending_.clear();
+      std::vector<Request*> dropped = pending_.take_all();
       queued_.fetch_sub(static_cast<int64_t>(dropped.size()), std::memory_order_relaxed);
       for (Request* r : dropped)
         answer(r, Outcome::kClosed, ErrorKind::kRuntime, "the batcher was closed before this request ran");
@@ -197,92 +196,64 @@ bool Batcher::lead(Batch& batch) {
 }
 
 void Batcher::drain_ring() {
-  if (pending_.empty() && key_ids_.size() > 4096) {  // bound the key table under shape churn
-    key_ids_.clear();
-    group_of_key_.clear();
-  }
   Request* r;
-  while (ring_.try_pop(r)) {
-    auto [it, fresh] = key_ids_.try_emplace(r->key, static_cast<int>(key_ids_.size()));
-    if (fresh) group_of_key_.push_back(-1);
-    r->key_id = it->second;
-    pending_.insert(r);
-  }
+  while (ring_.try_pop(r)) pending_.add(r);
 }
 
 bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at) {
   const int64_t max_rows = opt_.max_batch_size;
   const auto delay = std::chrono::microseconds(opt_.max_queue_delay_us);
-  Request* alone = nullptr;
   expired_scratch_.clear();
-  groups_used_ = 0;
-  // One pass in service order: answer expired requests, gather each key's batch candidates.
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    Request* r = *it;
-    if (r->deadline <= now) {
-      it = pending_.erase(it);
-      expired_scratch_.push_back(r);
-      continue;
-    }
-    ++it;
-    wake_at = std::min(wake_at, r->deadline);
-    if (max_rows == 0) {
-      if (!alone) alone = r;
-      continue;
-    }
-    int& gi = group_of_key_[r->key_id];
-    if (gi < 0) {
-      gi = static_cast<int>(groups_used_++);
-      if (groups_.size() < groups_used_) groups_.emplace_back();
-      Group& g = groups_[gi];
-      g.reqs.clear();
-      g.rows = 0;
-      g.key_id = r->key_id;
-      g.full = false;
-      g.oldest = Clock::time_point::max();
-    }
-    Group& g = groups_[gi];
-    if (g.full) continue;
-    // Stop at the first compatible request that does not fit: taking a later, smaller one
-    // would overtake it.
-    if (g.rows + r->rows > max_rows) {
-      g.full = true;
-      continue;
-    }
-    g.reqs.push_back(r);
-    g.rows += r->rows;
-    g.oldest = std::min(g.oldest, r->enqueued);
-    g.full = g.rows == max_rows;
-  }
+  pending_.take_expired(now, expired_scratch_);
   if (!expired_scratch_.empty()) {
     queued_.fetch_sub(static_cast<int64_t>(expired_scratch_.size()), std::memory_order_relaxed);
     for (Request* r : expired_scratch_)
       answer(r, Outcome::kDeadlineExceeded, ErrorKind::kRuntime,
              str_cat("the request's timeout of ", r->timeout_us, " us passed while it was queued"));
   }
+  wake_at = std::min(wake_at, pending_.next_deadline());
 
-  bool found = false;
-  if (alone) {
-    pending_.erase(alone);
-    queued_.fetch_sub(1, std::memory_order_relaxed);
-    alone->queue_us = micros(now - alone->enqueued);
-    batch.reqs.push_back(alone);
-    batch.rows = 1;
-    found = true;
-  }
-  for (size_t gi = 0; gi < groups_used_; ++gi) {
+  // Each key's candidates: its requests in service order while they fit. Stop at the first that
+  // does not fit: taking a later, smaller one would overtake it.
+  size_t used = 0;
+  pending_.for_each_queue([&](const PendingRequests::Queue& q) {
+    if (used == groups_.size()) groups_.emplace_back();
+    Group& g = groups_[used++];
+    g.reqs.clear();
+    g.rows = 0;
+    g.full = false;
+    g.oldest = Clock::time_point::max();
+    for (Request* r : q) {
+      if (max_rows > 0 && g.rows + r->rows > max_rows) {
+        g.full = true;
+        break;
+      }
+      g.reqs.push_back(r);
+      g.rows += r->rows;
+      g.oldest = std::min(g.oldest, r->enqueued);
+      if (max_rows == 0 || g.rows == max_rows) {  // no batch dim: every request runs alone
+        g.full = true;
+        break;
+      }
+    }
+  });
+  // Keys are served in the order of their first request.
+  group_order_.resize(used);
+  for (size_t i = 0; i < used; ++i) group_order_[i] = static_cast<int>(i);
+  std::sort(group_order_.begin(), group_order_.end(),
+            [&](int a, int b) { return ServiceOrder()(groups_[a].reqs.front(), groups_[b].reqs.front()); });
+
+  for (int gi : group_order_) {
     Group& g = groups_[gi];
-    group_of_key_[g.key_id] = -1;
-    if (found) continue;
     size_t count = 0;
     if (g.full || stopping || delay.count() == 0 || now >= g.oldest + delay) {
       count = g.reqs.size();
     } else if (!opt_.preferred_batch_sizes.empty()) {
       // The largest preferred size that a prefix of the candidates fills exactly goes now.
+      const auto& pref = opt_.preferred_batch_sizes;
       int64_t rows = 0;
       for (size_t i = 0; i < g.reqs.size(); ++i) {
         rows += g.reqs[i]->rows;
-        const auto& pref = opt_.preferred_batch_sizes;
         if (std::find(pref.begin(), pref.end(), rows) != pref.end()) count = i + 1;
       }
     }
@@ -291,15 +262,15 @@ bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::
       continue;
     }
     take(g, count, now, batch);
-    found = true;
+    return true;
   }
-  return found;
+  return false;
 }
 
 void Batcher::take(Group& g, size_t count, Clock::time_point now, Batch& batch) {
   for (size_t i = 0; i < count; ++i) {
     Request* r = g.reqs[i];
-    pending_.erase(r);
+    pending_.remove(r);
     r->queue_us = micros(now - r->enqueued);
     batch.reqs.push_back(r);
     batch.rows += r->rows;

@@ -11,15 +11,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "runtime/session.h"
 #include "serving/completion_channel.h"
 #include "serving/mpmc_queue.h"
+#include "serving/pending_requests.h"
 #include "serving/request.h"
 #include "serving/wake_signal.h"
 
@@ -79,17 +78,11 @@ class Batcher {
     std::vector<Request*> reqs;
     int64_t rows = 0;
   };
-  struct Group {  // compatible pending requests gathered in service order
+  struct Group {  // the next batch candidates of one key, in service order
     std::vector<Request*> reqs;
     int64_t rows = 0;
-    int key_id = -1;
     bool full = false;  // max_batch_size reached, or the next compatible request does not fit
     Clock::time_point oldest = Clock::time_point::max();
-  };
-  struct ServiceOrder {
-    bool operator()(const Request* a, const Request* b) const {
-      return a->priority != b->priority ? a->priority < b->priority : a->seq < b->seq;
-    }
   };
 
   void worker_main();
@@ -116,11 +109,9 @@ class Batcher {
 
   // The leader's state. Only the worker holding sched_mu_ touches it; producers never take it.
   std::mutex sched_mu_;
-  std::set<Request*, ServiceOrder> pending_;
-  std::unordered_map<std::string, int> key_ids_;
-  std::vector<int> group_of_key_;  // key id -> index in groups_, -1 when absent this pass
-  std::vector<Group> groups_;
-  size_t groups_used_ = 0;
+  PendingRequests pending_;
+  std::vector<Group> groups_;  // scratch of choose(), kept to reuse its vectors
+  std::vector<int> group_order_;
   std::vector<Request*> expired_scratch_;
 
   std::mutex close_call_mu_;  // one close() at a time

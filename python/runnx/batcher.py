@@ -59,7 +59,7 @@ def _deliver_concurrent(items) -> None:
                 fut.set_result(InferResult(payload, queue_us, compute_us, batch_size))
             else:
                 fut.set_exception(payload)
-        except concurrent.futures.InvalidStateError:
+        except Exception:  # noqa: BLE001  one bad future must not stop the resolver thread
             pass
 
 
