@@ -135,7 +135,8 @@ class App:
 
     async def _respond(self, ctx: _Ctx, status: int, body: bytes = b"",
                        content_type: bytes | None = _JSON, headers: tuple = ()) -> None:
-        h = [(b"content-length", str(len(body)).encode()), (b"x-request-id", ctx.rid.encode())]
+        h = [(b"content-length", str(len(body)).encode()),
+             (b"x-request-id", ctx.rid.encode("latin-1", "replace"))]
         if content_type is not None and body:
             h.append((b"content-type", content_type))
         h.extend(headers)
@@ -149,7 +150,8 @@ class App:
             return  # a response already started; nothing more can be said
         if e.status >= 400 and logs.enabled("info"):
             logs.log("info" if e.status < 500 else "error", "request_error", request_id=ctx.rid,
-                     status=e.status, error=e.message)
+                     method=ctx.scope["method"], path=ctx.scope["path"], status=e.status,
+                     error=e.message)
         await self._respond(ctx, e.status, _json({"error": e.message}), headers=e.headers)
 
     # ---- routing ---------------------------------------------------------------------------
