@@ -1,10 +1,24 @@
-// Conv: im2col + the shared GEMM (per image, group and tile of output rows), and a direct loop
-// for depthwise convolutions (one input channel per group), where im2col would only copy.
+// Conv and FusedConv (domain com.runnx: y = act(conv(x, w) + b + z), what the conv passes
+// produce). float32 picks an algorithm per node and input shape:
+//   depthwise (group == C, 1-D/2-D)      -> the vectorised per-plane kernel (conv_simd)
+//   3x3, stride 1, dilation 1, group 1   -> Winograd F(4x4, 3x3) when the image has enough tiles
+//   1x1, stride 1, no pads               -> GEMM straight on the NCHW input (no im2col)
+//   anything else                        -> im2col + GEMM
+// with bias, activation and residual applied per output tile while it is in cache. The GEMM
+// paths are tiled over (image, group, output rows x columns) so every thread works at batch 1.
+// Other element types (float64) and 3-D depthwise take the plain im2col / direct loops below.
+// RUNNX_CONV_ALGO=im2col|winograd|generic (read at session creation) forces a path for tests.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <vector>
 
+#include "kernels/cpu/conv_simd.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/winograd.h"
+#include "ops/broadcast.h"
 #include "ops/conv_util.h"
 #include "ops/kernel.h"
 #include "ops/op_util.h"
@@ -16,6 +30,12 @@ namespace {
 // the GEMM streams it, and big images do not need a col buffer the size of the whole image.
 constexpr int64_t kColBudget = int64_t{1} << 20;
 constexpr int64_t kParallelMacs = int64_t{1} << 17;
+// GEMM output tiles of at most kTileRows x kTileCols (256 KiB): the epilogue finds them in L2.
+constexpr int64_t kTileCols = 256;
+constexpr int64_t kTileRows = 256;
+// Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
+// the 36 transformed weight matrices cost more to stream than the multiplies they save).
+constexpr int64_t kWinogradMinTiles = 16;
 
 // Rows [r0, r1) of the output grid (a row = one (od, oh) pair, OW positions) of the col matrix
 // for one group: col[q, (r - r0) * OW + ow], q = ((c * KD + kd) * KH + kh) * KW + kw.
@@ -83,12 +103,62 @@ void depthwise_plane(const T* x, const T* w, T bias, const Geom3& g, T* y) {
     }
 }
 
+enum class ForceAlgo { kAuto, kIm2col, kWinograd, kGeneric };
+
+ForceAlgo forced_algo() {
+  const char* s = std::getenv("RUNNX_CONV_ALGO");
+  if (!s) return ForceAlgo::kAuto;
+  const std::string v = s;
+  if (v == "im2col") return ForceAlgo::kIm2col;
+  if (v == "winograd") return ForceAlgo::kWinograd;
+  if (v == "generic") return ForceAlgo::kGeneric;
+  return ForceAlgo::kAuto;
+}
+
+// FusedConv's activation attribute (and its parameters) as an epilogue.
+ConvEpilogue parse_activation(const Node& node) {
+  ConvEpilogue e;
+  const std::string act = node.get_string("activation", "");
+  const std::vector<float> p = node.get_floats("activation_params");
+  auto params = [&](size_t n) {
+    RUNNX_CHECK(p.size() == n || p.empty(), kInvalidModel, node.label(), ": activation '", act,
+                "' takes ", n, " activation_params, got ", p.size());
+  };
+  if (act.empty() || act == "Identity") {
+    e.act = ConvActivation::kNone;
+  } else if (act == "Relu") {
+    e.act = ConvActivation::kRelu;
+  } else if (act == "Clip") {
+    params(2);
+    e.act = ConvActivation::kClip;
+    e.alpha = p.empty() ? -3.4028235e38f : p[0];
+    e.beta = p.empty() ? 3.4028235e38f : p[1];
+  } else if (act == "Sigmoid") {
+    e.act = ConvActivation::kSigmoid;
+  } else if (act == "LeakyRelu") {
+    params(1);
+    e.act = ConvActivation::kLeakyRelu;
+    e.alpha = p.empty() ? 0.01f : p[0];
+  } else if (act == "HardSwish") {
+    e.act = ConvActivation::kHardSwish;
+    e.alpha = 1.f / 6.f;
+    e.beta = 0.5f;
+  } else {
+    fail(ErrorKind::kInvalidModel, node.label(), ": activation '", act,
+         "' is not supported (Relu, Clip, Sigmoid, LeakyRelu, HardSwish)");
+  }
+  return e;
+}
+
 class ConvKernel : public Kernel {
  public:
-  explicit ConvKernel(const KernelInfo& info) : attrs_(info.node) {
+  ConvKernel(const KernelInfo& info, bool fused) : attrs_(info.node), fused_(fused) {
     group_ = info.node.get_int("group", 1);
     RUNNX_CHECK(group_ >= 1, kInvalidModel, info.node.label(), ": group must be >= 1, got ",
                 group_);
+    if (fused_) act_ = parse_activation(info.node);
+    const_w_ = info.constant_input(1) != nullptr;
+    force_ = forced_algo();
   }
 
   void run(KernelContext& ctx) const override {
@@ -96,6 +166,7 @@ class ConvKernel : public Kernel {
     const Tensor& x = ctx.required_input(0);
     const Tensor& w = ctx.required_input(1);
     const Tensor* b = ctx.input(2);
+    const Tensor* z = fused_ ? ctx.input(3) : nullptr;
     RUNNX_CHECK(
         x.rank() >= 3 && w.rank() == x.rank(), kInvalidArgument, node.label(),
         ": X must be [N, C, spatial...] and W [M, C/group, kernel...] of the same rank, got ",
@@ -115,13 +186,24 @@ class ConvKernel : public Kernel {
     const Geom3 g = window_geometry(node, attrs_, in, k);
     Shape out = {N, M};
     for (size_t i = 0; i < in.size(); ++i) out.push_back(g.out[3 - in.size() + i]);
+    if (fused_) {
+      RUNNX_CHECK(x.dtype == DType::kF32, kUnsupportedOp, node.label(),
+                  ": FusedConv supports float32 only, got ", dtype_name(x.dtype));
+      RUNNX_CHECK(!z || z->dtype == DType::kF32, kInvalidArgument, node.label(),
+                  ": the residual input Z must be float32, got ", dtype_name(z->dtype));
+      if (z && z->shape != out) return run_broadcast_residual(ctx, x, w, b, *z, g, out);
+    }
     Tensor& y = ctx.allocate_output(0, x.dtype, out);
     if (y.numel() == 0) return;
     switch (x.dtype) {
-      case DType::kF32:
-        return run_typed<float>(x, w, b, g, y, ctx.pool());
+      case DType::kF32: {
+        ConvEpilogue e = act_;
+        e.bias = b ? b->ptr<float>() : nullptr;
+        e.residual = z ? z->ptr<float>() : nullptr;
+        return run_f32(x, w, g, e, y, ctx.pool());
+      }
       case DType::kF64:
-        return run_typed<double>(x, w, b, g, y, ctx.pool());
+        return run_generic<double>(x, w, b, g, y, ctx.pool());
       default:
         fail(ErrorKind::kUnsupportedOp, node.label(), ": element type ", dtype_name(x.dtype),
              " is not supported");
@@ -129,9 +211,175 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  void run_f32(const Tensor& x, const Tensor& w, const Geom3& g, const ConvEpilogue& e,
+               Tensor& y, ThreadPool& pool) const {
+    const int64_t C = x.shape[1], M = w.shape[0], G = group_, Cg = C / G;
+    const bool planar = g.k[0] == 1 && g.in[0] == 1;  // 1-D or 2-D
+    const bool unit = g.s == std::array<int64_t, 3>{1, 1, 1} && g.d == g.s;
+    if (force_ == ForceAlgo::kGeneric) {
+      run_generic<float>(x, w, nullptr, g, y, pool);
+      return apply_epilogue(e, y, pool);
+    }
+    if (force_ != ForceAlgo::kIm2col && Cg == 1 && G > 1 && planar &&
+        g.k[1] <= 16 && g.k[2] <= 16)
+      return run_depthwise(x, w, g, e, y, pool);
+    const bool wino_shape = G == 1 && planar && unit && g.k[1] == 3 && g.k[2] == 3 && const_w_;
+    const int64_t tiles = ((g.out[1] + 3) / 4) * ((g.out[2] + 3) / 4);
+    const bool wino = wino_shape && (force_ == ForceAlgo::kWinograd ||
+                                     (force_ == ForceAlgo::kAuto && tiles >= kWinogradMinTiles &&
+                                      C >= 8 && M >= 8));
+    if (wino) {
+      std::call_once(wino_once_, [&] {
+        wino_ = std::make_unique<WinogradF43>(w.ptr<float>(), M, C);
+      });
+      wino_->run(x.ptr<float>(), x.shape[0], g.in[1], g.in[2], g.pb[1], g.pb[2], g.out[1],
+                 g.out[2], e, y.ptr<float>(), pool);
+      return;
+    }
+    run_gemm(x, w, g, e, y, pool);
+  }
+
+  // Pointwise / im2col + GEMM, tiled, epilogue per tile.
+  void run_gemm(const Tensor& xt, const Tensor& wt, const Geom3& g, const ConvEpilogue& e,
+                Tensor& yt, ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0], G = group_;
+    const int64_t Cg = C / G, Mg = M / G, ks = g.k_size(), K = Cg * ks;
+    const int64_t P = g.out_size(), IP = g.in_size();
+    const float* x = xt.ptr<float>();
+    const float* w = wt.ptr<float>();
+    float* y = yt.ptr<float>();
+    const bool pointwise = ks == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
+                           g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
+    const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
+    const int64_t chunk =
+        pointwise ? rows : std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, K * OW), 1, rows);
+    const int64_t threads = pool.num_threads();
+    const bool big = N * M * P * K >= kParallelMacs;
+    const bool per_image = !big || threads == 1 || N * G >= 2 * threads;
+    const ConvSimd& simd = conv_simd();
+
+    // Output rows [r0, r1) of image n, group gi; `par` spreads im2col and the tiles over the pool.
+    auto chunk_fn = [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, bool par) {
+      const int64_t cols = (r1 - r0) * OW;
+      const float* xg = x + (n * C + gi * Cg) * IP;
+      const int64_t yoff = (n * M + gi * Mg) * P + r0 * OW;
+      float* yg = y + yoff;
+      const float* rg = e.residual ? e.residual + yoff : nullptr;
+      const float* B = xg + r0 * OW;
+      int64_t ldb = P;
+      if (!pointwise) {
+        float* col = conv_scratch(0, K * cols);
+        auto fill = [&](int64_t c0, int64_t c1) {
+          for (int64_t c = c0; c < c1; ++c)
+            im2col<float>(xg + c * IP, 1, g, r0, r1, col + c * ks * cols);
+        };
+        if (par)
+          pool.parallel_for(Cg, std::max<int64_t>(1, 16384 / (ks * cols) + 1), fill);
+        else
+          fill(0, Cg);
+        B = col;
+        ldb = cols;
+      }
+      const int64_t ct = (cols + kTileCols - 1) / kTileCols;
+      int64_t mt_rows = std::min(Mg, kTileRows);
+      if (par) {
+        const int64_t want_m = std::max<int64_t>(1, (4 * threads + ct - 1) / ct);
+        mt_rows = std::min(mt_rows, std::max<int64_t>(24, ((Mg + want_m - 1) / want_m + 7) / 8 * 8));
+      }
+      const int64_t mt = (Mg + mt_rows - 1) / mt_rows;
+      auto tiles = [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t m0 = (t / ct) * mt_rows, m1 = std::min(Mg, m0 + mt_rows);
+          const int64_t c0 = (t % ct) * kTileCols, c1 = std::min(cols, c0 + kTileCols);
+          float* yt_ = yg + m0 * P + c0;
+          gemm_f32(m1 - m0, c1 - c0, K, w + (gi * Mg + m0) * K, K, B + c0, ldb, yt_, P, 0.f,
+                   nullptr);
+          if (!e.is_identity())
+            simd.epilogue_rows(e, gi * Mg + m0, m1 - m0, c1 - c0, yt_, P,
+                               rg ? rg + m0 * P + c0 : nullptr, P);
+        }
+      };
+      if (par)
+        pool.parallel_for(mt * ct, 1, tiles);
+      else
+        tiles(0, mt * ct);
+    };
+    auto image = [&](int64_t n, int64_t gi, bool par) {
+      for (int64_t r0 = 0; r0 < rows; r0 += chunk) chunk_fn(n, gi, r0, std::min(rows, r0 + chunk), par);
+    };
+    if (per_image && big && threads > 1) {
+      pool.parallel_for(N * G, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) image(t / G, t % G, false);
+      });
+    } else {
+      for (int64_t t = 0; t < N * G; ++t) image(t / G, t % G, big && threads > 1);
+    }
+  }
+
+  void run_depthwise(const Tensor& xt, const Tensor& wt, const Geom3& g, const ConvEpilogue& e,
+                     Tensor& yt, ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0], mult = M / C;
+    const int64_t P = g.out_size(), IP = g.in_size(), ks = g.k_size();
+    const DepthwiseGeom dg{g.in[1], g.in[2], g.out[1], g.out[2], g.k[1], g.k[2], g.s[1], g.s[2],
+                           g.d[1],  g.d[2],  g.pb[1],  g.pb[2]};
+    const float* x = xt.ptr<float>();
+    const float* w = wt.ptr<float>();
+    float* y = yt.ptr<float>();
+    const ConvSimd& simd = conv_simd();
+    pool.parallel_for(N * M, std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, P * ks)),
+                      [&](int64_t p0, int64_t p1) {
+                        float* scratch = conv_scratch(2, dg.scratch_floats());
+                        for (int64_t p = p0; p < p1; ++p) {
+                          const int64_t n = p / M, m = p % M;
+                          simd.depthwise_plane(x + (n * C + m / mult) * IP, w + m * ks, dg, e, m,
+                                               e.residual ? e.residual + p * P : nullptr,
+                                               y + p * P, scratch);
+                        }
+                      });
+  }
+
+  // Z of another shape than the conv's output (the Add it came from broadcast): conv + bias
+  // into a temporary, then act(conv + z) with numpy broadcasting into the output.
+  void run_broadcast_residual(KernelContext& ctx, const Tensor& x, const Tensor& w,
+                              const Tensor* b, const Tensor& z, const Geom3& g,
+                              const Shape& conv_shape) const {
+    const Shape out = broadcast_shapes({&conv_shape, &z.shape}, ctx.node());
+    Tensor conv = Tensor::empty(DType::kF32, conv_shape);
+    ConvEpilogue e;
+    e.bias = b ? b->ptr<float>() : nullptr;
+    run_f32(x, w, g, e, conv, ctx.pool());
+    Tensor& y = ctx.allocate_output(0, DType::kF32, out);
+    if (y.numel() == 0) return;
+    BroadcastLoop<2> loop({&conv_shape, &z.shape}, out);
+    const float* c = conv.ptr<float>();
+    const float* zp = z.ptr<float>();
+    float* yp = y.ptr<float>();
+    const int64_t s0 = loop.inner_stride(0), s1 = loop.inner_stride(1);
+    loop.run(ctx.pool(), [&](int64_t o, const std::array<int64_t, 2>& off, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) yp[o + i] = c[off[0] + i * s0] + zp[off[1] + i * s1];
+    });
+    ConvEpilogue act = act_;
+    const int64_t rows = out[0], cols = y.numel() / std::max<int64_t>(1, rows);
+    if (!act.is_identity())
+      conv_simd().epilogue_rows(act, 0, rows, cols, yp, cols, nullptr, 0);
+  }
+
+  // The whole output through the epilogue (the generic path computes the plain conv first).
+  static void apply_epilogue(const ConvEpilogue& e, Tensor& y, ThreadPool& pool) {
+    if (e.is_identity()) return;
+    const int64_t N = y.shape[0], M = y.shape[1], P = y.numel() / std::max<int64_t>(1, N * M);
+    const ConvSimd& simd = conv_simd();
+    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n)
+        simd.epilogue_rows(e, 0, M, P, y.ptr<float>() + n * M * P, P,
+                           e.residual ? e.residual + n * M * P : nullptr, P);
+    });
+  }
+
+  // The plain path for any element type: per image, group and tile of output rows.
   template <typename T>
-  void run_typed(const Tensor& xt, const Tensor& wt, const Tensor* bt, const Geom3& g, Tensor& yt,
-                 ThreadPool& pool) const {
+  void run_generic(const Tensor& xt, const Tensor& wt, const Tensor* bt, const Geom3& g,
+                   Tensor& yt, ThreadPool& pool) const {
     const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0], G = group_;
     const int64_t Cg = C / G, Mg = M / G, K = Cg * g.k_size(), P = g.out_size(), IP = g.in_size();
     const T* x = xt.ptr<T>();
@@ -194,6 +442,11 @@ class ConvKernel : public Kernel {
 
   WindowAttrs attrs_;
   int64_t group_ = 1;
+  bool fused_ = false, const_w_ = false;
+  ConvEpilogue act_;  // FusedConv's activation (bias and residual are bound per run)
+  ForceAlgo force_ = ForceAlgo::kAuto;
+  mutable std::once_flag wino_once_;  // Winograd weights are transformed on first use
+  mutable std::unique_ptr<WinogradF43> wino_;
 };
 
 }  // namespace
@@ -201,7 +454,13 @@ class ConvKernel : public Kernel {
 void register_conv_transpose_ops(OpRegistry& r);  // ops/conv_transpose.cc
 
 void register_conv_ops(OpRegistry& r) {
-  r.add("Conv", "", 7, factory<ConvKernel>());
+  r.add("Conv", "", 7, [](const KernelInfo& info) -> std::unique_ptr<Kernel> {
+    return std::make_unique<ConvKernel>(info, false);
+  });
+  // y = act(Conv(x, w) + b + z): made by the conv fusion passes (inputs X, W, B?, Z?).
+  r.add("FusedConv", "com.runnx", 1, [](const KernelInfo& info) -> std::unique_ptr<Kernel> {
+    return std::make_unique<ConvKernel>(info, true);
+  });
   register_conv_transpose_ops(r);
 }
 

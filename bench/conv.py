@@ -1,0 +1,210 @@
+"""Per-layer convolution bench: GFLOP/s of runnx and onnxruntime on single-Conv models with the
+ResNet-50 and MobileNetV2 layer shapes (batch 1 at 224x224), in one process, interleaved.
+
+Each row is one distinct layer shape (how many times the model uses it in `n`). Besides runnx's
+own choice (`auto`), `--algos` times forced paths (RUNNX_CONV_ALGO=im2col|winograd|generic, read
+at session creation) to see which wins per shape. The ratio is runnx auto time / ORT time.
+
+Usage:
+    RUNNX_DEV_BUILD=build/dev python bench/conv.py [--threads 2] [--budget 0.3]
+        [--models resnet50,mobilenetv2] [--algos im2col,winograd] [--batch 1] [--filter 3x3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parent.parent
+if os.environ.get("RUNNX_DEV_BUILD"):
+    sys.path[0:0] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
+
+# (c_in, c_out, k, stride, group, spatial in, uses) per model; spatial in is the input H = W.
+RESNET50 = [
+    (3, 64, 7, 2, 1, 224, 1),
+    (64, 64, 1, 1, 1, 56, 1),
+    (64, 64, 3, 1, 1, 56, 3),
+    (64, 256, 1, 1, 1, 56, 4),
+    (256, 64, 1, 1, 1, 56, 2),
+    (256, 128, 1, 1, 1, 56, 1),
+    (128, 128, 3, 2, 1, 56, 1),
+    (128, 512, 1, 1, 1, 28, 4),
+    (256, 512, 1, 2, 1, 56, 1),
+    (512, 128, 1, 1, 1, 28, 3),
+    (128, 128, 3, 1, 1, 28, 3),
+    (512, 256, 1, 1, 1, 28, 1),
+    (256, 256, 3, 2, 1, 28, 1),
+    (256, 1024, 1, 1, 1, 14, 6),
+    (512, 1024, 1, 2, 1, 28, 1),
+    (1024, 256, 1, 1, 1, 14, 5),
+    (256, 256, 3, 1, 1, 14, 5),
+    (1024, 512, 1, 1, 1, 14, 1),
+    (512, 512, 3, 2, 1, 14, 1),
+    (512, 2048, 1, 1, 1, 7, 3),
+    (1024, 2048, 1, 2, 1, 14, 1),
+    (2048, 512, 1, 1, 1, 7, 2),
+    (512, 512, 3, 1, 1, 7, 2),
+]
+MOBILENETV2 = [
+    (3, 32, 3, 2, 1, 224, 1),
+    (32, 32, 3, 1, 32, 112, 1),
+    (32, 16, 1, 1, 1, 112, 1),
+    (16, 96, 1, 1, 1, 112, 1),
+    (96, 96, 3, 2, 96, 112, 1),
+    (96, 24, 1, 1, 1, 56, 1),
+    (24, 144, 1, 1, 1, 56, 2),
+    (144, 144, 3, 1, 144, 56, 1),
+    (144, 24, 1, 1, 1, 56, 1),
+    (144, 144, 3, 2, 144, 56, 1),
+    (144, 32, 1, 1, 1, 28, 1),
+    (32, 192, 1, 1, 1, 28, 3),
+    (192, 192, 3, 1, 192, 28, 2),
+    (192, 32, 1, 1, 1, 28, 2),
+    (192, 192, 3, 2, 192, 28, 1),
+    (192, 64, 1, 1, 1, 14, 1),
+    (64, 384, 1, 1, 1, 14, 4),
+    (384, 384, 3, 1, 384, 14, 4),
+    (384, 64, 1, 1, 1, 14, 3),
+    (384, 96, 1, 1, 1, 14, 1),
+    (96, 576, 1, 1, 1, 14, 3),
+    (576, 576, 3, 1, 576, 14, 2),
+    (576, 96, 1, 1, 1, 14, 2),
+    (576, 576, 3, 2, 576, 14, 1),
+    (576, 160, 1, 1, 1, 7, 1),
+    (160, 960, 1, 1, 1, 7, 3),
+    (960, 960, 3, 1, 960, 7, 3),
+    (960, 160, 1, 1, 1, 7, 2),
+    (960, 320, 1, 1, 1, 7, 1),
+    (320, 1280, 1, 1, 1, 7, 1),
+]
+MODELS = {"resnet50": RESNET50, "mobilenetv2": MOBILENETV2}
+
+
+def conv_model(c_in, c_out, k, stride, group, size, batch, seed=0) -> onnx.ModelProto:
+    """One Conv (+ bias), pads (k-1)/2, as the zoo builders write it."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((c_out, c_in // group, k, k)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    p = (k - 1) // 2
+    node = helper.make_node(
+        "Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k], strides=[stride, stride],
+        pads=[p, p, p, p], group=group,
+    )
+    out = (size + 2 * p - k) // stride + 1
+    graph = helper.make_graph(
+        [node], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c_in, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, c_out, out, out])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def flops(c_in, c_out, k, stride, group, size, batch) -> float:
+    out = (size + 2 * ((k - 1) // 2) - k) // stride + 1
+    return 2.0 * batch * c_out * out * out * (c_in // group) * k * k
+
+
+def make_sessions(model_bytes, threads, algos):
+    import onnxruntime as ort
+    import runnx
+
+    sessions = {}
+    for algo in ["auto"] + algos:
+        if algo == "auto":
+            os.environ.pop("RUNNX_CONV_ALGO", None)
+        else:
+            os.environ["RUNNX_CONV_ALGO"] = algo
+        o = runnx.SessionOptions()
+        o.intra_op_num_threads = threads
+        sessions[algo] = runnx.InferenceSession(model_bytes, o)
+    os.environ.pop("RUNNX_CONV_ALGO", None)
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    sessions["ort"] = ort.InferenceSession(model_bytes, o, providers=["CPUExecutionProvider"])
+    return sessions
+
+
+def time_interleaved(sessions, feeds, budget, clock=time.perf_counter, stat=statistics.median):
+    """Seconds per run of each session (median, or `stat`), runs interleaved (forward then
+    reverse order). clock=time.process_time counts CPU time instead of wall time: with one thread
+    that is robust against other processes sharing the cores."""
+    names = list(sessions)
+    for s in sessions.values():
+        s.run(None, feeds)
+    times = {n: [] for n in names}
+    t_end = time.perf_counter() + budget * len(names)
+    rounds = 0
+    while rounds < 3 or time.perf_counter() < t_end:
+        order = names if rounds % 2 == 0 else names[::-1]
+        for n in order:
+            t = clock()
+            sessions[n].run(None, feeds)
+            times[n].append(clock() - t)
+        rounds += 1
+        if rounds >= 200:
+            break
+    return {n: stat(v) for n, v in times.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="resnet50,mobilenetv2")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--budget", type=float, default=0.3, help="seconds per engine per layer")
+    ap.add_argument("--algos", default="", help="forced runnx paths to time too: im2col,winograd,generic")
+    ap.add_argument("--filter", default="", help="only layers whose label contains this")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time CPU seconds instead of wall (use with --threads 1 on a busy host)")
+    ap.add_argument("--min", action="store_true", help="fastest run instead of the median")
+    args = ap.parse_args(argv)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    stat = min if args.min else statistics.median
+    algos = [a for a in args.algos.split(",") if a]
+    cols = ["auto"] + algos + ["ort"]
+    print(f"threads {args.threads}, batch {args.batch}, {'cpu' if args.cpu_time else 'wall'} time "
+          f"{'min' if args.min else 'median'}; GFLOP/s (higher is better); "
+          "ratio = runnx auto time / ORT time")
+    for model in args.models.split(","):
+        print(f"\n{model}")
+        hdr = f"{'layer':34s} {'n':>2s} " + " ".join(f"{c:>9s}" for c in cols) + "   ratio"
+        print(hdr)
+        tot = {c: 0.0 for c in cols}
+        for c_in, c_out, k, s, g, size, uses in MODELS[model]:
+            kind = "dw" if g > 1 else "conv"
+            label = f"{kind} {k}x{k}/s{s} {c_in}->{c_out} @{size}"
+            if args.filter and args.filter not in label:
+                continue
+            m = conv_model(c_in, c_out, k, s, g, size, args.batch)
+            sessions = make_sessions(m.SerializeToString(), args.threads, algos)
+            feeds = {"x": np.random.default_rng(1).standard_normal(
+                (args.batch, c_in, size, size)).astype(np.float32)}
+            ref = sessions["ort"].run(None, feeds)[0]
+            for a in ["auto"] + algos:
+                got = sessions[a].run(None, feeds)[0]
+                err = float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-12))
+                if err > 1e-3:
+                    print(f"  !! {a} differs from onnxruntime: max rel err {err:.2e}")
+            t = time_interleaved(sessions, feeds, args.budget, clock, stat)
+            f = flops(c_in, c_out, k, s, g, size, args.batch)
+            for c in cols:
+                tot[c] += t[c] * uses
+            row = " ".join(f"{f / t[c] / 1e9:9.1f}" for c in cols)
+            print(f"{label:34s} {uses:2d} {row}   {t['auto'] / t['ort']:5.2f}")
+        print(f"{'total ms (x uses)':37s} " + " ".join(f"{tot[c] * 1e3:9.2f}" for c in cols)
+              + f"   {tot['auto'] / tot['ort']:5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+// The vectorised inner pieces of the convolution algorithms (epilogue, depthwise planes, Winograd
+// transforms). One source, conv_simd_impl.h, is compiled twice: for baseline x86-64
+// (conv_simd.cc) and with -mavx2 -mfma (avx2/conv_simd_avx2.cc); conv_simd() picks one by cpuid
+// (RUNNX_DISABLE_AVX2=1 forces the portable copy).
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/conv_epilogue.h"
+
+namespace runnx {
+
+// 2-D depthwise geometry of one plane (one input channel -> one output channel).
+struct DepthwiseGeom {
+  int64_t H, W, OH, OW;
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pt, pl;  // pads at the top / left (bottom and right follow from OH, OW)
+  // The padded plane is split into sh x sw stride phases of phase_h() x phase_w().
+  int64_t phase_h() const { return OH + ((kh - 1) * dh) / sh; }
+  int64_t phase_w() const { return OW + ((kw - 1) * dw) / sw; }
+  // Floats of scratch depthwise_plane needs: the phases and one accumulator plane.
+  int64_t scratch_floats() const { return (sh * sw + 1) * phase_h() * phase_w(); }
+};
+
+// Winograd F(4x4, 3x3) on one image: tiles of 4x4 outputs read 6x6 inputs, 36 = 6x6 points.
+struct WinogradGeom {
+  int64_t C, M, OH, OW;
+  int64_t th, tw;  // tile rows / columns: ceil(OH / 4), ceil(OW / 4)
+  int64_t tiles() const { return th * tw; }
+  int64_t pad_h() const { return 4 * th + 2; }  // the zero-padded input plane copy
+  int64_t pad_w() const { return 4 * tw + 2; }
+};
+
+struct ConvSimd {
+  // y[r, 0:cols] = act(y + bias[m0 + r] + res[r, 0:cols]) for rows r of a tile (channels m0...);
+  // res (may be null) is the residual at the tile's position, ldr floats per row.
+  void (*epilogue_rows)(const ConvEpilogue& e, int64_t m0, int64_t rows, int64_t cols, float* y,
+                        int64_t ldy, const float* res, int64_t ldr);
+  // One output plane: y = epilogue(conv(x, w)), bias/act from e for channel m, res the residual
+  // plane or null. scratch holds g.scratch_floats() floats.
+  void (*depthwise_plane)(const float* x, const float* w, const DepthwiseGeom& g,
+                          const ConvEpilogue& e, int64_t m, const float* res, float* y,
+                          float* scratch);
+  // V[xi][c][t] (xi < 36, t < tiles) for channel c from its zero-padded plane xp (pad_h x pad_w,
+  // the input shifted by the top/left pads). ldv = floats between xi planes (C * tiles).
+  void (*winograd_input)(const float* xp, const WinogradGeom& g, int64_t c, float* V, int64_t ldv);
+  // y plane of channel m = epilogue(A^T Mo A) from Mo[xi][m][t] (ldm floats between xi planes).
+  void (*winograd_output)(const float* Mo, int64_t ldm, const WinogradGeom& g, int64_t m,
+                          const ConvEpilogue& e, const float* res, float* y);
+};
+
+const ConvSimd& conv_simd();
+const ConvSimd& conv_simd_portable();  // conv_simd.cc
+const ConvSimd& conv_simd_avx2();      // avx2/conv_simd_avx2.cc (call only with AVX2+FMA)
+
+}  // namespace runnx

@@ -1,0 +1,270 @@
+// Body of the ConvSimd routines (see conv_simd.h), written once over 8-float GCC vectors: the
+// AVX2 build turns each v8 operation into one ymm instruction (FMA contracted), the baseline
+// build into two SSE ones. Include only from conv_simd.cc and avx2/conv_simd_avx2.cc, inside a
+// namespace of their own; no standard-library templates here, so no AVX2 instantiation of a
+// shared inline function can leak into the portable code at link time.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cpu/conv_simd.h"
+
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 splat(float x) { return v8{x, x, x, x, x, x, x, x}; }
+static inline v8 load8(const float* p) {
+  v8 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store8(float* p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Activation of a vector (Sigmoid falls back to scalar exp lane by lane).
+static inline v8 activate(v8 v, const runnx::ConvEpilogue& e) {
+  using A = runnx::ConvActivation;
+  const v8 zero = splat(0.f);
+  switch (e.act) {
+    case A::kNone:
+      return v;
+    case A::kRelu:
+      return v > zero ? v : zero;
+    case A::kClip: {
+      const v8 lo = splat(e.alpha), hi = splat(e.beta);
+      v = v < lo ? lo : v;
+      return v > hi ? hi : v;
+    }
+    case A::kLeakyRelu:
+      return v >= zero ? v : v * splat(e.alpha);
+    case A::kHardSwish: {
+      v8 t = v * splat(e.alpha) + splat(e.beta);
+      t = t < zero ? zero : t;
+      t = t > splat(1.f) ? splat(1.f) : t;
+      return v * t;
+    }
+    case A::kSigmoid: {
+      for (int i = 0; i < 8; ++i) v[i] = 1.f / (1.f + std::exp(-v[i]));
+      return v;
+    }
+  }
+  return v;
+}
+
+static inline float activate1(float v, const runnx::ConvEpilogue& e) {
+  v8 t = splat(v);
+  return activate(t, e)[0];
+}
+
+static void epilogue_rows(const runnx::ConvEpilogue& e, int64_t m0, int64_t rows, int64_t cols,
+                          float* y, int64_t ldy, const float* res, int64_t ldr) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* yr = y + r * ldy;
+    const float* rr = res ? res + r * ldr : nullptr;
+    const float b = e.bias ? e.bias[m0 + r] : 0.f;
+    const v8 vb = splat(b);
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      v8 v = load8(yr + j) + vb;
+      if (rr) v += load8(rr + j);
+      store8(yr + j, activate(v, e));
+    }
+    for (; j < cols; ++j) yr[j] = activate1(yr[j] + b + (rr ? rr[j] : 0.f), e);
+  }
+}
+
+// ---- depthwise -------------------------------------------------------------------------------
+
+// The zero-padded plane split into sh x sw stride phases, each Hq x Wq: phase (a, b) holds
+// xpad[sh*r + a, sw*c + b]. An output (oh, ow) and tap (kh, kw) then reads phase
+// (kh*dh % sh, kw*dw % sw) at (oh + kh*dh / sh, ow + kw*dw / sw), so over the flat index
+// q = oh * Wq + ow every tap is one contiguous run: the whole plane is a single vector loop,
+// however small its rows (columns ow >= OW are computed and dropped).
+static void split_phases(const float* x, const runnx::DepthwiseGeom& g, float* ph) {
+  const int64_t Hq = g.phase_h(), Wq = g.phase_w();
+  for (int64_t b = 0; b < g.sw; ++b) {
+    // Columns c of phase b read iw = sw*c + b - pl: the range [c0, c1) lands inside the row.
+    const int64_t first = g.pl - b;  // c0 = ceil(first / sw) when first > 0
+    int64_t c0 = first > 0 ? (first + g.sw - 1) / g.sw : 0;
+    int64_t c1 = (g.W - 1 - b + g.pl) >= 0 ? (g.W - 1 - b + g.pl) / g.sw + 1 : 0;
+    c0 = c0 < Wq ? c0 : Wq;
+    c1 = c1 < Wq ? c1 : Wq;
+    c1 = c1 > c0 ? c1 : c0;
+    for (int64_t a = 0; a < g.sh; ++a) {
+      float* dst = ph + (a * g.sw + b) * Hq * Wq;
+      for (int64_t r = 0; r < Hq; ++r, dst += Wq) {
+        const int64_t ih = g.sh * r + a - g.pt;
+        if (ih < 0 || ih >= g.H) {
+          for (int64_t c = 0; c < Wq; ++c) dst[c] = 0.f;
+          continue;
+        }
+        const float* row = x + ih * g.W;  // column c reads row[sw * c + b - pl]
+        for (int64_t c = 0; c < c0; ++c) dst[c] = 0.f;
+        if (g.sw == 1) {
+          if (c1 > c0) __builtin_memcpy(dst + c0, row + c0 + b - g.pl, sizeof(float) * (c1 - c0));
+        } else {
+          for (int64_t c = c0; c < c1; ++c) dst[c] = row[g.sw * c + b - g.pl];
+        }
+        for (int64_t c = c1; c < Wq; ++c) dst[c] = 0.f;
+      }
+    }
+  }
+}
+
+// acc[q] = sum over taps of w[t] * tap[t][q] for q < n; NT > 0: tap count known at compile time.
+template <int NT>
+static void depthwise_flat(const float* const* tap, const float* w, int ntaps, float b,
+                           int64_t n, float* acc) {
+  const int nt = NT > 0 ? NT : ntaps;
+  int64_t q = 0;
+  if (NT > 0) {
+    v8 wv[NT > 0 ? NT : 1];  // the weights stay in registers across the plane
+    for (int t = 0; t < NT; ++t) wv[t] = splat(w[t]);
+    for (; q + 8 <= n; q += 8) {
+      v8 s = splat(b);
+      for (int t = 0; t < NT; ++t) s += wv[t] * load8(tap[t] + q);
+      store8(acc + q, s);
+    }
+  }
+  for (; q + 8 <= n; q += 8) {
+    v8 s = splat(b);
+    for (int t = 0; t < nt; ++t) s += splat(w[t]) * load8(tap[t] + q);
+    store8(acc + q, s);
+  }
+  for (; q < n; ++q) {
+    float s = b;
+    for (int t = 0; t < nt; ++t) s += w[t] * tap[t][q];
+    acc[q] = s;
+  }
+}
+
+static void depthwise_plane(const float* x, const float* w, const runnx::DepthwiseGeom& g,
+                            const runnx::ConvEpilogue& e, int64_t m, const float* res, float* y,
+                            float* scratch) {
+  const int64_t Hq = g.phase_h(), Wq = g.phase_w();
+  float* acc = scratch + g.sh * g.sw * Hq * Wq;
+  split_phases(x, g, scratch);
+  const float* tap[256];
+  int nt = 0;
+  for (int64_t kh = 0; kh < g.kh; ++kh)
+    for (int64_t kw = 0; kw < g.kw; ++kw) {
+      const int64_t th = kh * g.dh, tw = kw * g.dw;
+      tap[nt++] = scratch + ((th % g.sh) * g.sw + tw % g.sw) * Hq * Wq + (th / g.sh) * Wq +
+                  tw / g.sw;
+    }
+  // Rows run up to OW inside the last row: fewer than OH * Wq, so no tap reads past its phase.
+  const int64_t n = (g.OH - 1) * Wq + g.OW;
+  const float b = e.bias ? e.bias[m] : 0.f;
+  if (nt == 9)
+    depthwise_flat<9>(tap, w, nt, b, n, acc);
+  else
+    depthwise_flat<0>(tap, w, nt, b, n, acc);
+  runnx::ConvEpilogue act = e;
+  act.bias = nullptr;  // already in acc
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const float* a = acc + oh * Wq;
+    float* yr = y + oh * g.OW;
+    const float* rr = res ? res + oh * g.OW : nullptr;
+    int64_t ow = 0;
+    for (; ow + 8 <= g.OW; ow += 8) {
+      v8 v = load8(a + ow);
+      if (rr) v += load8(rr + ow);
+      store8(yr + ow, activate(v, act));
+    }
+    for (; ow < g.OW; ++ow) yr[ow] = activate1(a[ow] + (rr ? rr[ow] : 0.f), act);
+  }
+}
+
+// ---- Winograd F(4x4, 3x3) --------------------------------------------------------------------
+
+// B^T d for one column of six values (each lane a different tile).
+static inline void bt6(const v8* d, int64_t s, v8* o, int64_t so) {
+  const v8 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+  const v8 four = splat(4.f), five = splat(5.f), two = splat(2.f);
+  o[0] = four * d0 - five * d2 + d4;
+  o[so] = d4 + d3 - four * (d1 + d2);
+  o[2 * so] = d4 - d3 + four * (d1 - d2);
+  o[3 * so] = d4 - d2 + two * (d3 - d1);
+  o[4 * so] = d4 - d2 - two * (d3 - d1);
+  o[5 * so] = four * d1 - five * d3 + d5;
+}
+
+// A^T m for six values -> four.
+static inline void at6(const v8* m, int64_t s, v8* o, int64_t so) {
+  const v8 m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
+  const v8 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+  o[0] = m0 + a + c;
+  o[so] = b + splat(2.f) * d;
+  o[2 * so] = a + splat(4.f) * c;
+  o[3 * so] = b + splat(8.f) * d + m5;
+}
+
+static void winograd_input(const float* xp, const runnx::WinogradGeom& g, int64_t c, float* V,
+                           int64_t ldv) {
+  const int64_t pw = g.pad_w(), T = g.tiles();
+  v8 d[36], t[36];
+  for (int64_t ti = 0; ti < g.th; ++ti)
+    for (int64_t tj0 = 0; tj0 < g.tw; tj0 += 8) {
+      const int64_t lanes = min64(8, g.tw - tj0);
+      const float* base = xp + 4 * ti * pw + 4 * tj0;
+      for (int r = 0; r < 6; ++r)
+        for (int s = 0; s < 6; ++s) {
+          v8 v = splat(0.f);
+          for (int64_t l = 0; l < lanes; ++l) v[l] = base[r * pw + 4 * l + s];
+          d[r * 6 + s] = v;
+        }
+      for (int s = 0; s < 6; ++s) bt6(d + s, 6, t + s, 6);  // columns
+      for (int r = 0; r < 6; ++r) bt6(t + r * 6, 1, d + r * 6, 1);  // rows
+      float* out = V + c * T + ti * g.tw + tj0;
+      if (lanes == 8) {
+        for (int xi = 0; xi < 36; ++xi) store8(out + xi * ldv, d[xi]);
+      } else {
+        for (int xi = 0; xi < 36; ++xi)
+          for (int64_t l = 0; l < lanes; ++l) out[xi * ldv + l] = d[xi][l];
+      }
+    }
+}
+
+static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradGeom& g, int64_t m,
+                            const runnx::ConvEpilogue& e, const float* res, float* y) {
+  const int64_t T = g.tiles();
+  const v8 vb = splat(e.bias ? e.bias[m] : 0.f);
+  v8 d[36], t[24], o[16];
+  for (int64_t ti = 0; ti < g.th; ++ti)
+    for (int64_t tj0 = 0; tj0 < g.tw; tj0 += 8) {
+      const int64_t lanes = min64(8, g.tw - tj0);
+      const float* in = Mo + m * T + ti * g.tw + tj0;
+      if (lanes == 8) {
+        for (int xi = 0; xi < 36; ++xi) d[xi] = load8(in + xi * ldm);
+      } else {
+        for (int xi = 0; xi < 36; ++xi) {
+          v8 v = splat(0.f);
+          for (int64_t l = 0; l < lanes; ++l) v[l] = in[xi * ldm + l];
+          d[xi] = v;
+        }
+      }
+      for (int s = 0; s < 6; ++s) at6(d + s, 6, t + s, 6);  // columns: t is 4 x 6
+      for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, o + r * 4, 1);  // rows: o is 4 x 4
+      const int64_t oh0 = 4 * ti;
+      const int64_t rows = min64(4, g.OH - oh0);
+      for (int r = 0; r < rows; ++r)
+        for (int s = 0; s < 4; ++s) {
+          v8 v = o[r * 4 + s] + vb;
+          const int64_t row = (oh0 + r) * g.OW;
+          if (res) {
+            v8 rv = splat(0.f);
+            for (int64_t l = 0; l < lanes; ++l) {
+              const int64_t ow = 4 * (tj0 + l) + s;
+              if (ow < g.OW) rv[l] = res[row + ow];
+            }
+            v += rv;
+          }
+          v = activate(v, e);
+          for (int64_t l = 0; l < lanes; ++l) {
+            const int64_t ow = 4 * (tj0 + l) + s;
+            if (ow < g.OW) y[row + ow] = v[l];
+          }
+        }
+    }
+}
+
+static const runnx::ConvSimd kConvSimd = {epilogue_rows, depthwise_plane, winograd_input,
+                                          winograd_output};

@@ -1,0 +1,120 @@
+#include "kernels/cpu/winograd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/conv_simd.h"
+#include "kernels/cpu/gemm.h"
+
+namespace runnx {
+
+float* conv_scratch(int slot, int64_t floats) {
+  thread_local std::vector<float> bufs[4];
+  std::vector<float>& b = bufs[slot];
+  if (static_cast<int64_t>(b.size()) < floats) b.resize(static_cast<size_t>(floats));
+  return b.data();
+}
+
+namespace {
+
+// G for F(4, 3): the 6 x 3 kernel transform.
+constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
+                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                             {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                             {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                             {0, 0, 1}};
+
+// Zero-padded copy of one input plane onto the tile grid: xp[r, s] = x[r - pt, s - pl].
+void pad_plane(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t ph,
+               int64_t pw, float* xp) {
+  for (int64_t r = 0; r < ph; ++r) {
+    float* dst = xp + r * pw;
+    const int64_t ih = r - pt;
+    if (ih < 0 || ih >= H) {
+      std::memset(dst, 0, sizeof(float) * pw);
+      continue;
+    }
+    const int64_t lo = std::min(pw, std::max<int64_t>(0, pl));  // first column inside
+    const int64_t hi = std::max(lo, std::min(pw, pl + W));
+    std::memset(dst, 0, sizeof(float) * lo);
+    std::memcpy(dst + lo, x + ih * W + (lo - pl), sizeof(float) * (hi - lo));
+    std::memset(dst + hi, 0, sizeof(float) * (pw - hi));
+  }
+}
+
+}  // namespace
+
+WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C) : M_(M), C_(C) {
+  U_.resize(static_cast<size_t>(36 * M * C));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* g = w + (m * C + c) * 9;
+      double t[6][3];  // G g
+      for (int r = 0; r < 6; ++r)
+        for (int j = 0; j < 3; ++j)
+          t[r][j] = kG[r][0] * g[j] + kG[r][1] * g[3 + j] + kG[r][2] * g[6 + j];
+      for (int r = 0; r < 6; ++r)
+        for (int s = 0; s < 6; ++s) {
+          const double u = t[r][0] * kG[s][0] + t[r][1] * kG[s][1] + t[r][2] * kG[s][2];
+          U_[((r * 6 + s) * M + m) * C + c] = static_cast<float>(u);
+        }
+    }
+}
+
+void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                      int64_t OH, int64_t OW, const ConvEpilogue& e, float* y,
+                      ThreadPool& pool) const {
+  const ConvSimd& simd = conv_simd();
+  WinogradGeom g{C_, M_, OH, OW, (OH + 3) / 4, (OW + 3) / 4};
+  const int64_t T = g.tiles(), ph = g.pad_h(), pw = g.pad_w();
+  const int64_t ldv = C_ * T, ldm = M_ * T;
+  const int64_t threads = pool.num_threads();
+
+  // The three phases for image n; `par` spreads each phase over the pool (few images), else
+  // the caller runs them all (one image per task).
+  auto image = [&](int64_t n, float* V, float* Mo, bool par) {
+    const float* xn = x + n * C_ * H * W;
+    float* yn = y + n * M_ * OH * OW;
+    const float* rn = e.residual ? e.residual + n * M_ * OH * OW : nullptr;
+    auto inputs = [&](int64_t c0, int64_t c1) {
+      float* xp = conv_scratch(2, ph * pw);
+      for (int64_t c = c0; c < c1; ++c) {
+        pad_plane(xn + c * H * W, H, W, pt, pl, ph, pw, xp);
+        simd.winograd_input(xp, g, c, V, ldv);
+      }
+    };
+    auto gemms = [&](int64_t i0, int64_t i1) {
+      for (int64_t xi = i0; xi < i1; ++xi)
+        gemm_f32(M_, T, C_, U_.data() + xi * M_ * C_, C_, V + xi * ldv, T, Mo + xi * ldm, T, 0.f,
+                 nullptr);
+    };
+    auto outputs = [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        simd.winograd_output(Mo, ldm, g, m, e, rn ? rn + m * OH * OW : nullptr,
+                             yn + m * OH * OW);
+    };
+    if (par) {
+      pool.parallel_for(C_, 1, inputs);
+      pool.parallel_for(36, 1, gemms);
+      pool.parallel_for(M_, 1, outputs);
+    } else {
+      inputs(0, C_);
+      gemms(0, 36);
+      outputs(0, M_);
+    }
+  };
+  if (N >= 2 * threads || threads == 1) {
+    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+      float* V = conv_scratch(0, 36 * ldv);
+      float* Mo = conv_scratch(1, 36 * ldm);
+      for (int64_t n = n0; n < n1; ++n) image(n, V, Mo, false);
+    });
+  } else {
+    float* V = conv_scratch(0, 36 * ldv);
+    float* Mo = conv_scratch(1, 36 * ldm);
+    for (int64_t n = 0; n < N; ++n) image(n, V, Mo, true);
+  }
+}
+
+}  // namespace runnx

@@ -1,0 +1,295 @@
+"""Every float32 convolution path (Winograd F(4x4,3x3), pointwise GEMM, im2col + GEMM, the
+vectorised depthwise kernel, the generic loops) and the FusedConv epilogue, against a float64
+numpy reference on awkward shapes: odd channel counts, spatial sizes 1/5/7/13, tails that are not
+a multiple of 8 or of the 4x4 tile, strides, asymmetric pads, dilation, groups, batch 1 and 3,
+one and two threads.
+
+RUNNX_CONV_ALGO (read at session creation) forces a path where the automatic choice would pick
+another one for small shapes. test_portable_paths reruns this file with RUNNX_DISABLE_AVX2=1.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import runnx
+from helpers import make_model, rand, threads
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(20261129)
+
+
+def np_conv(x, w, b=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1):
+    """Direct 2-D convolution in float64 (pads = top, left, bottom, right)."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh = (h + pads[0] + pads[2] - (kh - 1) * dilations[0] - 1) // strides[0] + 1
+    ow = (wd + pads[1] + pads[3] - (kw - 1) * dilations[1] - 1) // strides[1] + 1
+    y = np.zeros((n, m, oh, ow))
+    mg = m // group
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dilations[0], j * dilations[1]
+            patch = xp[:, :, r0 : r0 + strides[0] * (oh - 1) + 1 : strides[0],
+                       c0 : c0 + strides[1] * (ow - 1) + 1 : strides[1]]
+            for g in range(group):
+                y[:, g * mg : (g + 1) * mg] += np.einsum(
+                    "nchw,mc->nmhw", patch[:, g * cg : (g + 1) * cg], w[g * mg : (g + 1) * mg, :, i, j]
+                )
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+ACTS = {
+    "": lambda v: v,
+    "Relu": lambda v: np.maximum(v, 0),
+    "Clip": lambda v: np.clip(v, -0.5, 1.5),
+    "Sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+    "LeakyRelu": lambda v: np.where(v >= 0, v, 0.2 * v),
+    "HardSwish": lambda v: v * np.clip(v / 6 + 0.5, 0, 1),
+}
+ACT_PARAMS = {"Clip": [-0.5, 1.5], "LeakyRelu": [0.2]}
+
+
+def conv_model(x_shape, w, b=None, z=False, op="Conv", activation="", **attrs):
+    """Conv or FusedConv with constant W (and B); X (and Z) are graph inputs."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
+    inits = [numpy_helper.from_array(w, "w")]
+    names = ["x", "w"]
+    if b is not None:
+        inits.append(numpy_helper.from_array(b, "b"))
+    names.append("b" if b is not None else "")
+    if z:
+        inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+        names.append("z")
+    while names and names[-1] == "":
+        names.pop()
+    domain = "com.runnx" if op == "FusedConv" else ""
+    if op == "FusedConv":
+        if activation:
+            attrs["activation"] = activation
+        if activation in ACT_PARAMS:
+            attrs["activation_params"] = ACT_PARAMS[activation]
+    node = helper.make_node(op, names, ["y"], domain=domain, **attrs)
+    graph = helper.make_graph(
+        [node], "conv", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.runnx", 1)] if domain else [])
+    m = helper.make_model(graph, opset_imports=opsets)
+    m.ir_version = 8
+    return m
+
+
+def run(model, feeds, algo, monkeypatch, n_threads):
+    if algo:
+        monkeypatch.setenv("RUNNX_CONV_ALGO", algo)
+    else:
+        monkeypatch.delenv("RUNNX_CONV_ALGO", raising=False)
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    return sess.run(None, feeds)[0]
+
+
+def check(y, ref, k, winograd=False):
+    """Tolerance scaled by the output's magnitude and the reduction length k. Winograd F(4x4,3x3)
+    multiplies inputs and weights by transform entries up to 4-8 (and 1/24..1/4), so its float32
+    rounding error is roughly 10-50x direct convolution's: it gets a looser bound."""
+    scale = max(1.0, float(np.abs(ref).max()))
+    atol = (2e-4 if winograd else 2e-5) * scale * max(1.0, np.sqrt(k) / 4)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-3 if winograd else 1e-4, atol=atol)
+
+
+# ---- Winograd: 3x3, stride 1 ------------------------------------------------------------------
+
+WINO_CASES = [
+    # (N, C, M, H, W, pads)
+    (1, 3, 5, 5, 5, (1, 1, 1, 1)),
+    (3, 17, 9, 13, 7, (1, 1, 1, 1)),
+    (1, 8, 16, 7, 13, (0, 2, 1, 0)),  # asymmetric pads
+    (2, 5, 3, 3, 3, (0, 0, 0, 0)),  # one output pixel
+    (1, 1, 1, 1, 1, (1, 1, 1, 1)),  # 1x1 image
+    (1, 16, 24, 29, 37, (1, 1, 1, 1)),  # more than 8 tiles per row: a vector of tiles + a tail
+    (1, 33, 7, 4, 20, (2, 2, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", WINO_CASES)
+def test_winograd(case, n_threads, monkeypatch):
+    n, c, m, h, w_, pads = case
+    x = rand((n, c, h, w_), rng=RNG)
+    w = rand((m, c, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=[3, 3], pads=list(pads))
+    y = run(model, {"x": x}, "winograd", monkeypatch, n_threads)
+    check(y, np_conv(x, w, b, pads=pads), c * 9, winograd=True)
+
+
+def test_winograd_auto_choice_matches_reference(monkeypatch):
+    """A shape big enough that the automatic choice is Winograd (>= 16 tiles)."""
+    x = rand((2, 24, 20, 18), rng=RNG)
+    w = rand((32, 24, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    model = conv_model(x.shape, w, None, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = run(model, {"x": x}, "", monkeypatch, 2)
+    check(y, np_conv(x, w, pads=(1, 1, 1, 1)), 24 * 9, winograd=True)
+
+
+# ---- GEMM paths: pointwise and im2col -----------------------------------------------------------
+
+GEMM_CASES = [
+    # (N, C, M, H, W, k, attrs)
+    (1, 7, 9, 13, 13, (1, 1), {}),  # pointwise
+    (3, 33, 300, 5, 7, (1, 1), {}),  # pointwise, M over one row tile
+    (1, 5, 11, 7, 5, (1, 1), {"strides": [2, 2]}),  # 1x1 stride 2 (im2col)
+    (1, 3, 8, 13, 13, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # stem-like
+    (3, 9, 13, 13, 5, (3, 3), {"strides": [2, 1], "pads": [1, 0, 2, 1]}),
+    (1, 4, 6, 13, 13, (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    (2, 6, 9, 7, 7, (3, 3), {"group": 3, "pads": [1, 1, 1, 1]}),  # grouped
+    (1, 8, 600, 5, 5, (3, 3), {"pads": [1, 1, 1, 1]}),  # many output channels
+    (1, 3, 5, 1, 1, (1, 1), {}),  # 1x1 image
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("algo", ["", "im2col"])
+@pytest.mark.parametrize("case", GEMM_CASES)
+def test_gemm_paths(case, algo, n_threads, monkeypatch):
+    n, c, m, h, w_, k, attrs = case
+    group = attrs.get("group", 1)
+    x = rand((n, c, h, w_), rng=RNG)
+    w = rand((m, c // group, *k), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=list(k), **attrs)
+    y = run(model, {"x": x}, algo, monkeypatch, n_threads)
+    ref = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
+                  attrs.get("dilations", (1, 1)), group)
+    check(y, ref, (c // group) * k[0] * k[1])
+
+
+# ---- depthwise ---------------------------------------------------------------------------------
+
+DW_CASES = [
+    # (N, C, mult, H, W, k, attrs)
+    (1, 3, 1, 13, 13, (3, 3), {"pads": [1, 1, 1, 1]}),
+    (3, 5, 1, 7, 7, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (1, 9, 1, 13, 5, (3, 3), {"strides": [2, 2], "pads": [0, 1, 1, 0]}),
+    (1, 4, 2, 5, 5, (3, 3), {"pads": [1, 1, 1, 1]}),  # channel multiplier 2
+    (2, 3, 1, 13, 11, (5, 5), {"pads": [2, 2, 2, 2]}),
+    (1, 6, 1, 13, 13, (3, 3), {"dilations": [2, 3], "pads": [2, 3, 1, 0]}),
+    (1, 7, 1, 13, 17, (3, 5), {"strides": [3, 2], "pads": [1, 2, 1, 2]}),
+    (1, 2, 1, 1, 1, (3, 3), {"pads": [1, 1, 1, 1]}),  # 1x1 image
+    (1, 8, 1, 29, 31, (3, 3), {"pads": [1, 1, 1, 1]}),
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", DW_CASES)
+def test_depthwise(case, n_threads, monkeypatch):
+    n, c, mult, h, w_, k, attrs = case
+    x = rand((n, c, h, w_), rng=RNG)
+    w = rand((c * mult, 1, *k), rng=RNG)
+    b = rand((c * mult,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=list(k), group=c, **attrs)
+    y = run(model, {"x": x}, "", monkeypatch, n_threads)
+    ref = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
+                  attrs.get("dilations", (1, 1)), c)
+    check(y, ref, k[0] * k[1])
+
+
+def test_depthwise_1d(monkeypatch):
+    x = rand((2, 5, 13), rng=RNG)
+    w = rand((5, 1, 3), rng=RNG)
+    model = conv_model(x.shape, w, None, kernel_shape=[3], group=5, strides=[2], pads=[1, 0])
+    y = run(model, {"x": x}, "", monkeypatch, 2)
+    ref = np_conv(x[:, :, None, :], w[:, :, None, :], None, (1, 2), (0, 1, 0, 0), (1, 1), 5)
+    check(y, ref[:, :, 0, :], 3)
+
+
+# ---- FusedConv: bias, activation, residual on every path ---------------------------------------
+
+FUSED_SHAPES = {
+    # path: (x shape, w shape, attrs, forced algo)
+    "pointwise": ((2, 7, 5, 13), (9, 7, 1, 1), {}, ""),
+    "im2col": ((1, 5, 9, 7), (6, 5, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
+    "winograd": ((3, 6, 13, 7), (5, 6, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd"),
+    "depthwise": ((1, 6, 13, 13), (6, 1, 3, 3), {"group": 6, "strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
+    "generic": ((1, 4, 7, 5), (3, 4, 3, 3), {"pads": [1, 0, 1, 0]}, "generic"),
+}
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("path", list(FUSED_SHAPES))
+def test_fused_conv(path, act, residual, monkeypatch):
+    x_shape, w_shape, attrs, algo = FUSED_SHAPES[path]
+    x = rand(x_shape, rng=RNG)
+    w = rand(w_shape, rng=RNG, low=-0.5, high=0.5)
+    b = rand((w_shape[0],), rng=RNG)
+    group = attrs.get("group", 1)
+    conv = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
+                   (1, 1), group)
+    feeds = {"x": x}
+    if residual:
+        feeds["z"] = rand(conv.shape, rng=RNG)
+        conv = conv + feeds["z"]
+    model = conv_model(x_shape, w, b, z=residual, op="FusedConv", activation=act,
+                       kernel_shape=list(w_shape[2:]), **attrs)
+    y = run(model, feeds, algo, monkeypatch, 2)
+    check(y, ACTS[act](conv), int(np.prod(w_shape[1:])), winograd=path == "winograd")
+
+
+def test_fused_conv_without_bias(monkeypatch):
+    x = rand((1, 3, 6, 6), rng=RNG)
+    w = rand((4, 3, 1, 1), rng=RNG)
+    z = rand((1, 4, 6, 6), rng=RNG)
+    model = conv_model(x.shape, w, None, z=True, op="FusedConv", activation="Relu")
+    y = run(model, {"x": x, "z": z}, "", monkeypatch, 1)
+    check(y, np.maximum(np_conv(x, w) + z, 0), 3)
+
+
+def test_fused_conv_errors(monkeypatch):
+    x = rand((1, 3, 6, 6), rng=RNG)
+    w = rand((4, 3, 1, 1), rng=RNG)
+    with pytest.raises(runnx.InvalidModel, match="activation 'Tanh'"):
+        run(conv_model(x.shape, w, op="FusedConv", activation="Tanh"), {"x": x}, "", monkeypatch, 1)
+    with pytest.raises(runnx.InvalidModel, match="activation_params"):
+        bad = conv_model(x.shape, w, op="FusedConv", activation="Clip")
+        bad.graph.node[0].attribute[-1].floats[:] = [1.0]
+        run(bad, {"x": x}, "", monkeypatch, 1)
+    model = conv_model(x.shape, w, z=True, op="FusedConv", activation="Relu")
+    with pytest.raises(runnx.InvalidArgument, match="cannot broadcast"):
+        run(model, {"x": x, "z": rand((1, 4, 6, 5), rng=RNG)}, "", monkeypatch, 1)
+    with pytest.raises(runnx.InvalidArgument, match="float"):
+        run(model, {"x": x, "z": rand((1, 4, 6, 6), np.float64, rng=RNG)}, "", monkeypatch, 1)
+
+
+@pytest.mark.parametrize("z_shape", [(4, 1, 1), (1, 1, 6), (3, 1, 1, 1), (2, 3, 4, 6, 6)])
+def test_fused_conv_broadcast_residual(z_shape, monkeypatch):
+    """An Add that broadcast (Z smaller, or larger than the conv output) still gives Add's result."""
+    x = rand((1, 3, 6, 6), rng=RNG)
+    w = rand((4, 3, 3, 3), rng=RNG)
+    b = rand((4,), rng=RNG)
+    z = rand(z_shape, rng=RNG)
+    model = conv_model(x.shape, w, b, z=True, op="FusedConv", activation="LeakyRelu",
+                       pads=[1, 1, 1, 1])
+    y = run(model, {"x": x, "z": z}, "", monkeypatch, 2)
+    check(y, ACTS["LeakyRelu"](np_conv(x, w, b, pads=(1, 1, 1, 1)) + z), 27)
+
+
+# ---- the portable copies -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
+def test_portable_paths():
+    """This whole file again with the AVX2 routines disabled (cpuid is read once per process)."""
+    env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
