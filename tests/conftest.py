@@ -8,3 +8,7 @@ if _dev:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
     sys.path.insert(1, os.path.join(_dev, "py"))
 sys.path.insert(0, os.path.dirname(__file__))
+
+# Every session created by the tests checks static shape inference against what the kernels
+# produce (first run of each shape signature); a disagreement raises instead of being counted.
+os.environ.setdefault("RUNNX_CHECK_INFERENCE", "1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
@@ -38,9 +39,11 @@ def make_model(
     opset: int = 17,
     domain: str = "",
     input_order: list[str] | None = None,
+    dynamic: bool = False,
 ) -> onnx.ModelProto:
     """One-node model. `inputs` become graph inputs, `initializers` constant inputs; node inputs
-    follow `input_order` (use "" for an omitted optional input) or inputs then initializers."""
+    follow `input_order` (use "" for an omitted optional input) or inputs then initializers.
+    `dynamic` declares every input dim unnamed, so shapes are known only at run time."""
     initializers = initializers or {}
     order = input_order or list(inputs) + list(initializers)
     node = helper.make_node(
@@ -49,13 +52,27 @@ def make_model(
     graph = helper.make_graph(
         [node],
         f"test_{op_type}",
-        [helper.make_tensor_value_info(k, onnx_type(v.dtype), v.shape) for k, v in inputs.items()],
+        [
+            helper.make_tensor_value_info(k, onnx_type(v.dtype), [None] * v.ndim if dynamic else v.shape)
+            for k, v in inputs.items()
+        ],
         [helper.make_tensor_value_info(f"y{i}", TensorProto.UNDEFINED, None) for i in range(n_outputs)],
         [numpy_helper.from_array(v, k) for k, v in initializers.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, opset)])
     model.ir_version = 8
     return model
+
+
+def expect_invalid(op_type: str, feeds: dict, match: str, n_outputs: int = 1, **kw) -> None:
+    """A model whose inputs cannot work together fails with a message matching `match`: at load
+    (InvalidModel, from static inference) when its input shapes are declared, and at run time
+    (InvalidArgument, from the kernel) when they are dynamic."""
+    for dynamic in (False, True):
+        with pytest.raises((runnx.InvalidModel, runnx.InvalidArgument), match=match):
+            model = make_model(op_type, feeds, n_outputs, dynamic=dynamic, **kw)
+            sess = runnx.InferenceSession(model.SerializeToString())
+            sess.run(None, feeds)
 
 
 def threads(n: int) -> runnx.SessionOptions:

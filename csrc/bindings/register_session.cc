@@ -167,7 +167,34 @@ void register_session(py::module_& m) {
         d["unplanned_bytes"] = st.unplanned_bytes;
         d["inplace_nodes"] = st.inplace_nodes;
         d["plans"] = st.plans;
+        d["inference_mismatches"] = st.inference_mismatches;
+        d["first_inference_mismatch"] = st.first_inference_mismatch;
         return d;
+      })
+      .def("inferred_types", [](const Session& s) {
+        // name -> (dtype name or None, dims (int or str) or None when the rank is unknown,
+        //          tracked contents or None)
+        auto dim = [](const SymDim& d) -> py::object {
+          if (d.is_const()) return py::int_(d.value());
+          return py::str(d.str());
+        };
+        py::dict out;
+        for (auto& [name, t] : s.inferred_types()) {
+          py::object dtype = t.dtype == DType::kUndefined ? py::object(py::none()) : py::str(dtype_name(t.dtype));
+          py::object dims = py::none(), values = py::none();
+          if (t.has_shape) {
+            py::list l;
+            for (const SymDim& d : t.dims) l.append(dim(d));
+            dims = l;
+          }
+          if (t.has_values) {
+            py::list l;
+            for (const SymDim& d : t.values) l.append(dim(d));
+            values = l;
+          }
+          out[py::str(name)] = py::make_tuple(dtype, dims, values);
+        }
+        return out;
       })
       .def("passes_fired", [](const Session& s) {
         py::list l;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include "common/status.h"
 #include "runtime/graph_prep.h"
+#include "runtime/shape_inference.h"
 
 namespace runnx {
 
@@ -45,10 +47,13 @@ struct Session::RunState {
   std::shared_ptr<MemoryPlan> plan;   // null: observing run
   uint8_t* arena = nullptr;
   std::vector<ValueRecord> records;   // filled by observing runs
+  SymBindings bindings;               // observing runs: input symbols, to check inference
 };
 
 Session::Session(Model model, const SessionOptions& options) : model_(std::move(model)), options_(options) {
   pool_ = std::make_unique<ThreadPool>(options.intra_op_num_threads);
+  const char* strict = std::getenv("RUNNX_CHECK_INFERENCE");
+  strict_inference_ = strict && std::string(strict) == "1";
   provider_names_ = {"CPUExecutionProvider"};
   build(options);
 }
@@ -182,6 +187,16 @@ void Session::build(const SessionOptions& options) {
   }
   for (const ValueInfo& i : g.inputs) pinned_[ids_[i.name]] = true;
 
+  // Static dtype and shape inference. Overridable initializers are typed by their declaration.
+  std::vector<const Tensor*> fixed = constants_;
+  std::vector<const ValueInfo*> declared(nv, nullptr);
+  for (const ValueInfo& i : g.inputs) {
+    fixed[ids_[i.name]] = nullptr;
+    declared[ids_[i.name]] = &i;
+  }
+  types_ = infer_value_types({&model_, &order, [this](const std::string& n) { return value_id(n); }, nv, &fixed,
+                              &declared});
+
   for (const Node* n : order) {
     Step st;
     st.node = n;
@@ -288,6 +303,11 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     rs.arena = arena.get();
   } else {
     rs.records.assign(nv, ValueRecord{});
+    std::vector<std::string> conflicted;
+    for (const ValueInfo& vi : model_.graph.inputs) {
+      int v = ids_.at(vi.name);
+      if (fed[v]) bind_symbols(types_[v], *rs.slot[v], rs.bindings, conflicted);
+    }
   }
 
   execute(rs);
@@ -386,6 +406,10 @@ void Session::execute(RunState& rs) {
           t = Tensor::clone(t);
         }
       }
+      if (!plan) {
+        std::string msg = check_inferred(types_[v], t, rs.bindings);
+        if (!msg.empty()) note_inference_mismatch(st.node->label() + " output '" + names_[v] + "': " + msg);
+      }
       rs.values[v] = std::move(t);
       rs.slot[v] = &rs.values[v];
     }
@@ -393,6 +417,18 @@ void Session::execute(RunState& rs) {
     for (int v : st.inputs)
       if (v >= 0 && last_use_[v] == s && !constants_[v] && rs.slot[v] == &rs.values[v]) rs.values[v] = Tensor{};
   }
+}
+
+void Session::note_inference_mismatch(const std::string& msg) const {
+  if (strict_inference_) fail(ErrorKind::kRuntime, "static shape inference disagrees with the kernel: ", msg);
+  std::unique_lock<std::shared_mutex> lk(plans_mu_);
+  if (stats_.inference_mismatches++ == 0) stats_.first_inference_mismatch = msg;
+}
+
+std::vector<std::pair<std::string, InferredType>> Session::inferred_types() const {
+  std::vector<std::pair<std::string, InferredType>> r;
+  for (size_t v = 0; v < types_.size(); ++v) r.emplace_back(names_[v], types_[v]);
+  return r;
 }
 
 SessionStats Session::stats() const {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "infer/infer.h"
 #include "ir/graph.h"
 #include "ops/kernel.h"
 #include "passes/pass.h"
@@ -34,6 +35,10 @@ struct SessionStats {
   int64_t unplanned_bytes = 0;    // bytes that plan leaves on the heap (graph outputs)
   int64_t inplace_nodes = 0;
   int64_t plans = 0;              // distinct shape signatures planned
+  // Values whose run-time dtype/shape contradicted static inference (a bug in an inference
+  // function; checked on the first run of each shape signature), and the first such message.
+  int64_t inference_mismatches = 0;
+  std::string first_inference_mismatch;
 };
 
 class Session {
@@ -54,6 +59,9 @@ class Session {
                           const std::vector<std::string>& output_names);
 
   SessionStats stats() const;
+  // Statically inferred dtype and shape of every value (graph inputs, initializers, node
+  // outputs), by name, in topological order of definition.
+  std::vector<std::pair<std::string, InferredType>> inferred_types() const;
   // Graph passes that rewrote the model at load, with how many times each fired.
   const std::vector<PassFired>& passes_fired() const { return passes_fired_; }
   std::vector<ProfileEvent> take_profile();
@@ -72,6 +80,7 @@ class Session {
   void check_feed(const ValueInfo& info, const Tensor& t) const;
   std::shared_ptr<MemoryPlan> find_plan(const std::string& key) const;
   void execute(RunState& rs);
+  void note_inference_mismatch(const std::string& msg) const;
 
   Model model_;
   SessionOptions options_;
@@ -86,10 +95,12 @@ class Session {
   std::vector<bool> pinned_;              // per value id: must not live in the arena
   std::vector<Step> steps_;
   std::vector<int> graph_output_ids_;
+  std::vector<InferredType> types_;       // per value id: static inference
+  bool strict_inference_ = false;         // RUNNX_CHECK_INFERENCE=1: a mismatch raises
 
   mutable std::shared_mutex plans_mu_;
   std::map<std::string, std::shared_ptr<MemoryPlan>> plans_;
-  SessionStats stats_;
+  mutable SessionStats stats_;
   std::vector<PassFired> passes_fired_;
 
   std::mutex profile_mu_;
