@@ -418,3 +418,43 @@ def test_unconvertible_output_fails_only_that_request():
         with pytest.raises(runnx.UnsupportedOp):
             asyncio.run(b.infer({"x": np.ones((2, 2), np.float32)}))
     assert b.stats()["batches"] == 2
+
+
+@pytest.mark.parametrize("drain", [True, False])
+def test_close_while_producers_submit(mlp_session, drain):
+    b = runnx.Batcher(mlp_session, max_batch_size=4, max_queue_delay_us=200, instance_count=2)
+    accepted = [[] for _ in range(6)]
+    refused = [0] * 6
+    go = threading.Barrier(7)
+
+    def produce(t):
+        x = np.full((1, 5), t, np.float32)
+        go.wait()
+        for _ in range(300):
+            try:
+                accepted[t].append(b.submit({"x": x}))
+            except runnx.BatcherClosed:
+                refused[t] += 1
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    go.wait()
+    while sum(len(a) for a in accepted) < 200:
+        threading.Event().wait(0.001)
+    b.close(drain=drain)
+    for th in threads:
+        th.join()
+    expected = {t: single(mlp_session, {"x": np.full((1, 5), t, np.float32)}) for t in range(6)}
+    closed = 0
+    for t, futs in enumerate(accepted):
+        for f in futs:
+            exc = f.exception(timeout=30)  # every accepted request is answered
+            if exc is None:
+                assert_result(f.result(), expected[t])
+            else:
+                assert isinstance(exc, runnx.BatcherClosed) and not drain
+                closed += 1
+    s = b.stats()
+    assert s["requests_ok"] + closed == sum(len(a) for a in accepted)
+    assert sum(refused) + sum(len(a) for a in accepted) == 6 * 300
