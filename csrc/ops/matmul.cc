@@ -1,5 +1,6 @@
 // MatMul (numpy semantics) and Gemm, both on the shared gemm<T> in kernels/cpu/gemm.h.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -15,7 +16,14 @@ constexpr int64_t kBatchGrainMacs = int64_t{1} << 16;
 
 class MatMulKernel : public Kernel {
  public:
-  explicit MatMulKernel(const KernelInfo&) {}
+  explicit MatMulKernel(const KernelInfo& info) {
+    // A constant float 2-D B (a Linear layer's weight) is packed once for the microkernel.
+    const Tensor* b = info.constant_input(1);
+    if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
+      packed_b_ = pack_b_f32(b->shape[0], b->shape[1], b->ptr<float>(), b->shape[1], false);
+      packed_from_ = b->data;
+    }
+  }
 
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
@@ -41,6 +49,12 @@ class MatMulKernel : public Kernel {
     if (b.rank() > 1) out.push_back(N);
     Tensor& y = ctx.allocate_output(0, a.dtype, out);
     if (y.numel() == 0) return;
+    if (!packed_b_.empty() && b.data == packed_from_ && a.dtype == DType::kF32) {
+      // All of A's batches form one tall matrix against the packed weight.
+      gemm_f32_packed(shape_numel(batch) * M, a.ptr<float>(), K, packed_b_, y.ptr<float>(), N, 0.f,
+                      GemmEpilogue{}, &ctx.pool());
+      return;
+    }
     dispatch_gemm_type(a.dtype, node, [&](auto tag) {
       using T = decltype(tag);
       run_typed<T>(a.ptr<T>(), b.ptr<T>(), y.ptr<T>(), abatch, bbatch, batch, M, N, K, ctx.pool());
@@ -48,6 +62,9 @@ class MatMulKernel : public Kernel {
   }
 
  private:
+  PackedB packed_b_;                   // the constant float B, packed
+  const void* packed_from_ = nullptr;  // the constant it was made from
+
   template <typename T>
   static void run_typed(const T* A, const T* B, T* Y, const Shape& abatch, const Shape& bbatch,
                         const Shape& batch, int64_t M, int64_t N, int64_t K, ThreadPool& pool) {
@@ -100,7 +117,11 @@ class GemmKernel : public Kernel {
     trans_b_ = node.get_int("transB", 0) != 0;
     // A constant transposed B (a Linear layer's weight) is transposed once here, not per run.
     const Tensor* b = info.constant_input(1);
-    if (trans_b_ && b && b->rank() == 2 && b->numel() > 0) {
+    if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
+      const int64_t K = trans_b_ ? b->shape[1] : b->shape[0], N = trans_b_ ? b->shape[0] : b->shape[1];
+      packed_f32_ = pack_b_f32(K, N, b->ptr<float>(), b->shape[1], trans_b_);
+      packed_from_ = b->data;
+    } else if (trans_b_ && b && b->rank() == 2 && b->numel() > 0) {
       dispatch_gemm_type(b->dtype, node, [&](auto tag) {
         using T = decltype(tag);
         Tensor t = Tensor::empty(b->dtype, {b->shape[1], b->shape[0]});
@@ -159,6 +180,18 @@ class GemmKernel : public Kernel {
       transpose_matrix<T>(K, M, A, M, ta.data());
       A = ta.data();
     }
+    if constexpr (std::is_same_v<T, float>) {
+      if (!packed_f32_.empty() && b.data == packed_from_ && !trans_a_ && alpha_ == 1.0f) {
+        // The packed weight, with C (one value per column, beta 1) as the epilogue's bias.
+        const bool c_is_bias = c && beta_ == 1.0f && cm == 1 && cn == N && N > 1;
+        if (!c || beta_ == 0.0f || c_is_bias) {
+          GemmEpilogue epi;
+          if (c && c_is_bias) epi.bias = c->ptr<float>();
+          gemm_f32_packed(M, a.ptr<float>(), K, packed_f32_, Y, N, 0.f, epi, &pool);
+          return;
+        }
+      }
+    }
     const T* B = b.ptr<T>();
     if (trans_b_) {
       if (packed_b_.data && b.data == packed_from_) {
@@ -191,8 +224,9 @@ class GemmKernel : public Kernel {
 
   float alpha_ = 1, beta_ = 1;
   bool trans_a_ = false, trans_b_ = false;
-  Tensor packed_b_;                    // transpose of the constant B, when transB
-  const void* packed_from_ = nullptr;  // the constant it was made from
+  Tensor packed_b_;                    // transpose of the constant B, when transB (non-float)
+  PackedB packed_f32_;                 // the constant float B, packed for the microkernel
+  const void* packed_from_ = nullptr;  // the constant they were made from
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "passes/graph_index.h"
 
+#include <cmath>
+
 #include "common/half.h"
 #include "passes/pass.h"
 
@@ -138,6 +140,29 @@ bool scalar_constant(const GraphIndex& idx, const std::string& value, double& ou
     case DType::kF16: out = half_to_float(*t->ptr<uint16_t>()); return true;
     default: return false;
   }
+}
+
+bool scalar_near(const GraphIndex& idx, const std::string& value, double expected) {
+  double v;
+  return scalar_constant(idx, value, v) && std::fabs(v - expected) <= 1e-4 * std::fabs(expected);
+}
+
+std::string other_input(const Node& n, const std::string& value) {
+  if (n.inputs.size() != 2) return "";
+  if (n.inputs[0] == value && n.inputs[1] != value) return n.inputs[1];
+  if (n.inputs[1] == value && n.inputs[0] != value) return n.inputs[0];
+  return "";
+}
+
+int sole_consumer(const GraphIndex& idx, const std::string& value) {
+  const std::vector<int>& c = idx.consumers(value);
+  if (c.size() != 1 || idx.uses(value) != 1) return -1;
+  return c[0];
+}
+
+DType constant_dtype(const GraphIndex& idx, const std::string& value) {
+  const Tensor* t = idx.constant(value);
+  return t ? t->dtype : DType::kUndefined;
 }
 
 }  // namespace runnx

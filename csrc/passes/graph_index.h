@@ -55,5 +55,14 @@ void ensure_runnx_domain(Model& model);
 bool is_onnx_op(const Node& n, const char* op_type);
 // A float scalar constant (any rank, one element, f32/f64/f16) read into `out`.
 bool scalar_constant(const GraphIndex& idx, const std::string& value, double& out);
+// True when `value` is such a scalar within a relative 1e-4 of `expected`.
+bool scalar_near(const GraphIndex& idx, const std::string& value, double expected);
+// The other input of a two-input node one of whose inputs is `value` ("" if neither or both are).
+std::string other_input(const Node& n, const std::string& value);
+// The single node reading `value` when exactly one node reads it once and it is no graph output
+// (its value may then disappear into a fusion); -1 otherwise.
+int sole_consumer(const GraphIndex& idx, const std::string& value);
+// The element type of a value when a constant fixes it, else kUndefined.
+DType constant_dtype(const GraphIndex& idx, const std::string& value);
 
 }  // namespace runnx

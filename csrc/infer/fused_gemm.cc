@@ -1,0 +1,56 @@
+// Inference for runnx's fused ops from csrc/passes (com.runnx): FusedGemm (A[..., K] times a
+// 2-D B, [..., N], broadcast with the bias and the residual as the Adds it replaced could) and
+// Gelu (element-wise).
+#include <algorithm>
+
+#include "infer/infer.h"
+
+namespace runnx {
+
+namespace {
+
+// Right-aligned numpy broadcast of `out` with another dim list.
+std::vector<SymDim> broadcast_with(std::vector<SymDim> out, const std::vector<SymDim>& other) {
+  const size_t rank = std::max(out.size(), other.size());
+  std::vector<SymDim> b(rank, SymDim(1));
+  for (size_t i = 0; i < out.size(); ++i) b[rank - out.size() + i] = out[i];
+  for (size_t i = 0; i < other.size(); ++i) {
+    SymDim& o = b[rank - other.size() + i];
+    o = broadcast(o, other[i]);
+  }
+  return b;
+}
+
+void fused_gemm(InferContext& ctx) {
+  const DType t = same_dtype(ctx, {0, 1});
+  const bool tb = ctx.node().get_int("trans_b", 0) != 0;
+  const std::vector<SymDim>* a = ctx.dims(0);
+  const std::vector<SymDim>* b = ctx.dims(1);
+  if (a) ctx.check(!a->empty(), "A must have rank >= 1");
+  if (b) ctx.check(b->size() == 2, "B must be 2-D");
+  if (!a || !b) return ctx.set_output_unknown_shape(0, t);
+  const SymDim& K = a->back();
+  const SymDim& Kb = (*b)[tb ? 1 : 0];
+  if (K.is_const() && Kb.is_const() && K.value() != Kb.value())
+    ctx.fail("inner dimensions differ: A has ", K.str(), ", B has ", Kb.str());
+  std::vector<SymDim> out(a->begin(), a->end() - 1);
+  out.push_back((*b)[tb ? 0 : 1]);
+  for (int i : {2, 3}) {
+    if (!ctx.has_input(i)) continue;
+    const std::vector<SymDim>* d = ctx.dims(i);
+    if (!d) return ctx.set_output_unknown_shape(0, t);
+    out = broadcast_with(std::move(out), *d);
+  }
+  ctx.set_output(0, t, std::move(out));
+}
+
+void gelu(InferContext& ctx) { like_input(ctx, 0, 0, ctx.input(0).dtype); }
+
+}  // namespace
+
+void register_fused_gemm_infer(InferRegistry& r) {
+  r.add("FusedGemm", "com.runnx", fused_gemm);
+  r.add("Gelu", "com.runnx", gelu);
+}
+
+}  // namespace runnx
