@@ -143,6 +143,8 @@ SubmitResult Batcher::enqueue(Request* r) {
   r->deadline = r->timeout_us > 0 && r->timeout_us <= kMaxWaitUs
                     ? r->enqueued + std::chrono::microseconds(r->timeout_us)
                     : Clock::time_point::max();
+  const int64_t rows = r->rows;
+  const bool has_deadline = r->deadline != Clock::time_point::max();
   // The ring holds at least max_queue_size cells and queued_ counts every request in the ring,
   // so this push has room; the check is a guard, not a path.
   if (!ring_.try_push(r)) {
@@ -151,7 +153,9 @@ SubmitResult Batcher::enqueue(Request* r) {
     return SubmitResult::kQueueFull;
   }
   // From here `r` may already be answered and freed by its consumer: do not touch it.
-  wake_.notify_all();
+  // A deadline always wakes the leader: it may have to expire this request before its timer.
+  const int64_t total = arrived_rows_.fetch_add(rows, std::memory_order_seq_cst) + rows;
+  if (has_deadline || total >= wake_at_rows_.load(std::memory_order_seq_cst)) wake_.notify_all();
   return SubmitResult::kAccepted;
 }
 
@@ -173,6 +177,8 @@ void Batcher::worker_main() {
 
 bool Batcher::lead(Batch& batch) {
   for (;;) {
+    // Rows counted from here on are either drained below or seen by the check before sleeping.
+    const int64_t base_rows = arrived_rows_.load(std::memory_order_seq_cst);
     uint32_t epoch = wake_.prepare();
     // Read before draining: once stopping_ is set no submit is in flight, so a drain after this
     // read sees every request there will ever be.
@@ -185,12 +191,16 @@ bool Batcher::lead(Batch& batch) {
         answer(r, Outcome::kClosed, ErrorKind::kRuntime, "the batcher was closed before this request ran");
     }
     Clock::time_point wake_at = Clock::time_point::max();
-    bool found = choose(Clock::now(), stopping, batch, wake_at);
+    int64_t need_rows = 1;
+    bool found = choose(Clock::now(), stopping, batch, wake_at, need_rows);
     if (found || (stopping && pending_.empty())) {
       wake_.done();
       return found;
     }
-    wake_.wait(epoch, wake_at);
+    // Producers wake us once need_rows more rows arrived (or on a deadline / close); the
+    // timer covers the rest. Publish the threshold, then re-check what arrived meanwhile.
+    wake_at_rows_.store(base_rows + need_rows, std::memory_order_seq_cst);
+    if (arrived_rows_.load(std::memory_order_seq_cst) < base_rows + need_rows) wake_.wait(epoch, wake_at);
     wake_.done();
   }
 }
@@ -200,7 +210,13 @@ void Batcher::drain_ring() {
   while (ring_.try_pop(r)) pending_.add(r);
 }
 
-bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at) {
+// need_rows: how many newly arrived rows could change the decision when none is ready now. Idle:
+// 1 (a first request starts a timer). Else the fewest rows that fill a waiting group (a group
+// fills only when an arrival brings at least that many rows; a new key's group needs
+// max_batch_size, and its timer runs later than the waiting ones'). With preferred sizes, 1: an
+// arrival of higher priority can change the prefix sums.
+bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at,
+                     int64_t& need_rows) {
   const int64_t max_rows = opt_.max_batch_size;
   const auto delay = std::chrono::microseconds(opt_.max_queue_delay_us);
   expired_scratch_.clear();
@@ -243,6 +259,7 @@ bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::
   std::sort(group_order_.begin(), group_order_.end(),
             [&](int a, int b) { return ServiceOrder()(groups_[a].reqs.front(), groups_[b].reqs.front()); });
 
+  need_rows = pending_.empty() || !opt_.preferred_batch_sizes.empty() ? 1 : std::max<int64_t>(max_rows, 1);
   for (int gi : group_order_) {
     Group& g = groups_[gi];
     size_t count = 0;
@@ -259,6 +276,7 @@ bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::
     }
     if (count == 0) {
       wake_at = std::min(wake_at, g.oldest + delay);
+      need_rows = std::min(need_rows, std::max<int64_t>(max_rows - g.rows, 1));
       continue;
     }
     take(g, count, now, batch);

@@ -88,7 +88,7 @@ class Batcher {
   void worker_main();
   bool lead(Batch& batch);  // leader only: false when the batcher is stopping and empty
   void drain_ring();
-  bool choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at);
+  bool choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at, int64_t& need_rows);
   void take(Group& g, size_t count, Clock::time_point now, Batch& batch);
   void run_batch(Batch& batch);
   SubmitResult enqueue(Request* r);
@@ -101,6 +101,11 @@ class Batcher {
   MpmcQueue<Request*> ring_;
   WakeSignal wake_;
   alignas(64) std::atomic<int64_t> queued_{0};
+  // Rows ever submitted, and the total at which a producer must wake the sleeping leader: fewer
+  // new rows cannot change its decision (it sleeps on a timer meanwhile), so most arrivals under
+  // load cost no syscall and no leader wake-up.
+  alignas(64) std::atomic<int64_t> arrived_rows_{0};
+  alignas(64) std::atomic<int64_t> wake_at_rows_{1};
   std::atomic<uint64_t> next_seq_{0};
   std::atomic<int> submitting_{0};
   std::atomic<bool> closed_{false};    // submit refuses

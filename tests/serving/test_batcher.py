@@ -458,3 +458,18 @@ def test_close_while_producers_submit(mlp_session, drain):
     s = b.stats()
     assert s["requests_ok"] + closed == sum(len(a) for a in accepted)
     assert sum(refused) + sum(len(a) for a in accepted) == 6 * 300
+
+
+def test_batch_fills_from_requests_of_several_rows(mlp_session):
+    # The leader sleeps until enough rows arrive to fill a batch: a request that brings exactly
+    # the missing rows must wake it (no waiting for the delay).
+    rng = np.random.default_rng(14)
+    with runnx.Batcher(mlp_session, max_batch_size=8, max_queue_delay_us=LONG_US) as b:
+        xs = [x_rows(rng, n) for n in (1, 1, 1, 1, 1, 2, 1, 3, 3, 2)]
+        futs = [b.submit({"x": x}) for x in xs]
+        for fut, x in zip(futs[:7], xs):
+            res = fut.result(timeout=30)
+            assert res.batch_size == 8
+            assert_result(res, single(mlp_session, {"x": x}))
+        for fut, x in zip(futs[7:], xs[7:]):
+            assert fut.result(timeout=30).batch_size == 8
