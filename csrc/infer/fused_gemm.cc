@@ -1,6 +1,6 @@
 // Inference for runnx's fused ops from csrc/passes (com.runnx): FusedGemm (A[..., K] times a
-// 2-D B, [..., N], broadcast with the bias and the residual as the Adds it replaced could) and
-// Gelu (element-wise).
+// 2-D B, [..., N], broadcast with the bias and the residual as the Adds it replaced could),
+// ScaledDotProductAttention and Gelu (element-wise).
 #include <algorithm>
 
 #include "infer/infer.h"
@@ -44,6 +44,25 @@ void fused_gemm(InferContext& ctx) {
   ctx.set_output(0, t, std::move(out));
 }
 
+// Q [..., S, D], KT [..., D, Sk], V [..., Sk, Dv], mask -> [batch..., S, Dv] with the batch
+// dims of all four broadcast.
+void attention(InferContext& ctx) {
+  const DType t = same_dtype(ctx, {0, 1, 2});
+  std::vector<SymDim> batch;
+  for (int i : {0, 1, 2, 3}) {
+    if (!ctx.has_input(i)) continue;
+    const std::vector<SymDim>* d = ctx.dims(i);
+    if (!d) return ctx.set_output_unknown_shape(0, t);
+    if (i < 3) ctx.check(d->size() >= 2, "Q, K^T and V must have rank >= 2");
+    const std::vector<SymDim> b(d->begin(), d->end() - std::min<size_t>(2, d->size()));
+    batch = broadcast_with(std::move(batch), b);
+  }
+  std::vector<SymDim> out = batch;
+  out.push_back((*ctx.dims(0))[ctx.dims(0)->size() - 2]);
+  out.push_back(ctx.dims(2)->back());
+  ctx.set_output(0, t, std::move(out));
+}
+
 void gelu(InferContext& ctx) { like_input(ctx, 0, 0, ctx.input(0).dtype); }
 
 }  // namespace
@@ -51,6 +70,7 @@ void gelu(InferContext& ctx) { like_input(ctx, 0, 0, ctx.input(0).dtype); }
 void register_fused_gemm_infer(InferRegistry& r) {
   r.add("FusedGemm", "com.runnx", fused_gemm);
   r.add("Gelu", "com.runnx", gelu);
+  r.add("ScaledDotProductAttention", "com.runnx", attention);
 }
 
 }  // namespace runnx

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <new>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -253,6 +254,26 @@ void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
   auto rows = [&](int64_t r0, int64_t r1) { gemm_epilogue_f32(epi, r0, r1, 0, N, C, ldc); };
   if (pool && M * N > 65536) pool->parallel_for(M, std::max<int64_t>(1, 16384 / N), rows);
   else rows(0, M);
+}
+
+void softmax_rows_f32(float* S, int64_t rows, int64_t n, int64_t ld, float scale, const float* mask,
+                      int64_t mask_ld) {
+  if (use_avx2()) return sgemm_avx2_softmax_rows(S, rows, n, ld, scale, mask, mask_ld);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* s = S + i * ld;
+    const float* m = mask ? mask + i * mask_ld : nullptr;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+      s[j] = s[j] * scale + (m ? m[j] : 0.f);
+      mx = std::max(mx, s[j]);
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    for (int64_t j = 0; j < n; ++j) s[j] /= sum;
+  }
 }
 
 template <typename T>

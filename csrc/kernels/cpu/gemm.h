@@ -62,6 +62,11 @@ void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
                        int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
                        ThreadPool* pool);
 
+// Row-wise softmax of scale * S + mask for `rows` rows of n columns, in place (S rows `ld` apart;
+// mask rows `mask_ld` apart, 0 to use one row for all, nullptr for none). Attention's inner step.
+void softmax_rows_f32(float* S, int64_t rows, int64_t n, int64_t ld, float scale, const float* mask,
+                      int64_t mask_ld);
+
 // Any element type the ops need (float, double, int32_t, int64_t, uint32_t, uint64_t);
 // gemm<float> forwards to gemm_f32. Integer products wrap like numpy's.
 template <typename T>

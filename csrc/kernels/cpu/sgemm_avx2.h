@@ -23,6 +23,9 @@ void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool t
 void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
                        float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
 
+void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, float scale, const float* mask,
+                             int64_t mask_ld);
+
 // The epilogue over a block of C, vectorised (exp/erf/tanh within 2e-7 absolute of float64).
 void sgemm_avx2_epilogue_block(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                                float* C, int64_t ldc);

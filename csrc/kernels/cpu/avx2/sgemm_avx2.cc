@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -333,6 +334,57 @@ void sgemm_avx2_epilogue_block(const GemmEpilogue& epi, int64_t i0, int64_t i1, 
       _mm256_store_ps(tc, activate(v, epi));
       std::memcpy(c + j, tc, n * sizeof(float));
     }
+  }
+}
+
+void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, float scale, const float* mask,
+                             int64_t mask_ld) {
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* s = S + i * ld;
+    const float* m = mask ? mask + i * mask_ld : nullptr;
+    // Pass 1: x = scale*s + mask, its max; NaN anywhere sends the row to the scalar path.
+    __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    __m256 vnan = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      __m256 x = _mm256_mul_ps(_mm256_loadu_ps(s + j), vscale);
+      if (m) x = _mm256_add_ps(x, _mm256_loadu_ps(m + j));
+      _mm256_storeu_ps(s + j, x);
+      vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+      vmax = _mm256_max_ps(vmax, x);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vmax);
+    float mx = lanes[0];
+    for (int q = 1; q < 8; ++q) mx = std::max(mx, lanes[q]);
+    bool nan = _mm256_movemask_ps(vnan) != 0;
+    for (; j < n; ++j) {
+      s[j] = s[j] * scale + (m ? m[j] : 0.f);
+      nan |= s[j] != s[j];
+      mx = std::max(mx, s[j]);
+    }
+    if (nan || mx == -std::numeric_limits<float>::infinity() || mx == std::numeric_limits<float>::infinity()) {
+      // NaN, or a row of -inf / +inf: the plain formula gives the reference's NaNs.
+      float sum = 0.f;
+      for (int64_t c = 0; c < n; ++c) sum += (s[c] = std::exp(s[c] - mx));
+      for (int64_t c = 0; c < n; ++c) s[c] /= sum;
+      continue;
+    }
+    // Pass 2: exp(x - max) and the sum; pass 3: normalise.
+    const __m256 vm = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+      const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+      _mm256_storeu_ps(s + j, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    _mm256_store_ps(lanes, vsum);
+    float sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for (; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
+    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+    for (; j < n; ++j) s[j] *= 1.0f / sum;
   }
 }
 
