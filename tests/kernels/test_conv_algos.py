@@ -86,6 +86,8 @@ def conv_model(x_shape, w, b=None, z=False, op="Conv", activation="", **attrs):
 
 
 def run(model, feeds, algo, monkeypatch, n_threads):
+    # Static shape inference (FusedConv's included) must agree with what the kernel produced.
+    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
     if algo:
         monkeypatch.setenv("RUNNX_CONV_ALGO", algo)
     else:

@@ -1,0 +1,90 @@
+// Conv followed by an inference-mode BatchNormalization becomes one Conv with the BN folded into
+// its constant weights and bias: s = scale / sqrt(var + eps), W'[m] = W[m] * s[m],
+// b'[m] = (b[m] - mean[m]) * s[m] + B[m] (computed in double). Needs W, the conv bias and every
+// BN parameter to be float32 constants, and the conv's output to be read by the BN alone.
+#include <cmath>
+
+#include "passes/graph_index.h"
+#include "passes/pass.h"
+
+namespace runnx {
+
+namespace {
+
+// A float32 constant of shape [m].
+const Tensor* channel_vector(const GraphIndex& idx, const std::string& name, int64_t m) {
+  const Tensor* t = name.empty() ? nullptr : idx.constant(name);
+  return t && t->dtype == DType::kF32 && t->rank() == 1 && t->shape[0] == m ? t : nullptr;
+}
+
+struct Fold {
+  int conv, bn;
+  Tensor w, b;
+};
+
+}  // namespace
+
+int pass_conv_bn_folding(Model& model) {
+  Graph& g = model.graph;
+  GraphIndex idx(g);
+  std::vector<Fold> folds;
+  std::vector<bool> used(g.nodes.size(), false);
+  for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
+    const Node& bn = g.nodes[k];
+    if (!is_onnx_op(bn, "BatchNormalization") || bn.inputs.size() != 5 || bn.outputs.empty() ||
+        bn.outputs[0].empty() || bn.get_int("training_mode", 0) != 0)
+      continue;
+    bool extra_read = false;  // the running-statistics outputs of training mode
+    for (size_t o = 1; o < bn.outputs.size(); ++o)
+      extra_read |= !bn.outputs[o].empty() && idx.uses(bn.outputs[o]) > 0;
+    if (extra_read) continue;
+    const int p = idx.producer(bn.inputs[0]);
+    if (p < 0 || used[p] || !idx.only_read_by(bn.inputs[0], k)) continue;
+    const Node& conv = g.nodes[p];
+    if (!is_onnx_op(conv, "Conv") || conv.inputs.size() < 2 || conv.outputs.size() != 1) continue;
+    const Tensor* w = idx.constant(conv.inputs[1]);
+    if (!w || w->dtype != DType::kF32 || w->rank() < 3) continue;
+    const int64_t M = w->shape[0];
+    const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
+    const Tensor* cb = has_bias ? channel_vector(idx, conv.inputs[2], M) : nullptr;
+    const Tensor* scale = channel_vector(idx, bn.inputs[1], M);
+    const Tensor* shift = channel_vector(idx, bn.inputs[2], M);
+    const Tensor* mean = channel_vector(idx, bn.inputs[3], M);
+    const Tensor* var = channel_vector(idx, bn.inputs[4], M);
+    if ((has_bias && !cb) || !scale || !shift || !mean || !var) continue;
+    const double eps = bn.get_float("epsilon", 1e-5f);
+    Fold f{p, k, Tensor::empty(DType::kF32, w->shape), Tensor::empty(DType::kF32, {M})};
+    const int64_t per = w->numel() / std::max<int64_t>(M, 1);
+    for (int64_t m = 0; m < M; ++m) {
+      const double s = scale->ptr<float>()[m] / std::sqrt(double(var->ptr<float>()[m]) + eps);
+      for (int64_t i = 0; i < per; ++i)
+        f.w.ptr<float>()[m * per + i] = static_cast<float>(w->ptr<float>()[m * per + i] * s);
+      const double b0 = cb ? cb->ptr<float>()[m] : 0.0;
+      f.b.ptr<float>()[m] =
+          static_cast<float>((b0 - mean->ptr<float>()[m]) * s + shift->ptr<float>()[m]);
+    }
+    used[p] = used[k] = true;
+    folds.push_back(std::move(f));
+  }
+  if (folds.empty()) return 0;
+  // Edits after matching: new initializers may move the ones the index points into.
+  std::set<std::string> taken = idx.names();
+  std::vector<bool> dead(g.nodes.size(), false);
+  for (Fold& f : folds) {
+    Node& conv = g.nodes[f.conv];
+    const std::string base = conv.name.empty() ? conv.outputs[0] : conv.name;
+    const std::string wn = fresh_name(taken, base + ".weight_bn");
+    const std::string bnm = fresh_name(taken, base + ".bias_bn");
+    g.initializers.emplace_back(wn, std::move(f.w));
+    g.initializers.emplace_back(bnm, std::move(f.b));
+    conv.inputs.resize(3);
+    conv.inputs[1] = wn;
+    conv.inputs[2] = bnm;
+    conv.outputs[0] = g.nodes[f.bn].outputs[0];
+    dead[f.bn] = true;
+  }
+  erase_nodes(g, dead);
+  return static_cast<int>(folds.size());
+}
+
+}  // namespace runnx
