@@ -15,8 +15,9 @@ use; it needs Debian's libb64-0d (`apt-get install libb64-0d`) and libcudart.so.
 closed-loop generator instead (same table).
 
 Per model and concurrency it prints throughput, p50/p99 end-to-end latency, and the server
-process's CPU use (cores busy: CPU seconds / wall seconds), then checks the targets of the
-serving issue. The host is shared: compare the two servers within a run, not across runs.
+process's CPU use (cores busy: CPU seconds / wall seconds; and CPU milliseconds per inference,
+which a busy shared host distorts least), then checks the targets of the serving issue. The
+host is shared: compare the two servers within a run, not across runs.
 """
 
 from __future__ import annotations
@@ -337,14 +338,15 @@ def print_row(r: dict, flush: bool = False) -> None:
 
 def print_table(rows: list[dict], used_pa: bool, why: str) -> None:
     print(f"load generator: {'perf_analyzer 2.51 (HTTP, binary tensors)' if used_pa else why}")
-    print("| model | server | concurrency | infer/s | p50 ms | p99 ms | CPU cores |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | server | concurrency | infer/s | p50 ms | p99 ms | CPU cores | CPU ms/infer |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['model']} | {r['server']} | {r['conc']} | error: {r['error']} | | | |")
+            print(f"| {r['model']} | {r['server']} | {r['conc']} | error: {r['error']} | | | | |")
             continue
         print(f"| {r['model']} | {r['server']} | {r['conc']} | {r['thr']:.1f} | "
-              f"{r['p50_us'] / 1e3:.3f} | {r['p99_us'] / 1e3:.3f} | {r['cpu']:.2f} |")
+              f"{r['p50_us'] / 1e3:.3f} | {r['p99_us'] / 1e3:.3f} | {r['cpu']:.2f} | "
+              f"{r['cpu'] / max(r['thr'], 1e-9) * 1e3:.3f} |")
     by = {(r["model"], r["server"], r["conc"]): r for r in rows if "error" not in r}
 
     def check(label, ok, detail):
