@@ -30,9 +30,11 @@ namespace {
 // the GEMM streams it, and big images do not need a col buffer the size of the whole image.
 constexpr int64_t kColBudget = int64_t{1} << 20;
 constexpr int64_t kParallelMacs = int64_t{1} << 17;
-// GEMM output tiles of at most kTileRows x kTileCols (256 KiB): the epilogue finds them in L2.
+// GEMM output tiles of at most kTileRows channels x kTileFloats floats (256 KiB), at least
+// kTileCols wide: the epilogue finds them in L2.
 constexpr int64_t kTileCols = 256;
 constexpr int64_t kTileRows = 256;
+constexpr int64_t kTileFloats = int64_t{1} << 16;
 // Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
 // the 36 transformed weight matrices cost more to stream than the multiplies they save).
 constexpr int64_t kWinogradMinTiles = 16;
@@ -280,8 +282,15 @@ class ConvKernel : public Kernel {
         B = col;
         ldb = cols;
       }
-      const int64_t ct = (cols + kTileCols - 1) / kTileCols;
+      // Tiles of about kTileFloats: wide when there are few output channels (a GEMM call has a
+      // fixed cost), but enough of them for every thread.
       int64_t mt_rows = std::min(Mg, kTileRows);
+      int64_t tile_cols = std::clamp<int64_t>((kTileFloats / mt_rows + 15) / 16 * 16, kTileCols,
+                                              16 * kTileCols);
+      if (par)
+        tile_cols = std::min(
+            tile_cols, std::max<int64_t>(kTileCols, (cols / (2 * threads) + 15) / 16 * 16));
+      const int64_t ct = (cols + tile_cols - 1) / tile_cols;
       if (par) {
         const int64_t want_m = std::max<int64_t>(1, (4 * threads + ct - 1) / ct);
         mt_rows = std::min(mt_rows, std::max<int64_t>(24, ((Mg + want_m - 1) / want_m + 7) / 8 * 8));
@@ -290,7 +299,7 @@ class ConvKernel : public Kernel {
       auto tiles = [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t m0 = (t / ct) * mt_rows, m1 = std::min(Mg, m0 + mt_rows);
-          const int64_t c0 = (t % ct) * kTileCols, c1 = std::min(cols, c0 + kTileCols);
+          const int64_t c0 = (t % ct) * tile_cols, c1 = std::min(cols, c0 + tile_cols);
           float* yt_ = yg + m0 * P + c0;
           gemm_f32(m1 - m0, c1 - c0, K, w + (gi * Mg + m0) * K, K, B + c0, ldb, yt_, P, 0.f,
                    nullptr);

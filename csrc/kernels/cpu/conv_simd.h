@@ -27,7 +27,7 @@ struct WinogradGeom {
   int64_t th, tw;  // tile rows / columns: ceil(OH / 4), ceil(OW / 4)
   int64_t tiles() const { return th * tw; }
   int64_t pad_h() const { return 4 * th + 2; }  // the zero-padded input plane copy
-  int64_t pad_w() const { return 4 * tw + 2; }
+  int64_t pad_w() const { return 32 * ((tw + 7) / 8) + 2; }  // whole groups of 8 tiles
 };
 
 struct ConvSimd {

@@ -197,6 +197,36 @@ static inline void at6(const v8* m, int64_t s, v8* o, int64_t so) {
   o[3 * so] = b + splat(8.f) * d + m5;
 }
 
+typedef int v8i __attribute__((vector_size(32)));
+
+// 32 consecutive floats p[0..31] (8 tiles x 4 columns) -> c[s][l] = p[4l + s], s < 4.
+static inline void deinterleave4(const float* p, v8* c) {
+  const v8 a0 = load8(p), a1 = load8(p + 8), a2 = load8(p + 16), a3 = load8(p + 24);
+  const v8 t0 = __builtin_shuffle(a0, a1, v8i{0, 4, 8, 12, 1, 5, 9, 13});
+  const v8 t1 = __builtin_shuffle(a0, a1, v8i{2, 6, 10, 14, 3, 7, 11, 15});
+  const v8 t2 = __builtin_shuffle(a2, a3, v8i{0, 4, 8, 12, 1, 5, 9, 13});
+  const v8 t3 = __builtin_shuffle(a2, a3, v8i{2, 6, 10, 14, 3, 7, 11, 15});
+  c[0] = __builtin_shuffle(t0, t2, v8i{0, 1, 2, 3, 8, 9, 10, 11});
+  c[1] = __builtin_shuffle(t0, t2, v8i{4, 5, 6, 7, 12, 13, 14, 15});
+  c[2] = __builtin_shuffle(t1, t3, v8i{0, 1, 2, 3, 8, 9, 10, 11});
+  c[3] = __builtin_shuffle(t1, t3, v8i{4, 5, 6, 7, 12, 13, 14, 15});
+}
+
+// The inverse: c[s][l] -> out[4l + s] as four vectors of 8 consecutive floats.
+static inline void interleave4(const v8* c, v8* out) {
+  const v8 u0 = __builtin_shuffle(c[0], c[1], v8i{0, 8, 1, 9, 2, 10, 3, 11});
+  const v8 u1 = __builtin_shuffle(c[0], c[1], v8i{4, 12, 5, 13, 6, 14, 7, 15});
+  const v8 u2 = __builtin_shuffle(c[2], c[3], v8i{0, 8, 1, 9, 2, 10, 3, 11});
+  const v8 u3 = __builtin_shuffle(c[2], c[3], v8i{4, 12, 5, 13, 6, 14, 7, 15});
+  out[0] = __builtin_shuffle(u0, u2, v8i{0, 1, 8, 9, 2, 3, 10, 11});
+  out[1] = __builtin_shuffle(u0, u2, v8i{4, 5, 12, 13, 6, 7, 14, 15});
+  out[2] = __builtin_shuffle(u1, u3, v8i{0, 1, 8, 9, 2, 3, 10, 11});
+  out[3] = __builtin_shuffle(u1, u3, v8i{4, 5, 12, 13, 6, 7, 14, 15});
+}
+
+// Eight horizontally adjacent tiles at once, lane l = tile tj0 + l: a 6x6 input window row is 34
+// consecutive floats of the padded plane, split into its six columns by shuffles (no gathers).
+// The plane is padded to whole groups of 8 tiles, so a partial group reads zeros, not past it.
 static void winograd_input(const float* xp, const runnx::WinogradGeom& g, int64_t c, float* V,
                            int64_t ldv) {
   const int64_t pw = g.pad_w(), T = g.tiles();
@@ -205,12 +235,17 @@ static void winograd_input(const float* xp, const runnx::WinogradGeom& g, int64_
     for (int64_t tj0 = 0; tj0 < g.tw; tj0 += 8) {
       const int64_t lanes = min64(8, g.tw - tj0);
       const float* base = xp + 4 * ti * pw + 4 * tj0;
-      for (int r = 0; r < 6; ++r)
-        for (int s = 0; s < 6; ++s) {
-          v8 v = splat(0.f);
-          for (int64_t l = 0; l < lanes; ++l) v[l] = base[r * pw + 4 * l + s];
-          d[r * 6 + s] = v;
-        }
+      for (int r = 0; r < 6; ++r) {
+        const float* row = base + r * pw;
+        v8 col[4];
+        deinterleave4(row, col);
+        d[r * 6 + 0] = col[0];
+        d[r * 6 + 1] = col[1];
+        d[r * 6 + 2] = col[2];
+        d[r * 6 + 3] = col[3];
+        d[r * 6 + 4] = __builtin_shuffle(col[0], splat(row[32]), v8i{1, 2, 3, 4, 5, 6, 7, 8});
+        d[r * 6 + 5] = __builtin_shuffle(col[1], splat(row[33]), v8i{1, 2, 3, 4, 5, 6, 7, 8});
+      }
       for (int s = 0; s < 6; ++s) bt6(d + s, 6, t + s, 6);  // columns
       for (int r = 0; r < 6; ++r) bt6(t + r * 6, 1, d + r * 6, 1);  // rows
       float* out = V + c * T + ti * g.tw + tj0;
@@ -226,8 +261,11 @@ static void winograd_input(const float* xp, const runnx::WinogradGeom& g, int64_
 static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradGeom& g, int64_t m,
                             const runnx::ConvEpilogue& e, const float* res, float* y) {
   const int64_t T = g.tiles();
+  runnx::ConvEpilogue act = e;
+  act.bias = nullptr;
   const v8 vb = splat(e.bias ? e.bias[m] : 0.f);
   v8 d[36], t[24], o[16];
+  alignas(32) float tmp[32];
   for (int64_t ti = 0; ti < g.th; ++ti)
     for (int64_t tj0 = 0; tj0 < g.tw; tj0 += 8) {
       const int64_t lanes = min64(8, g.tw - tj0);
@@ -236,33 +274,30 @@ static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradG
         for (int xi = 0; xi < 36; ++xi) d[xi] = load8(in + xi * ldm);
       } else {
         for (int xi = 0; xi < 36; ++xi) {
-          v8 v = splat(0.f);
-          for (int64_t l = 0; l < lanes; ++l) v[l] = in[xi * ldm + l];
-          d[xi] = v;
+          for (int64_t l = 0; l < 8; ++l) tmp[l] = l < lanes ? in[xi * ldm + l] : 0.f;
+          d[xi] = load8(tmp);
         }
       }
       for (int s = 0; s < 6; ++s) at6(d + s, 6, t + s, 6);  // columns: t is 4 x 6
       for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, o + r * 4, 1);  // rows: o is 4 x 4
-      const int64_t oh0 = 4 * ti;
-      const int64_t rows = min64(4, g.OH - oh0);
-      for (int r = 0; r < rows; ++r)
-        for (int s = 0; s < 4; ++s) {
-          v8 v = o[r * 4 + s] + vb;
-          const int64_t row = (oh0 + r) * g.OW;
-          if (res) {
-            v8 rv = splat(0.f);
-            for (int64_t l = 0; l < lanes; ++l) {
-              const int64_t ow = 4 * (tj0 + l) + s;
-              if (ow < g.OW) rv[l] = res[row + ow];
-            }
-            v += rv;
+      // Output row oh0 + r, columns 4*tj0 .. +32: interleave the four column vectors.
+      const int64_t ow0 = 4 * tj0, n = min64(32, g.OW - ow0);
+      for (int r = 0; r < 4 && 4 * ti + r < g.OH; ++r) {
+        const int64_t off = (4 * ti + r) * g.OW + ow0;
+        v8 row[4];
+        interleave4(o + r * 4, row);
+        if (n == 32) {
+          for (int q = 0; q < 4; ++q) {
+            v8 v = row[q] + vb;
+            if (res) v += load8(res + off + 8 * q);
+            store8(y + off + 8 * q, activate(v, act));
           }
-          v = activate(v, e);
-          for (int64_t l = 0; l < lanes; ++l) {
-            const int64_t ow = 4 * (tj0 + l) + s;
-            if (ow < g.OW) y[row + ow] = v[l];
-          }
+        } else {
+          for (int q = 0; q < 4; ++q) store8(tmp + 8 * q, row[q] + vb);
+          for (int64_t k = 0; k < n; ++k)
+            y[off + k] = activate1(tmp[k] + (res ? res[off + k] : 0.f), act);
         }
+      }
     }
 }
 
