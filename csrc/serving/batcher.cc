@@ -52,6 +52,7 @@ Batcher::Batcher(Session& session, BatcherOptions options)
   batch_sizes_.reset(new std::atomic<int64_t>[opt_.max_batch_size + 2]());
   live_workers_ = opt_.instance_count;
   for (int i = 0; i < opt_.instance_count; ++i) workers_.emplace_back([this] { worker_main(); });
+  reaper_ = std::thread([this] { reaper_main(); });
 }
 
 Batcher::~Batcher() { close(false, -1); }
@@ -156,6 +157,7 @@ SubmitResult Batcher::enqueue(Request* r) {
   // A deadline always wakes the leader: it may have to expire this request before its timer.
   const int64_t total = arrived_rows_.fetch_add(rows, std::memory_order_seq_cst) + rows;
   if (has_deadline || total >= wake_at_rows_.load(std::memory_order_seq_cst)) wake_.notify_all();
+  if (has_deadline) reaper_wake_.notify_all();
   return SubmitResult::kAccepted;
 }
 
@@ -173,6 +175,29 @@ void Batcher::worker_main() {
   std::lock_guard<std::mutex> lk(close_mu_);
   --live_workers_;
   workers_exited_.notify_all();
+}
+
+void Batcher::reaper_main() {
+  std::vector<Request*> expired;
+  while (!reaper_stop_.load(std::memory_order_seq_cst)) {
+    uint32_t epoch = reaper_wake_.prepare();
+    Clock::time_point next = Clock::time_point::max();
+    // A held mutex means a worker leads and watches the deadlines itself; when it leaves to run
+    // a batch with deadlines still pending, it wakes us.
+    if (sched_mu_.try_lock()) {
+      drain_ring();
+      expired.clear();
+      pending_.take_expired(Clock::now(), expired);
+      queued_.fetch_sub(static_cast<int64_t>(expired.size()), std::memory_order_relaxed);
+      for (Request* r : expired)
+        answer(r, Outcome::kDeadlineExceeded, ErrorKind::kRuntime,
+               str_cat("the request's timeout of ", r->timeout_us, " us passed while it was queued"));
+      next = pending_.next_deadline();
+      sched_mu_.unlock();
+    }
+    if (!reaper_stop_.load(std::memory_order_seq_cst)) reaper_wake_.wait(epoch, next);
+    reaper_wake_.done();
+  }
 }
 
 bool Batcher::lead(Batch& batch) {
@@ -195,6 +220,8 @@ bool Batcher::lead(Batch& batch) {
     bool found = choose(Clock::now(), stopping, batch, wake_at, need_rows);
     if (found || (stopping && pending_.empty())) {
       wake_.done();
+      // Leaving to run a batch: the deadlines still pending are the reaper's while no one leads.
+      if (found && pending_.next_deadline() != Clock::time_point::max()) reaper_wake_.notify_all();
       return found;
     }
     // Producers wake us once need_rows more rows arrived (or on a deadline / close); the
@@ -403,6 +430,9 @@ void Batcher::close(bool drain, double timeout_s) {
   }
   for (std::thread& t : workers_)
     if (t.joinable()) t.join();
+  reaper_stop_.store(true, std::memory_order_seq_cst);
+  reaper_wake_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
 }
 
 BatcherStats Batcher::stats() const {

@@ -86,6 +86,7 @@ class Batcher {
   };
 
   void worker_main();
+  void reaper_main();
   bool lead(Batch& batch);  // leader only: false when the batcher is stopping and empty
   void drain_ring();
   bool choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at, int64_t& need_rows);
@@ -124,6 +125,10 @@ class Batcher {
   std::condition_variable workers_exited_;
   int live_workers_ = 0;
   std::vector<std::thread> workers_;
+  // While every worker runs a batch nobody leads, so the reaper answers expired requests then.
+  WakeSignal reaper_wake_;
+  std::atomic<bool> reaper_stop_{false};
+  std::thread reaper_;
 
   std::atomic<int64_t> ok_{0}, failed_{0}, rejected_{0}, expired_{0}, batches_{0};
   std::atomic<int64_t> queue_us_{0}, compute_us_{0};

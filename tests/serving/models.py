@@ -100,3 +100,14 @@ def to_bfloat16() -> bytes:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
         [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, ["N", 2])],
     )
+
+
+def slow(depth=24) -> bytes:
+    """x [N, M] -> y = sin(sin(...sin(x))) (`depth` times): a model whose run takes a while."""
+    nodes = [helper.make_node("Sin", ["x" if i == 0 else f"s{i}"], [f"s{i + 1}" if i + 1 < depth else "y"])
+             for i in range(depth)]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "M"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "M"])],
+    )

@@ -473,3 +473,22 @@ def test_batch_fills_from_requests_of_several_rows(mlp_session):
             assert_result(res, single(mlp_session, {"x": x}))
         for fut, x in zip(futs[7:], xs[7:]):
             assert fut.result(timeout=30).batch_size == 8
+
+
+def test_deadline_answered_while_every_worker_is_busy():
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = runnx.InferenceSession(models.slow(), sess_options=so)
+    x = np.full((1, 1 << 22), 0.5, np.float32)  # about a second of Sin on one core
+    with runnx.Batcher(sess, max_batch_size=2, max_queue_delay_us=0, instance_count=1) as b:
+        running = b.submit({"x": x})
+        while b.queue_depth():  # until the only worker has taken it
+            threading.Event().wait(0.001)
+        expiring = b.submit({"x": x}, timeout_us=2000)
+        with pytest.raises(runnx.DeadlineExceeded):
+            expiring.result(timeout=60)
+        # Answered by the reaper while the only worker was still busy with the first request.
+        assert not running.done()
+        res = running.result(timeout=60)
+        assert res.batch_size == 1
+        np.testing.assert_allclose(res.outputs["y"][0, :3], sess.run(None, {"x": x[:, :3]})[0][0], rtol=1e-6)
