@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import runnx
-from helpers import assert_close, make_model, rand, run_reference, run_runnx
+from helpers import assert_close, expect_invalid, make_model, rand, run_reference, run_runnx
 
 F32 = np.float32
 COORD_MODES = ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"]
@@ -318,17 +318,24 @@ def test_upsample(mode, opset):
 
 def test_errors():
     x = rand((1, 1, 4, 4))
-    with pytest.raises(runnx.InvalidArgument, match="exactly one of scales and sizes"):
-        m, f = resize_model(
-            x, scales=np.array([1, 1, 2, 2], F32), sizes=np.array([1, 1, 8, 8], np.int64)
-        )
-        run_runnx(m, f)
-    with pytest.raises(runnx.InvalidArgument, match="scales must have 4 entries"):
-        m, f = resize_model(x, scales=np.array([2, 2], F32), runtime=True)
-        run_runnx(m, f)
+    # Contradictions refused at load (static inference) and, with dynamic shapes, at run time.
+    scales, sizes = np.array([1, 1, 2, 2], F32), np.array([1, 1, 8, 8], np.int64)
+    feeds = {"x": x, "scales": scales, "sizes": sizes}
+    order = ["x", "", "scales", "sizes"]
+    expect_invalid("Resize", feeds, "exactly one of scales and sizes", input_order=order, opset=19)
+    feeds = {"x": x, "scales": np.array([2, 2], F32)}
+    expect_invalid("Resize", feeds, "scales must have 4 entries", input_order=order[:3], opset=19)
+    feeds = {"x": x, "scales": np.array([1, 1, -2, 2], F32)}
+    expect_invalid(
+        "Resize",
+        {"x": x},
+        "must be positive",
+        initializers={"s": feeds["scales"]},
+        input_order=["x", "", "s"],
+        opset=19,
+    )
     with pytest.raises(runnx.InvalidArgument, match="must be positive"):
-        m, f = resize_model(x, scales=np.array([1, 1, -2, 2], F32))
-        run_runnx(m, f)
+        run_runnx(*resize_model(x, scales=feeds["scales"], runtime=True))
     for attrs in [
         {"mode": "bicubic"},
         {"coordinate_transformation_mode": "nope"},
