@@ -23,7 +23,8 @@ import concurrent.futures
 import os
 import threading
 import weakref
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from . import _C
 from .errors import BatcherClosed, InvalidArgument
@@ -36,7 +37,7 @@ class InferResult:
     split included) and ``batch_size`` (rows of that batch; 1 when the model takes no batches).
     """
 
-    __slots__ = ("outputs", "queue_us", "compute_us", "batch_size")
+    __slots__ = ("batch_size", "compute_us", "outputs", "queue_us")
 
     def __init__(self, outputs: dict, queue_us: int, compute_us: int, batch_size: int) -> None:
         self.outputs = outputs
@@ -59,7 +60,7 @@ def _deliver_concurrent(items) -> None:
                 fut.set_result(InferResult(payload, queue_us, compute_us, batch_size))
             else:
                 fut.set_exception(payload)
-        except Exception:  # noqa: BLE001  one bad future must not stop the resolver thread
+        except Exception:  # noqa: BLE001, S110  one bad future must not stop the resolver thread
             pass
 
 
@@ -261,8 +262,12 @@ class Batcher:
         fut: concurrent.futures.Future = concurrent.futures.Future()
         fut.set_running_or_notify_cancel()  # a queued request cannot be withdrawn
         d.core.submit(
-            _as_feeds(feeds), _as_output_names(output_names), int(priority), int(timeout_us),
-            d.thread_channel_id(), fut,
+            _as_feeds(feeds),
+            _as_output_names(output_names),
+            int(priority),
+            int(timeout_us),
+            d.thread_channel_id(),
+            fut,
         )
         return fut
 
@@ -283,8 +288,12 @@ class Batcher:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         d.core.submit(
-            _as_feeds(feeds), _as_output_names(output_names), int(priority), int(timeout_us),
-            d.loop_channel_id(loop), fut,
+            _as_feeds(feeds),
+            _as_output_names(output_names),
+            int(priority),
+            int(timeout_us),
+            d.loop_channel_id(loop),
+            fut,
         )
         return await fut
 
@@ -315,7 +324,7 @@ class Batcher:
         """
         self._delivery.close(drain, timeout_s)
 
-    def __enter__(self) -> "Batcher":
+    def __enter__(self) -> Batcher:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

@@ -28,7 +28,9 @@ def mlp(features=5, hidden=7, classes=3, seed=0) -> bytes:
         helper.make_node("Add", ["y0", "b2"], ["y"]),
         helper.make_node("Softmax", ["y"], ["z"], axis=-1),
     ]
-    inits = [numpy_helper.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")]]
+    inits = [
+        numpy_helper.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")]
+    ]
     return _model(
         nodes,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", features])],
@@ -104,8 +106,12 @@ def to_bfloat16() -> bytes:
 
 def slow(depth=24) -> bytes:
     """x [N, M] -> y = sin(sin(...sin(x))) (`depth` times): a model whose run takes a while."""
-    nodes = [helper.make_node("Sin", ["x" if i == 0 else f"s{i}"], [f"s{i + 1}" if i + 1 < depth else "y"])
-             for i in range(depth)]
+    nodes = [
+        helper.make_node(
+            "Sin", ["x" if i == 0 else f"s{i}"], [f"s{i + 1}" if i + 1 < depth else "y"]
+        )
+        for i in range(depth)
+    ]
     return _model(
         nodes,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "M"])],

@@ -11,7 +11,6 @@ import threading
 
 import numpy as np
 import pytest
-
 import runnx
 from serving import models
 
@@ -50,7 +49,12 @@ def test_submit_matches_session_run(mlp_session):
         assert res.batch_size >= 3 and res.queue_us >= 0 and res.compute_us >= 0
         assert [i.name for i in b.inputs] == ["x"]
         assert [o.name for o in b.outputs] == ["y", "z"]
-        assert (b.max_batch_size, b.max_queue_delay_us, b.instance_count, b.max_queue_size) == (4, 100, 1, 1024)
+        assert (b.max_batch_size, b.max_queue_delay_us, b.instance_count, b.max_queue_size) == (
+            4,
+            100,
+            1,
+            1024,
+        )
         assert b.preferred_batch_sizes == ()
     assert b.closed
 
@@ -112,11 +116,11 @@ def test_bad_feeds_raise_at_submit(mlp_session):
 
 def test_bad_options(mlp_session):
     for kw, msg in [
-        (dict(max_batch_size=-1), "max_batch_size"),
-        (dict(max_queue_size=0), "max_queue_size"),
-        (dict(instance_count=0), "instance_count"),
-        (dict(max_queue_delay_us=-5), "max_queue_delay_us"),
-        (dict(max_batch_size=4, preferred_batch_sizes=(8,)), "preferred batch size 8"),
+        ({"max_batch_size": -1}, "max_batch_size"),
+        ({"max_queue_size": 0}, "max_queue_size"),
+        ({"instance_count": 0}, "instance_count"),
+        ({"max_queue_delay_us": -5}, "max_queue_delay_us"),
+        ({"max_batch_size": 4, "preferred_batch_sizes": (8,)}, "preferred batch size 8"),
     ]:
         with pytest.raises(runnx.InvalidArgument, match=msg):
             runnx.Batcher(mlp_session, **kw)
@@ -149,7 +153,10 @@ def test_incompatible_shapes_batch_separately():
             k = 3 if i % 2 else 4
             n = 1 + i % 3
             rows[k] += n
-            feeds = {"a": rng.standard_normal((n, k)).astype(np.float32), "b": rng.integers(-5, 5, n)}
+            feeds = {
+                "a": rng.standard_normal((n, k)).astype(np.float32),
+                "b": rng.integers(-5, 5, n),
+            }
             futs.append((b.submit(feeds), feeds, k))
         assert b.queue_depth() == 16
         b.close()
@@ -198,7 +205,9 @@ def test_priority_then_fifo(mlp_session):
 
 
 def test_queue_full_raises_at_once(mlp_session):
-    with runnx.Batcher(mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US, max_queue_size=5) as b:
+    with runnx.Batcher(
+        mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US, max_queue_size=5
+    ) as b:
         x = np.ones((1, 5), np.float32)
         futs = [b.submit({"x": x}) for _ in range(5)]
         assert b.queue_depth() == 5
@@ -278,7 +287,9 @@ def test_run_time_error_fails_only_its_batch():
             assert not isinstance(e.value, (runnx.DeadlineExceeded, runnx.BatcherClosed))
         good = [b.submit({"idx": np.array([i % 5])}) for i in range(4)]
         for i, f in enumerate(good):
-            np.testing.assert_array_equal(f.result(timeout=30).outputs["y"], [[2 * (i % 5), 2 * (i % 5) + 1]])
+            np.testing.assert_array_equal(
+                f.result(timeout=30).outputs["y"], [[2 * (i % 5), 2 * (i % 5) + 1]]
+            )
         s = b.stats()
         assert s["requests_failed"] == 2 and s["requests_ok"] == 4
 
@@ -287,8 +298,13 @@ def test_stress_many_producers(mlp_session):
     """16 threads x 500 requests, 1..3 rows each, random priorities, some with tiny timeouts:
     every request is answered exactly once, with its own rows."""
     n_threads, per_thread = 16, 500
-    b = runnx.Batcher(mlp_session, max_batch_size=8, max_queue_delay_us=300, instance_count=2,
-                      max_queue_size=n_threads * per_thread)
+    b = runnx.Batcher(
+        mlp_session,
+        max_batch_size=8,
+        max_queue_delay_us=300,
+        instance_count=2,
+        max_queue_size=n_threads * per_thread,
+    )
     submitted = [None] * n_threads
     start = threading.Barrier(n_threads)
 
@@ -331,9 +347,11 @@ def test_stress_many_producers(mlp_session):
     assert sum(k * v for k, v in s["batch_sizes"].items()) == rows_seen
     assert sum(s["batch_sizes"].values()) == s["batches"]
     assert max(s["batch_sizes"]) > 1, s["batch_sizes"]
-    print(f"\nstress: {total} requests from {n_threads} threads, {ok} ok, {expired} expired, "
-          f"{s['batches']} batches, mean batch {rows_seen / s['batches']:.2f} rows "
-          f"({ok / s['batches']:.2f} requests), histogram {dict(sorted(s['batch_sizes'].items()))}")
+    print(
+        f"\nstress: {total} requests from {n_threads} threads, {ok} ok, {expired} expired, "
+        f"{s['batches']} batches, mean batch {rows_seen / s['batches']:.2f} rows "
+        f"({ok / s['batches']:.2f} requests), histogram {dict(sorted(s['batch_sizes'].items()))}"
+    )
 
 
 def test_asyncio_infer_200_tasks(mlp_session):
@@ -349,7 +367,9 @@ def test_asyncio_infer_200_tasks(mlp_session):
         )
         return results, expired
 
-    with runnx.Batcher(mlp_session, max_batch_size=8, max_queue_delay_us=1000, instance_count=2) as b:
+    with runnx.Batcher(
+        mlp_session, max_batch_size=8, max_queue_delay_us=1000, instance_count=2
+    ) as b:
         results, expired = asyncio.run(main(b))
         for res, x in zip(results, xs):
             assert_result(res, single(mlp_session, {"x": x}))
@@ -368,7 +388,10 @@ def test_asyncio_and_threads_together(mlp_session):
         async def main():
             loop = asyncio.get_running_loop()
             pool = concurrent.futures.ThreadPoolExecutor(4)
-            sync = [loop.run_in_executor(pool, lambda x=x: b.submit({"x": x}).result(30)) for x in xs[:20]]
+            sync = [
+                loop.run_in_executor(pool, lambda x=x: b.submit({"x": x}).result(30))
+                for x in xs[:20]
+            ]
             res = await asyncio.gather(*sync, *(b.infer({"x": x}) for x in xs[20:]))
             pool.shutdown()
             return res
@@ -380,7 +403,9 @@ def test_asyncio_and_threads_together(mlp_session):
 def test_close_inside_the_loop_resolves_pending_infers(mlp_session):
     async def main():
         b = runnx.Batcher(mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US)
-        tasks = [asyncio.ensure_future(b.infer({"x": np.ones((1, 5), np.float32)})) for _ in range(5)]
+        tasks = [
+            asyncio.ensure_future(b.infer({"x": np.ones((1, 5), np.float32)})) for _ in range(5)
+        ]
         await asyncio.sleep(0)  # let the tasks submit
         assert b.queue_depth() == 5
         b.close()
@@ -404,7 +429,9 @@ def test_closed_batcher_refuses_both_paths(mlp_session):
 def test_huge_timeout_means_no_deadline(mlp_session):
     with runnx.Batcher(mlp_session, max_batch_size=2, max_queue_delay_us=0) as b:
         x = x_rows(np.random.default_rng(13), 1)
-        assert_result(b.submit({"x": x}, timeout_us=2**62).result(timeout=30), single(mlp_session, {"x": x}))
+        assert_result(
+            b.submit({"x": x}, timeout_us=2**62).result(timeout=30), single(mlp_session, {"x": x})
+        )
     with pytest.raises(runnx.InvalidArgument, match="max_queue_delay_us"):
         runnx.Batcher(mlp_session, max_queue_delay_us=2**62)
 
@@ -491,4 +518,6 @@ def test_deadline_answered_while_every_worker_is_busy():
         assert not running.done()
         res = running.result(timeout=60)
         assert res.batch_size == 1
-        np.testing.assert_allclose(res.outputs["y"][0, :3], sess.run(None, {"x": x[:, :3]})[0][0], rtol=1e-6)
+        np.testing.assert_allclose(
+            res.outputs["y"][0, :3], sess.run(None, {"x": x[:, :3]})[0][0], rtol=1e-6
+        )
