@@ -196,6 +196,13 @@ void register_session(py::module_& m) {
         }
         return out;
       })
+      .def("kernel_choices", [](const Session& s) {
+        // (name, op_type, domain, inputs, outputs, kernel description) per executed node, in order
+        py::list l;
+        for (auto& [n, what] : s.kernel_choices())
+          l.append(py::make_tuple(n->name, n->op_type, n->domain, n->inputs, n->outputs, what));
+        return l;
+      })
       .def("passes_fired", [](const Session& s) {
         py::list l;
         for (const PassFired& p : s.passes_fired()) l.append(py::make_tuple(p.name, p.count));

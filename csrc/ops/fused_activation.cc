@@ -48,6 +48,7 @@ class GeluKernel : public Kernel {
   }
 
   int inplace_input() const override { return 0; }
+  std::string describe() const override { return tanh_ ? "vectorised tanh form" : "vectorised erf form"; }
 
  private:
   bool tanh_ = false;

@@ -116,6 +116,11 @@ class AttentionKernel : public Kernel {
     });
   }
 
+  std::string describe() const override {
+    return std::string("blocks of ") + std::to_string(kRows) + " query rows: sgemm " + gemm_f32_isa() +
+           ", masked softmax, sgemm";
+  }
+
  private:
   float scale_;
 };

@@ -41,6 +41,8 @@ class FusedGemmKernel : public Kernel {
     clip_lo_ = node.get_float("clip_min", -std::numeric_limits<float>::infinity());
     clip_hi_ = node.get_float("clip_max", std::numeric_limits<float>::infinity());
     trans_b_ = node.get_int("trans_b", 0) != 0;
+    has_bias_ = node.inputs.size() > 2 && !node.inputs[2].empty();
+    has_residual_ = node.inputs.size() > 3 && !node.inputs[3].empty();
     const Tensor* b = info.constant_input(1);
     if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
       const int64_t K = trans_b_ ? b->shape[1] : b->shape[0], N = trans_b_ ? b->shape[0] : b->shape[1];
@@ -120,6 +122,15 @@ class FusedGemmKernel : public Kernel {
     gemm_epilogue_f32(act_only, 0, y.numel() / std::max<int64_t>(last, 1), 0, last, py, last);
   }
 
+  std::string describe() const override {
+    static const char* names[] = {"", "Relu", "Clip", "Sigmoid", "Tanh", "Gelu", "GeluTanh"};
+    std::string epi = has_bias_ ? "bias" : "";
+    if (has_residual_) epi += std::string(epi.empty() ? "" : ", ") + "residual";
+    if (act_ != GemmEpilogue::Act::kNone) epi += std::string(epi.empty() ? "" : ", ") + names[static_cast<int>(act_)];
+    return std::string("sgemm ") + gemm_f32_isa() + (packed_.empty() ? "" : ", B packed at load") +
+           (epi.empty() ? "" : "; epilogue: " + epi);
+  }
+
  private:
   void product(const Tensor& a, const Tensor& b, int64_t rows, int64_t K, int64_t N, float* y,
                const GemmEpilogue& epi, ThreadPool& pool) const {
@@ -139,7 +150,7 @@ class FusedGemmKernel : public Kernel {
 
   GemmEpilogue::Act act_ = GemmEpilogue::Act::kNone;
   float clip_lo_ = 0, clip_hi_ = 0;
-  bool trans_b_ = false;
+  bool trans_b_ = false, has_bias_ = false, has_residual_ = false;
   PackedB packed_;
   const void* packed_from_ = nullptr;
 };

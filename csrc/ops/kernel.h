@@ -60,6 +60,8 @@ class Kernel {
   // element i before writing element i), or -1. The planner uses it only when that input dies
   // here and its size equals the output's.
   virtual int inplace_input() const { return -1; }
+  // The path this kernel chose at creation, for `runnx inspect` ("" when there is one path).
+  virtual std::string describe() const { return ""; }
 };
 
 // What a kernel factory sees at session creation.

@@ -61,6 +61,10 @@ class MatMulKernel : public Kernel {
     });
   }
 
+  std::string describe() const override {
+    return std::string("sgemm ") + gemm_f32_isa() + (packed_b_.empty() ? "" : ", B packed at load");
+  }
+
  private:
   PackedB packed_b_;                   // the constant float B, packed
   const void* packed_from_ = nullptr;  // the constant it was made from
@@ -130,6 +134,10 @@ class GemmKernel : public Kernel {
       });
       packed_from_ = b->data;
     }
+  }
+
+  std::string describe() const override {
+    return std::string("sgemm ") + gemm_f32_isa() + (packed_f32_.empty() ? "" : ", B packed at load");
   }
 
   void run(KernelContext& ctx) const override {

@@ -64,6 +64,12 @@ class Session {
   std::vector<std::pair<std::string, InferredType>> inferred_types() const;
   // Graph passes that rewrote the model at load, with how many times each fired.
   const std::vector<PassFired>& passes_fired() const { return passes_fired_; }
+  // The executed nodes in order, each with its kernel's description of the path it chose.
+  std::vector<std::pair<const Node*, std::string>> kernel_choices() const {
+    std::vector<std::pair<const Node*, std::string>> out;
+    for (const Step& st : steps_) out.emplace_back(st.node, st.kernel->describe());
+    return out;
+  }
   std::vector<ProfileEvent> take_profile();
   int num_threads() const { return pool_->num_threads(); }
 

@@ -2,7 +2,7 @@
 
     runnx run MODEL [--input NAME=FILE.npy ...] [--repeat N]   run a model, print outputs and timing
     runnx run --demo                                            the same on a model shipped with runnx
-    runnx inspect MODEL                                         inputs, outputs, op counts, memory plan
+    runnx inspect MODEL [--dim NAME=N ...] [--level L]          optimised graph, passes, kernels, FLOPs, memory
     runnx bench MODEL [--compare onnxruntime]                   latency side by side, as ratios
     runnx serve PATH [--host --port --max-batch-size ...]       KServe v2 HTTP server
     runnx serve --demo                                          the same on the shipped model
@@ -93,11 +93,75 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _inspect_dims(model, args) -> dict[str, int]:
+    """Sizes for symbolic input dims: --dim NAME=N, else --batch."""
+    sizes = {}
+    for spec in args.dim or []:
+        name, _, value = spec.partition("=")
+        sizes[name] = int(value)
+    for vi in model.graph.input:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param and d.dim_param not in sizes:
+                sizes[d.dim_param] = args.batch
+    return sizes
+
+
+def _observed_shapes(model, feeds, threads: int) -> dict[str, list[int]]:
+    """Value name -> shape, observed by running the unoptimised graph once with every node output
+    made a graph output (fused nodes keep the names of the values they replace, so these cover
+    the optimised graph too). Empty if that run fails (e.g. weights in external files)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    seen = {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        for o in node.output:
+            if o and o not in seen:
+                m.graph.output.append(onnx.ValueInfoProto(name=o))
+                seen.add(o)
+    so = SessionOptions()
+    so.intra_op_num_threads = threads
+    so.graph_optimization_level = 0
+    try:
+        sess = InferenceSession(m.SerializeToString(), so)
+        values = sess.run(None, feeds)
+    except (RunnxError, ValueError, OSError):
+        return {}
+    shapes = {t.name: list(t.dims) for t in m.graph.initializer}
+    shapes.update({k: list(v.shape) for k, v in feeds.items()})
+    shapes.update({arg.name: list(v.shape) for arg, v in zip(sess.get_outputs(), values)})
+    return shapes
+
+
+def _node_flops(op: str, inputs: list[str], outputs: list[str], shapes) -> int | None:
+    """Multiply-add FLOPs (2 per MAC) of the matrix-product ops, None for the others or unknown."""
+    def shape(i):
+        return shapes.get(inputs[i]) if i < len(inputs) and inputs[i] else None
+
+    out = shapes.get(outputs[0]) if outputs else None
+    numel = int(np.prod(out)) if out is not None else None
+    if op in ("MatMul", "Gemm", "FusedGemm") and numel is not None and shape(0):
+        a = shape(0)
+        # Gemm's A may be transposed: K is what A holds per output row.
+        k = int(np.prod(a)) // out[0] if op == "Gemm" and out and out[0] else a[-1]
+        return 2 * numel * k
+    if op in ("Conv", "FusedConv") and numel is not None and shape(1):
+        return 2 * numel * int(np.prod(shape(1)[1:]))
+    if op == "ScaledDotProductAttention" and numel is not None and shape(1) and shape(0):
+        s_k, d = shape(1)[-1], shape(0)[-1]
+        return 2 * (numel // out[-1]) * s_k * (d + out[-1])
+    return None
+
+
 def cmd_inspect(args) -> int:
     import onnx  # inspect reads the graph with the onnx package when it is installed
 
     model = onnx.load(args.model, load_external_data=False)
-    sess = _session(args.model, args.threads)
+    so = SessionOptions()
+    so.intra_op_num_threads = args.threads
+    so.graph_optimization_level = args.level
+    sess = InferenceSession(args.model, so)
     print(f"model: {args.model}  (producer {model.producer_name} {model.producer_version})")
     print("opsets: " + ", ".join(f"{o.domain or 'ai.onnx'}={o.version}" for o in model.opset_import))
     for arg in sess.get_inputs():
@@ -108,12 +172,47 @@ def cmd_inspect(args) -> int:
     print(f"nodes: {len(model.graph.node)}  initializers: {len(model.graph.initializer)}")
     for op, n in counts.most_common():
         print(f"  {op:24s} {n}")
+
     fired = sess._passes_fired()
-    print("graph passes fired: " + (", ".join(f"{k} x{v}" for k, v in fired.items()) or "none"))
-    sess.run(None, random_feeds(sess))
+    print(f"\ngraph passes fired (graph_optimization_level {args.level}): "
+          + (", ".join(f"{k} x{v}" for k, v in fired.items()) or "none"))
+    nodes = sess._sess.kernel_choices()
+    opt_counts = collections.Counter((d + "." if d else "") + op for _, op, d, _, _, _ in nodes)
+    print(f"optimised graph: {len(nodes)} nodes ("
+          + ", ".join(f"{op} {n}" for op, n in opt_counts.most_common()) + ")")
+
+    sizes = _inspect_dims(model, args)
+    feeds = {}
+    rng = np.random.default_rng(0)
+    for arg in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d >= 0 else sizes.get(d, args.batch) for d in arg.shape]
+        dtype = _NUMPY_TYPES.get(arg.type, np.float32)
+        if np.dtype(dtype).kind in "iub":
+            feeds[arg.name] = rng.integers(0, 2, size=shape).astype(dtype)
+        else:
+            feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+    shapes = _observed_shapes(model, feeds, args.threads)
+    dims_note = ", ".join(f"{k}={v}" for k, v in sizes.items()) or "all fixed"
+    print(f"\nnodes in execution order (output shapes and FLOPs observed with {dims_note}):")
+    total = 0
+    for k, (name, op, domain, ins, outs, kernel) in enumerate(nodes):
+        flops = _node_flops(op, ins, outs, shapes)
+        total += flops or 0
+        shown = [shapes.get(o) for o in outs]
+        out_s = " ".join(str(s) if s is not None else "?" for s in shown)
+        line = (f"  {k:4d} {(domain + '.' if domain else '') + op:34s} {name[:40]:40s} -> {out_s:22s}"
+                f" {('%.3g MFLOP' % (flops / 1e6)) if flops else '':>14s}")
+        if kernel:
+            line += f"  [{kernel}]"
+        print(line)
+        if args.verbose:
+            print(f"         in: {', '.join(ins)}\n         out: {', '.join(outs)}")
+    print(f"total matrix-product FLOPs: {total / 1e9:.4g} GFLOP per run")
+
+    sess.run(None, feeds)
     stats = sess.memory_stats()
     print(
-        f"memory plan (batch 1): arena {stats['arena_bytes'] / 1e6:.2f} MB, outputs on heap "
+        f"\nmemory plan ({dims_note}): arena {stats['arena_bytes'] / 1e6:.2f} MB, outputs on heap "
         f"{stats['unplanned_bytes'] / 1e6:.2f} MB, in-place nodes {stats['inplace_nodes']}"
     )
     return 0
@@ -189,9 +288,15 @@ def main(argv=None) -> int:
     r.add_argument("--repeat", type=int, default=20)
     r.add_argument("--threads", type=int, default=0)
     r.set_defaults(fn=cmd_run)
-    i = sub.add_parser("inspect", help="inputs, outputs, op counts and memory plan")
+    i = sub.add_parser("inspect", help="the optimised graph, passes fired, kernel choices, FLOPs "
+                       "and the memory plan")
     i.add_argument("model")
     i.add_argument("--threads", type=int, default=0)
+    i.add_argument("--level", type=int, default=99, choices=[0, 1, 2, 3, 99],
+                   help="graph_optimization_level (default 99)")
+    i.add_argument("--batch", type=int, default=1, help="size of symbolic input dims not in --dim")
+    i.add_argument("--dim", action="append", metavar="NAME=N", help="size of a symbolic input dim")
+    i.add_argument("--verbose", action="store_true", help="also list each node's inputs and outputs")
     i.set_defaults(fn=cmd_inspect)
     b = sub.add_parser("bench", help="latency, optionally side by side with onnxruntime")
     b.add_argument("model")

@@ -218,3 +218,33 @@ def test_zoo_models_same_outputs_at_all_levels(name):
         got = session(path, level).run(None, feeds)
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("p1,p2", [([0, 2, 1, 3], [0, 2, 1, 3]), ([0, 2, 3, 1], [1, 0, 3, 2]), ([3, 2, 1, 0], [2, 0, 3, 1])])
+def test_transpose_chains_folded(p1, p2):
+    nodes = [helper.make_node("Transpose", ["x"], ["t1"], perm=p1), helper.make_node("Transpose", ["t1"], ["t2"], perm=p2),
+             helper.make_node("Neg", ["t2"], ["y"])]
+    m = graph_model(nodes, [("x", FLOAT, [2, 3, 4, 5])], [("y", FLOAT, None)])
+    x = rand((2, 3, 4, 5))
+    (plain,), (opt,), fired = run_both(m, {"x": x})
+    assert fired.get("transpose_reshape_folding", 0) >= 1
+    assert_close(opt, -x.transpose(p1).transpose(p2))
+    assert_close(opt, plain)
+
+
+def test_identity_transpose_and_reshape_chain():
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 1, 2]),
+             helper.make_node("Reshape", ["t", "s1"], ["r1"]), helper.make_node("Reshape", ["r1", "s2"], ["y"])]
+    m = graph_model(nodes, [("x", FLOAT, [2, 3, 4])], [("y", FLOAT, None)],
+                    {"s1": np.array([6, 4], np.int64), "s2": np.array([4, -1], np.int64)})
+    x = rand((2, 3, 4))
+    (plain,), (opt,), fired = run_both(m, {"x": x})
+    assert fired.get("transpose_reshape_folding") == 2 and fired.get("identity_elimination") == 1
+    assert_close(opt, x.reshape(4, -1))
+    # A 0 in the outer shape copies a dim of the intermediate: not folded.
+    m = graph_model(nodes[1:], [("t", FLOAT, [2, 3, 4])], [("y", FLOAT, None)],
+                    {"s1": np.array([6, 4], np.int64), "s2": np.array([0, 2, 2], np.int64)})
+    t = rand((2, 3, 4))
+    (plain,), (opt,), fired = run_both(m, {"t": t})
+    assert "transpose_reshape_folding" not in fired
+    assert_close(opt, t.reshape(6, 2, 2))

@@ -181,6 +181,8 @@ bool use_avx2() {
 
 }  // namespace
 
+const char* gemm_f32_isa() { return use_avx2() ? "avx2 6x16" : "portable"; }
+
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool) {
   // The AVX2/FMA microkernel where the CPU has it, the portable loops elsewhere.

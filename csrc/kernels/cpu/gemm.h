@@ -14,6 +14,9 @@
 
 namespace runnx {
 
+// Which float32 GEMM this CPU runs: "avx2 6x16" or "portable" (for `runnx inspect`).
+const char* gemm_f32_isa();
+
 // float32: the entry point later ISA-specific microkernels plug into (chosen inside by cpuid).
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, float beta, ThreadPool* pool);

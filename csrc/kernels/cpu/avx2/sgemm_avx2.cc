@@ -231,18 +231,30 @@ struct Tiling {
   bool parallel;
 };
 
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Tiles of at most `max` that split `n` evenly (rounded up to `unit`): 128 rows become 66 + 62,
+// not 72 + 56, so the threads finish together.
+int64_t even_tile(int64_t n, int64_t max, int64_t unit) {
+  max = std::max(unit, max / unit * unit);  // tiles start on panel / micro-panel boundaries
+  const int64_t count = (n + max - 1) / max;
+  return std::min(max, round_up((n + count - 1) / count, unit));
+}
+
 Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
   Tiling t;
   const int threads = pool ? pool->num_threads() : 1;
   t.parallel = threads > 1 && M * N * K >= kParallelMacs;
-  t.mc = std::min<int64_t>(kMc, (M + kMr - 1) / kMr * kMr);
-  t.nc = std::min<int64_t>(kNcMax, panels_of(N) * kNr);
+  t.mc = even_tile(M, kMc, kMr);
+  t.nc = even_tile(N, kNcMax, kNr);
   auto count = [&] { return ((M + t.mc - 1) / t.mc) * ((N + t.nc - 1) / t.nc); };
   if (t.parallel) {
-    const int64_t want = 2 * threads;
-    while (count() < want && t.nc > 64) t.nc = std::max<int64_t>(64, t.nc / 2 / kNr * kNr);
-    while (count() < want && t.mc > kMr) t.mc = std::max<int64_t>(kMr, t.mc / 2 / kMr * kMr);
-    while (count() < want && t.nc > kNr) t.nc = std::max<int64_t>(kNr, t.nc / 2 / kNr * kNr);
+    // Enough tiles that dynamic scheduling evens out (3 per thread), narrowing columns first
+    // (a narrower tile repacks less of A than a shorter one re-reads of B).
+    const int64_t want = 3 * threads;
+    while (count() < want && t.nc > 64) t.nc = even_tile(N, std::max<int64_t>(64, t.nc / 2), kNr);
+    while (count() < want && t.mc > kMr) t.mc = even_tile(M, std::max<int64_t>(kMr, t.mc / 2), kMr);
+    while (count() < want && t.nc > kNr) t.nc = even_tile(N, std::max<int64_t>(kNr, t.nc / 2), kNr);
   }
   t.m_tiles = (M + t.mc - 1) / t.mc;
   t.n_tiles = (N + t.nc - 1) / t.nc;
