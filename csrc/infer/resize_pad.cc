@@ -160,6 +160,8 @@ void resize(InferContext& ctx) {
   ctx.set_output(0, x.dtype, std::move(out));
 }
 
+constexpr int64_t kHugePad = int64_t{1} << 48;
+
 void pad(InferContext& ctx) {
   const Node& node = ctx.node();
   const InferredType& x = ctx.input(0);
@@ -212,6 +214,12 @@ void pad(InferContext& ctx) {
   for (size_t i = 0; i < na; ++i) {
     const int64_t k = axes[i];
     const SymDim &b = pads[i], &e = pads[na + i], &dim = x.dims[k];
+    // Pads beyond any tensor size: the kernel refuses them (without overflowing the sum).
+    auto huge = [](const SymDim& v) { return v.is_const() && (v.value() > kHugePad || v.value() < -kHugePad); };
+    if (huge(b) || huge(e)) {
+      out[k] = SymDim::unknown();
+      continue;
+    }
     const SymDim o = plus(dim, b + e);
     ctx.check(!o.is_const() || o.value() >= 0, "pads ", dims_str(pads), " remove more than the ", dim.str(),
               " elements of axis ", k);

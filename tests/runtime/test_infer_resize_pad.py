@@ -289,3 +289,12 @@ def test_contradictions_fail_at_load(model_args, match):
     op, inputs, kw = model_args
     with pytest.raises(runnx.InvalidModel, match=match):
         session(sym_model(op, inputs, **kw))
+
+
+def test_pad_beyond_any_size_is_left_to_the_kernel():
+    pads = np.array([1 << 62, 0, 1 << 62, 0], I64)
+    sess = session(sym_model("Pad", {"x": (F32, ["N", 2])}, initializers={"p": pads}, opset=13))
+    dims = inferred(sess)[1]
+    assert "?" in dims[0] and dims[1] == 2
+    with pytest.raises(runnx.InvalidArgument, match="too large"):
+        sess.run(None, {"x": rand(1, 2)})
