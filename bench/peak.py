@@ -1,8 +1,9 @@
-"""Machine speed-of-light probe measured through numpy: memory bandwidth (GB/s) and sgemm GFLOP/s.
+"""Machine speed-of-light probe: memory bandwidth (GB/s) and sgemm GFLOP/s through numpy, and the
+fp32 FMA peak through runnx's C++ probe (`runnx._C._testing.fma_peak_gflops`).
 
-These are numpy/OpenBLAS numbers, a stand-in until a C++ probe measures the true fp32 FMA peak
-(see /work/shared/PERF_NOTES.md). numpy's elementwise loops run on one thread, so the bandwidth
-figures are single-core; sgemm uses OpenBLAS with --threads threads.
+numpy's elementwise loops run on one thread, so the bandwidth figures are single-core; sgemm uses
+OpenBLAS with --threads threads. The FMA probe runs register-only FMA chains on 1 and on --threads
+threads (see /work/shared/PERF_NOTES.md for this machine's figures).
 
 Usage: python bench/peak.py [--threads 2] [--mib 128] [--sizes 256,512,1024,2048] [--budget 1.0]
 """
@@ -104,8 +105,29 @@ def main(argv=None) -> int:
     print(f"   {'n':>6s} {'best GFLOP/s':>13s} {'median GFLOP/s':>15s}")
     for n, best, med in sgemm([int(s) for s in args.sizes.split(",")], args.budget):
         print(f"   {n:6d} {best:13.1f} {med:15.1f}")
-    print("\n(not the fp32 FMA peak: that needs the C++ probe; OpenBLAS sgemm is a lower bound)")
+    print("\n(OpenBLAS sgemm is a lower bound of the machine's peak)")
+    fma_peak(args.threads, args.budget)
     return 0
+
+
+def fma_peak(threads: int, budget: float) -> None:
+    """Prints the fp32 FMA peak measured by runnx's C++ probe (register-only FMA chains on every
+    thread of a runnx pool), on one thread and on `threads`; skipped if runnx is not importable."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.environ.get("RUNNX_DEV_BUILD"):
+        sys.path[0:0] = [os.path.join(root, "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
+    try:
+        from runnx._C import _testing as T
+    except ImportError as e:
+        print(f"\nfp32 FMA peak: runnx not importable ({e})")
+        return
+    if not T.has_avx2():
+        print("\nfp32 FMA peak: this CPU has no AVX2/FMA")
+        return
+    one = T.fma_peak_gflops(1, budget)
+    many = T.fma_peak_gflops(threads, budget)
+    print(f"\nfp32 FMA peak, C++ probe (AVX2 FMA chains): {one:.1f} GFLOP/s on 1 thread, "
+          f"{many:.1f} GFLOP/s on {threads}")
 
 
 if __name__ == "__main__":
