@@ -220,6 +220,11 @@ void register_session(py::module_& m) {
     return l;
   });
   m.def("default_num_threads", &ThreadPool::default_num_threads);
+  m.def("inference_ops", [] {
+    py::list l;
+    for (auto& [domain, op] : InferRegistry::global().ops()) l.append(py::make_tuple(domain, op));
+    return l;
+  });
 }
 
 }  // namespace runnx

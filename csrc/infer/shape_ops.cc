@@ -54,8 +54,10 @@ void dropout(InferContext& ctx) {
 SymDim divide_products(std::vector<SymDim> num, std::vector<SymDim> den) {
   int64_t cn = 1, cd = 1;
   std::vector<SymDim> n, d;
-  for (const SymDim& x : num) x.is_const() ? void(cn *= x.value()) : n.push_back(x);
-  for (const SymDim& x : den) x.is_const() ? void(cd *= x.value()) : d.push_back(x);
+  for (const SymDim& f : num)
+    for (const SymDim& x : f.factors()) x.is_const() ? void(cn *= x.value()) : n.push_back(x);
+  for (const SymDim& f : den)
+    for (const SymDim& x : f.factors()) x.is_const() ? void(cd *= x.value()) : d.push_back(x);
   for (auto it = d.begin(); it != d.end();) {
     auto m = std::find_if(n.begin(), n.end(), [&](const SymDim& y) { return !y.is_unknown() && y.same_as(*it); });
     if (m == n.end()) {
@@ -291,10 +293,11 @@ void split(InferContext& ctx) {
   }
 }
 
-// Slice parameters for one axis, symbolic in the dim. Mirrors the kernel's clamping.
-SymDim slice_len(const SymDim& dim, int64_t start, int64_t end, int64_t step) {
+// Slice parameters for one axis, symbolic in the dim. Mirrors the kernel's clamping. A symbolic
+// start or end (a size computed from an input's shape) is taken as non-negative.
+SymDim slice_len(const SymDim& dim, const SymDim& start, const SymDim& end, int64_t step) {
   step = std::max(step, -INT64_MAX);  // so that -step cannot overflow
-  auto eff = [&](int64_t v) { return v < 0 ? dim + SymDim(v) : SymDim(v); };
+  auto eff = [&](const SymDim& v) { return v.is_const() && v.value() < 0 ? dim + v : v; };
   if (step > 0) {
     SymDim s = max(SymDim(0), min(eff(start), dim));
     SymDim e = max(SymDim(0), min(eff(end), dim));
@@ -310,12 +313,14 @@ void slice(InferContext& ctx) {
   if (!x.has_shape) return ctx.set_output_unknown_shape(0, x.dtype);
   const int64_t r = x.rank();
   std::vector<int64_t> starts, ends, axes, steps;
+  std::vector<SymDim> sym_starts, sym_ends;
   if (ctx.opset() < 10) {
     starts = ctx.node().get_ints("starts");
     ends = ctx.node().get_ints("ends");
     axes = ctx.node().get_ints("axes");
   } else {
-    auto s = ctx.ints(1), e = ctx.ints(2);
+    const std::vector<SymDim>* s = ctx.values(1);
+    const std::vector<SymDim>* e = ctx.values(2);
     std::optional<std::vector<int64_t>> a, st;
     if (ctx.has_input(3)) a = ctx.ints(3);
     if (ctx.has_input(4)) st = ctx.ints(4);
@@ -329,16 +334,20 @@ void slice(InferContext& ctx) {
             out[k] = x.dims[k];
       return ctx.set_output(0, x.dtype, std::move(out));
     }
-    starts = *s;
-    ends = *e;
+    sym_starts = *s;
+    sym_ends = *e;
     if (a) axes = *a;
     if (st) steps = *st;
   }
-  ctx.check(starts.size() == ends.size(), "starts and ends differ in length");
+  if (ctx.opset() < 10) {
+    sym_starts.assign(starts.begin(), starts.end());
+    sym_ends.assign(ends.begin(), ends.end());
+  }
+  ctx.check(sym_starts.size() == sym_ends.size(), "starts and ends differ in length");
   if (axes.empty())
-    for (size_t k = 0; k < starts.size(); ++k) axes.push_back(static_cast<int64_t>(k));
-  if (steps.empty()) steps.assign(starts.size(), 1);
-  ctx.check(axes.size() == starts.size() && steps.size() == starts.size(),
+    for (size_t k = 0; k < sym_starts.size(); ++k) axes.push_back(static_cast<int64_t>(k));
+  if (steps.empty()) steps.assign(sym_starts.size(), 1);
+  ctx.check(axes.size() == sym_starts.size() && steps.size() == sym_starts.size(),
             "starts, ends, axes and steps differ in length");
   std::vector<SymDim> out = x.dims;
   std::vector<bool> seen(r, false);
@@ -347,14 +356,14 @@ void slice(InferContext& ctx) {
     ctx.check(!seen[a], "axis ", axes[k], " is repeated");
     seen[a] = true;
     ctx.check(steps[k] != 0, "step must not be 0");
-    out[a] = slice_len(x.dims[a], starts[k], ends[k], steps[k]);
+    out[a] = slice_len(x.dims[a], sym_starts[k], sym_ends[k], steps[k]);
   }
   ctx.set_output(0, x.dtype, out);
   // Contents of a sliced 1-D tracked tensor.
-  if (x.has_values && r == 1 && x.dims[0].is_const()) {
+  if (x.has_values && r == 1 && x.dims[0].is_const() && sym_starts[0].is_const() && sym_ends[0].is_const()) {
     const int64_t n = x.dims[0].value(), step = steps[0];
-    int64_t s = starts[0] < 0 ? starts[0] + n : starts[0];
-    int64_t e = ends[0] < 0 ? ends[0] + n : ends[0];
+    int64_t s = sym_starts[0].value() < 0 ? sym_starts[0].value() + n : sym_starts[0].value();
+    int64_t e = sym_ends[0].value() < 0 ? sym_ends[0].value() + n : sym_ends[0].value();
     std::vector<SymDim> values;
     if (step > 0) {
       s = std::clamp<int64_t>(s, 0, n);

@@ -45,6 +45,13 @@ SymDim SymDim::unknown() {
   return SymDim(std::shared_ptr<const Expr>(std::move(e)));
 }
 
+std::vector<SymDim> SymDim::factors() const {
+  if (e_->op != '*') return {*this};
+  std::vector<SymDim> f = SymDim(e_->a).factors(), g = SymDim(e_->b).factors();
+  f.insert(f.end(), g.begin(), g.end());
+  return f;
+}
+
 const std::string* SymDim::symbol_name() const { return e_->op == 's' ? &e_->name : nullptr; }
 
 bool SymDim::is_const() const { return e_->op == 'c'; }
@@ -90,11 +97,15 @@ std::string SymDim::str() const {
  case 'B': return "bcast(" + SymDim(e.a).str() + "," + SymDim(e.b).str() + ")";
     case 'C': return "ceil(" + SymDim(e.a).str() + "/" + SymDim(e.b).str() + ")";
   }
-  auto side = [](const std::shared_ptr<const Expr>& x) {
+  auto side = [&](const std::shared_ptr<const Expr>& x, bool right) {
     std::string s = SymDim(x).str();
-    return (x->op == '+' || x->op == '-') ? "(" + s + ")" : s;
+    bool sum = x->op == '+' || x->op == '-';
+    bool compound = x->op != 'c' && x->op != 's' && x->op != 'u';
+    // a-(b+c), a/(b*c), (a+b)*c need parentheses; a+b*c and a*b*c do not.
+    bool wrap = (e.op == '*' && sum) || (e.op == '/' && (sum || (right && compound))) || (e.op == '-' && right && sum);
+    return wrap ? "(" + s + ")" : s;
   };
-  return side(e.a) + std::string(1, e.op) + side(e.b);
+  return side(e.a, false) + std::string(1, e.op) + side(e.b, true);
 }
 
 SymDim SymDim::binary(char op, const SymDim& a, const SymDim& b) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace runnx {
 
@@ -42,6 +43,8 @@ class SymDim {
   friend SymDim min(const SymDim& a, const SymDim& b);
   // Numpy broadcasting of two dims that the model promises are compatible: 1 yields to the other.
   friend SymDim broadcast(const SymDim& a, const SymDim& b);
+  // The factors of a product (batch*seq*64 -> batch, seq, 64); itself when not a product.
+  std::vector<SymDim> factors() const;
   // The symbol's name when this is a plain symbol, else nullptr.
   const std::string* symbol_name() const;
 

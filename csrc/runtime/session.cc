@@ -34,6 +34,23 @@ std::string dims_str(const ValueInfo& vi) {
   return s + "]";
 }
 
+// A graph output's declaration, completed by inference where the model leaves it open.
+ValueInfo with_inferred(ValueInfo vi, const InferredType& t) {
+  if (vi.dtype == DType::kUndefined) vi.dtype = t.dtype;
+  if (!vi.has_shape && t.has_shape) {
+    vi.has_shape = true;
+    for (const SymDim& d : t.dims) {
+      Dim dim;
+      if (d.is_const())
+        dim.value = d.value();
+      else if (!d.is_unknown())
+        dim.param = d.str();
+      vi.dims.push_back(dim);
+    }
+  }
+  return vi;
+}
+
 }  // namespace
 
 bool CpuProvider::supports(const Node& node, int64_t opset) const {
@@ -196,6 +213,7 @@ void Session::build(const SessionOptions& options) {
   }
   types_ = infer_value_types({&model_, &order, [this](const std::string& n) { return value_id(n); }, nv, &fixed,
                               &declared});
+  for (const ValueInfo& o : g.outputs) outputs_.push_back(with_inferred(o, types_[ids_[o.name]]));
 
   for (const Node* n : order) {
     Step st;

@@ -49,7 +49,8 @@ class Session {
   const Model& model() const { return model_; }
   // Graph inputs that are not initializers, and the graph outputs, as declared.
   const std::vector<ValueInfo>& inputs() const { return inputs_; }
-  const std::vector<ValueInfo>& outputs() const { return model_.graph.outputs; }
+  // What the model leaves undeclared (dtype, shape) is filled in from static inference.
+  const std::vector<ValueInfo>& outputs() const { return outputs_; }
   // Initializers that are also graph inputs (a feed may replace them).
   const std::vector<ValueInfo>& overridable_initializers() const { return overridable_; }
   const std::vector<std::string>& providers() const { return provider_names_; }
@@ -92,7 +93,7 @@ class Session {
   SessionOptions options_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::string> provider_names_;
-  std::vector<ValueInfo> inputs_, overridable_;
+  std::vector<ValueInfo> inputs_, outputs_, overridable_;
 
   std::map<std::string, int> ids_;
   std::vector<std::string> names_;

@@ -237,14 +237,14 @@ def test_reduce_empty_bool_min_is_true():
 @pytest.mark.parametrize("opset", [11, 18])
 def test_reduce_repeated_axis_is_an_error(opset):
     x = rand((2, 3), np.float32)
-    with pytest.raises(runnx.InvalidArgument, match="repeated"):
+    with pytest.raises((runnx.InvalidModel, runnx.InvalidArgument), match="repeated"):
         run_reduce("ReduceMean", x, [1, -1], opset, compare=False)
 
 
 @pytest.mark.parametrize("opset", [11, 18])
 def test_reduce_axis_out_of_range(opset):
     x = rand((2, 3), np.float32)
-    with pytest.raises(runnx.InvalidArgument, match="axis 2 is out of range"):
+    with pytest.raises((runnx.InvalidModel, runnx.InvalidArgument), match="axis 2 is out of range"):
         run_reduce("ReduceMax", x, [2], opset, compare=False)
 
 
