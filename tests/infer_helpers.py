@@ -59,8 +59,7 @@ def inferred(sess: runnx.InferenceSession, name: str = "y0"):
 
 
 def _split_ceil(text: str) -> str:
-    """ceil(a/b) -> ceil((a),(b)): str() does not parenthesise a sum inside ceil ("ceil(L-1/2)"
-    is ceil((L-1)/2)), so split at the last top-level '/' (the divisor is a plain term)."""
+    """ceil(a/b) -> ceil((a),(b)), split at the last top-level '/' inside the call."""
     out, i = "", 0
     while (j := text.find("ceil(", i)) >= 0:
         depth, slash, end = 0, -1, len(text)

@@ -95,14 +95,20 @@ std::string SymDim::str() const {
     case 'M': return "max(" + SymDim(e.a).str() + "," + SymDim(e.b).str() + ")";
     case 'm': return "min(" + SymDim(e.a).str() + "," + SymDim(e.b).str() + ")";
  case 'B': return "bcast(" + SymDim(e.a).str() + "," + SymDim(e.b).str() + ")";
-    case 'C': return "ceil(" + SymDim(e.a).str() + "/" + SymDim(e.b).str() + ")";
+    case 'C': {
+      auto wrap = [](const std::shared_ptr<const Expr>& x) {
+        std::string t = SymDim(x).str();
+        return (x->op == 'c' || x->op == 's') ? t : "(" + t + ")";
+      };
+      return "ceil(" + wrap(e.a) + "/" + wrap(e.b) + ")";
+    }
   }
   auto side = [&](const std::shared_ptr<const Expr>& x, bool right) {
     std::string s = SymDim(x).str();
     bool sum = x->op == '+' || x->op == '-';
     bool compound = x->op != 'c' && x->op != 's' && x->op != 'u';
     // a-(b+c), a/(b*c), (a+b)*c need parentheses; a+b*c and a*b*c do not.
-    bool wrap = (e.op == '*' && sum) || (e.op == '/' && (sum || (right && compound))) || (e.op == '-' && right && sum);
+    bool wrap = (e.op == '*' && (sum || (right && x->op == '/'))) || (e.op == '/' && (sum || (right && compound))) || (e.op == '-' && right && sum);
     return wrap ? "(" + s + ")" : s;
   };
   return side(e.a, false) + std::string(1, e.op) + side(e.b, true);
