@@ -50,8 +50,26 @@ static inline v8 activate(v8 v, const runnx::ConvEpilogue& e) {
 }
 
 static inline float activate1(float v, const runnx::ConvEpilogue& e) {
-  v8 t = splat(v);
-  return activate(t, e)[0];
+  using A = runnx::ConvActivation;
+  switch (e.act) {
+    case A::kNone:
+      return v;
+    case A::kRelu:
+      return v > 0.f ? v : 0.f;
+    case A::kClip:
+      v = v < e.alpha ? e.alpha : v;
+      return v > e.beta ? e.beta : v;
+    case A::kLeakyRelu:
+      return v >= 0.f ? v : v * e.alpha;
+    case A::kHardSwish: {
+      float t = v * e.alpha + e.beta;
+      t = t < 0.f ? 0.f : (t > 1.f ? 1.f : t);
+      return v * t;
+    }
+    case A::kSigmoid:
+      return 1.f / (1.f + std::exp(-v));
+  }
+  return v;
 }
 
 static void epilogue_rows(const runnx::ConvEpilogue& e, int64_t m0, int64_t rows, int64_t cols,
@@ -157,20 +175,23 @@ static void depthwise_plane(const float* x, const float* w, const runnx::Depthwi
     depthwise_flat<9>(tap, w, nt, b, n, acc);
   else
     depthwise_flat<0>(tap, w, nt, b, n, acc);
-  runnx::ConvEpilogue act = e;
-  act.bias = nullptr;  // already in acc
+  // Rows out of the flat accumulator (plus the residual), then the activation over the whole
+  // contiguous plane: vector work even when rows are shorter than a vector.
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const float* a = acc + oh * Wq;
     float* yr = y + oh * g.OW;
-    const float* rr = res ? res + oh * g.OW : nullptr;
-    int64_t ow = 0;
-    for (; ow + 8 <= g.OW; ow += 8) {
-      v8 v = load8(a + ow);
-      if (rr) v += load8(rr + ow);
-      store8(yr + ow, activate(v, act));
+    if (res) {
+      const float* rr = res + oh * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] = a[ow] + rr[ow];
+    } else {
+      for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] = a[ow];
     }
-    for (; ow < g.OW; ++ow) yr[ow] = activate1(a[ow] + (rr ? rr[ow] : 0.f), act);
   }
+  if (e.act == runnx::ConvActivation::kNone) return;
+  const int64_t P = g.OH * g.OW;
+  int64_t q = 0;
+  for (; q + 8 <= P; q += 8) store8(y + q, activate(load8(y + q), e));
+  for (; q < P; ++q) y[q] = activate1(y[q], e);
 }
 
 // ---- Winograd F(4x4, 3x3) --------------------------------------------------------------------
