@@ -6,6 +6,10 @@
 
 #include "common/cpu_features.h"
 
+// The 8-float vectors are returned by value between static functions of this file only, so the
+// ABI note GCC prints for vector returns without AVX does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace runnx {
 namespace conv_portable {
 #include "kernels/cpu/conv_simd_impl.h"
