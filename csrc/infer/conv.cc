@@ -10,17 +10,6 @@ namespace runnx {
 
 namespace {
 
-// a + b, written a-3 rather than a+-3 when b is a negative constant.
-SymDim plus(const SymDim& a, const SymDim& b) {
-  return b.is_const() && b.value() < 0 ? a - SymDim(-b.value()) : a + b;
-}
-
-std::string dims_str(const std::vector<SymDim>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + d[i].str();
-  return s + "]";
-}
-
 // The window attributes. `ok` is false when they are malformed: the kernel reports that when it
 // is created, so inference leaves the spatial sizes unknown rather than guessing.
 struct Window {
@@ -64,7 +53,7 @@ SymDim window_out(const InferContext& ctx, const Window& w, size_t i, const SymD
   if (w.same()) return ceil_div(in, s);
   const int64_t pb = w.pad_begin(i), pe = w.pad_end(i);
   const SymDim extent = (k - 1) * w.dilation(i) + 1;
-  const SymDim span = extent.is_const() ? plus(in, pb + pe - extent.value()) : plus(in, pb + pe) - extent;
+  const SymDim span = extent.is_const() ? in + (pb + pe - extent.value()) : (in + (pb + pe)) - extent;
   if (span.is_const() && span.value() < 0)
     ctx.fail("spatial dim ", i, " of size ", in.str(), " (padded by ", pb, "+", pe,
              ") is smaller than the window extent ", extent.str());
@@ -72,10 +61,37 @@ SymDim window_out(const InferContext& ctx, const Window& w, size_t i, const SymD
   // The last window must start inside the input or its leading pad: one window fewer when
   // (out - 1) * s >= in + pb (as PyTorch and onnxruntime, and the kernel).
   const SymDim out = ceil_div(span, s) + 1;
-  const SymDim last_start_ok = floor_div(plus(in, pb - 1), s) + 1;
+  const SymDim last_start_ok = floor_div(in + (pb - 1), s) + 1;
   if (extent.is_const() && pe < extent.value()) return min(out, last_start_ok);  // at most one fewer
   const SymDim overshoot = (out - 1) * s - (in + pb);  // >= 0: drop one
   return out - min(max(overshoot + 1, 0), 1);
+}
+
+// X [N, C, spatial...] and W [.., .., kernel...] must be of one rank >= 3 (when known).
+void check_conv_ranks(const InferContext& ctx, const std::vector<SymDim>* x, const std::vector<SymDim>* wd,
+                      const char* w_layout) {
+  if (x || wd)
+    ctx.check((!x || x->size() >= 3) && (!wd || wd->size() >= 3) && (!x || !wd || wd->size() == x->size()),
+              "X must be [N, C, spatial...] and W ", w_layout, " of the same rank, got ",
+              x ? dims_str(*x) : "?", " and ", wd ? dims_str(*wd) : "?");
+}
+
+// The output channel count M, checked against (and completed from) the bias B [M].
+SymDim check_bias(const InferContext& ctx, const std::vector<SymDim>* b, SymDim M) {
+  if (!b) return M;
+  ctx.check(b->size() == 1, "B must have shape [", M.str(), "], got ", dims_str(*b));
+  if (M.is_const() && (*b)[0].is_const())
+    ctx.check(M.value() == (*b)[0].value(), "B must have shape [", M.str(), "], got ", dims_str(*b));
+  return !M.is_const() && (*b)[0].is_const() ? (*b)[0] : M;
+}
+
+// Spatial kernel size i: W's dim, checked against (or taken from) the kernel_shape attribute.
+SymDim kernel_dim(const InferContext& ctx, const Window& w, const std::vector<SymDim>* wd, size_t i, bool ok) {
+  SymDim k = wd ? (*wd)[2 + i] : SymDim::unknown();
+  if (w.kernel.empty() || !ok) return k;
+  if (!k.is_const()) return w.kernel[i];
+  ctx.check(k.value() == w.kernel[i], "kernel_shape attribute does not match W ", dims_str(*wd));
+  return k;
 }
 
 // Conv: X [N, C, spatial...], W [M, C/group, kernel...], B [M].
@@ -87,10 +103,7 @@ void conv(InferContext& ctx) {
   const std::vector<SymDim>* x = ctx.dims(0);
   const std::vector<SymDim>* wd = ctx.dims(1);
   const std::vector<SymDim>* b = ctx.has_input(2) ? ctx.dims(2) : nullptr;
-  if (x || wd)
-    ctx.check((!x || x->size() >= 3) && (!wd || wd->size() >= 3) && (!x || !wd || wd->size() == x->size()),
-              "X must be [N, C, spatial...] and W [M, C/group, kernel...] of the same rank, got ",
-              x ? dims_str(*x) : "?", " and ", wd ? dims_str(*wd) : "?");
+  check_conv_ranks(ctx, x, wd, "[M, C/group, kernel...]");
   if (!x && !wd) return ctx.set_output_unknown_shape(0, t);
   const size_t rank = x ? x->size() : wd->size();
   const size_t n = rank - 2;
@@ -103,21 +116,10 @@ void conv(InferContext& ctx) {
                   !(M.is_const() && M.value() % group != 0),
               "X ", dims_str(*x), " and W ", dims_str(*wd), " do not fit group=", group);
   }
-  if (b) {
-    ctx.check(b->size() == 1, "B must have shape [", M.str(), "], got ", dims_str(*b));
-    if (M.is_const() && (*b)[0].is_const())
-      ctx.check(M.value() == (*b)[0].value(), "B must have shape [", M.str(), "], got ", dims_str(*b));
-    if (!M.is_const() && (*b)[0].is_const()) M = (*b)[0];
-  }
+  M = check_bias(ctx, b, M);
   std::vector<SymDim> out = {x ? (*x)[0] : SymDim::unknown(), M};
   for (size_t i = 0; i < n; ++i) {
-    SymDim k = wd ? (*wd)[2 + i] : SymDim::unknown();
-    if (!w.kernel.empty() && w.ok) {
-      if (k.is_const())
-        ctx.check(k.value() == w.kernel[i], "kernel_shape attribute does not match W ", dims_str(*wd));
-      else
-        k = w.kernel[i];
-    }
+    const SymDim k = kernel_dim(ctx, w, wd, i, w.ok);
     if (!x || !w.ok || group < 1) {
       out.push_back(SymDim::unknown());
       continue;
@@ -140,10 +142,7 @@ void conv_transpose(InferContext& ctx) {
   const std::vector<SymDim>* x = ctx.dims(0);
   const std::vector<SymDim>* wd = ctx.dims(1);
   const std::vector<SymDim>* b = ctx.has_input(2) ? ctx.dims(2) : nullptr;
-  if (x || wd)
-    ctx.check((!x || x->size() >= 3) && (!wd || wd->size() >= 3) && (!x || !wd || wd->size() == x->size()),
-              "X must be [N, C, spatial...] and W [C, M/group, kernel...] of the same rank, got ",
-              x ? dims_str(*x) : "?", " and ", wd ? dims_str(*wd) : "?");
+  check_conv_ranks(ctx, x, wd, "[C, M/group, kernel...]");
   if (!x && !wd) return ctx.set_output_unknown_shape(0, t);
   const size_t rank = x ? x->size() : wd->size();
   const size_t n = rank - 2;
@@ -162,21 +161,10 @@ void conv_transpose(InferContext& ctx) {
                   !(C.is_const() && C.value() % group != 0) && !(Cw.is_const() && Cw.value() % group != 0),
               "X ", dims_str(*x), " and W ", dims_str(*wd), " do not fit group=", group);
   }
-  if (b) {
-    ctx.check(b->size() == 1, "B must have shape [", M.str(), "], got ", dims_str(*b));
-    if (M.is_const() && (*b)[0].is_const())
-      ctx.check(M.value() == (*b)[0].value(), "B must have shape [", M.str(), "], got ", dims_str(*b));
-    if (!M.is_const() && (*b)[0].is_const()) M = (*b)[0];
-  }
+  M = check_bias(ctx, b, M);
   std::vector<SymDim> out = {x ? (*x)[0] : SymDim::unknown(), M};
   for (size_t i = 0; i < n; ++i) {
-    SymDim k = wd ? (*wd)[2 + i] : SymDim::unknown();
-    if (!w.kernel.empty() && ok) {
-      if (k.is_const())
-        ctx.check(k.value() == w.kernel[i], "kernel_shape attribute does not match W ", dims_str(*wd));
-      else
-        k = w.kernel[i];
-    }
+    const SymDim k = kernel_dim(ctx, w, wd, i, ok);
     if (!ok) {
       out.push_back(SymDim::unknown());
       continue;
@@ -192,7 +180,7 @@ void conv_transpose(InferContext& ctx) {
       const int64_t op = out_pad.empty() ? 0 : out_pad[i];
       // s*(in-1) + op + d*(k-1) + 1 - pads, as in*s plus one constant when k is known.
       const SymDim rest = (k - 1) * w.dilation(i) + (op + 1 - w.pad_begin(i) - w.pad_end(i) - w.stride(i));
-      o = rest.is_const() ? plus((*x)[2 + i] * w.stride(i), rest) : (*x)[2 + i] * w.stride(i) + rest;
+      o = rest.is_const() ? ((*x)[2 + i] * w.stride(i) + rest) : (*x)[2 + i] * w.stride(i) + rest;
     }
     if (o.is_const() && o.value() < 0) ctx.fail("spatial dim ", i, " gets a negative output size ", o.value());
     out.push_back(o);

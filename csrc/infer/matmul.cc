@@ -11,12 +11,6 @@ namespace runnx {
 
 namespace {
 
-std::string dims_str(const std::vector<SymDim>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + d[i].str();
-  return s + "]";
-}
-
 // Numpy broadcast of two dim lists (right-aligned); fails on two different constants.
 std::vector<SymDim> broadcast_lists(const InferContext& ctx, const std::vector<SymDim>& a,
                                     const std::vector<SymDim>& b, const char* what) {

@@ -10,12 +10,6 @@ namespace runnx {
 
 namespace {
 
-std::string dims_str(const std::vector<SymDim>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + d[i].str();
-  return s + "]";
-}
-
 // X's rank must be at least `min_rank` (when known).
 void check_min_rank(const InferContext& ctx, int64_t min_rank, const char* what) {
   const std::vector<SymDim>* x = ctx.dims(0);

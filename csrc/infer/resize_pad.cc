@@ -17,17 +17,6 @@ namespace runnx {
 
 namespace {
 
-// a + b, written a-3 rather than a+-3 when b is a negative constant.
-SymDim plus(const SymDim& a, const SymDim& b) {
-  return b.is_const() && b.value() < 0 ? a - SymDim(-b.value()) : a + b;
-}
-
-std::string dims_str(const std::vector<SymDim>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + d[i].str();
-  return s + "]";
-}
-
 // A float or double constant's values.
 std::optional<std::vector<double>> float_constant(const Tensor* t) {
   if (!t || (t->numel() > 0 && !t->data)) return std::nullopt;
@@ -220,7 +209,7 @@ void pad(InferContext& ctx) {
       out[k] = SymDim::unknown();
       continue;
     }
-    const SymDim o = plus(dim, b + e);
+    const SymDim o = dim + (b + e);
     ctx.check(!o.is_const() || o.value() >= 0, "pads ", dims_str(pads), " remove more than the ", dim.str(),
               " elements of axis ", k);
     const bool padded = (b.is_const() && b.value() > 0) || (e.is_const() && e.value() > 0);

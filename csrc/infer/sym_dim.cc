@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 
 namespace runnx {
 
@@ -132,6 +133,8 @@ SymDim SymDim::binary(char op, const SymDim& a, const SymDim& b) {
 SymDim operator+(const SymDim& a, const SymDim& b) {
   if (b.is_const() && b.value() == 0) return a;
   if (a.is_const() && a.value() == 0) return b;
+  // a-3 rather than a+-3.
+  if (!a.is_const() && b.is_const() && b.value() < 0 && b.value() > INT64_MIN) return a - SymDim(-b.value());
   return SymDim::binary('+', a, b);
 }
 
@@ -183,6 +186,12 @@ SymDim broadcast(const SymDim& a, const SymDim& b) {
   if (a.is_const()) return a;
   if (b.is_const()) return b;
   return SymDim::binary('B', a, b);
+}
+
+std::string dims_str(const std::vector<SymDim>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + dims[i].str();
+  return s + "]";
 }
 
 }  // namespace runnx

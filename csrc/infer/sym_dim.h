@@ -57,4 +57,7 @@ class SymDim {
   std::shared_ptr<const Expr> e_;
 };
 
+// "[batch,3,H*2]".
+std::string dims_str(const std::vector<SymDim>& dims);
+
 }  // namespace runnx
