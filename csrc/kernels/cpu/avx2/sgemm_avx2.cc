@@ -27,8 +27,10 @@ constexpr int kNr = 16;
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 72;   // multiple of kMr: a packed A block (72 x 256) is 72 KB, in L2
 constexpr int64_t kNcMax = 512;
-// Below this many multiply-adds a GEMM runs on the calling thread (waking workers costs more).
-constexpr int64_t kParallelMacs = int64_t{1} << 18;
+// Below this many multiply-adds (4M) a GEMM runs on the calling thread: waking the workers and
+// splitting into tiles of a few KB cost more than they save (an MLP layer of 32x256x256 ran
+// slower on two threads than on one).
+constexpr int64_t kParallelMacs = int64_t{1} << 22;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
