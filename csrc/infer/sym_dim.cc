@@ -16,6 +16,18 @@ struct SymDim::Expr {
 
 namespace {
 
+// True when the expression cannot be negative for any binding of its (size) symbols.
+bool non_negative(const SymDim::Expr& e) {
+  switch (e.op) {
+    case 'c': return e.value >= 0;
+    case 's': return true;
+    case '+': case '*': case 'm': case 'B': return non_negative(*e.a) && non_negative(*e.b);
+    case 'M': return non_negative(*e.a) || non_negative(*e.b);
+    case '/': case 'C': return non_negative(*e.a) && e.b->op == 'c' && e.b->value > 0;
+    default: return false;
+  }
+}
+
 int64_t floor_div_int(int64_t a, int64_t b) {
   int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
@@ -163,9 +175,9 @@ SymDim ceil_div(const SymDim& a, const SymDim& b) {
 
 SymDim max(const SymDim& a, const SymDim& b) {
   if (!a.is_unknown() && a.same_as(b)) return a;
-  // Input symbols are sizes, never negative.
-  if (a.is_const() && a.value() <= 0 && b.symbol_name()) return b;
-  if (b.is_const() && b.value() <= 0 && a.symbol_name()) return a;
+  // Sizes are never negative: max(0, size) is the size.
+  if (a.is_const() && a.value() <= 0 && non_negative(*b.e_)) return b;
+  if (b.is_const() && b.value() <= 0 && non_negative(*a.e_)) return a;
   return SymDim::binary('M', a, b);
 }
 

@@ -154,6 +154,18 @@ def _node_flops(op: str, inputs: list[str], outputs: list[str], shapes) -> int |
     return None
 
 
+def _shape_text(inferred, observed) -> str:
+    """"[batch,seq,32]=[1,1,32]": the statically inferred shape, then the observed one when the
+    static one has symbols."""
+    static = None
+    if inferred is not None and inferred[1] is not None:
+        static = "[" + ",".join(str(d) for d in inferred[1]) + "]"
+    seen = "[" + ",".join(str(d) for d in observed) + "]" if observed is not None else "?"
+    if static is None:
+        return seen
+    return static if all(isinstance(d, int) for d in inferred[1]) else f"{static}={seen}"
+
+
 def cmd_inspect(args) -> int:
     import onnx  # inspect reads the graph with the onnx package when it is installed
 
@@ -193,13 +205,13 @@ def cmd_inspect(args) -> int:
             feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
     shapes = _observed_shapes(model, feeds, args.threads)
     dims_note = ", ".join(f"{k}={v}" for k, v in sizes.items()) or "all fixed"
-    print(f"\nnodes in execution order (output shapes and FLOPs observed with {dims_note}):")
+    print(f"\nnodes in execution order (static output shapes, = observed with {dims_note}, and FLOPs):")
+    inferred = sess._sess.inferred_types()
     total = 0
     for k, (name, op, domain, ins, outs, kernel) in enumerate(nodes):
         flops = _node_flops(op, ins, outs, shapes)
         total += flops or 0
-        shown = [shapes.get(o) for o in outs]
-        out_s = " ".join(str(s) if s is not None else "?" for s in shown)
+        out_s = " ".join(_shape_text(inferred.get(o), shapes.get(o)) for o in outs)
         line = (f"  {k:4d} {(domain + '.' if domain else '') + op:34s} {name[:40]:40s} -> {out_s:22s}"
                 f" {('%.3g MFLOP' % (flops / 1e6)) if flops else '':>14s}")
         if kernel:
