@@ -209,3 +209,23 @@ def test_type_names():
     assert triton_type("FP32") == "TYPE_FP32" and triton_type("BYTES") == "TYPE_STRING"
     with pytest.raises(ValueError):
         datatype_of_onnx("tensor(complex64)")
+
+
+def test_repeated_binary_headers_decode_each_payload():
+    from runnx.server import kserve
+    a = RNG.standard_normal((2, 3)).astype(np.float32)
+    b = RNG.standard_normal((2, 3)).astype(np.float32)
+    body_a, hl = encode_infer_request({"x": a, "m": np.array([True, False])})
+    body_b, hl_b = encode_infer_request({"x": b, "m": np.array([False, True])})
+    assert body_a[:hl] == body_b[:hl_b]               # same header, other tensors
+    for body, x, m in ((body_a, a, [True, False]), (body_b, b, [False, True]), (body_a, a, None)):
+        req = decode_infer_request(body, hl)
+        np.testing.assert_array_equal(req.inputs["x"], x)
+        if m is not None:
+            assert req.inputs["m"].tolist() == m
+    assert body_a[:hl] in kserve._PLANS
+    with pytest.raises(ProtocolError, match="no input claims"):   # a cached header, wrong size
+        decode_infer_request(body_a + b"\0", hl)
+    json_body, _ = encode_infer_request({"x": a}, binary=False)
+    decode_infer_request(json_body, len(json_body))  # JSON data: nothing cached
+    assert json_body not in kserve._PLANS
