@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -95,11 +96,21 @@ def test_bert_accepts_other_sequence_lengths():
     assert hidden.shape == (2, 9, 32) and pooled.shape == (2, 32)
 
 
-def test_shipped_models_match_the_builders_byte_for_byte():
+def test_shipped_models_match_the_builders():
+    """Same graph, and weights equal to float32 rounding: a weight computed with numpy's float
+    math (BERT's erf-based init) may differ in its last bit between numpy 1.x and 2.x."""
     for rel, data in make_test_models.shipped_files().items():
         path = ROOT / rel
         assert path.exists(), f"{rel} missing: run python bench/make_test_models.py"
-        assert path.read_bytes() == data, f"{rel} is stale: run python bench/make_test_models.py"
+        shipped, built = onnx.load_from_string(path.read_bytes()), onnx.load_from_string(data)
+        stale = f"{rel} is stale: run python bench/make_test_models.py"
+        for a, b in zip(shipped.graph.initializer, built.graph.initializer):
+            np.testing.assert_allclose(
+                numpy_helper.to_array(a), numpy_helper.to_array(b), rtol=1e-6, atol=1e-7, err_msg=stale
+            )
+            a.ClearField("raw_data")
+            b.ClearField("raw_data")
+        assert shipped.SerializeToString() == built.SerializeToString(), stale
 
 
 def test_cached_path_builds_once_and_reuses(tmp_path):
