@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "bindings/error_classes.h"
+#include "bindings/numpy_tensor.h"
 #include "runtime/session.h"
 #include "serving/batcher.h"
 
@@ -19,57 +20,6 @@ namespace py = pybind11;
 namespace runnx {
 
 namespace {
-
-DType tensor_dtype(const py::dtype& dt, const std::string& name) {
-  const char kind = dt.kind();
-  const ssize_t size = dt.itemsize();
-  if (kind == 'f') {
-    if (size == 4) return DType::kF32;
-    if (size == 8) return DType::kF64;
-    if (size == 2) return DType::kF16;
-  } else if (kind == 'i') {
-    if (size == 8) return DType::kI64;
-    if (size == 4) return DType::kI32;
-    if (size == 2) return DType::kI16;
-    if (size == 1) return DType::kI8;
-  } else if (kind == 'u') {
-    if (size == 1) return DType::kU8;
-    if (size == 2) return DType::kU16;
-    if (size == 4) return DType::kU32;
-    if (size == 8) return DType::kU64;
-  } else if (kind == 'b') {
-    return DType::kBool;
-  }
-  fail(ErrorKind::kInvalidArgument, "input '", name, "': numpy dtype ", std::string(py::str(dt)),
-       " is not supported");
-}
-
-const char* numpy_name(DType t) {
-  switch (t) {
-    case DType::kF32: return "float32";
-    case DType::kF64: return "float64";
-    case DType::kF16: return "float16";
-    case DType::kI64: return "int64";
-    case DType::kI32: return "int32";
-    case DType::kI16: return "int16";
-    case DType::kI8: return "int8";
-    case DType::kU8: return "uint8";
-    case DType::kU16: return "uint16";
-    case DType::kU32: return "uint32";
-    case DType::kU64: return "uint64";
-    case DType::kBool: return "bool";
-    default: fail(ErrorKind::kUnsupportedOp, "cannot return a tensor of type ", dtype_name(t), " to numpy");
-  }
-}
-
-// The array borrows the tensor's bytes; the capsule keeps their owner (the batch output) alive.
-py::array to_numpy(Tensor t) {
-  py::dtype dt(numpy_name(t.dtype));
-  std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
-  auto* holder = new Tensor(std::move(t));
-  py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array(dt, shape, {}, holder->data, owner);
-}
 
 class PyBatcher {
  public:
@@ -110,7 +60,7 @@ class PyBatcher {
         fail(ErrorKind::kInvalidArgument, "input '", name, "' is not convertible to a numpy array");
       }
       Tensor t;
-      t.dtype = tensor_dtype(a.dtype(), name);
+      t.dtype = dtype_from_numpy(a.dtype(), name);
       t.shape.assign(a.shape(), a.shape() + a.ndim());
       t.data = const_cast<void*>(a.data());
       req->feed_names.push_back(std::move(name));

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/numpy_tensor.h"
 #include "onnx/model_reader.h"
 #include "runtime/session.h"
 
@@ -13,51 +14,6 @@ namespace py = pybind11;
 namespace runnx {
 
 namespace {
-
-DType dtype_of(const py::dtype& dt, const std::string& name) {
-  char kind = dt.kind();
-  ssize_t size = dt.itemsize();
-  if (kind == 'f' && size == 4) return DType::kF32;
-  if (kind == 'f' && size == 8) return DType::kF64;
-  if (kind == 'f' && size == 2) return DType::kF16;
-  if (kind == 'i' && size == 8) return DType::kI64;
-  if (kind == 'i' && size == 4) return DType::kI32;
-  if (kind == 'i' && size == 2) return DType::kI16;
-  if (kind == 'i' && size == 1) return DType::kI8;
-  if (kind == 'u' && size == 1) return DType::kU8;
-  if (kind == 'u' && size == 2) return DType::kU16;
-  if (kind == 'u' && size == 4) return DType::kU32;
-  if (kind == 'u' && size == 8) return DType::kU64;
-  if (kind == 'b') return DType::kBool;
-  fail(ErrorKind::kInvalidArgument, "input '", name, "': numpy dtype ", std::string(py::str(dt)),
-       " is not supported");
-}
-
-py::dtype numpy_dtype(DType t) {
-  switch (t) {
-    case DType::kF32: return py::dtype("float32");
-    case DType::kF64: return py::dtype("float64");
-    case DType::kF16: return py::dtype("float16");
-    case DType::kI64: return py::dtype("int64");
-    case DType::kI32: return py::dtype("int32");
-    case DType::kI16: return py::dtype("int16");
-    case DType::kI8: return py::dtype("int8");
-    case DType::kU8: return py::dtype("uint8");
-    case DType::kU16: return py::dtype("uint16");
-    case DType::kU32: return py::dtype("uint32");
-    case DType::kU64: return py::dtype("uint64");
-    case DType::kBool: return py::dtype("bool");
-    default: fail(ErrorKind::kUnsupportedOp, "cannot return a tensor of type ", dtype_name(t), " to numpy");
-  }
-}
-
-py::array to_numpy(Tensor t) {
-  py::dtype dt = numpy_dtype(t.dtype);
-  std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
-  auto* holder = new Tensor(std::move(t));
-  py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array(dt, shape, {}, holder->data, owner);
-}
 
 py::tuple value_info_tuple(const ValueInfo& vi) {
   py::object dims = py::none();
@@ -100,7 +56,7 @@ py::list run(Session& s, py::object output_names, const py::dict& feeds) {
     py::array a = py::reinterpret_borrow<py::object>(item.second);
     if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
     Tensor t;
-    t.dtype = dtype_of(a.dtype(), name);
+    t.dtype = dtype_from_numpy(a.dtype(), name);
     t.shape.assign(a.shape(), a.shape() + a.ndim());
     t.data = const_cast<void*>(a.data());
     names.push_back(std::move(name));

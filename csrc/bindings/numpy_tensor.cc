@@ -1,0 +1,59 @@
+#include "bindings/numpy_tensor.h"
+
+#include "common/status.h"
+
+namespace py = pybind11;
+
+namespace runnx {
+
+DType dtype_from_numpy(const py::dtype& dt, const std::string& name) {
+  const char kind = dt.kind();
+  const ssize_t size = dt.itemsize();
+  if (kind == 'f') {
+    if (size == 4) return DType::kF32;
+    if (size == 8) return DType::kF64;
+    if (size == 2) return DType::kF16;
+  } else if (kind == 'i') {
+    if (size == 8) return DType::kI64;
+    if (size == 4) return DType::kI32;
+    if (size == 2) return DType::kI16;
+    if (size == 1) return DType::kI8;
+  } else if (kind == 'u') {
+    if (size == 1) return DType::kU8;
+    if (size == 2) return DType::kU16;
+    if (size == 4) return DType::kU32;
+    if (size == 8) return DType::kU64;
+  } else if (kind == 'b') {
+    return DType::kBool;
+  }
+  fail(ErrorKind::kInvalidArgument, "input '", name, "': numpy dtype ", std::string(py::str(dt)),
+       " is not supported");
+}
+
+const char* numpy_dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "float32";
+    case DType::kF64: return "float64";
+    case DType::kF16: return "float16";
+    case DType::kI64: return "int64";
+    case DType::kI32: return "int32";
+    case DType::kI16: return "int16";
+    case DType::kI8: return "int8";
+    case DType::kU8: return "uint8";
+    case DType::kU16: return "uint16";
+    case DType::kU32: return "uint32";
+    case DType::kU64: return "uint64";
+    case DType::kBool: return "bool";
+    default: fail(ErrorKind::kUnsupportedOp, "cannot return a tensor of type ", dtype_name(t), " to numpy");
+  }
+}
+
+py::array to_numpy(Tensor t) {
+  py::dtype dt(numpy_dtype_name(t.dtype));
+  std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
+  auto* holder = new Tensor(std::move(t));
+  py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });
+  return py::array(dt, shape, {}, holder->data, owner);
+}
+
+}  // namespace runnx
