@@ -89,11 +89,7 @@ int pass_attention_fusion(Model& model) {
     att.attrs = {a};
     added.push_back(std::move(att));
   }
-  if (added.empty()) return 0;
-  erase_nodes(g, dead);
-  for (Node& n : added) g.nodes.push_back(std::move(n));
-  ensure_runnx_domain(model);
-  return static_cast<int>(added.size());
+  return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/true);
 }
 
 }  // namespace runnx

@@ -149,11 +149,7 @@ int pass_gelu_fusion(Model& model) {
     }
     added.push_back(std::move(gelu));
   }
-  if (added.empty()) return 0;
-  erase_nodes(g, dead);
-  for (Node& n : added) g.nodes.push_back(std::move(n));
-  ensure_runnx_domain(model);
-  return static_cast<int>(added.size());
+  return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/true);
 }
 
 }  // namespace runnx

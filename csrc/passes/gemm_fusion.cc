@@ -153,11 +153,7 @@ int pass_gemm_fusion(Model& model) {
     fused.name = fresh_name(taken, (n.name.empty() ? std::string("FusedGemm") : n.name) + "_fused");
     added.push_back(std::move(fused));
   }
-  if (added.empty()) return 0;
-  erase_nodes(g, dead);
-  for (Node& n : added) g.nodes.push_back(std::move(n));
-  ensure_runnx_domain(model);
-  return static_cast<int>(added.size());
+  return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/true);
 }
 
 }  // namespace runnx

@@ -121,6 +121,14 @@ void rename_inputs(Graph& g, const std::map<std::string, std::string>& rename) {
       if (!i.empty()) i = resolve(i);
 }
 
+int replace_with_fused(Model& model, const std::vector<bool>& dead, std::vector<Node> added, bool runnx_domain) {
+  if (added.empty()) return 0;
+  erase_nodes(model.graph, dead);
+  for (Node& n : added) model.graph.nodes.push_back(std::move(n));
+  if (runnx_domain) ensure_runnx_domain(model);
+  return static_cast<int>(added.size());
+}
+
 void ensure_runnx_domain(Model& model) {
   for (const OpsetImport& o : model.opsets)
     if (o.domain == kRunnxDomain) return;

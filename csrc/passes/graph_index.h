@@ -51,6 +51,9 @@ void erase_nodes(Graph& g, const std::vector<bool>& dead);
 void rename_inputs(Graph& g, const std::map<std::string, std::string>& rename);
 // Imports com.runnx (version 1) if the model does not yet.
 void ensure_runnx_domain(Model& model);
+// The end of a fusion pass: drops the `dead` nodes, appends the fused ones (a topological order
+// is not needed: the session sorts), imports com.runnx when asked; returns how many were added.
+int replace_with_fused(Model& model, const std::vector<bool>& dead, std::vector<Node> added, bool runnx_domain);
 // True for ai.onnx ("" or "ai.onnx") nodes of the given type.
 bool is_onnx_op(const Node& n, const char* op_type);
 // A float scalar constant (any rank, one element, f32/f64/f16) read into `out`.

@@ -109,10 +109,7 @@ int pass_layernorm_fusion(Model& model) {
     ln.attrs = {axis, epsilon};
     added.push_back(std::move(ln));
   }
-  if (added.empty()) return 0;
-  erase_nodes(g, dead);
-  for (Node& n : added) g.nodes.push_back(std::move(n));
-  return static_cast<int>(added.size());
+  return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/false);
 }
 
 }  // namespace runnx
