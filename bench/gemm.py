@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         return 1
     ort = None
     if not args.no_ort:
-        import onnxruntime as ort  # noqa: F811
+        import onnxruntime as ort
 
     peak1 = T.fma_peak_gflops(1, 0.3)
     print(f"{os.cpu_count()} CPUs, load avg " + ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import runnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
-
-import runnx
 
 # Shapes that catch tail handling, size-1 broadcasting and empty tensors.
 AWKWARD_SHAPES = [(), (1,), (7,), (3, 5), (2, 3, 17), (0, 3), (1, 1, 33)]

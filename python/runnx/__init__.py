@@ -10,7 +10,8 @@ import pkgutil
 # Developer builds put _C in <build>/py/runnx; this lets `import runnx` find it there too.
 __path__ = pkgutil.extend_path(__path__, __name__)
 
-from .errors import (  # noqa: E402
+from .batcher import Batcher, InferResult
+from .errors import (
     BatcherClosed,
     DeadlineExceeded,
     InvalidArgument,
@@ -21,8 +22,8 @@ from .errors import (  # noqa: E402
     RuntimeFailure,
     UnsupportedOp,
 )
-from .providers import get_all_providers, get_available_providers, get_device  # noqa: E402
-from .session import (  # noqa: E402
+from .providers import get_all_providers, get_available_providers, get_device
+from .session import (
     ExecutionMode,
     GraphOptimizationLevel,
     InferenceSession,
@@ -32,31 +33,29 @@ from .session import (  # noqa: E402
     SessionOptions,
 )
 
-from .batcher import Batcher, InferResult  # noqa: E402
-
 __version__ = "0.1.0"
 
 __all__ = [
-    "InferenceSession",
-    "SessionOptions",
-    "RunOptions",
-    "GraphOptimizationLevel",
-    "ExecutionMode",
-    "NodeArg",
-    "ModelMetadata",
-    "get_available_providers",
-    "get_all_providers",
-    "get_device",
-    "RunnxError",
-    "InvalidModel",
-    "UnsupportedOp",
-    "InvalidArgument",
-    "ResourceExhausted",
-    "RuntimeFailure",
-    "QueueFull",
-    "DeadlineExceeded",
-    "BatcherClosed",
     "Batcher",
+    "BatcherClosed",
+    "DeadlineExceeded",
+    "ExecutionMode",
+    "GraphOptimizationLevel",
     "InferResult",
+    "InferenceSession",
+    "InvalidArgument",
+    "InvalidModel",
+    "ModelMetadata",
+    "NodeArg",
+    "QueueFull",
+    "ResourceExhausted",
+    "RunOptions",
+    "RunnxError",
+    "RuntimeFailure",
+    "SessionOptions",
+    "UnsupportedOp",
     "__version__",
+    "get_all_providers",
+    "get_available_providers",
+    "get_device",
 ]

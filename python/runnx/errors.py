@@ -9,7 +9,7 @@ Every runnx error derives from :class:`RunnxError` (a ``RuntimeError``, as onnxr
 ...     print("bad model:", e)  # doctest: +SKIP
 """
 
-from ._C import (  # noqa: F401  (re-exported)
+from ._C import (
     BatcherClosed,
     DeadlineExceeded,
     InvalidArgument,
@@ -22,13 +22,13 @@ from ._C import (  # noqa: F401  (re-exported)
 )
 
 __all__ = [
-    "RunnxError",
-    "InvalidModel",
-    "UnsupportedOp",
-    "InvalidArgument",
-    "ResourceExhausted",
-    "RuntimeFailure",
-    "QueueFull",
-    "DeadlineExceeded",
     "BatcherClosed",
+    "DeadlineExceeded",
+    "InvalidArgument",
+    "InvalidModel",
+    "QueueFull",
+    "ResourceExhausted",
+    "RunnxError",
+    "RuntimeFailure",
+    "UnsupportedOp",
 ]

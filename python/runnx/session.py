@@ -12,7 +12,8 @@ import json
 import os
 import time
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -275,12 +276,12 @@ class InferenceSession:
 
 
 __all__ = [
-    "InferenceSession",
-    "SessionOptions",
-    "RunOptions",
-    "GraphOptimizationLevel",
-    "ExecutionMode",
-    "NodeArg",
-    "ModelMetadata",
     "CPU",
+    "ExecutionMode",
+    "GraphOptimizationLevel",
+    "InferenceSession",
+    "ModelMetadata",
+    "NodeArg",
+    "RunOptions",
+    "SessionOptions",
 ]

@@ -19,8 +19,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 from onnx.backend.test.case import node as node_cases
-
-import runnx.backend as backend
+from runnx import backend
 
 SKIPLIST = os.path.join(os.path.dirname(__file__), "skiplist.txt")
 

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 import runnx
-from helpers import make_model, rand, threads
+from helpers import rand, threads
 from onnx import TensorProto, helper, numpy_helper
 
 RNG = np.random.default_rng(20261129)

@@ -3,7 +3,6 @@ size 1, K = 0, strided leading dimensions, beta 0 / 1 / other, 1 and several thr
 
 import numpy as np
 import pytest
-
 from runnx._C import _testing as T
 
 IMPLS = ["dispatch"] + (["avx2"] if T.has_avx2() else [])

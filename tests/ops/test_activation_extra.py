@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import runnx
 from helpers import AWKWARD_SHAPES, assert_close, check_against_reference, make_model, run_runnx
 

@@ -1,9 +1,8 @@
 """BitwiseAnd/Or/Xor/Not and BitShift on integer types."""
 
+import helpers
 import numpy as np
 import pytest
-
-import helpers
 import runnx
 from helpers import check_against_reference, expect_invalid, make_model, run_runnx
 

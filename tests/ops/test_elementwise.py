@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import runnx
 from helpers import (
     AWKWARD_SHAPES,
     assert_close,
@@ -12,8 +13,6 @@ from helpers import (
     run_reference,
     run_runnx,
 )
-
-import runnx
 
 # op -> (input domain low, high, attrs, opset)
 UNARY = {

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import runnx
 from helpers import assert_close, check_against_reference, expect_invalid, make_model, run_runnx
 

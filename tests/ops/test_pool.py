@@ -14,7 +14,6 @@ from helpers import (
     threads,
 )
 
-
 POOL_CASES = [
     # x shape, attrs
     ((1, 1, 5, 5), {"kernel_shape": [2, 2]}),

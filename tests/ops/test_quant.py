@@ -1,10 +1,9 @@
 """QuantizeLinear, DequantizeLinear (per-tensor, per-axis, blocked), DynamicQuantizeLinear."""
 
+import helpers
 import numpy as np
 import pytest
-
 import runnx
-import helpers
 from helpers import check_against_reference, make_model, run_runnx
 
 # The shared helper's type table lacks the 16-bit integers that quantization uses.

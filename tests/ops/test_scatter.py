@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
 import runnx
-from helpers import check_against_reference, make_model, run_runnx, run_reference, assert_close
+from helpers import check_against_reference, make_model, run_runnx
 
 RNG = np.random.default_rng(0)
 

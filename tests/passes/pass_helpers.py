@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 import runnx
+from onnx import TensorProto, helper, numpy_helper
 
 
 def graph_model(nodes, inputs, outputs, initializers=None, opset=17, value_info=None) -> onnx.ModelProto:

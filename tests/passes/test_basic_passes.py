@@ -7,15 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-from onnx import helper
-
 import runnx
 from helpers import assert_close, rand
+from onnx import helper
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from bench.models import zoo  # noqa: E402
-from pass_helpers import FLOAT, INT64, graph_model, run_both, session  # noqa: E402
+from pass_helpers import FLOAT, INT64, graph_model, run_both, session
+
+from bench.models import zoo
 
 
 def test_identity_chain_removed_and_output_name_kept():

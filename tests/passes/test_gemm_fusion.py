@@ -7,12 +7,13 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from bench.models import zoo  # noqa: E402
-from pass_helpers import FLOAT, graph_model, run_both, session  # noqa: E402
+from pass_helpers import FLOAT, graph_model, run_both, session
+
+from bench.models import zoo
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "models")
 f32 = np.float32

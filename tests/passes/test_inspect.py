@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
-
 from runnx.cli import main
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "models")

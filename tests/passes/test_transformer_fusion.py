@@ -10,8 +10,9 @@ from onnx import helper
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from bench.models import zoo  # noqa: E402
-from pass_helpers import FLOAT, graph_model, run_both, session  # noqa: E402
+from pass_helpers import FLOAT, graph_model, run_both, session
+
+from bench.models import zoo
 
 f32 = np.float32
 MODELS = os.path.join(os.path.dirname(__file__), "..", "models")

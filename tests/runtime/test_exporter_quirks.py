@@ -1,10 +1,9 @@
 """What real exporters (PyTorch, tf2onnx, Keras, Paddle) write and runnx must tolerate."""
 
 import numpy as np
+import runnx
 from helpers import assert_close, rand
 from onnx import TensorProto, helper, numpy_helper
-
-import runnx
 
 
 def _graph_model(nodes, inputs, outputs, inits=(), opsets=(("", 17),)):

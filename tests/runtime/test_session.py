@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
+import runnx
 from helpers import assert_close, make_model, rand
 from onnx import TensorProto, helper, numpy_helper
-
-import runnx
 
 
 def _model(opset=17, **kw):

@@ -8,10 +8,9 @@ import os
 
 import numpy as np
 import pytest
+import runnx
 from helpers import rand
 from onnx import TensorProto, helper, numpy_helper
-
-import runnx
 from runnx import _C
 
 I64 = np.int64

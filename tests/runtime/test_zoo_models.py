@@ -7,14 +7,13 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 import runnx
 
 HERE = os.path.dirname(__file__)
 MODELS = os.path.join(HERE, "..", "models")
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
 
-from bench.models import zoo  # noqa: E402
+from bench.models import zoo
 
 NAMES = ["mlp", "resnet50", "mobilenetv2", "bert"]
 
