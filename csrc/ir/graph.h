@@ -96,6 +96,11 @@ struct Model {
   int64_t model_version = 0;
   std::vector<std::pair<std::string, std::string>> metadata;
   Graph graph;
+  // The read-only file mapping the weights point into (models loaded from a path), kept alive
+  // here so its pages can be released once kernels hold their own packed copies.
+  std::shared_ptr<const void> mapping;
+  const uint8_t* mapped_data = nullptr;
+  size_t mapped_size = 0;
 
   // Opset for a domain ("" and "ai.onnx" are the same); 0 if not imported.
   int64_t opset(const std::string& domain) const;

@@ -37,12 +37,16 @@ struct Context {
 // After a weight was copied out of a file mapping, its pages are dead weight in our RSS: tell the
 // kernel to drop them (they are clean file pages, so a later read would simply fault them back).
 // Never used on heap buffers, where MADV_DONTNEED would zero the bytes.
-void release_mapped_pages(const Context& ctx, const uint8_t* p, size_t n) {
-  if (!ctx.file_mapping || n == 0) return;
+void drop_file_pages(const uint8_t* p, size_t n) {
+  if (n == 0) return;
   const uintptr_t page = 4096;
   uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
   uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+void release_mapped_pages(const Context& ctx, const uint8_t* p, size_t n) {
+  if (ctx.file_mapping) drop_file_pages(p, n);
 }
 
 std::pair<std::string, std::string> read_entry(Reader r) {
@@ -613,8 +617,18 @@ Model load_model_from_file(const std::string& path) {
   std::shared_ptr<MappedFile> file = MappedFile::open_or_throw(path);
   const uint8_t* data = file->data();
   const size_t size = file->size();
-  Context ctx{std::move(file), ExternalData(dir_of(path)), true};
-  return read_model(ctx, Reader(data, 0, size, "ModelProto"));
+  Context ctx{file, ExternalData(dir_of(path)), true};
+  Model m = read_model(ctx, Reader(data, 0, size, "ModelProto"));
+  m.mapping = std::move(file);
+  m.mapped_data = data;
+  m.mapped_size = size;
+  return m;
+}
+
+void release_mapped_weight(const Model& m, const Tensor& t) {
+  const auto* p = static_cast<const uint8_t*>(t.data);
+  if (!m.mapped_data || !p || p < m.mapped_data || p + t.nbytes() > m.mapped_data + m.mapped_size) return;
+  drop_file_pages(p, t.nbytes());
 }
 
 }  // namespace runnx

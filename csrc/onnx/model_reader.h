@@ -13,6 +13,9 @@ namespace runnx {
 // Memory-maps `path`; initializers point into the mapping (copied only when misaligned for their
 // dtype). External data files are resolved relative to the model's folder.
 Model load_model_from_file(const std::string& path);
+// Drops the resident pages of a weight that lies in the model's file mapping (a kernel packed its
+// own copy). Clean file pages: a later read faults them back, so this is always safe.
+void release_mapped_weight(const Model& m, const Tensor& t);
 
 // Parses a buffer. `keepalive` owns the bytes (initializers may point into them); pass nullptr to
 // make the reader copy what it keeps. `base_dir` resolves external data ("" refuses it).

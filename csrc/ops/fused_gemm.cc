@@ -48,6 +48,7 @@ class FusedGemmKernel : public Kernel {
       const int64_t K = trans_b_ ? b->shape[1] : b->shape[0], N = trans_b_ ? b->shape[0] : b->shape[1];
       packed_ = pack_b_f32(K, N, b->ptr<float>(), b->shape[1], trans_b_);
       packed_from_ = b->data;
+      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
     }
   }
 

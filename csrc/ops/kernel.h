@@ -71,6 +71,8 @@ struct KernelInfo {
   // Value of input i when it is a constant (initializer or folded), else nullptr.
   std::function<const Tensor*(int)> constant_input;
   int num_threads = 1;
+  // Call after keeping an own (packed) copy of constant input i: its mapped pages may go.
+  std::function<void(int)> release_constant;
 };
 
 using KernelFactory = std::function<std::unique_ptr<Kernel>(const KernelInfo&)>;

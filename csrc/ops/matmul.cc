@@ -22,6 +22,7 @@ class MatMulKernel : public Kernel {
     if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
       packed_b_ = pack_b_f32(b->shape[0], b->shape[1], b->ptr<float>(), b->shape[1], false);
       packed_from_ = b->data;
+      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
     }
   }
 
@@ -125,6 +126,7 @@ class GemmKernel : public Kernel {
       const int64_t K = trans_b_ ? b->shape[1] : b->shape[0], N = trans_b_ ? b->shape[0] : b->shape[1];
       packed_f32_ = pack_b_f32(K, N, b->ptr<float>(), b->shape[1], trans_b_);
       packed_from_ = b->data;
+      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
     } else if (trans_b_ && b && b->rank() == 2 && b->numel() > 0) {
       dispatch_gemm_type(b->dtype, node, [&](auto tag) {
         using T = decltype(tag);
@@ -133,6 +135,7 @@ class GemmKernel : public Kernel {
         packed_b_ = std::move(t);
       });
       packed_from_ = b->data;
+      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
     }
   }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/status.h"
+#include "onnx/model_reader.h"
 #include "runtime/graph_prep.h"
 #include "runtime/shape_inference.h"
 
@@ -232,6 +233,9 @@ void Session::build(const SessionOptions& options) {
                       return constants_[in_ids[k]];
                     },
                     pool_->num_threads()};
+    info.release_constant = [this, &info](int k) {
+      if (const Tensor* t = info.constant_input(k)) release_mapped_weight(model_, *t);
+    };
     try {
       st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
     } catch (const Error& e) {
