@@ -111,9 +111,11 @@ class PyBatcher {
           payload = std::move(d);
         } catch (const Error& e) {  // e.g. an output dtype numpy lacks: this request fails alone
           ok = false;
+          core_->recount_ok_as_failed();
           payload = py::handle(error_class(e.kind()))(py::str(e.what()));
         } catch (py::error_already_set& e) {
           ok = false;
+          core_->recount_ok_as_failed();
           payload = e.value();
         }
       } else {

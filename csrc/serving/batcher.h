@@ -72,6 +72,12 @@ class Batcher {
 
   int64_t queue_depth() const { return queued_.load(std::memory_order_relaxed); }
   BatcherStats stats() const;
+  // A request that ran fine but whose result could not be delivered (e.g. an output numpy cannot
+  // hold) moves from the ok count to the failed one.
+  void recount_ok_as_failed() {
+    ok_.fetch_sub(1, std::memory_order_relaxed);
+    failed_.fetch_add(1, std::memory_order_relaxed);
+  }
 
  private:
   struct Batch {

@@ -444,7 +444,8 @@ def test_unconvertible_output_fails_only_that_request():
             fut.result(timeout=30)
         with pytest.raises(runnx.UnsupportedOp):
             asyncio.run(b.infer({"x": np.ones((2, 2), np.float32)}))
-    assert b.stats()["batches"] == 2
+    s = b.stats()
+    assert s["batches"] == 2 and s["requests_failed"] == 2 and s["requests_ok"] == 0
 
 
 @pytest.mark.parametrize("drain", [True, False])
