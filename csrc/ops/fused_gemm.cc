@@ -16,6 +16,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "ops/kernel.h"
+#include "ops/matmul_util.h"
 #include "ops/op_util.h"
 
 namespace runnx {
@@ -43,13 +44,7 @@ class FusedGemmKernel : public Kernel {
     trans_b_ = node.get_int("trans_b", 0) != 0;
     has_bias_ = node.inputs.size() > 2 && !node.inputs[2].empty();
     has_residual_ = node.inputs.size() > 3 && !node.inputs[3].empty();
-    const Tensor* b = info.constant_input(1);
-    if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
-      const int64_t K = trans_b_ ? b->shape[1] : b->shape[0], N = trans_b_ ? b->shape[0] : b->shape[1];
-      packed_ = pack_b_f32(K, N, b->ptr<float>(), b->shape[1], trans_b_);
-      packed_from_ = b->data;
-      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
-    }
+    const_b_ = ConstantB(info, trans_b_);
   }
 
   void run(KernelContext& ctx) const override {
@@ -128,15 +123,15 @@ class FusedGemmKernel : public Kernel {
     std::string epi = has_bias_ ? "bias" : "";
     if (has_residual_) epi += std::string(epi.empty() ? "" : ", ") + "residual";
     if (act_ != GemmEpilogue::Act::kNone) epi += std::string(epi.empty() ? "" : ", ") + names[static_cast<int>(act_)];
-    return std::string("sgemm ") + gemm_f32_isa() + (packed_.empty() ? "" : ", B packed at load") +
+    return std::string("sgemm ") + gemm_f32_isa() + (const_b_.packed.empty() ? "" : ", B packed at load") +
            (epi.empty() ? "" : "; epilogue: " + epi);
   }
 
  private:
   void product(const Tensor& a, const Tensor& b, int64_t rows, int64_t K, int64_t N, float* y,
                const GemmEpilogue& epi, ThreadPool& pool) const {
-    if (!packed_.empty() && b.data == packed_from_) {
-      gemm_f32_packed(rows, a.ptr<float>(), K, packed_, y, N, 0.f, epi, &pool);
+    if (const_b_.is(b)) {
+      gemm_f32_packed(rows, a.ptr<float>(), K, const_b_.packed, y, N, 0.f, epi, &pool);
       return;
     }
     std::vector<float> bt;
@@ -152,8 +147,7 @@ class FusedGemmKernel : public Kernel {
   GemmEpilogue::Act act_ = GemmEpilogue::Act::kNone;
   float clip_lo_ = 0, clip_hi_ = 0;
   bool trans_b_ = false, has_bias_ = false, has_residual_ = false;
-  PackedB packed_;
-  const void* packed_from_ = nullptr;
+  ConstantB const_b_;
 };
 
 }  // namespace

@@ -16,15 +16,7 @@ constexpr int64_t kBatchGrainMacs = int64_t{1} << 16;
 
 class MatMulKernel : public Kernel {
  public:
-  explicit MatMulKernel(const KernelInfo& info) {
-    // A constant float 2-D B (a Linear layer's weight) is packed once for the microkernel.
-    const Tensor* b = info.constant_input(1);
-    if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
-      packed_b_ = pack_b_f32(b->shape[0], b->shape[1], b->ptr<float>(), b->shape[1], false);
-      packed_from_ = b->data;
-      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
-    }
-  }
+  explicit MatMulKernel(const KernelInfo& info) : const_b_(info, /*trans_b=*/false) {}
 
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
@@ -50,9 +42,9 @@ class MatMulKernel : public Kernel {
     if (b.rank() > 1) out.push_back(N);
     Tensor& y = ctx.allocate_output(0, a.dtype, out);
     if (y.numel() == 0) return;
-    if (!packed_b_.empty() && b.data == packed_from_ && a.dtype == DType::kF32) {
+    if (const_b_.is(b) && a.dtype == DType::kF32) {
       // All of A's batches form one tall matrix against the packed weight.
-      gemm_f32_packed(shape_numel(batch) * M, a.ptr<float>(), K, packed_b_, y.ptr<float>(), N, 0.f,
+      gemm_f32_packed(shape_numel(batch) * M, a.ptr<float>(), K, const_b_.packed, y.ptr<float>(), N, 0.f,
                       GemmEpilogue{}, &ctx.pool());
       return;
     }
@@ -63,12 +55,11 @@ class MatMulKernel : public Kernel {
   }
 
   std::string describe() const override {
-    return std::string("sgemm ") + gemm_f32_isa() + (packed_b_.empty() ? "" : ", B packed at load");
+    return std::string("sgemm ") + gemm_f32_isa() + (const_b_.packed.empty() ? "" : ", B packed at load");
   }
 
  private:
-  PackedB packed_b_;                   // the constant float B, packed
-  const void* packed_from_ = nullptr;  // the constant it was made from
+  ConstantB const_b_;
 
   template <typename T>
   static void run_typed(const T* A, const T* B, T* Y, const Shape& abatch, const Shape& bbatch,
@@ -120,27 +111,23 @@ class GemmKernel : public Kernel {
     beta_ = node.get_float("beta", 1.0f);
     trans_a_ = node.get_int("transA", 0) != 0;
     trans_b_ = node.get_int("transB", 0) != 0;
-    // A constant transposed B (a Linear layer's weight) is transposed once here, not per run.
+    const_b_ = ConstantB(info, trans_b_);
+    // Any other constant transposed B (a Linear layer's weight) is transposed once here, not per run.
     const Tensor* b = info.constant_input(1);
-    if (b && b->dtype == DType::kF32 && b->rank() == 2 && b->numel() > 0) {
-      const int64_t K = trans_b_ ? b->shape[1] : b->shape[0], N = trans_b_ ? b->shape[0] : b->shape[1];
-      packed_f32_ = pack_b_f32(K, N, b->ptr<float>(), b->shape[1], trans_b_);
-      packed_from_ = b->data;
-      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
-    } else if (trans_b_ && b && b->rank() == 2 && b->numel() > 0) {
+    if (const_b_.packed.empty() && trans_b_ && b && b->rank() == 2 && b->numel() > 0) {
       dispatch_gemm_type(b->dtype, node, [&](auto tag) {
         using T = decltype(tag);
         Tensor t = Tensor::empty(b->dtype, {b->shape[1], b->shape[0]});
         transpose_matrix<T>(b->shape[0], b->shape[1], b->ptr<T>(), b->shape[1], t.ptr<T>());
-        packed_b_ = std::move(t);
+        transposed_b_ = std::move(t);
       });
-      packed_from_ = b->data;
-      if (info.release_constant) info.release_constant(1);  // only the packed copy is read
+      transposed_from_ = b->data;
+      if (info.release_constant) info.release_constant(1);  // only the transposed copy is read
     }
   }
 
   std::string describe() const override {
-    return std::string("sgemm ") + gemm_f32_isa() + (packed_f32_.empty() ? "" : ", B packed at load");
+    return std::string("sgemm ") + gemm_f32_isa() + (const_b_.packed.empty() ? "" : ", B packed at load");
   }
 
   void run(KernelContext& ctx) const override {
@@ -192,21 +179,21 @@ class GemmKernel : public Kernel {
       A = ta.data();
     }
     if constexpr (std::is_same_v<T, float>) {
-      if (!packed_f32_.empty() && b.data == packed_from_ && !trans_a_ && alpha_ == 1.0f) {
+      if (const_b_.is(b) && !trans_a_ && alpha_ == 1.0f) {
         // The packed weight, with C (one value per column, beta 1) as the epilogue's bias.
         const bool c_is_bias = c && beta_ == 1.0f && cm == 1 && cn == N && N > 1;
         if (!c || beta_ == 0.0f || c_is_bias) {
           GemmEpilogue epi;
           if (c && c_is_bias) epi.bias = c->ptr<float>();
-          gemm_f32_packed(M, a.ptr<float>(), K, packed_f32_, Y, N, 0.f, epi, &pool);
+          gemm_f32_packed(M, a.ptr<float>(), K, const_b_.packed, Y, N, 0.f, epi, &pool);
           return;
         }
       }
     }
     const T* B = b.ptr<T>();
     if (trans_b_) {
-      if (packed_b_.data && b.data == packed_from_) {
-        B = packed_b_.ptr<T>();
+      if (transposed_b_.data && b.data == transposed_from_) {
+        B = transposed_b_.ptr<T>();
       } else {
         tb.resize(static_cast<size_t>(K * N));
         transpose_matrix<T>(N, K, B, K, tb.data());
@@ -235,9 +222,9 @@ class GemmKernel : public Kernel {
 
   float alpha_ = 1, beta_ = 1;
   bool trans_a_ = false, trans_b_ = false;
-  Tensor packed_b_;                    // transpose of the constant B, when transB (non-float)
-  PackedB packed_f32_;                 // the constant float B, packed for the microkernel
-  const void* packed_from_ = nullptr;  // the constant they were made from
+  ConstantB const_b_;                      // the constant float B, packed for the microkernel
+  Tensor transposed_b_;                    // transpose of another constant B, when transB
+  const void* transposed_from_ = nullptr;  // the constant it was made from
 };
 
 }  // namespace

@@ -82,11 +82,7 @@ int pass_attention_fusion(Model& model) {
     att.inputs = {g.nodes[qk].inputs[0], g.nodes[qk].inputs[1], g.nodes[pv].inputs[1]};
     if (!mask.empty()) att.inputs.push_back(mask);
     att.outputs = {g.nodes[pv].outputs[0]};
-    Attribute a;
-    a.name = "scale";
-    a.type = Attribute::Type::kFloat;
-    a.f = static_cast<float>(div ? 1.0 / c : c);
-    att.attrs = {a};
+    att.attrs = {float_attr("scale", static_cast<float>(div ? 1.0 / c : c))};
     added.push_back(std::move(att));
   }
   return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/true);

@@ -96,18 +96,8 @@ int pass_conv_activation_fusion(Model& model) {
     f.domain = kRunnxDomain;
     f.attrs = conv.attrs;
     if (!act.empty()) {
-      Attribute a;
-      a.name = "activation";
-      a.type = Attribute::Type::kString;
-      a.s = act;
-      f.attrs.push_back(a);
-      if (!params.empty()) {
-        Attribute p;
-        p.name = "activation_params";
-        p.type = Attribute::Type::kFloats;
-        p.floats = params;
-        f.attrs.push_back(p);
-      }
+      f.attrs.push_back(string_attr("activation", act));
+      if (!params.empty()) f.attrs.push_back(floats_attr("activation_params", params));
     }
     f.inputs = {conv.inputs[0], conv.inputs[1], conv.inputs.size() > 2 ? conv.inputs[2] : ""};
     if (!residual.empty()) f.inputs.push_back(residual);

@@ -140,13 +140,7 @@ int pass_gelu_fusion(Model& model) {
     gelu.name = fresh_name(taken, "Gelu_fused");
     gelu.inputs = {m.x};
     gelu.outputs = {m.y};
-    if (m.tanh) {
-      Attribute a;
-      a.name = "approximate";
-      a.type = Attribute::Type::kString;
-      a.s = "tanh";
-      gelu.attrs.push_back(a);
-    }
+    if (m.tanh) gelu.attrs.push_back(string_attr("approximate", "tanh"));
     added.push_back(std::move(gelu));
   }
   return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/true);

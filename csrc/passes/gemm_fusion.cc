@@ -15,30 +15,6 @@ namespace runnx {
 
 namespace {
 
-Attribute string_attr(const std::string& name, const std::string& v) {
-  Attribute a;
-  a.name = name;
-  a.type = Attribute::Type::kString;
-  a.s = v;
-  return a;
-}
-
-Attribute float_attr(const std::string& name, float v) {
-  Attribute a;
-  a.name = name;
-  a.type = Attribute::Type::kFloat;
-  a.f = v;
-  return a;
-}
-
-Attribute int_attr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-
 // Clip bounds from attributes (opset < 11) or constant inputs; false if not constant.
 bool clip_bounds(const Node& n, const GraphIndex& idx, int64_t opset, float& lo, float& hi) {
   lo = -std::numeric_limits<float>::infinity();

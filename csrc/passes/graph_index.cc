@@ -129,6 +129,38 @@ int replace_with_fused(Model& model, const std::vector<bool>& dead, std::vector<
   return static_cast<int>(added.size());
 }
 
+Attribute int_attr(const std::string& name, int64_t v) {
+  Attribute a;
+  a.name = name;
+  a.type = Attribute::Type::kInt;
+  a.i = v;
+  return a;
+}
+
+Attribute float_attr(const std::string& name, float v) {
+  Attribute a;
+  a.name = name;
+  a.type = Attribute::Type::kFloat;
+  a.f = v;
+  return a;
+}
+
+Attribute string_attr(const std::string& name, const std::string& v) {
+  Attribute a;
+  a.name = name;
+  a.type = Attribute::Type::kString;
+  a.s = v;
+  return a;
+}
+
+Attribute floats_attr(const std::string& name, std::vector<float> v) {
+  Attribute a;
+  a.name = name;
+  a.type = Attribute::Type::kFloats;
+  a.floats = std::move(v);
+  return a;
+}
+
 void ensure_runnx_domain(Model& model) {
   for (const OpsetImport& o : model.opsets)
     if (o.domain == kRunnxDomain) return;

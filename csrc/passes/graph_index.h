@@ -49,6 +49,11 @@ std::string fresh_name(std::set<std::string>& taken, const std::string& base);
 void erase_nodes(Graph& g, const std::vector<bool>& dead);
 // Rewrites node inputs (not graph outputs) through `rename`, following chains a->b->c.
 void rename_inputs(Graph& g, const std::map<std::string, std::string>& rename);
+// Attributes for the nodes a pass creates.
+Attribute int_attr(const std::string& name, int64_t v);
+Attribute float_attr(const std::string& name, float v);
+Attribute string_attr(const std::string& name, const std::string& v);
+Attribute floats_attr(const std::string& name, std::vector<float> v);
 // Imports com.runnx (version 1) if the model does not yet.
 void ensure_runnx_domain(Model& model);
 // The end of a fusion pass: drops the `dead` nodes, appends the fused ones (a topological order

@@ -98,15 +98,7 @@ int pass_layernorm_fusion(Model& model) {
     ln.name = fresh_name(taken, "LayerNorm_fused");
     ln.inputs = {x, gamma, beta};
     ln.outputs = {g.nodes[add].outputs[0]};
-    Attribute axis;
-    axis.name = "axis";
-    axis.type = Attribute::Type::kInt;
-    axis.i = -1;
-    Attribute epsilon;
-    epsilon.name = "epsilon";
-    epsilon.type = Attribute::Type::kFloat;
-    epsilon.f = static_cast<float>(eps);
-    ln.attrs = {axis, epsilon};
+    ln.attrs = {int_attr("axis", -1), float_attr("epsilon", static_cast<float>(eps))};
     added.push_back(std::move(ln));
   }
   return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/false);
