@@ -8,6 +8,7 @@ namespace runnx {
 void register_errors(py::module_& m);
 void register_session(py::module_& m);
 void register_serving(py::module_& m);
+void register_cuda(py::module_& m);
 void register_reader_testing(py::module_& m);
 void register_kernel_testing(py::module_& m);
 }  // namespace runnx
@@ -17,6 +18,7 @@ PYBIND11_MODULE(_C, m) {
   runnx::register_errors(m);
   runnx::register_session(m);
   runnx::register_serving(m);
+  runnx::register_cuda(m);
   py::module_ testing = m.def_submodule("_testing", "hooks for the test suite only");
   runnx::register_reader_testing(testing);
   runnx::register_kernel_testing(testing);

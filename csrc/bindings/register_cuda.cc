@@ -1,0 +1,29 @@
+// runnx._C.cuda: what the CUDA provider can see. Present in every build; a CPU-only build
+// (RUNNX_CUDA=OFF) reports built=False and no devices.
+#include <pybind11/pybind11.h>
+
+#ifdef RUNNX_WITH_CUDA
+#include "cuda/device.h"
+#endif
+
+namespace py = pybind11;
+
+namespace runnx {
+
+void register_cuda(py::module_& m) {
+  py::module_ cuda = m.def_submodule("cuda", "the CUDA provider's view of this machine");
+#ifdef RUNNX_WITH_CUDA
+  cuda.attr("built") = true;
+  cuda.def("device_count", &cuda::device_count, "devices that answer (0 without GPU or driver)");
+  cuda.def("unavailable_reason", &cuda::unavailable_reason);
+  cuda.def("describe_device", &cuda::describe_device, py::arg("index") = 0);
+  cuda.def("self_test", &cuda::self_test, py::arg("index") = 0, py::call_guard<py::gil_scoped_release>());
+#else
+  cuda.attr("built") = false;
+  cuda.def("device_count", [] { return 0; });
+  cuda.def("unavailable_reason", [] { return std::string("runnx was built without CUDA (RUNNX_CUDA=OFF or no nvcc)"); });
+  cuda.def("describe_device", [](int) { return std::string(); }, py::arg("index") = 0);
+#endif
+}
+
+}  // namespace runnx
