@@ -4,6 +4,10 @@
 
 #ifdef RUNNX_WITH_CUDA
 #include "cuda/device.h"
+
+namespace runnx::cuda::testing {
+void register_testing(pybind11::module_& m);
+}
 #endif
 
 namespace py = pybind11;
@@ -18,6 +22,8 @@ void register_cuda(py::module_& m) {
   cuda.def("unavailable_reason", &cuda::unavailable_reason);
   cuda.def("describe_device", &cuda::describe_device, py::arg("index") = 0);
   cuda.def("self_test", &cuda::self_test, py::arg("index") = 0, py::call_guard<py::gil_scoped_release>());
+  py::module_ testing = cuda.def_submodule("_testing", "kernel launchers for tests/cuda only");
+  cuda::testing::register_testing(testing);
 #else
   cuda.attr("built") = false;
   cuda.def("device_count", [] { return 0; });
