@@ -44,7 +44,7 @@ DEFAULT_FP32_OPS = frozenset(
 
 def _onnx():
     try:
-        import onnx  # noqa: PLC0415  (optional dependency, imported on use)
+        import onnx  # optional dependency, imported on use
     except ImportError as e:  # pragma: no cover - the test extra always has onnx
         raise ImportError("runnx.quantize needs the onnx package: pip install onnx") from e
     return onnx
@@ -56,9 +56,14 @@ def _load(model):
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         return copy
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return onnx.load_from_string(bytes(model))
-    return onnx.load(str(model))
+    try:
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            return onnx.load_from_string(bytes(model))
+        return onnx.load(str(model))
+    except Exception as e:  # protobuf's DecodeError and friends
+        from .errors import InvalidModel
+
+        raise InvalidModel(f"to_fp16: the input is not a readable ONNX model ({e})") from e
 
 
 def _value_dtypes(model) -> dict[str, str]:
@@ -113,9 +118,7 @@ class _Converter:
     def node_in_fp16(self, node) -> bool:
         if node.domain not in ("", "ai.onnx", "com.runnx"):
             return False
-        if node.op_type in self.fp32_ops or (node.name and node.name in self.fp32_nodes):
-            return False
-        return True
+        return node.op_type not in self.fp32_ops and not (node.name and node.name in self.fp32_nodes)
 
     def fresh(self, base: str) -> str:
         name, i = base, 0

@@ -13,9 +13,9 @@ import numpy as np
 import onnx
 import pytest
 import runnx
-import runnx.quantize as quantize
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from runnx import quantize
 
 MODELS = pathlib.Path(__file__).resolve().parents[1] / "models"
 
@@ -180,5 +180,5 @@ def test_accepts_path_and_bytes_and_rejects_garbage(tmp_path):
     a = quantize.to_fp16(str(path))
     b = quantize.to_fp16(model.SerializeToString())
     assert a.SerializeToString() == b.SerializeToString()
-    with pytest.raises(Exception):
+    with pytest.raises(runnx.InvalidModel, match="not a readable ONNX model"):
         quantize.to_fp16(b"not a model")
