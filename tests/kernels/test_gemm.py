@@ -115,3 +115,20 @@ def test_gemm_ex_rejects_bad_arguments():
         T.gemm_f32_ex(a, np.ones((4, 5), np.float32), np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match="activation"):
         T.gemm_f32_ex(a, np.ones((3, 5), np.float32), np.zeros((2, 5), np.float32), act="swish")
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 13])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 255, 257, 515])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_packed_few_rows_strided_a(m, k, threads):
+    # Few rows of A read in place (a view with row stride > K) against a packed B, K not a multiple
+    # of the kernel's interleaved accumulator sets nor of the K-block.
+    rng = np.random.default_rng(m * 31 + k)
+    big_a = rng.standard_normal((m, k + 9)).astype(np.float32)
+    a = big_a[:, 4:4 + k]
+    n = 41
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    c = np.full((m, n), np.nan, np.float32)
+    T.gemm_f32_ex(a, b, c, 0.0, threads, True, False, bias, False, None, "")
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b + bias, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))

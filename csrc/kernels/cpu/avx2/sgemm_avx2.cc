@@ -2,9 +2,8 @@
 //
 // B lives in 16-column panels, K-blocked by kKc (one panel block, kKc x 16 floats = 16 KB, stays
 // in L1): packed once for constant weights (sgemm_avx2_pack_b), or per K-block on the fly. Each
-// task owns a tile of C (mc rows x nc columns); it packs its rows of A per K-block into 6-row
-// micro-panels (contiguous broadcasts) and runs the 6x16 register tile (12 ymm accumulators)
-// over them. The epilogue (bias, residual, activation) runs on the tile right after its last
+// task owns a tile of C (mc rows x nc columns) and runs the 6x16 register tile (12 ymm
+// accumulators) over it, broadcasting A straight from its rows. The epilogue (bias, residual, activation) runs on the tile right after its last
 // K-block, while it is still in cache. Tiles are sized so every thread gets work, M = 1 included.
 #include <immintrin.h>
 
@@ -25,7 +24,7 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 constexpr int64_t kKc = 256;
-constexpr int64_t kMc = 72;   // multiple of kMr: a packed A block (72 x 256) is 72 KB, in L2
+constexpr int64_t kMc = 72;   // multiple of kMr: a tile's A block (72 x 256) is 72 KB, in L2
 constexpr int64_t kNcMax = 512;
 // Below this many multiply-adds (4M) a GEMM runs on the calling thread: waking the workers and
 // splitting into tiles of a few KB cost more than they save (an MLP layer of 32x256x256 ran
@@ -71,51 +70,62 @@ void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64
   }
 }
 
-// Rows [m0, m1) of A[:, k0:k0+kc] as micro-panels of 6 rows: element (r, k) at (r/6)*kc*6 + k*6 + r%6.
-// Rows past m1 are zero so the kernel may compute them.
-void pack_a_block(const float* A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* out) {
-  for (int64_t i = m0; i < m1; i += kMr) {
-    float* dst = out + ((i - m0) / kMr) * kc * kMr;
-    const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
-    if (mr == kMr) {
-      const float* r[kMr];
-      for (int q = 0; q < kMr; ++q) r[q] = A + (i + q) * lda + k0;
-      for (int64_t k = 0; k < kc; ++k)
-        for (int q = 0; q < kMr; ++q) dst[k * kMr + q] = r[q][k];
-    } else {
-      for (int64_t k = 0; k < kc; ++k)
-        for (int q = 0; q < kMr; ++q) dst[k * kMr + q] = q < mr ? A[(i + q) * lda + k0 + k] : 0.f;
+// acc(MR x 16) = A(MR rows, kc) * Bp(kc x 16); then
+// C = acc + (accumulate ? C : beta * C), for MR x ncols of C. Every loop over the accumulators
+// has the compile-time bound MR, so they stay in registers. Few rows give too few independent
+// FMA chains to hide the FMA latency (M = 1: two chains, a quarter of the peak), so those
+// kernels keep KS sets of accumulators over interleaved k and add them at the end.
+// A is read in place (row i at A + i*lda): its MR x kc block stays in L1 across the panel, and
+// packing it measured no faster at any shape (and costs a pass for small M).
+template <int MR>
+void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict Bp, float* C,
+                  int64_t ldc, int ncols, bool accumulate, float beta) {
+  auto a_at = [&](int i, int64_t k) { return A + i * lda + k; };
+  constexpr int KS = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
+  __m256 acc[KS][MR][2];
+#pragma GCC unroll 4
+  for (int s = 0; s < KS; ++s)
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) acc[s][i][0] = acc[s][i][1] = _mm256_setzero_ps();
+  int64_t k = 0;
+#pragma GCC unroll 4
+  for (; k + KS <= kc; k += KS) {
+#pragma GCC unroll 4
+    for (int s = 0; s < KS; ++s) {
+      const __m256 b0 = _mm256_load_ps(Bp + (k + s) * kNr);
+      const __m256 b1 = _mm256_load_ps(Bp + (k + s) * kNr + 8);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 a = _mm256_broadcast_ss(a_at(i, k + s));
+        acc[s][i][0] = _mm256_fmadd_ps(a, b0, acc[s][i][0]);
+        acc[s][i][1] = _mm256_fmadd_ps(a, b1, acc[s][i][1]);
+      }
     }
   }
-}
-
-// acc(MR x 16) = Ap(kc x 6, first MR rows used) * Bp(kc x 16); then
-// C = acc + (accumulate ? C : beta * C), for MR x ncols of C. Every loop over the accumulators
-// has the compile-time bound MR, so they stay in registers.
-template <int MR>
-void micro_kernel(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
-                  int ncols, bool accumulate, float beta) {
-  __m256 acc[MR][2];
-#pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
+  for (; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(Bp + k * kNr);
     const __m256 b1 = _mm256_load_ps(Bp + k * kNr + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 a = _mm256_broadcast_ss(Ap + k * kMr + i);
-      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+      const __m256 a = _mm256_broadcast_ss(a_at(i, k));
+      acc[0][i][0] = _mm256_fmadd_ps(a, b0, acc[0][i][0]);
+      acc[0][i][1] = _mm256_fmadd_ps(a, b1, acc[0][i][1]);
     }
   }
+#pragma GCC unroll 4
+  for (int s = 1; s < KS; ++s)
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      acc[0][i][0] = _mm256_add_ps(acc[0][i][0], acc[s][i][0]);
+      acc[0][i][1] = _mm256_add_ps(acc[0][i][1], acc[s][i][1]);
+    }
   // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
   // make GCC keep the accumulators in memory during the K loop.
   alignas(32) float tile[MR][kNr];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
-    _mm256_store_ps(tile[i], acc[i][0]);
-    _mm256_store_ps(tile[i] + 8, acc[i][1]);
+    _mm256_store_ps(tile[i], acc[0][i][0]);
+    _mm256_store_ps(tile[i] + 8, acc[0][i][1]);
   }
   const __m256 vbeta = _mm256_set1_ps(beta);
   for (int i = 0; i < MR; ++i) {
@@ -134,9 +144,9 @@ void micro_kernel(int64_t kc, const float* __restrict Ap, const float* __restric
   }
 }
 
-using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, int, bool, float);
+using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int, bool, float);
 // Indexed by rows in use: fewer than 6 rows skip the unused accumulators' FMAs (M = 1 GEMV).
-constexpr MicroKernel kKernels[kMr + 1] = {nullptr, micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
+constexpr MicroKernel kKernels[kMr + 1] = {nullptr,         micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
                                            micro_kernel<4>, micro_kernel<5>, micro_kernel<6>};
 
 // ---- vectorised activations --------------------------------------------------------------
@@ -263,24 +273,17 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
   return t;
 }
 
-// One thread's scratch for packed A (reused across calls).
-float* a_scratch() {
-  thread_local std::unique_ptr<float, FreeDeleter> buf(aligned_floats(kMc * kKc));
-  return buf.get();
-}
-
-// C[m0:m1, n0:n1] for one K-block whose panels start at `bblock` (panel p at bblock + p*kc*16).
+// C[m0:m1, n0:n1] for one K-block whose panels start at `bblock` (panel p at bblock + p*kc*16):
+// each panel (in L1) meets every 6-row group of the tile's A rows (in L2) in turn.
 void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
                  const float* A, int64_t lda, const float* bblock, float* C, int64_t ldc, bool accumulate,
                  float beta) {
-  float* ap = a_scratch();
-  pack_a_block(A, lda, m0, m1, k0, kc, ap);
   for (int64_t j = n0; j < n1; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
     const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
     for (int64_t i = m0; i < m1; i += kMr) {
       const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
-      kKernels[mr](kc, ap + ((i - m0) / kMr) * kc * kMr, panel, C + i * ldc + j, ldc, ncols, accumulate, beta);
+      kKernels[mr](kc, A + i * lda + k0, lda, panel, C + i * ldc + j, ldc, ncols, accumulate, beta);
     }
   }
 }
