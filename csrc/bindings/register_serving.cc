@@ -4,6 +4,11 @@
 // drain(), called by whoever watches the channel's eventfd with the GIL held, turns them into
 // (future, ok, outputs-or-exception, queue_us, compute_us, batch_size) tuples and drops the
 // references. Requests are created and destroyed only here, always with the GIL held.
+//
+// An event loop submits in two steps: prepare() converts and checks a request (errors raise at
+// once) into a PreparedRequest, and dispatch() hands over everything one loop pass prepared: a
+// lone request may run inline (GIL released) when the batcher is idle, otherwise all are queued
+// with one wake-up of the leader.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -20,6 +25,18 @@ namespace py = pybind11;
 namespace runnx {
 
 namespace {
+
+void release(Request* r) {
+  Py_XDECREF(static_cast<PyObject*>(r->user));
+  delete r;
+}
+
+using OwnedRequest = std::unique_ptr<Request, void (*)(Request*)>;
+
+// A checked request not yet queued; dropping it drops its reference to the future and feeds.
+struct PreparedRequest {
+  OwnedRequest req{nullptr, &release};
+};
 
 class PyBatcher {
  public:
@@ -48,9 +65,10 @@ class PyBatcher {
     return *channels_[index];
   }
 
-  void submit(const py::dict& feeds, const py::object& output_names, int priority, int64_t timeout_us,
-              int channel_index, const py::object& future) {
-    auto req = std::make_unique<Request>();
+  // Converts the feeds (numpy arrays used in place) and checks them against the model.
+  OwnedRequest make_request(const py::dict& feeds, const py::object& output_names, int priority,
+                            int64_t timeout_us, int channel_index, const py::object& future) {
+    OwnedRequest req(new Request(), &release);
     py::list keep;
     for (auto item : feeds) {
       std::string name = py::str(item.first);
@@ -74,55 +92,72 @@ class PyBatcher {
     req->timeout_us = timeout_us;
     req->channel = &channel(channel_index);
     core_->prepare(*req);
-    PyObject* user = py::make_tuple(future, keep).release().ptr();
-    req->user = user;
+    req->user = py::make_tuple(future, keep).release().ptr();
+    return req;
+  }
+
+  void submit(const py::dict& feeds, const py::object& output_names, int priority, int64_t timeout_us,
+              int channel_index, const py::object& future) {
+    OwnedRequest req = make_request(feeds, output_names, priority, timeout_us, channel_index, future);
     SubmitResult res = core_->submit(req.get());
     if (res == SubmitResult::kAccepted) {
       req.release();  // the batcher hands it back through the channel
       return;
     }
-    Py_DECREF(user);
-    if (res == SubmitResult::kQueueFull) {
-      PyErr_SetString(queue_full_error_class(),
-                      str_cat("the batcher's queue is full (max_queue_size=", core_->options().max_queue_size,
-                              "); retry later").c_str());
-    } else {
-      PyErr_SetString(batcher_closed_error_class(), "the batcher is closed");
-    }
+    PyErr_SetObject(rejection_class(res), py::str(rejection_message(res)).ptr());
     throw py::error_already_set();
+  }
+
+  PreparedRequest prepare(const py::dict& feeds, const py::object& output_names, int priority,
+                          int64_t timeout_us, int channel_index, const py::object& future) {
+    return PreparedRequest{make_request(feeds, output_names, priority, timeout_us, channel_index, future)};
+  }
+
+  // Hands over one loop pass's prepared requests (each at most once). Returns the answers known
+  // at once, as drain() does: the inline run's, and refusals (queue full, closed).
+  py::list dispatch(const py::list& prepared) {
+    py::list out;
+    if (prepared.size() == 1) {
+      PreparedRequest& p = prepared[0].cast<PreparedRequest&>();
+      RUNNX_CHECK(p.req, kInvalidArgument, "this request was dispatched already");
+      bool ran;
+      {
+        py::gil_scoped_release nogil;
+        ran = core_->run_inline(*p.req);
+      }
+      if (ran) {
+        OwnedRequest r = std::move(p.req);
+        out.append(answer_tuple(*r));
+        return out;
+      }
+    }
+    bool queued = false;
+    for (py::handle h : prepared) {
+      PreparedRequest& p = h.cast<PreparedRequest&>();
+      if (!p.req) continue;
+      SubmitResult res = core_->submit(p.req.get(), false);
+      if (res == SubmitResult::kAccepted) {
+        p.req.release();  // the batcher hands it back through the channel
+        queued = true;
+        continue;
+      }
+      py::tuple user = py::reinterpret_borrow<py::tuple>(static_cast<PyObject*>(p.req->user));
+      out.append(py::make_tuple(user[0], false, py::handle(rejection_class(res))(py::str(rejection_message(res))),
+                                0, 0, 0));
+      p.req.reset();
+    }
+    if (queued) core_->notify();
+    return out;
   }
 
   py::list drain(int channel_index) {
     std::vector<Request*> done = channel(channel_index).take_all();
     // Own them all first: whatever fails below, every request is freed and its reference dropped.
-    std::vector<std::unique_ptr<Request, void (*)(Request*)>> owned;
+    std::vector<OwnedRequest> owned;
     owned.reserve(done.size());
     for (Request* r : done) owned.emplace_back(r, &release);
     py::list out;
-    for (auto& r : owned) {
-      py::tuple user = py::reinterpret_borrow<py::tuple>(static_cast<PyObject*>(r->user));
-      bool ok = r->outcome == Outcome::kOk;
-      py::object payload;
-      if (ok) {
-        try {
-          py::dict d;
-          for (size_t k = 0; k < r->outputs.size(); ++k)
-            d[py::str(r->output_names[k])] = to_numpy(std::move(r->outputs[k]));
-          payload = std::move(d);
-        } catch (const Error& e) {  // e.g. an output dtype numpy lacks: this request fails alone
-          ok = false;
-          core_->recount_ok_as_failed();
-          payload = py::handle(error_class(e.kind()))(py::str(e.what()));
-        } catch (py::error_already_set& e) {
-          ok = false;
-          core_->recount_ok_as_failed();
-          payload = e.value();
-        }
-      } else {
-        payload = py::handle(exception_class(*r))(py::str(r->error));
-      }
-      out.append(py::make_tuple(user[0], ok, payload, r->queue_us, r->compute_us, r->batch_size));
-    }
+    for (auto& r : owned) out.append(answer_tuple(*r));
     return out;
   }
 
@@ -134,17 +169,48 @@ class PyBatcher {
   Batcher& core() { return *core_; }
 
  private:
+  // (future, ok, outputs dict or exception, queue_us, compute_us, batch_size) of an answered request.
+  py::tuple answer_tuple(Request& r) {
+    py::tuple user = py::reinterpret_borrow<py::tuple>(static_cast<PyObject*>(r.user));
+    bool ok = r.outcome == Outcome::kOk;
+    py::object payload;
+    if (ok) {
+      try {
+        py::dict d;
+        for (size_t k = 0; k < r.outputs.size(); ++k) d[py::str(r.output_names[k])] = to_numpy(std::move(r.outputs[k]));
+        payload = std::move(d);
+      } catch (const Error& e) {  // e.g. an output dtype numpy lacks: this request fails alone
+        ok = false;
+        core_->recount_ok_as_failed();
+        payload = py::handle(error_class(e.kind()))(py::str(e.what()));
+      } catch (py::error_already_set& e) {
+        ok = false;
+        core_->recount_ok_as_failed();
+        payload = e.value();
+      }
+    } else {
+      payload = py::handle(exception_class(r))(py::str(r.error));
+    }
+    return py::make_tuple(user[0], ok, payload, r.queue_us, r.compute_us, r.batch_size);
+  }
+
+  static PyObject* rejection_class(SubmitResult res) {
+    return res == SubmitResult::kQueueFull ? queue_full_error_class() : batcher_closed_error_class();
+  }
+
+  std::string rejection_message(SubmitResult res) const {
+    if (res == SubmitResult::kQueueFull)
+      return str_cat("the batcher's queue is full (max_queue_size=", core_->options().max_queue_size,
+                     "); retry later");
+    return "the batcher is closed";
+  }
+
   static PyObject* exception_class(const Request& r) {
     switch (r.outcome) {
       case Outcome::kDeadlineExceeded: return deadline_exceeded_error_class();
       case Outcome::kClosed: return batcher_closed_error_class();
       default: return error_class(r.error_kind);
     }
-  }
-
-  static void release(Request* r) {
-    Py_XDECREF(static_cast<PyObject*>(r->user));
-    delete r;
   }
 
   py::object session_;  // keeps the Session alive while workers use it
@@ -155,24 +221,31 @@ class PyBatcher {
 }  // namespace
 
 void register_serving(py::module_& m) {
+  py::class_<PreparedRequest>(m, "PreparedRequest");
   py::class_<PyBatcher>(m, "Batcher")
       .def(py::init([](py::object session, int64_t max_batch_size, int64_t max_queue_delay_us,
-                       std::vector<int64_t> preferred_batch_sizes, int64_t max_queue_size, int instance_count) {
+                       std::vector<int64_t> preferred_batch_sizes, int64_t max_queue_size, int instance_count,
+                       int64_t max_inline_us) {
              BatcherOptions o;
              o.max_batch_size = max_batch_size;
              o.max_queue_delay_us = max_queue_delay_us;
              o.preferred_batch_sizes = std::move(preferred_batch_sizes);
              o.max_queue_size = max_queue_size;
              o.instance_count = instance_count;
+             o.max_inline_us = max_inline_us;
              return std::make_unique<PyBatcher>(std::move(session), std::move(o));
            }),
            py::arg("session"), py::arg("max_batch_size"), py::arg("max_queue_delay_us"),
-           py::arg("preferred_batch_sizes"), py::arg("max_queue_size"), py::arg("instance_count"))
+           py::arg("preferred_batch_sizes"), py::arg("max_queue_size"), py::arg("instance_count"),
+           py::arg("max_inline_us"))
       .def("open_channel", &PyBatcher::open_channel, py::arg("nonblocking"))
       .def("channel_fd", [](PyBatcher& b, int i) { return b.channel(i).fd(); }, py::arg("channel"))
       .def("poke", [](PyBatcher& b, int i) { b.channel(i).poke(); }, py::arg("channel"))
       .def("submit", &PyBatcher::submit, py::arg("feeds"), py::arg("output_names"), py::arg("priority"),
            py::arg("timeout_us"), py::arg("channel"), py::arg("future"))
+      .def("prepare", &PyBatcher::prepare, py::arg("feeds"), py::arg("output_names"), py::arg("priority"),
+           py::arg("timeout_us"), py::arg("channel"), py::arg("future"))
+      .def("dispatch", &PyBatcher::dispatch, py::arg("prepared"))
       .def("drain", &PyBatcher::drain, py::arg("channel"))
       .def("close", &PyBatcher::close, py::arg("drain"), py::arg("timeout_s"))
       .def("closed", [](PyBatcher& b) { return b.core().closed(); })
@@ -185,6 +258,7 @@ void register_serving(py::module_& m) {
         d["requests_rejected"] = s.requests_rejected;
         d["requests_expired"] = s.requests_expired;
         d["batches"] = s.batches;
+        d["inline_runs"] = s.inline_runs;
         d["queue_us"] = s.queue_us;
         d["compute_us"] = s.compute_us;
         py::dict sizes;

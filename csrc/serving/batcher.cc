@@ -37,6 +37,7 @@ Batcher::Batcher(Session& session, BatcherOptions options)
               "max_queue_size must be in [1, 16777216], got ", opt_.max_queue_size);
   RUNNX_CHECK(opt_.instance_count >= 1 && opt_.instance_count <= 256, kInvalidArgument,
               "instance_count must be in [1, 256], got ", opt_.instance_count);
+  RUNNX_CHECK(opt_.max_inline_us >= 0, kInvalidArgument, "max_inline_us must be >= 0, got ", opt_.max_inline_us);
   for (int64_t p : opt_.preferred_batch_sizes)
     RUNNX_CHECK(p >= 1 && p <= opt_.max_batch_size, kInvalidArgument, "preferred batch size ", p,
                 " must be in [1, max_batch_size=", opt_.max_batch_size, "]");
@@ -121,17 +122,50 @@ void Batcher::prepare(Request& r) const {
   r.feeds = std::move(ordered);
   r.rows = rows;
   r.key = std::move(key);
+  r.enqueued = Clock::now();  // queue time counts from here: a request may wait to be handed over
 }
 
-SubmitResult Batcher::submit(Request* r) {
+SubmitResult Batcher::submit(Request* r, bool wake) {
   // close() waits until no submit is between its closed check and its push.
   submitting_.fetch_add(1, std::memory_order_seq_cst);
-  SubmitResult res = enqueue(r);
+  SubmitResult res = enqueue(r, wake);
   submitting_.fetch_sub(1, std::memory_order_seq_cst);
   return res;
 }
 
-SubmitResult Batcher::enqueue(Request* r) {
+void Batcher::notify() {
+  const bool deadline = deadline_since_notify_.exchange(false, std::memory_order_seq_cst);
+  if (deadline || arrived_rows_.load(std::memory_order_seq_cst) >= wake_at_rows_.load(std::memory_order_seq_cst))
+    wake_.notify_all();
+  if (deadline) reaper_wake_.notify_all();
+}
+
+bool Batcher::run_inline(Request& r) {
+  const int64_t recent = recent_compute_us_.load(std::memory_order_relaxed);
+  if (recent < 0 || recent > opt_.max_inline_us || queued_.load(std::memory_order_seq_cst) != 0) return false;
+  // Counted as a submit: close() returns only after this run has finished.
+  submitting_.fetch_add(1, std::memory_order_seq_cst);
+  bool ran = false;
+  if (!closed_.load(std::memory_order_seq_cst)) {
+    // A worker may start a batch meanwhile: instance_count bounds the runs loosely (at most one over).
+    if (running_.fetch_add(1, std::memory_order_seq_cst) < opt_.instance_count) {
+      r.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+      r.queue_us = micros(Clock::now() - r.enqueued);
+      Batch batch;
+      batch.reqs.push_back(&r);
+      batch.rows = r.rows;
+      inline_runs_.fetch_add(1, std::memory_order_relaxed);
+      run_batch(batch, false);  // frees the slot
+      ran = true;
+    } else {
+      running_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  submitting_.fetch_sub(1, std::memory_order_seq_cst);
+  return ran;
+}
+
+SubmitResult Batcher::enqueue(Request* r, bool wake) {
   if (closed_.load(std::memory_order_seq_cst)) return SubmitResult::kClosed;
   if (queued_.fetch_add(1, std::memory_order_relaxed) >= opt_.max_queue_size) {
     queued_.fetch_sub(1, std::memory_order_relaxed);
@@ -139,7 +173,6 @@ SubmitResult Batcher::enqueue(Request* r) {
     return SubmitResult::kQueueFull;
   }
   r->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-  r->enqueued = Clock::now();
   // Timeouts beyond kMaxWaitUs (about 11 days) mean none: the sum must not overflow the clock.
   r->deadline = r->timeout_us > 0 && r->timeout_us <= kMaxWaitUs
                     ? r->enqueued + std::chrono::microseconds(r->timeout_us)
@@ -156,6 +189,10 @@ SubmitResult Batcher::enqueue(Request* r) {
   // From here `r` may already be answered and freed by its consumer: do not touch it.
   // A deadline always wakes the leader: it may have to expire this request before its timer.
   const int64_t total = arrived_rows_.fetch_add(rows, std::memory_order_seq_cst) + rows;
+  if (!wake) {
+    if (has_deadline) deadline_since_notify_.store(true, std::memory_order_seq_cst);
+    return SubmitResult::kAccepted;
+  }
   if (has_deadline || total >= wake_at_rows_.load(std::memory_order_seq_cst)) wake_.notify_all();
   if (has_deadline) reaper_wake_.notify_all();
   return SubmitResult::kAccepted;
@@ -167,8 +204,9 @@ void Batcher::worker_main() {
     {
       std::lock_guard<std::mutex> lead_lock(sched_mu_);
       if (!lead(batch)) break;
+      running_.fetch_add(1, std::memory_order_seq_cst);
     }
-    run_batch(batch);
+    run_batch(batch);  // frees the slot
     batch.reqs.clear();
     batch.rows = 0;
   }
@@ -323,7 +361,7 @@ void Batcher::take(Group& g, size_t count, Clock::time_point now, Batch& batch) 
   queued_.fetch_sub(static_cast<int64_t>(count), std::memory_order_relaxed);
 }
 
-void Batcher::run_batch(Batch& batch) {
+void Batcher::run_batch(Batch& batch, bool deliver) {
   const Clock::time_point start = Clock::now();
   Request* first = batch.reqs.front();
   const bool split = opt_.max_batch_size > 0;
@@ -384,17 +422,29 @@ void Batcher::run_batch(Batch& batch) {
     error = e.what();
   }
   const int64_t compute_us = micros(Clock::now() - start);
+  const int64_t recent = recent_compute_us_.load(std::memory_order_relaxed);
+  recent_compute_us_.store(recent < 0 ? compute_us : (3 * recent + compute_us) / 4, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   batch_sizes_[std::min<int64_t>(batch.rows, opt_.max_batch_size + 1)].fetch_add(1, std::memory_order_relaxed);
+  // Free the slot before answering: a lone request that the answer sets off may then run inline.
+  running_.fetch_sub(1, std::memory_order_seq_cst);
   for (Request* r : batch.reqs) {
     r->compute_us = compute_us;
     r->batch_size = batch.rows;
     if (outcome != Outcome::kOk) r->outputs.clear();
-    answer(r, outcome, kind, error);
+    if (deliver)
+      answer(r, outcome, kind, error);
+    else
+      settle(r, outcome, kind, error);
   }
 }
 
 void Batcher::answer(Request* r, Outcome outcome, ErrorKind kind, std::string msg) {
+  settle(r, outcome, kind, std::move(msg));
+  r->channel->push(r);  // the consumer owns `r` from here on
+}
+
+void Batcher::settle(Request* r, Outcome outcome, ErrorKind kind, std::string msg) {
   r->outcome = outcome;
   r->error_kind = kind;
   r->error = std::move(msg);
@@ -407,7 +457,6 @@ void Batcher::answer(Request* r, Outcome outcome, ErrorKind kind, std::string ms
     queue_us_.fetch_add(r->queue_us, std::memory_order_relaxed);
     compute_us_.fetch_add(r->compute_us, std::memory_order_relaxed);
   }
-  r->channel->push(r);  // the consumer owns `r` from here on
 }
 
 void Batcher::close(bool drain, double timeout_s) {
@@ -442,6 +491,7 @@ BatcherStats Batcher::stats() const {
   s.requests_rejected = rejected_.load();
   s.requests_expired = expired_.load();
   s.batches = batches_.load();
+  s.inline_runs = inline_runs_.load();
   s.queue_us = queue_us_.load();
   s.compute_us = compute_us_.load();
   for (int64_t i = 0; i <= std::max<int64_t>(opt_.max_batch_size, 1); ++i) s.batch_sizes.push_back(batch_sizes_[i].load());

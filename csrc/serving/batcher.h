@@ -6,6 +6,12 @@
 // reached. The leader then runs the batch itself (concatenate along dim 0, Session::run, split the
 // outputs into zero-copy views) while the next idle worker becomes the leader. Idle workers sleep.
 // Finished requests go to their CompletionChannel.
+//
+// A lone request may skip the queue: run_inline() runs it on the caller's thread when nothing is
+// queued, a worker slot is free and recent batches were cheap (at most max_inline_us), saving the
+// two thread hand-offs (producer -> worker -> consumer) that cost more than a small model's
+// compute. Producers that submit several requests at once (one event-loop pass) can defer the
+// wake-up to one notify() for all of them.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -30,11 +36,14 @@ struct BatcherOptions {
   std::vector<int64_t> preferred_batch_sizes;
   int64_t max_queue_size = 1024;  // requests queued (not yet running); beyond it submit refuses
   int instance_count = 1;
+  // run_inline() runs a request only while batches take at most this long (0: never inline).
+  int64_t max_inline_us = 1000;
 };
 
 struct BatcherStats {
   int64_t requests_ok = 0, requests_failed = 0, requests_rejected = 0, requests_expired = 0;
   int64_t batches = 0;
+  int64_t inline_runs = 0;  // requests run_inline ran
   int64_t queue_us = 0, compute_us = 0;  // summed over answered requests
   std::vector<int64_t> batch_sizes;     // batches run, by rows (index = rows)
 };
@@ -55,13 +64,23 @@ class Batcher {
   const BatcherOptions& options() const { return opt_; }
 
   // Checks the feeds against the model (names, dtypes, ranks, fixed dims, batch size), puts them
-  // in the model's input order and computes the request's rows and compatibility key. Throws
-  // InvalidArgument. Call before submit, on the producer's thread.
+  // in the model's input order and computes the request's rows and compatibility key; its queue
+  // time and timeout count from here. Throws InvalidArgument. Call before submit, on the
+  // producer's thread.
   void prepare(Request& r) const;
 
   // Queues a prepared request. On kAccepted the batcher owns `r` until it reaches r->channel;
-  // otherwise the caller keeps it. Lock-free; never blocks.
-  SubmitResult submit(Request* r);
+  // otherwise the caller keeps it. Lock-free; never blocks. wake=false leaves waking the
+  // leader to a later notify() (one wake-up for a group of submits).
+  SubmitResult submit(Request* r, bool wake = true);
+  // Wakes the leader if the requests submitted with wake=false since may change its decision.
+  void notify();
+
+  // Runs a prepared request now on the calling thread (as a batch of its own rows)
+  // when the batcher is idle (nothing queued, fewer than instance_count batches running) and
+  // recent batches took at most max_inline_us; returns true with `r` answered in place (its
+  // channel is not used; the caller keeps `r`). False: nothing happened, submit it instead.
+  bool run_inline(Request& r);
 
   // Stops accepting. drain: run everything queued (delays no longer wait), else answer it with
   // Outcome::kClosed. timeout_s >= 0 bounds the drain; queued requests still waiting then are
@@ -97,8 +116,12 @@ class Batcher {
   void drain_ring();
   bool choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at, int64_t& need_rows);
   void take(Group& g, size_t count, Clock::time_point now, Batch& batch);
-  void run_batch(Batch& batch);
-  SubmitResult enqueue(Request* r);
+  // Runs a batch that holds a running_ slot, frees the slot, then answers (deliver: through
+  // the channels; else in place).
+  void run_batch(Batch& batch, bool deliver = true);
+  SubmitResult enqueue(Request* r, bool wake);
+  // Sets the outcome and counts it; answer() also hands `r` to its channel.
+  void settle(Request* r, Outcome outcome, ErrorKind kind, std::string msg);
   void answer(Request* r, Outcome outcome, ErrorKind kind = ErrorKind::kRuntime, std::string msg = {});
 
   Session& session_;
@@ -114,6 +137,11 @@ class Batcher {
   alignas(64) std::atomic<int64_t> arrived_rows_{0};
   alignas(64) std::atomic<int64_t> wake_at_rows_{1};
   std::atomic<uint64_t> next_seq_{0};
+  std::atomic<bool> deadline_since_notify_{false};
+  // Batches running now (workers and inline runs), and the recent compute time of a batch
+  // (moving average; -1 until one ran), which decide whether run_inline may run a request.
+  alignas(64) std::atomic<int> running_{0};
+  std::atomic<int64_t> recent_compute_us_{-1};
   std::atomic<int> submitting_{0};
   std::atomic<bool> closed_{false};    // submit refuses
   std::atomic<bool> stopping_{false};  // workers exit once nothing is queued
@@ -136,7 +164,7 @@ class Batcher {
   std::atomic<bool> reaper_stop_{false};
   std::thread reaper_;
 
-  std::atomic<int64_t> ok_{0}, failed_{0}, rejected_{0}, expired_{0}, batches_{0};
+  std::atomic<int64_t> ok_{0}, failed_{0}, rejected_{0}, expired_{0}, batches_{0}, inline_runs_{0};
   std::atomic<int64_t> queue_us_{0}, compute_us_{0};
   std::unique_ptr<std::atomic<int64_t>[]> batch_sizes_;
 };

@@ -13,7 +13,12 @@ requests (same input names, dtypes, non-batch dims and requested outputs) along 
 views). Finished requests are signalled through an eventfd: ``infer`` has the event loop watch
 it (``loop.add_reader``) and resolves every finished future in one callback; ``submit`` has one
 daemon thread block on it with the GIL released. No thread takes the GIL per request while
-running, and the event loop never blocks.
+running, and the event loop never blocks on a queued request.
+
+``infer`` hands over the requests of one event-loop pass together, with one wake-up of the
+workers. A request that is alone in its pass, finding the batcher idle (nothing queued, a worker
+free) while batches take at most ``max_inline_us``, runs at once on the loop's thread with the GIL
+released: for a small model the two thread hand-offs cost more than the compute.
 """
 
 from __future__ import annotations
@@ -77,6 +82,16 @@ def _deliver_async(items) -> None:
             pass
 
 
+class _LoopState:
+    """One event loop's completion channel and the requests its current pass prepared."""
+
+    __slots__ = ("channel", "prepared")
+
+    def __init__(self, channel: int) -> None:
+        self.channel = channel
+        self.prepared: list = []
+
+
 class _Delivery:
     """What the resolver thread, the loops' readers and the finalizer share: the native
     batcher and its completion channels. Holds no reference to the Batcher, so dropping the
@@ -88,7 +103,7 @@ class _Delivery:
         self.thread_channel: int | None = None
         self.thread: threading.Thread | None = None
         self.stopping = False
-        self.loop_channels: dict[Any, int] = {}  # event loop -> channel
+        self.loops: dict[Any, _LoopState] = {}
 
     # --- submit(): one daemon thread resolves concurrent futures -------------------------------
     def thread_channel_id(self) -> int:
@@ -123,25 +138,33 @@ class _Delivery:
                 return
 
     # --- infer(): each event loop watches its own channel's eventfd ------------------------
-    def loop_channel_id(self, loop) -> int:
-        ch = self.loop_channels.get(loop)
-        if ch is not None:
-            return ch
+    def loop_state(self, loop) -> _LoopState:
+        st = self.loops.get(loop)
+        if st is not None:
+            return st
         with self.lock:
             if self.stopping:
                 raise BatcherClosed("the batcher is closed")
             ch = None
-            for old_loop, old_ch in list(self.loop_channels.items()):
+            for old_loop, old in list(self.loops.items()):
                 if old_loop.is_closed():  # reuse a dead loop's channel (and its fd)
-                    del self.loop_channels[old_loop]
-                    _deliver_async(self.core.drain(old_ch))
-                    ch = old_ch
+                    del self.loops[old_loop]
+                    _deliver_async(self.core.drain(old.channel))
+                    ch = old.channel
                     break
             if ch is None:
                 ch = self.core.open_channel(True)
             loop.add_reader(self.core.channel_fd(ch), self._on_readable, ch)
-            self.loop_channels[loop] = ch
-            return ch
+            st = self.loops[loop] = _LoopState(ch)
+            return st
+
+    def dispatch(self, st: _LoopState) -> None:
+        """Hands the pass's prepared requests to the batcher; resolves those answered at once
+        (an inline run, a refusal)."""
+        prepared = st.prepared
+        if prepared:
+            st.prepared = []
+            _deliver_async(self.core.dispatch(prepared))
 
     def _on_readable(self, ch: int) -> None:
         _deliver_async(self.core.drain(ch))
@@ -150,29 +173,36 @@ class _Delivery:
         loop.remove_reader(self.core.channel_fd(ch))
         _deliver_async(self.core.drain(ch))
 
+    def _final_dispatch(self, loop, st: _LoopState) -> None:
+        self.dispatch(st)  # the batcher is closed: these are refused
+        self._final_drain(loop, st.channel)
+
     # --- shutdown ----------------------------------------------------------------------------
     def close(self, drain: bool, timeout_s: float | None) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        st = self.loops.get(running) if running is not None else None
+        if st is not None:  # this pass's requests were accepted: they are queued, not refused
+            self.dispatch(st)
         self.core.close(bool(drain), -1.0 if timeout_s is None else float(timeout_s))
         # Every request is answered now; hand the last ones over and stop watching.
         with self.lock:
             self.stopping = True
             thread, ch = self.thread, self.thread_channel
-            loops = list(self.loop_channels.items())
-            self.loop_channels.clear()
+            loops = list(self.loops.items())
+            self.loops.clear()
         if thread is not None:
             self.core.poke(ch)
             if thread is not threading.current_thread():
                 thread.join()
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        for loop, lch in loops:
+        for loop, lst in loops:
             if loop is running:
-                self._final_drain(loop, lch)
+                self._final_drain(loop, lst.channel)
             elif not loop.is_closed():
                 try:
-                    loop.call_soon_threadsafe(self._final_drain, loop, lch)
+                    loop.call_soon_threadsafe(self._final_dispatch, loop, lst)
                 except RuntimeError:  # closed meanwhile
                     pass
 
@@ -201,6 +231,8 @@ class Batcher:
     more requests and goes at once when it fills ``max_batch_size`` or one of
     ``preferred_batch_sizes``. At most ``max_queue_size`` requests wait; beyond that ``submit``
     raises :class:`runnx.QueueFull` at once. ``instance_count`` worker threads run batches.
+    ``max_inline_us``: :meth:`infer` may run a lone request on the event loop's own thread while
+    the batcher is idle and batches take at most this long (0: always through the workers).
 
     >>> b = runnx.Batcher(sess, max_batch_size=8, preferred_batch_sizes=(4, 8))  # doctest: +SKIP
     >>> b.submit({"x": x}).result().outputs["y"]  # doctest: +SKIP
@@ -216,6 +248,7 @@ class Batcher:
         max_queue_size: int = 1024,
         instance_count: int = 1,
         sess_options: SessionOptions | None = None,
+        max_inline_us: int = 1000,
     ) -> None:
         if isinstance(model, InferenceSession):
             session = model
@@ -227,6 +260,7 @@ class Batcher:
         self.preferred_batch_sizes = tuple(int(p) for p in preferred_batch_sizes)
         self.max_queue_size = int(max_queue_size)
         self.instance_count = int(instance_count)
+        self.max_inline_us = int(max_inline_us)
         self.inputs: list[NodeArg] = session.get_inputs()
         self.outputs: list[NodeArg] = session.get_outputs()
         core = _C.Batcher(
@@ -236,6 +270,7 @@ class Batcher:
             list(self.preferred_batch_sizes),
             self.max_queue_size,
             self.instance_count,
+            self.max_inline_us,
         )
         self._delivery = _Delivery(core)
         # Dropping the Batcher without close() still answers everything it holds.
@@ -286,15 +321,18 @@ class Batcher:
         """
         d = self._delivery
         loop = asyncio.get_running_loop()
+        st = d.loops.get(loop) or d.loop_state(loop)
         fut = loop.create_future()
-        d.core.submit(
-            _as_feeds(feeds),
-            _as_output_names(output_names),
-            int(priority),
-            int(timeout_us),
-            d.loop_channel_id(loop),
-            fut,
-        )
+        prepared = st.prepared
+        prepared.append(d.core.prepare(
+            _as_feeds(feeds), _as_output_names(output_names), int(priority), int(timeout_us),
+            st.channel, fut))
+        # The pass's last request hands them all over. asyncio's loop keeps the callbacks still
+        # to run in this pass in `_ready`; on loops without it, a callback does at the pass's end.
+        if not getattr(loop, "_ready", True):
+            d.dispatch(st)
+        elif len(prepared) == 1:
+            loop.call_soon(d.dispatch, st)
         return await fut
 
     def queue_depth(self) -> int:
@@ -303,8 +341,9 @@ class Batcher:
 
     def stats(self) -> dict:
         """Counters since creation: requests_ok, requests_failed, requests_rejected (queue
-        full), requests_expired (deadline), batches, queue_us and compute_us (summed over
-        answered requests), batch_sizes (dict rows -> batches run) and queue_depth."""
+        full), requests_expired (deadline), batches, inline_runs (requests :meth:`infer` ran on
+        the loop's thread), queue_us and compute_us (summed over answered requests),
+        batch_sizes (dict rows -> batches run) and queue_depth."""
         s = self._delivery.core.stats()
         s["queue_depth"] = self._delivery.core.queue_depth()
         return s

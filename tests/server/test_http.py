@@ -273,7 +273,9 @@ def test_stats_and_metrics(http):
     assert s1["inference_count"] - s0["inference_count"] == 3
     for key in ("success", "queue", "compute_infer"):
         assert s1["inference_stats"][key]["count"] == s0["inference_stats"][key]["count"] + 1
-        assert s1["inference_stats"][key]["ns"] > s0["inference_stats"][key]["ns"]
+        # A lone request may run at once on the loop's thread: its queue time can round to 0 us.
+        grew = s1["inference_stats"][key]["ns"] - s0["inference_stats"][key]["ns"]
+        assert grew >= 0 if key == "queue" else grew > 0
     assert s1["execution_count"] >= 1 and s1["batch_stats"]
     assert sum(b["compute_infer"]["count"] for b in s1["batch_stats"]) == s1["execution_count"]
     assert all(b["batch_size"] >= 1 and b["compute_infer"]["ns"] > 0 for b in s1["batch_stats"])

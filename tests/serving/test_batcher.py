@@ -15,6 +15,7 @@ import runnx
 from serving import models
 
 LONG_US = 30_000_000  # a delay no test waits out: batches form by filling up or at close
+BIG_US = 10**12  # max_inline_us that any compute time meets
 
 
 @pytest.fixture(scope="module")
@@ -400,14 +401,19 @@ def test_asyncio_and_threads_together(mlp_session):
             assert_result(res, single(mlp_session, {"x": x}))
 
 
-def test_close_inside_the_loop_resolves_pending_infers(mlp_session):
+@pytest.mark.parametrize("passes", [1, 2])
+def test_close_inside_the_loop_resolves_pending_infers(mlp_session, passes):
+    # One loop pass: the tasks prepared their requests, which are handed over at the pass's end;
+    # two: they are queued. close() runs both kinds.
     async def main():
         b = runnx.Batcher(mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US)
         tasks = [
             asyncio.ensure_future(b.infer({"x": np.ones((1, 5), np.float32)})) for _ in range(5)
         ]
-        await asyncio.sleep(0)  # let the tasks submit
-        assert b.queue_depth() == 5
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        if passes == 2:
+            assert b.queue_depth() == 5
         b.close()
         return await asyncio.wait_for(asyncio.gather(*tasks), 30)
 
@@ -522,3 +528,89 @@ def test_deadline_answered_while_every_worker_is_busy():
         np.testing.assert_allclose(
             res.outputs["y"][0, :3], sess.run(None, {"x": x[:, :3]})[0][0], rtol=1e-6
         )
+
+
+def test_lone_infer_runs_inline_with_the_same_answer(mlp_session):
+    """An idle batcher of a cheap model runs a lone infer() on the loop's thread: same outputs,
+    a batch of the request's own rows, its own timings."""
+    rng = np.random.default_rng(21)
+    xs = [x_rows(rng, n) for n in (2, 1, 3, 8, 1)]
+
+    async def main(b):
+        first = await b.infer({"x": xs[0]})  # no batch timed yet: through a worker
+        assert b.stats()["inline_runs"] == 0
+        rest = [await b.infer({"x": x}) for x in xs[1:]]
+        sub = await b.infer({"x": xs[1]}, output_names=["z"])
+        return [first, *rest], sub
+
+    # No bound on the compute time: a slow moment of a shared machine must not change the path.
+    with runnx.Batcher(mlp_session, max_batch_size=8, max_queue_delay_us=0, max_inline_us=BIG_US) as b:
+        results, sub = asyncio.run(main(b))
+        s = b.stats()
+    for res, x in zip(results, xs):
+        assert_result(res, single(mlp_session, {"x": x}))
+        assert res.batch_size == len(x) and res.queue_us >= 0 and res.compute_us >= 0
+    assert_result(sub, single(mlp_session, {"x": xs[1]}, ["z"]))
+    assert s["inline_runs"] == len(xs)  # every lone request after the first
+    assert s["batches"] == len(xs) + 1 and s["requests_ok"] == len(xs) + 1
+    assert s["batch_sizes"] == {1: 3, 2: 1, 3: 1, 8: 1}
+
+
+def test_inline_off_and_concurrent_infers_still_batch(mlp_session):
+    rng = np.random.default_rng(22)
+    xs = [x_rows(rng, 1) for _ in range(24)]
+
+    async def lone_then_together(b):
+        for x in xs[:3]:
+            await b.infer({"x": x})
+        return await asyncio.gather(*(b.infer({"x": x}) for x in xs))
+
+    with runnx.Batcher(mlp_session, max_batch_size=8, max_queue_delay_us=0, max_inline_us=0) as b:
+        asyncio.run(lone_then_together(b))
+        assert b.stats()["inline_runs"] == 0
+    with runnx.Batcher(mlp_session, max_batch_size=8, max_queue_delay_us=0, max_inline_us=BIG_US) as b:
+        results = asyncio.run(lone_then_together(b))
+        s = b.stats()
+    for res, x in zip(results, xs):
+        assert_result(res, single(mlp_session, {"x": x}))
+    # The 24 requests of one loop pass were handed over together: none inline, batches of 8.
+    assert s["inline_runs"] == 2 and max(r.batch_size for r in results) == 8
+    with pytest.raises(runnx.InvalidArgument, match="max_inline_us"):
+        runnx.Batcher(mlp_session, max_inline_us=-1)
+
+
+def test_inline_run_time_error_is_the_requests_own():
+    sess = runnx.InferenceSession(models.lookup(table_rows=5))
+
+    async def main(b):
+        good = await b.infer({"idx": np.array([3])})
+        with pytest.raises(runnx.RunnxError, match="Gather") as e:
+            await b.infer({"idx": np.array([1, 99])})
+        assert not isinstance(e.value, (runnx.DeadlineExceeded, runnx.BatcherClosed))
+        return good, await b.infer({"idx": np.array([4])})
+
+    with runnx.Batcher(sess, max_batch_size=4, max_queue_delay_us=0, max_inline_us=BIG_US) as b:
+        good, after = asyncio.run(main(b))
+        s = b.stats()
+    np.testing.assert_array_equal(good.outputs["y"], [[6, 7]])
+    np.testing.assert_array_equal(after.outputs["y"], [[8, 9]])
+    assert s["inline_runs"] == 2 and s["requests_failed"] == 1 and s["requests_ok"] == 2
+
+
+def test_infer_refusals_reach_the_awaiting_task(mlp_session):
+    """Requests of one pass are queued together; those beyond max_queue_size fail QueueFull."""
+    x = np.ones((1, 5), np.float32)
+
+    async def main(b):
+        tasks = [asyncio.ensure_future(b.infer({"x": x})) for _ in range(3)]
+        done, _ = await asyncio.wait(tasks, timeout=0.5, return_when=asyncio.FIRST_EXCEPTION)
+        assert len(done) == 1
+        with pytest.raises(runnx.QueueFull, match="max_queue_size=2"):
+            tasks[2].result()
+        assert b.queue_depth() == 2
+        b.close()
+        return [await t for t in tasks[:2]]
+
+    b = runnx.Batcher(mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US, max_queue_size=2)
+    assert [r.batch_size for r in asyncio.run(main(b))] == [2, 2]
+    assert b.stats()["requests_rejected"] == 1
