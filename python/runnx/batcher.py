@@ -325,8 +325,8 @@ class Batcher:
         fut = loop.create_future()
         prepared = st.prepared
         prepared.append(d.core.prepare(
-            _as_feeds(feeds), _as_output_names(output_names), int(priority), int(timeout_us),
-            st.channel, fut))
+            feeds if type(feeds) is dict else _as_feeds(feeds),
+            _as_output_names(output_names), int(priority), int(timeout_us), st.channel, fut))
         # The pass's last request hands them all over. asyncio's loop keeps the callbacks still
         # to run in this pass in `_ready`; on loops without it, a callback does at the pass's end.
         if not getattr(loop, "_ready", True):

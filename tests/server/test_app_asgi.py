@@ -7,7 +7,7 @@ import json
 import numpy as np
 from runnx.server import App, Repository, ServeDefaults
 from runnx.server.kserve import decode_infer_response, encode_infer_request
-from server_helpers import DEMO
+from server_helpers import DEMO, _save, fixed_model, scale_model
 
 
 def call(app, method, path, chunks=(b"",), headers=()):
@@ -32,11 +32,11 @@ def call(app, method, path, chunks=(b"",), headers=()):
     return start["status"], h, body["body"]
 
 
-def with_app(fn, **kw):
+def with_app(fn, repo=DEMO, **kw):
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        app = App(Repository(DEMO, ServeDefaults(intra_op_threads=1)), **kw)
+        app = App(Repository(repo, ServeDefaults(intra_op_threads=1)), **kw)
         loop.run_until_complete(app.startup())
         try:
             fn(app)
@@ -93,3 +93,28 @@ def test_auth_and_draining():
         assert call(app, "GET", "/v2/health/ready")[0] == 400
         assert call(app, "GET", "/v2/health/live")[0] == 200
     with_app(check, auth_token="t0k")
+
+
+def test_one_header_checked_against_each_model(tmp_path):
+    """A repeated request header is checked once per model version: what one accepts, another
+    with other input shapes still refuses, and each version answers with its own weights."""
+    for v in (1, 2):
+        _save(scale_model(float(v)), str(tmp_path / "scale" / str(v) / "model.onnx"))
+    (tmp_path / "scale" / "config.json").write_text(
+        json.dumps({"version_policy": {"all": {}}, "max_batch_size": 8}))
+    _save(fixed_model(), str(tmp_path / "fixed" / "1" / "model.onnx"))
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
+    body, hl = encode_infer_request({"x": x}, binary_output=True)
+    headers = [("Inference-Header-Content-Length", str(hl))]
+
+    def check(app):
+        for _ in range(2):
+            for v in (1, 2):
+                status, h, data = call(app, "POST", f"/v2/models/scale/versions/{v}/infer",
+                                       (body,), headers)
+                assert status == 200
+                out = decode_infer_response(data, int(h[b"inference-header-content-length"]))
+                np.testing.assert_allclose(out["outputs"]["y"], x * v, rtol=1e-6)
+            status, _, data = call(app, "POST", "/v2/models/fixed/infer", (body,), headers)
+            assert status == 400 and "shape [2, 4]" in json.loads(data)["error"]
+    with_app(check, repo=str(tmp_path))

@@ -229,3 +229,36 @@ def test_repeated_binary_headers_decode_each_payload():
     json_body, _ = encode_infer_request({"x": a}, binary=False)
     decode_infer_request(json_body, len(json_body))  # JSON data: nothing cached
     assert json_body not in kserve._PLANS
+
+
+def test_cached_response_header_matches_a_fresh_one():
+    from runnx.server import kserve
+    outs = [("y", RNG.standard_normal((3, 2)).astype(np.float32), True),
+            ("flag", RNG.random((3,)) < 0.5, True),
+            ("idx", RNG.integers(0, 9, (3, 1)).astype(np.int64), True)]
+    first, hl = encode_infer_response("m", "1", None, outs)
+    again = [(n, RNG.standard_normal(a.shape).astype(a.dtype) if a.dtype.kind == "f" else a, b)
+             for n, a, b in outs]
+    second, hl2 = encode_infer_response("m", "1", None, again)   # from the cached header
+    assert ("m", "1", "y", "<f4", (3, 2), "flag", "|b1", (3,), "idx", "<i8", (3, 1)) in kserve._HEADS
+    assert hl == hl2 and first[:hl] == second[:hl2]
+    for body, h, src in ((first, hl, outs), (second, hl2, again)):
+        resp = decode_infer_response(body, h)
+        for n, a, _ in src:
+            np.testing.assert_array_equal(resp["outputs"][n], a)
+    # Other shapes, an id or JSON data each get their own header.
+    other, hl3 = encode_infer_response("m", "1", None, [("y", np.zeros((1, 2), np.float32), True)])
+    assert json.loads(other[:hl3])["outputs"][0]["shape"] == [1, 2]
+    with_id, hl4 = encode_infer_response("m", "1", "r7", outs)
+    assert json.loads(with_id[:hl4])["id"] == "r7"
+    as_json, hl5 = encode_infer_response("m", "1", None, [("y", outs[0][1], False)])
+    assert hl5 is None and json.loads(as_json)["outputs"][0]["data"] == outs[0][1].ravel().tolist()
+
+
+def test_requests_from_one_cached_header_share_a_memo():
+    x = RNG.standard_normal((1, 4)).astype(np.float32)
+    body, hl = encode_infer_request({"x": x})
+    r1, r2 = decode_infer_request(body, hl), decode_infer_request(body, hl)
+    assert r1.memo is not None and r1.memo is r2.memo
+    json_body, _ = encode_infer_request({"x": x}, binary=False)
+    assert decode_infer_request(json_body).memo is None

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import time
+import weakref
 import zlib
 
 import runnx
@@ -43,19 +44,14 @@ def _json(obj) -> bytes:
 class _Ctx:
     """One HTTP request being answered."""
 
-    __slots__ = ("model", "receive", "rid", "scope", "send", "status", "t0")
+    __slots__ = ("headers", "model", "receive", "rid", "scope", "send", "status", "t0")
 
-    def __init__(self, scope, receive, send, rid):
+    def __init__(self, scope, receive, send, headers, rid):
         self.scope, self.receive, self.send, self.rid = scope, receive, send, rid
+        self.headers = headers  # lower-case name -> value; the first of repeated ones
         self.t0 = time.perf_counter()
         self.status = 0
         self.model = None
-
-    def header(self, name: bytes) -> bytes | None:
-        for k, v in self.scope["headers"]:
-            if k == name:
-                return v
-        return None
 
 
 class App:
@@ -73,6 +69,7 @@ class App:
         self.http_codes: dict[int, int] = {}
         self._rid_prefix = f"{os.getpid():x}-"
         self._rid_counter = itertools.count(1)
+        self._infer_paths: dict[str, tuple[str, str]] = {}  # path -> (model, version)
 
     # ---- ASGI entry ------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -110,14 +107,11 @@ class App:
                 return
 
     async def _http(self, scope, receive, send):
-        rid_h = None
-        for k, v in scope["headers"]:
-            if k == b"x-request-id":
-                rid_h = v
-                break
+        headers = dict(reversed(scope["headers"]))
+        rid_h = headers.get(b"x-request-id")
         rid = rid_h.decode("latin-1")[:128] if rid_h else \
             f"{self._rid_prefix}{next(self._rid_counter):x}"
-        ctx = _Ctx(scope, receive, send, rid)
+        ctx = _Ctx(scope, receive, send, headers, rid)
         try:
             await self._route(ctx)
         except HttpError as e:
@@ -157,7 +151,12 @@ class App:
     # ---- routing ---------------------------------------------------------------------------
     async def _route(self, ctx: _Ctx) -> None:
         method = ctx.scope["method"]
-        parts = ctx.scope["path"].strip("/").split("/")
+        path = ctx.scope["path"]
+        infer = self._infer_paths.get(path)
+        if infer is not None and method == "POST":  # a path seen before: skip the parsing
+            self._auth(ctx)
+            return await self._infer(ctx, *infer)
+        parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[:2] == ["v2", "health"] and parts[2] in ("live", "ready"):
             self._method(method, "GET")
             ok = parts[2] == "live" or (not self.draining and self.repo.all_ready())
@@ -191,7 +190,7 @@ class App:
     def _auth(self, ctx: _Ctx) -> None:
         if self._token is None:
             return
-        got = ctx.header(b"authorization")
+        got = ctx.headers.get(b"authorization")
         if got is None or not hmac.compare_digest(got, self._token):
             raise HttpError(401, "missing or invalid bearer token" if got is None or
                             not got.startswith(b"Bearer ") else "invalid bearer token",
@@ -215,6 +214,9 @@ class App:
         action = tail[0] if tail else ""
         if action == "infer":
             self._method(method, "POST")
+            if len(self._infer_paths) >= 1024:
+                self._infer_paths.clear()
+            self._infer_paths[ctx.scope["path"]] = (name, version)
             return await self._infer(ctx, name, version)
         if action not in ("", "ready", "config", "stats"):
             raise HttpError(404, f"unknown route {ctx.scope['path']}")
@@ -283,11 +285,9 @@ class App:
     # ---- bodies ----------------------------------------------------------------------------
     async def _body(self, ctx: _Ctx) -> bytes:
         limit = self.max_body_bytes
-        cl = ctx.header(b"content-length")
-        too_big = HttpError(413, f"request body exceeds the limit of {limit} bytes",
-                            ((b"connection", b"close"),))
+        cl = ctx.headers.get(b"content-length")
         if cl is not None and int(cl) > limit:
-            raise too_big  # before reading: with Expect: 100-continue the client sends nothing
+            raise self._too_big()  # before reading: with Expect: 100-continue the client sends nothing
         chunks, total = [], 0
         while True:
             msg = await ctx.receive()
@@ -296,18 +296,21 @@ class App:
             chunk = msg.get("body", b"")
             total += len(chunk)
             if total > limit:
-                raise too_big
+                raise self._too_big()
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        enc = ctx.header(b"content-encoding")
+        enc = ctx.headers.get(b"content-encoding")
         if enc and enc.lower() not in (b"identity",):
-            body = self._decompress(body, enc.lower(), limit, too_big)
+            body = self._decompress(body, enc.lower(), limit)
         return body
 
-    @staticmethod
-    def _decompress(body: bytes, enc: bytes, limit: int, too_big: HttpError) -> bytes:
+    def _too_big(self) -> HttpError:
+        return HttpError(413, f"request body exceeds the limit of {self.max_body_bytes} bytes",
+                         ((b"connection", b"close"),))
+
+    def _decompress(self, body: bytes, enc: bytes, limit: int) -> bytes:
         wbits = {b"gzip": 31, b"deflate": 15}.get(enc)
         if wbits is None:
             raise HttpError(400, f"unsupported Content-Encoding {enc.decode('latin-1')!r}")
@@ -317,7 +320,7 @@ class App:
         except zlib.error as e:
             raise HttpError(400, f"cannot decompress the body: {e}") from None
         if len(out) > limit or d.unconsumed_tail:
-            raise too_big
+            raise self._too_big()
         return out
 
     async def _json_body(self, ctx: _Ctx) -> dict:
@@ -337,7 +340,7 @@ class App:
         model = self._model(name, version)
         ctx.model = model
         body = await self._body(ctx)
-        hl = ctx.header(b"inference-header-content-length")
+        hl = ctx.headers.get(b"inference-header-content-length")
         try:
             header_len = None if hl is None else int(hl)
         except ValueError:
@@ -346,13 +349,15 @@ class App:
             req = decode_infer_request(body, header_len)
         except ProtocolError as e:
             raise HttpError(400, str(e)) from None
-        rows = self._check_inputs(model, req)
-        names, binary = self._requested_outputs(model, req)
-        try:
-            priority = model.config.batcher_priority(req.priority)
-            timeout_us = req.timeout_us
-        except ValueError as e:  # ProtocolError included
-            raise HttpError(400, str(e)) from None
+        # What the checks derive from the header (shapes, datatypes, outputs, parameters) is kept
+        # with the codec's cached header, per model: a repeated header is checked once.
+        memo = req.memo
+        derived = memo.get(id(model)) if memo is not None else None
+        if derived is None or derived[0]() is not model:
+            derived = (weakref.ref(model), *self._derive(model, req))
+            if memo is not None:
+                memo[id(model)] = derived
+        _, rows, names, binary, priority, timeout_us = derived
         try:
             res = await model.runner.infer(req.inputs, names, priority, timeout_us)
         except HttpError:
@@ -374,6 +379,16 @@ class App:
         model.metrics.success(rows, res.queue_us, res.compute_us, res.batch_size,
                               time.perf_counter() - ctx.t0)
         await self._respond(ctx, 200, body, ctype, headers)
+
+    def _derive(self, model: ServedModel, req) -> tuple:
+        """(rows, output names or None, binary flags, batcher priority, timeout_us); raises
+        HttpError 400."""
+        rows = self._check_inputs(model, req)
+        names, binary = self._requested_outputs(model, req)
+        try:
+            return rows, names, binary, model.config.batcher_priority(req.priority), req.timeout_us
+        except ValueError as e:  # ProtocolError included
+            raise HttpError(400, str(e)) from None
 
     @staticmethod
     def _run_error(model: ServedModel, e: Exception) -> HttpError:

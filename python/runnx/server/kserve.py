@@ -81,6 +81,9 @@ class InferRequest:
     outputs: list[RequestedOutput] | None
     binary_output: bool                # request-level binary_data_output
     parameters: dict = field(default_factory=dict)
+    # Shared by every request parsed from the same cached JSON header (None: not cached): what a
+    # caller derives from the header alone can be kept here and reused.
+    memo: dict | None = None
 
     @property
     def priority(self) -> int:
@@ -226,20 +229,21 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
     if header_length is not None and 0 <= header_length <= len(body):
         plan = _PLANS.get(body[:header_length])
         if plan is not None and len(body) - header_length == plan[0]:
-            _, specs, rid, datatypes, outputs, binary_output, params = plan
+            _, specs, rid, datatypes, outputs, binary_output, params, memo = plan
             binary = memoryview(body)[header_length:]
             arrays, offset = {}, 0
             for name, datatype, shape, size in specs:
                 arrays[name] = _from_binary(name, datatype, shape, binary[offset:offset + size])
                 offset += size
-            return InferRequest(rid, arrays, datatypes, outputs, binary_output, params)
+            return InferRequest(rid, arrays, datatypes, outputs, binary_output, params, memo)
     req, specs = _decode(body, header_length)
     if specs is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
+        req.memo = {}
         _PLANS[bytes(body[:header_length])] = (
             sum(sp[3] for sp in specs), specs, req.id, req.datatypes, req.outputs,
-            req.binary_output, req.parameters)
+            req.binary_output, req.parameters, req.memo)
     return req
 
 
@@ -365,11 +369,38 @@ def _json_data(a: np.ndarray, name: str) -> list:
     return a.reshape(-1).tolist()
 
 
+# The JSON header of an all-binary response without id depends only on the model and each
+# output's name, dtype and shape: built once per distinct one.
+_HEADS: dict[tuple, bytes] = {}
+_MAX_HEADS = 256
+
+
 def encode_infer_response(model_name: str, model_version: str, request_id: str | None,
                           outputs: list[tuple[str, np.ndarray, bool]]) -> tuple[bytes, int | None]:
     """Builds the response body from ``(name, array, as_binary)`` triples. Returns the body and
     the JSON header's length when binary data follows it (for Inference-Header-Content-Length),
     else None."""
+    if request_id is None and outputs:
+        key: tuple | None = (model_name, model_version)
+        for name, a, binary in outputs:
+            if not binary or a.dtype.kind in "OSU":
+                key = None
+                break
+            key += (name, a.dtype.str, a.shape)
+        if key is not None:
+            head = _HEADS.get(key)
+            if head is None:
+                body, head_len = _encode_response(model_name, model_version, None, outputs)
+                if len(_HEADS) >= _MAX_HEADS:
+                    _HEADS.clear()
+                _HEADS[key] = body[:head_len]
+                return body, head_len
+            return b"".join([head, *(tensor_bytes(a) for _, a, _ in outputs)]), len(head)
+    return _encode_response(model_name, model_version, request_id, outputs)
+
+
+def _encode_response(model_name: str, model_version: str, request_id: str | None,
+                     outputs: list[tuple[str, np.ndarray, bool]]) -> tuple[bytes, int | None]:
     objs = []
     blobs = []
     for name, a, binary in outputs:

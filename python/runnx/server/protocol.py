@@ -28,6 +28,7 @@ _STATUS = {
     504: b"Gateway Timeout",
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
 MAX_PIPELINE = 32           # parsed requests waiting per connection before reading pauses
 MAX_HEADER_BYTES = 64 << 10
 MAX_BUFFERED = 4 << 20      # body bytes held for a request before reading pauses
@@ -202,8 +203,11 @@ class HttpProtocol(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        url = httptools.parse_url(self.url)
-        raw_path = url.path
+        raw_path = self.url
+        query = b""
+        if raw_path[:1] != b"/" or b"?" in raw_path or b"#" in raw_path:
+            url = httptools.parse_url(raw_path)
+            raw_path, query = url.path, url.query or b""
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = urllib.parse.unquote(path)
@@ -212,11 +216,10 @@ class HttpProtocol(asyncio.Protocol):
             if k == b"expect" and v.lower() == b"100-continue":
                 expect = True
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": self.parser.get_http_version(), "method": self.parser.get_method().decode(),
-            "scheme": "http", "path": path, "raw_path": raw_path,
-            "query_string": url.query or b"", "root_path": "", "headers": self.headers,
-            "client": self.client, "server": None,
+            "type": "http", "asgi": _ASGI, "http_version": self.parser.get_http_version(),
+            "method": self.parser.get_method().decode(), "scheme": "http", "path": path,
+            "raw_path": raw_path, "query_string": query, "root_path": "",
+            "headers": self.headers, "client": self.client, "server": None,
         }
         keep_alive = self.parser.should_keep_alive()
         cycle = _Cycle(self, scope, keep_alive, expect)

@@ -49,10 +49,9 @@ class BatcherRunner:
             preferred_batch_sizes=tuple(cfg.preferred_batch_sizes),
             max_queue_size=cfg.max_queue_size, instance_count=cfg.instance_count)
         self.inputs, self.outputs = self.batcher.inputs, self.batcher.outputs
-
-    async def infer(self, feeds, output_names=None, priority=0, timeout_us=0):
-        return await self.batcher.infer(feeds, output_names=output_names, priority=priority,
-                                        timeout_us=timeout_us)
+        # ``await runner.infer(feeds, output_names, priority, timeout_us)`` is the Batcher's own
+        # (no wrapping coroutine per request).
+        self.infer = self.batcher.infer
 
     def queue_depth(self) -> int:
         return self.batcher.queue_depth()
