@@ -1,5 +1,7 @@
 #include "bindings/numpy_tensor.h"
 
+#include <unordered_map>
+
 #include "common/status.h"
 
 namespace py = pybind11;
@@ -48,8 +50,21 @@ const char* numpy_dtype_name(DType t) {
   }
 }
 
+namespace {
+
+// numpy dtype objects by DType, made once (parsing a dtype name per output cost ~0.3 us a call).
+// Deliberately leaked: they must outlive every module-level object at interpreter exit.
+const py::dtype& numpy_dtype(DType t) {
+  static std::unordered_map<int, py::dtype*>* cache = new std::unordered_map<int, py::dtype*>();
+  auto it = cache->find(static_cast<int>(t));  // callers hold the GIL, which guards the cache
+  if (it == cache->end()) it = cache->emplace(static_cast<int>(t), new py::dtype(numpy_dtype_name(t))).first;
+  return *it->second;
+}
+
+}  // namespace
+
 py::array to_numpy(Tensor t) {
-  py::dtype dt(numpy_dtype_name(t.dtype));
+  const py::dtype& dt = numpy_dtype(t.dtype);
   std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
   auto* holder = new Tensor(std::move(t));
   py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });

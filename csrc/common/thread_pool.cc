@@ -28,7 +28,7 @@ int ThreadPool::default_num_threads() {
 
 ThreadPool::ThreadPool(int num_threads) {
   num_threads_ = num_threads > 0 ? num_threads : default_num_threads();
-  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -39,6 +39,18 @@ ThreadPool::~ThreadPool() {
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+}  // namespace
 
 void ThreadPool::run_chunks() {
   for (;;) {
@@ -54,30 +66,43 @@ void ThreadPool::run_chunks() {
   }
 }
 
-void ThreadPool::worker_loop(int) {
+bool ThreadPool::join(uint64_t ticket) {
+  // Announce first, then re-check: the caller closes the ticket before it reads active_, so
+  // either it sees this worker or this worker sees the ticket closed (both seq_cst).
+  active_.fetch_add(1);
+  if (ticket_.load() != ticket) {
+    active_.fetch_sub(1);
+    return false;
+  }
+  run_chunks();
+  active_.fetch_sub(1);
+  return true;
+}
+
+void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
     // Spin a little before sleeping: the next kernel usually follows within microseconds.
-    auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-    bool have_job = false;
-    while (std::chrono::steady_clock::now() < spin_until) {
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (stop_) return;
-        if (generation_ != seen) { have_job = true; break; }
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    uint64_t t = ticket_.load();
+    for (int i = 0; t == seen && !stop_.load(std::memory_order_relaxed); ++i) {
+      cpu_relax();
+      if ((i & 63) == 63) {
+        if (std::chrono::steady_clock::now() >= spin_until) break;
+        std::this_thread::yield();  // a shared core: let others run between checks
       }
-      std::this_thread::yield();
+      t = ticket_.load();
     }
-    std::unique_lock<std::mutex> lk(mu_);
-    if (!have_job) wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
-    if (stop_) return;
-    seen = generation_;
-    lk.unlock();
-    run_chunks();
-    if (active_.fetch_sub(1) == 1) {
-      std::lock_guard<std::mutex> g(mu_);
-      done_cv_.notify_all();
+    if (t == seen && !stop_.load()) {
+      std::unique_lock<std::mutex> lk(mu_);
+      sleepers_.fetch_add(1);
+      wake_.wait(lk, [&] { return stop_.load() || ticket_.load() != seen; });
+      sleepers_.fetch_sub(1);
+      t = ticket_.load();
     }
+    if (stop_.load()) return;
+    seen = t;
+    if (t & 1) join(t);
   }
 }
 
@@ -88,21 +113,24 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   if (workers_.empty() || n <= grain) return fn(0, n);
   std::unique_lock<std::mutex> drive(drive_mu_, std::try_to_lock);
   if (!drive.owns_lock()) return fn(0, n);  // another caller owns the workers: run inline
-  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t{num_threads_} * 4);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = (n + chunks - 1) / chunks;
-    next_ = 0;
-    error_ = nullptr;
-    active_ = static_cast<int>(workers_.size());
-    ++generation_;
+  const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t{num_threads_} * 4);
+  fn_ = &fn;
+  n_ = n;
+  chunk_ = (n + chunks - 1) / chunks;
+  next_ = 0;
+  error_ = nullptr;
+  const uint64_t open = (ticket_.load() | 1) + 2;  // the next job number, open
+  ticket_.store(open);
+  if (sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lk(mu_);  // a worker between its check and its wait holds mu_
+    wake_.notify_all();
   }
-  wake_.notify_all();
   run_chunks();
-  std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return active_.load() == 0; });
+  ticket_.store(open - 1);  // closed: late workers stay out
+  for (int i = 0; active_.load() != 0; ++i) {
+    if (i < 1024) cpu_relax();
+    else std::this_thread::yield();
+  }
   fn_ = nullptr;
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
