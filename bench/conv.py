@@ -5,9 +5,13 @@ Each row is one distinct layer shape (how many times the model uses it in `n`). 
 own choice (`auto`), `--algos` times forced paths (RUNNX_CONV_ALGO=im2col|winograd|generic, read
 at session creation) to see which wins per shape. The ratio is runnx auto time / ORT time.
 
+`--profile` instead times whole zoo models node by node (both engines' enable_profiling, the
+median (--min: fastest) over runs of each node's time) and prints the time per op type and the slowest nodes.
+
 Usage:
     RUNNX_DEV_BUILD=build/dev python bench/conv.py [--threads 2] [--budget 0.3]
         [--models resnet50,mobilenetv2] [--algos im2col,winograd] [--batch 1] [--filter 3x3]
+    RUNNX_DEV_BUILD=build/dev python bench/conv.py --profile --models mobilenetv2 --threads 1
 """
 
 from __future__ import annotations
@@ -156,6 +160,96 @@ def time_interleaved(sessions, feeds, budget, clock=time.perf_counter, stat=stat
     return {n: stat(v) for n, v in times.items()}
 
 
+def _node_times(events, stat) -> dict[tuple[str, str], float]:
+    """(node name, op type) -> microseconds over the recorded runs (median or `stat`)."""
+    per = {}
+    for name, op, dur in events:
+        per.setdefault((name, op), []).append(dur)
+    return {k: stat(v) for k, v in per.items()}
+
+
+def _conv_shapes(path: str) -> dict[str, str]:
+    """Conv node name -> 'kxk/s g C->M @H' from the model file (onnx shape inference)."""
+    m = onnx.shape_inference.infer_shapes(onnx.load(path))
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in list(m.graph.value_info) + list(m.graph.input)}
+    inits = {t.name: list(t.dims) for t in m.graph.initializer}
+    out = {}
+    for n in m.graph.node:
+        if n.op_type != "Conv" or n.input[1] not in inits:
+            continue
+        w = inits[n.input[1]]
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        x = dims.get(n.input[0], [0, w[1] * a.get("group", 1), 0])
+        out[n.name] = (f"{w[2]}x{w[3]}/s{a.get('strides', [1])[0]} g{a.get('group', 1)} "
+                       f"{x[1]}->{w[0]} @{x[2] if len(x) > 2 else '?'}")
+    return out
+
+
+def profile_model(model: str, batch: int, threads: int, runs: int, top: int, stat) -> None:
+    import json
+
+    import onnxruntime as ort
+    import runnx
+
+    from bench.models import zoo
+
+    path = str(zoo.cached_path(model, "full"))
+    feeds = zoo.sample_inputs(model, batch, "full")
+    o = runnx.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.enable_profiling = True
+    rs = runnx.InferenceSession(path, o)
+    oo = ort.SessionOptions()
+    oo.intra_op_num_threads = threads
+    oo.inter_op_num_threads = 1
+    oo.enable_profiling = True
+    oo.profile_file_prefix = f"/tmp/conv_bench_ort_{os.getpid()}"
+    osess = ort.InferenceSession(path, oo, providers=["CPUExecutionProvider"])
+    for _ in range(3):  # warm-up runs (plans, packing, first-use transforms) are not profiled
+        rs.run(None, feeds)
+        osess.run(None, feeds)
+    rs._sess.take_profile()
+    wall = {"runnx": [], "ort": []}
+    for _ in range(runs):
+        for name, s in (("runnx", rs), ("ort", osess)):
+            t = time.perf_counter()
+            s.run(None, feeds)
+            wall[name].append(time.perf_counter() - t)
+    r_nodes = _node_times(((n, op, d) for n, op, _, d, _ in rs._sess.take_profile()), stat)
+    trace = osess.end_profiling()
+    with open(trace) as f:
+        ev = json.load(f)
+    os.unlink(trace)
+    o_events = [(e["name"].removesuffix("_kernel_time"), e["args"]["op_name"], e["dur"])
+                for e in ev if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    o_nodes = _node_times(o_events[len(o_events) * 3 // (runs + 3):], stat)  # less warm-up
+    print(f"\n{model} batch {batch}, {threads} thread(s): run wall median "
+          f"runnx {statistics.median(wall['runnx']) * 1e3:.2f} ms, "
+          f"ort {statistics.median(wall['ort']) * 1e3:.2f} ms; "
+          f"sum over nodes runnx {sum(r_nodes.values()) / 1e3:.2f} ms, "
+          f"ort {sum(o_nodes.values()) / 1e3:.2f} ms")
+    by_op = {}
+    for eng, nodes in (("runnx", r_nodes), ("ort", o_nodes)):
+        for (_, op), us in nodes.items():
+            by_op.setdefault(op, {"runnx": [0.0, 0], "ort": [0.0, 0]})[eng][0] += us
+            by_op[op][eng][1] += 1
+    print(f"{'op type':22s} {'runnx ms':>9s} {'n':>4s} {'ort ms':>9s} {'n':>4s}")
+    for op, v in sorted(by_op.items(), key=lambda kv: -kv[1]["runnx"][0]):
+        print(f"{op:22s} {v['runnx'][0] / 1e3:9.3f} {v['runnx'][1]:4d} "
+              f"{v['ort'][0] / 1e3:9.3f} {v['ort'][1]:4d}")
+    shapes = _conv_shapes(path)
+    # ORT names its NCHWc nodes after their outputs: pair the convolutions by execution order.
+    r_convs = [k for k in r_nodes if "Conv" in k[1]]
+    o_convs = [k for k in o_nodes if "Conv" in k[1]]
+    partner = dict(zip(r_convs, o_convs)) if len(r_convs) == len(o_convs) else {}
+    print(f"slowest {top} runnx nodes (us; ORT's matching convolution and the ratio):")
+    for key, us in sorted(r_nodes.items(), key=lambda kv: -kv[1])[:top]:
+        o_us = o_nodes[partner[key]] if key in partner else None
+        o_txt = f"{o_us:8.1f}  {us / o_us:5.2f}" if o_us else f"{'-':>8s}  {'':5s}"
+        print(f"  {us:8.1f} {o_txt}  {key[1]:12s} {key[0]:24s} {shapes.get(key[0], '')}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="resnet50,mobilenetv2")
@@ -167,9 +261,18 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-time", action="store_true",
                     help="time CPU seconds instead of wall (use with --threads 1 on a busy host)")
     ap.add_argument("--min", action="store_true", help="fastest run instead of the median")
+    ap.add_argument("--profile", action="store_true",
+                    help="per-node profile of the whole zoo models (runnx and onnxruntime)")
+    ap.add_argument("--runs", type=int, default=20, help="--profile: runs to take medians over")
+    ap.add_argument("--top", type=int, default=25, help="--profile: slowest nodes to list")
     args = ap.parse_args(argv)
     clock = time.process_time if args.cpu_time else time.perf_counter
     stat = min if args.min else statistics.median
+    if args.profile:
+        sys.path.insert(0, str(ROOT))
+        for model in args.models.split(","):
+            profile_model(model, args.batch, args.threads, args.runs, args.top, stat)
+        return 0
     algos = [a for a in args.algos.split(",") if a]
     cols = ["auto"] + algos + ["ort"]
     print(f"threads {args.threads}, batch {args.batch}, {'cpu' if args.cpu_time else 'wall'} time "

@@ -17,8 +17,18 @@ struct DepthwiseGeom {
   // The padded plane is split into sh x sw stride phases of phase_h() x phase_w().
   int64_t phase_h() const { return OH + ((kh - 1) * dh) / sh; }
   int64_t phase_w() const { return OW + ((kw - 1) * dw) / sw; }
-  // Floats of scratch depthwise_plane needs: the phases and one accumulator plane.
-  int64_t scratch_floats() const { return (sh * sw + 1) * phase_h() * phase_w(); }
+  // 3x3, stride 1 or 2, dilation 1: the row kernel (dwconv_3x3_impl.h) with padded rows of
+  // dw3x3_row() floats (whole 8-wide output chunks and the loads past them).
+  bool is_3x3() const {
+    return kh == 3 && kw == 3 && dh == 1 && dw == 1 && sh == sw && (sh == 1 || sh == 2);
+  }
+  int64_t dw3x3_row() const { return sw == 1 ? 8 * ((OW + 7) / 8) + 8 : 16 * ((OW + 7) / 8) + 8; }
+  // Floats of scratch depthwise_plane needs: the padded 3x3 plane, or the phases and one
+  // accumulator plane.
+  int64_t scratch_floats() const {
+    if (is_3x3()) return ((OH - 1) * sh + 3) * dw3x3_row();
+    return (sh * sw + 1) * phase_h() * phase_w();
+  }
 };
 
 // Winograd F(4x4, 3x3) on one image: tiles of 4x4 outputs read 6x6 inputs, 36 = 6x6 points.

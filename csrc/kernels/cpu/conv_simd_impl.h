@@ -9,6 +9,7 @@
 #include "kernels/cpu/conv_simd.h"
 
 typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
 
 static inline v8 splat(float x) { return v8{x, x, x, x, x, x, x, x}; }
 static inline v8 load8(const float* p) {
@@ -154,9 +155,12 @@ static void depthwise_flat(const float* const* tap, const float* w, int ntaps, f
   }
 }
 
+#include "kernels/cpu/dwconv_3x3_impl.h"
+
 static void depthwise_plane(const float* x, const float* w, const runnx::DepthwiseGeom& g,
                             const runnx::ConvEpilogue& e, int64_t m, const float* res, float* y,
                             float* scratch) {
+  if (g.is_3x3()) return dw3x3_plane(x, w, g, e, m, res, y, scratch);
   const int64_t Hq = g.phase_h(), Wq = g.phase_w();
   float* acc = scratch + g.sh * g.sw * Hq * Wq;
   split_phases(x, g, scratch);
@@ -217,8 +221,6 @@ static inline void at6(const v8* m, int64_t s, v8* o, int64_t so) {
   o[2 * so] = a + splat(4.f) * c;
   o[3 * so] = b + splat(8.f) * d + m5;
 }
-
-typedef int v8i __attribute__((vector_size(32)));
 
 // 32 consecutive floats p[0..31] (8 tiles x 4 columns) -> c[s][l] = p[4l + s], s < 4.
 static inline void deinterleave4(const float* p, v8* c) {
