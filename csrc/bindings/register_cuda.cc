@@ -2,8 +2,15 @@
 // (RUNNX_CUDA=OFF) reports built=False and no devices.
 #include <pybind11/pybind11.h>
 
+#include "bindings/device_value.h"
+#include "bindings/numpy_tensor.h"
+#include "common/status.h"
+
 #ifdef RUNNX_WITH_CUDA
+#include <cuda_runtime.h>
+
 #include "cuda/device.h"
+#include "cuda/device_memory.h"
 
 namespace runnx::cuda::testing {
 void register_testing(pybind11::module_& m);
@@ -22,6 +29,16 @@ void register_cuda(py::module_& m) {
   cuda.def("unavailable_reason", &cuda::unavailable_reason);
   cuda.def("describe_device", &cuda::describe_device, py::arg("index") = 0);
   cuda.def("self_test", &cuda::self_test, py::arg("index") = 0, py::call_guard<py::gil_scoped_release>());
+  cuda.def("to_host", [](const DeviceValue& d) {
+    // A host copy of a device output (IOBinding's copy_outputs_to_cpu, OrtValue.numpy()).
+    Tensor h = Tensor::empty(d.placed.tensor.dtype, d.placed.tensor.shape);
+    if (size_t n = h.nbytes()) {
+      py::gil_scoped_release nogil;
+      cuda::check_cuda(cudaSetDevice(d.placed.device_id), "cudaSetDevice");
+      cuda::check_cuda(cudaMemcpy(h.data, d.placed.tensor.data, n, cudaMemcpyDeviceToHost), "copying an output to the host");
+    }
+    return to_numpy(std::move(h));
+  });
   py::module_ testing = cuda.def_submodule("_testing", "kernel launchers for tests/cuda only");
   cuda::testing::register_testing(testing);
 #else
@@ -29,6 +46,9 @@ void register_cuda(py::module_& m) {
   cuda.def("device_count", [] { return 0; });
   cuda.def("unavailable_reason", [] { return std::string("runnx was built without CUDA (RUNNX_CUDA=OFF or no nvcc)"); });
   cuda.def("describe_device", [](int) { return std::string(); }, py::arg("index") = 0);
+  cuda.def("to_host", [](const DeviceValue&) -> py::object {
+    throw Error(ErrorKind::kInvalidArgument, "runnx was built without CUDA: there is no device memory to read");
+  });
 #endif
 }
 

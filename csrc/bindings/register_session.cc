@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/device_value.h"
 #include "bindings/numpy_tensor.h"
 #include "onnx/model_reader.h"
 #include "runtime/session.h"
@@ -36,6 +37,12 @@ std::unique_ptr<Session> open_session(py::object model, const py::dict& opts) {
     so.graph_optimization_level = opts["graph_optimization_level"].cast<int>();
   if (opts.contains("enable_mem_pattern")) so.enable_mem_pattern = opts["enable_mem_pattern"].cast<bool>();
   if (opts.contains("enable_profiling")) so.enable_profiling = opts["enable_profiling"].cast<bool>();
+  if (opts.contains("placement_only")) so.placement_only = opts["placement_only"].cast<bool>();
+  if (opts.contains("providers"))  // [(name, {option: value})], values already strings
+    for (auto p : opts["providers"].cast<py::list>()) {
+      auto t = p.cast<py::tuple>();
+      so.providers.push_back({t[0].cast<std::string>(), t[1].cast<std::map<std::string, std::string>>()});
+    }
   if (py::isinstance<py::bytes>(model)) {  // the Python layer turns other buffers into bytes
     auto buf = std::make_shared<std::string>(model.cast<std::string>());
     py::gil_scoped_release nogil;
@@ -75,12 +82,78 @@ py::list run(Session& s, py::object output_names, const py::dict& feeds) {
   return l;
 }
 
+// Feeds: name -> numpy array (host) or ("cuda", pointer, shape, onnx element type, device id).
+// Outputs: numpy arrays, or DeviceValue for outputs asked on the device ("cuda").
+py::list run_placed(Session& s, py::object output_names, const py::dict& feeds, const py::list& output_devices) {
+  std::vector<std::string> names, outs;
+  std::vector<PlacedTensor> placed;
+  std::vector<py::object> keep;
+  for (auto item : feeds) {
+    std::string name = py::str(item.first);
+    PlacedTensor p;
+    if (py::isinstance<py::tuple>(item.second)) {
+      auto t = item.second.cast<py::tuple>();
+      p.device = DeviceKind::kCUDA;
+      p.tensor.data = reinterpret_cast<void*>(t[1].cast<uintptr_t>());
+      p.tensor.shape = t[2].cast<std::vector<int64_t>>();
+      p.tensor.dtype = static_cast<DType>(t[3].cast<int>());
+      p.device_id = t[4].cast<int>();
+    } else {
+      py::array a = py::reinterpret_borrow<py::object>(item.second);
+      if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
+      p.tensor.dtype = dtype_from_numpy(a.dtype(), name);
+      p.tensor.shape.assign(a.shape(), a.shape() + a.ndim());
+      p.tensor.data = const_cast<void*>(a.data());
+      keep.push_back(a);
+    }
+    names.push_back(std::move(name));
+    placed.push_back(std::move(p));
+  }
+  if (!output_names.is_none())
+    for (auto o : output_names) outs.push_back(py::str(o));
+  std::vector<DeviceKind> devices;
+  for (auto d : output_devices) devices.push_back(py::str(d).cast<std::string>() == "cuda" ? DeviceKind::kCUDA : DeviceKind::kCPU);
+  std::vector<PlacedTensor> results;
+  {
+    py::gil_scoped_release nogil;
+    results = s.run_placed(names, placed, outs, devices);
+  }
+  py::list l;
+  for (PlacedTensor& p : results) {
+    if (p.device == DeviceKind::kCPU)
+      l.append(to_numpy(std::move(p.tensor)));
+    else
+      l.append(py::cast(DeviceValue{std::move(p)}));
+  }
+  return l;
+}
+
 }  // namespace
 
 void register_session(py::module_& m) {
   py::class_<Session>(m, "Session")
       .def(py::init(&open_session), py::arg("model"), py::arg("options") = py::dict())
       .def("run", &run, py::arg("output_names"), py::arg("feeds"))
+      .def("run_placed", &run_placed, py::arg("output_names"), py::arg("feeds"), py::arg("output_devices"))
+      .def("placement", [](const Session& s) {
+        // (node name, op_type, device "cpu"/"cuda", reason) per step in execution order
+        py::list l;
+        const auto& steps = s.steps();
+        for (size_t i = 0; i < steps.size(); ++i) {
+          const NodePlacement& p = s.placement()[i];
+          l.append(py::make_tuple(steps[i].node->name, steps[i].node->op_type, device_kind_name(p.device), p.reason));
+        }
+        return l;
+      })
+      .def("boundary_copies", [](const Session& s) {
+        // (value, "to_device"/"to_host", index of the first reading step or -1 for a graph output)
+        py::list l;
+        for (const ValueCopy& c : s.boundary_copies())
+          l.append(py::make_tuple(c.value, c.to == DeviceKind::kCPU ? "to_host" : "to_device", c.before_step));
+        return l;
+      })
+      .def("provider_options", &Session::provider_options)
+      .def("device_stats", &Session::device_stats)
       .def("inputs", [](const Session& s) {
         py::list l;
         for (const ValueInfo& vi : s.inputs()) l.append(value_info_tuple(vi));
@@ -170,6 +243,13 @@ void register_session(py::module_& m) {
           l.append(py::make_tuple(e.name, e.op_type, e.start_us, e.dur_us, e.thread));
         return l;
       });
+  py::class_<DeviceValue>(m, "DeviceValue")
+      .def_property_readonly("data_ptr", [](const DeviceValue& d) { return reinterpret_cast<uintptr_t>(d.placed.tensor.data); })
+      .def_property_readonly("shape", [](const DeviceValue& d) { return d.placed.tensor.shape; })
+      .def_property_readonly("element_type", [](const DeviceValue& d) { return static_cast<int>(d.placed.tensor.dtype); })
+      .def_property_readonly("numpy_dtype", [](const DeviceValue& d) { return std::string(numpy_dtype_name(d.placed.tensor.dtype)); })
+      .def_property_readonly("device_id", [](const DeviceValue& d) { return d.placed.device_id; })
+      .def_property_readonly("nbytes", [](const DeviceValue& d) { return d.placed.tensor.nbytes(); });
   m.def("supported_ops", [] {
     py::list l;
     for (const OpSchema& s : OpRegistry::global().all()) l.append(py::make_tuple(s.domain, s.op_type, s.since));

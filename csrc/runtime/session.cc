@@ -14,6 +14,10 @@
 #include "runtime/graph_prep.h"
 #include "runtime/shape_inference.h"
 
+#ifdef RUNNX_WITH_CUDA
+#include "cuda/session_hooks.h"
+#endif
+
 namespace runnx {
 
 namespace {
@@ -72,8 +76,23 @@ Session::Session(Model model, const SessionOptions& options) : model_(std::move(
   pool_ = std::make_unique<ThreadPool>(options.intra_op_num_threads);
   const char* strict = std::getenv("RUNNX_CHECK_INFERENCE");
   strict_inference_ = strict && std::string(strict) == "1";
-  provider_names_ = {"CPUExecutionProvider"};
+  bool cpu_asked = options.providers.empty();
+  for (const ProviderRequest& p : options.providers) {
+    if (p.name == kCpuProviderName) {
+      cpu_asked = true;
+      continue;
+    }
+    RUNNX_CHECK(p.name == kCudaProviderName, kInvalidArgument, "unknown execution provider '", p.name,
+                "'; runnx has CUDAExecutionProvider and CPUExecutionProvider");
+#ifndef RUNNX_WITH_CUDA
+    RUNNX_CHECK(options.placement_only, kInvalidArgument,
+                "CUDAExecutionProvider was asked for, but runnx was built without CUDA");
+#endif
+  }
+  (void)cpu_asked;  // the CPU provider always backs a device provider (per-node fallback)
   build(options);
+  if (device_) provider_names_.push_back(kCudaProviderName);
+  provider_names_.push_back(kCpuProviderName);
 }
 
 Session::~Session() = default;
@@ -216,6 +235,10 @@ void Session::build(const SessionOptions& options) {
                               &declared});
   for (const ValueInfo& o : g.outputs) outputs_.push_back(with_inferred(o, types_[ids_[o.name]]));
 
+  place_nodes(order);
+  const bool on_device = !options.placement_only &&
+                         std::any_of(placement_.begin(), placement_.end(),
+                                     [](const NodePlacement& p) { return p.device != DeviceKind::kCPU; });
   for (const Node* n : order) {
     Step st;
     st.node = n;
@@ -236,6 +259,10 @@ void Session::build(const SessionOptions& options) {
     info.release_constant = [this, &info](int k) {
       if (const Tensor* t = info.constant_input(k)) release_mapped_weight(model_, *t);
     };
+    if (on_device && placement_[step_index].device != DeviceKind::kCPU) {
+      steps_.push_back(std::move(st));  // the device executor makes this step's kernel
+      continue;
+    }
     try {
       st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
     } catch (const Error& e) {
@@ -244,6 +271,116 @@ void Session::build(const SessionOptions& options) {
       throw Error(e.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kInvalidModel : e.kind(), what);
     }
     steps_.push_back(std::move(st));
+  }
+#ifdef RUNNX_WITH_CUDA
+  if (on_device)
+    for (const ProviderRequest& p : options.providers)
+      if (p.name == kCudaProviderName) device_ = cuda::make_executor(*this, p);
+#endif
+}
+
+// Placement: the first device provider asked for takes each node it has a kernel for; values
+// cross between host and device only where a reader sits on the other side.
+void Session::place_nodes(const std::vector<const Node*>& order) {
+  placement_.assign(order.size(), NodePlacement{});
+  copies_.clear();
+  bool cuda_asked = false;
+  for (const ProviderRequest& p : options_.providers) cuda_asked |= p.name == kCudaProviderName;
+  if (!cuda_asked) return;
+  // Initializers no feed can replace: a device kernel gets them uploaded once, at load.
+  std::set<std::string> graph_inputs;
+  for (const ValueInfo& vi : model_.graph.inputs) graph_inputs.insert(vi.name);
+  auto fixed_constant = [&](const std::string& name) {
+    return !name.empty() && constants_[ids_.at(name)] && !graph_inputs.count(name);
+  };
+#ifdef RUNNX_WITH_CUDA
+  for (size_t s = 0; s < order.size(); ++s) {
+    const Node* n = order[s];
+    std::vector<const InferredType*> ins, outs;
+    for (const std::string& i : n->inputs) ins.push_back(i.empty() ? nullptr : &types_[ids_.at(i)]);
+    for (const std::string& o : n->outputs) outs.push_back(o.empty() ? nullptr : &types_[ids_.at(o)]);
+    auto is_constant = [&](int k) { return k < (int)n->inputs.size() && fixed_constant(n->inputs[k]); };
+    placement_[s] = cuda::place_node(*n, model_.opset(n->domain), ins, outs, is_constant);
+  }
+  // Integer arithmetic on host values (Shape -> Gather -> Concat -> Reshape chains) stays on the
+  // host: on the device it would cost a copy up and another down for a few int64s.
+  std::set<std::string> on_host;
+  for (const ValueInfo& vi : model_.graph.inputs) on_host.insert(vi.name);
+  for (size_t s = 0; s < order.size(); ++s) {
+    const Node* n = order[s];
+    NodePlacement& p = placement_[s];
+    if (p.device != DeviceKind::kCPU && !p.host_outputs) {
+      bool host_inputs_only = true, integer_outputs = true;
+      for (const std::string& i : n->inputs)
+        if (!i.empty() && !fixed_constant(i) && !on_host.count(i)) host_inputs_only = false;
+      for (const std::string& o : n->outputs) {
+        DType d = o.empty() ? DType::kI64 : types_[ids_.at(o)].dtype;
+        if (d != DType::kI64 && d != DType::kI32) integer_outputs = false;
+      }
+      if (host_inputs_only && integer_outputs)
+        p = NodePlacement{DeviceKind::kCPU, "integer shape arithmetic on host values stays on the CPU", {}, {}, false};
+    }
+    if (p.device == DeviceKind::kCPU || p.host_outputs)
+      for (const std::string& o : n->outputs) on_host.insert(o);
+  }
+#else
+  for (NodePlacement& p : placement_) p.reason = "runnx was built without CUDA";
+  return;
+#endif
+  // Where each value is written (graph inputs: the host), and the copies readers need.
+  std::map<std::string, DeviceKind> where;
+  std::set<std::pair<std::string, DeviceKind>> copied;
+  for (size_t s = 0; s < order.size(); ++s) {
+    const Node* n = order[s];
+    const NodePlacement& p = placement_[s];
+    for (size_t k = 0; k < n->inputs.size(); ++k) {
+      const std::string& name = n->inputs[k];
+      if (name.empty() || fixed_constant(name)) continue;
+      bool host_read = p.device == DeviceKind::kCPU ||
+                       std::find(p.host_inputs.begin(), p.host_inputs.end(), (int)k) != p.host_inputs.end();
+      DeviceKind need = host_read ? DeviceKind::kCPU : p.device;
+      auto it = where.find(name);
+      DeviceKind have = it == where.end() ? DeviceKind::kCPU : it->second;
+      if (have != need && copied.insert({name, need}).second)
+        copies_.push_back({name, need, static_cast<int>(s)});
+    }
+    for (const std::string& o : n->outputs)
+      if (!o.empty()) where[o] = p.host_outputs ? DeviceKind::kCPU : p.device;
+  }
+  for (const ValueInfo& o : model_.graph.outputs) {
+    auto it = where.find(o.name);
+    if (it != where.end() && it->second != DeviceKind::kCPU) copies_.push_back({o.name, DeviceKind::kCPU, -1});
+  }
+}
+
+std::map<std::string, std::map<std::string, std::string>> Session::provider_options() const {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  if (device_) out[kCudaProviderName] = device_->options();
+  out[kCpuProviderName] = {};
+  return out;
+}
+
+std::vector<std::pair<const Node*, std::string>> Session::kernel_choices() const {
+  std::vector<std::pair<const Node*, std::string>> out;
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& st = steps_[s];
+    out.emplace_back(st.node, st.kernel ? st.kernel->describe() : device_->describe_step(static_cast<int>(s)));
+  }
+  return out;
+}
+
+void Session::run_cpu_step(int s, const std::vector<const Tensor*>& ins, std::vector<Tensor>& outs,
+                           const KernelContext::OutputAllocator& alloc) const {
+  const Step& st = steps_[s];
+  KernelContext ctx(*st.node, ins, outs, *pool_, alloc);
+  try {
+    st.kernel->run(ctx);
+  } catch (const Error& e) {
+    std::string what = e.what();
+    if (what.find(st.node->label()) == std::string::npos) what = st.node->label() + ": " + what;
+    throw Error(e.kind(), what);
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kRuntime, st.node->label() + ": " + e.what());
   }
 }
 
@@ -268,15 +405,12 @@ std::shared_ptr<MemoryPlan> Session::find_plan(const std::string& key) const {
   return it == plans_.end() ? nullptr : it->second;
 }
 
-std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, const std::vector<Tensor>& feeds,
-                                 const std::vector<std::string>& output_names) {
-  RunState rs;
-  const int nv = static_cast<int>(names_.size());
-  rs.values.resize(nv);
-  rs.slot = constants_;
-
-  // Feeds: known names, right dtype and rank, every required input present.
-  std::vector<bool> fed(nv, false);
+std::vector<int> Session::feed_ids(const std::vector<std::string>& feed_names,
+                                   const std::vector<const Tensor*>& feeds) const {
+  // Known names, right dtype and rank, each fed once, every required input present.
+  RUNNX_CHECK(feed_names.size() == feeds.size(), kInvalidArgument, "feed names and feeds differ in count");
+  std::vector<int> ids;
+  std::vector<bool> fed(names_.size(), false);
   for (size_t k = 0; k < feeds.size(); ++k) {
     const std::string& name = feed_names[k];
     const ValueInfo* info = nullptr;
@@ -287,11 +421,81 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
       for (const ValueInfo& vi : inputs_) known += (known.empty() ? "" : ", ") + vi.name;
       fail(ErrorKind::kInvalidArgument, "invalid input name '", name, "'; the model's inputs are: ", known);
     }
-    check_feed(*info, feeds[k]);
+    check_feed(*info, *feeds[k]);
     int v = ids_.at(name);
     RUNNX_CHECK(!fed[v], kInvalidArgument, "input '", name, "' is fed twice");
     fed[v] = true;
-    rs.slot[v] = &feeds[k];
+    ids.push_back(v);
+  }
+  for (const ValueInfo& vi : inputs_)
+    RUNNX_CHECK(fed[ids_.at(vi.name)], kInvalidArgument, "required input '", vi.name, "' (tensor(",
+                dtype_name(vi.dtype), "), shape ", dims_str(vi), ") is missing from the feeds");
+  return ids;
+}
+
+std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_names) const {
+  if (output_names.empty()) return graph_output_ids_;
+  std::vector<int> wanted;
+  for (const std::string& name : output_names) {
+    int v = -1;
+    for (int o : graph_output_ids_)
+      if (names_[o] == name) v = o;
+    RUNNX_CHECK(v >= 0, kInvalidArgument, "invalid output name '", name, "'");
+    wanted.push_back(v);
+  }
+  return wanted;
+}
+
+std::vector<PlacedTensor> Session::run_placed(const std::vector<std::string>& feed_names,
+                                              const std::vector<PlacedTensor>& feeds,
+                                              const std::vector<std::string>& output_names,
+                                              const std::vector<DeviceKind>& output_devices) {
+  std::vector<const Tensor*> tensors;
+  for (const PlacedTensor& p : feeds) tensors.push_back(&p.tensor);
+  if (!device_) {
+    for (size_t k = 0; k < feeds.size(); ++k)
+      RUNNX_CHECK(feeds[k].device == DeviceKind::kCPU, kInvalidArgument, "input '", feed_names[k], "' is in ",
+                  device_kind_name(feeds[k].device), " memory, but this session runs on CPUExecutionProvider only");
+    for (DeviceKind d : output_devices)
+      RUNNX_CHECK(d == DeviceKind::kCPU, kInvalidArgument,
+                  "an output was bound to ", device_kind_name(d), " memory, but this session runs on CPUExecutionProvider only");
+    std::vector<Tensor> host;
+    for (const PlacedTensor& p : feeds) host.push_back(p.tensor);
+    std::vector<PlacedTensor> out;
+    for (Tensor& t : run(feed_names, host, output_names)) out.push_back({std::move(t), DeviceKind::kCPU, 0});
+    return out;
+  }
+  std::vector<int> ids = feed_ids(feed_names, tensors);
+  std::vector<const PlacedTensor*> fed(names_.size(), nullptr);
+  for (size_t k = 0; k < ids.size(); ++k) fed[ids[k]] = &feeds[k];
+  std::vector<int> wanted = wanted_ids(output_names);
+  std::vector<DeviceKind> want_on = output_devices;
+  if (want_on.empty()) want_on.assign(wanted.size(), DeviceKind::kCPU);
+  RUNNX_CHECK(want_on.size() == wanted.size(), kInvalidArgument, "output_devices has ", want_on.size(),
+              " entries for ", wanted.size(), " outputs");
+  return device_->run(fed, wanted, want_on);
+}
+
+std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, const std::vector<Tensor>& feeds,
+                                 const std::vector<std::string>& output_names) {
+  if (device_) {
+    std::vector<PlacedTensor> placed;
+    for (const Tensor& t : feeds) placed.push_back({t, DeviceKind::kCPU, 0});
+    std::vector<Tensor> out;
+    for (PlacedTensor& p : run_placed(feed_names, placed, output_names, {})) out.push_back(std::move(p.tensor));
+    return out;
+  }
+  RunState rs;
+  const int nv = static_cast<int>(names_.size());
+  rs.values.resize(nv);
+  rs.slot = constants_;
+  std::vector<const Tensor*> feed_ptrs;
+  for (const Tensor& t : feeds) feed_ptrs.push_back(&t);
+  std::vector<int> ids = feed_ids(feed_names, feed_ptrs);
+  std::vector<bool> fed(nv, false);
+  for (size_t k = 0; k < ids.size(); ++k) {
+    fed[ids[k]] = true;
+    rs.slot[ids[k]] = &feeds[k];
   }
   // The plan key: dtype and shape of every fed value, in graph-input order (feed order varies).
   std::string key;
@@ -301,22 +505,7 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     const Tensor& t = *rs.slot[v];
     key += vi.name + ':' + std::to_string(static_cast<int>(t.dtype)) + shape_str(t.shape) + ';';
   }
-  for (const ValueInfo& vi : inputs_)
-    RUNNX_CHECK(fed[ids_.at(vi.name)], kInvalidArgument, "required input '", vi.name, "' (tensor(",
-                dtype_name(vi.dtype), "), shape ", dims_str(vi), ") is missing from the feeds");
-
-  std::vector<int> wanted;
-  if (output_names.empty()) {
-    wanted = graph_output_ids_;
-  } else {
-    for (const std::string& name : output_names) {
-      int v = -1;
-      for (int o : graph_output_ids_)
-        if (names_[o] == name) v = o;
-      RUNNX_CHECK(v >= 0, kInvalidArgument, "invalid output name '", name, "'");
-      wanted.push_back(v);
-    }
-  }
+  std::vector<int> wanted = wanted_ids(output_names);
 
   if (options_.enable_mem_pattern) rs.plan = find_plan(key);
   std::unique_ptr<uint8_t, void (*)(void*)> arena(nullptr, std::free);
@@ -390,17 +579,8 @@ void Session::execute(RunState& rs) {
       if (!plan && v >= 0) rs.records[v].nbytes = bytes;
       return Tensor::empty(dtype, std::move(shape));
     };
-    KernelContext ctx(*st.node, ins, outs, *pool_, alloc);
     int64_t t0 = profiling ? now_us() : 0;
-    try {
-      st.kernel->run(ctx);
-    } catch (const Error& e) {
-      std::string what = e.what();
-      if (what.find(st.node->label()) == std::string::npos) what = st.node->label() + ": " + what;
-      throw Error(e.kind(), what);
-    } catch (const std::exception& e) {
-      throw Error(ErrorKind::kRuntime, st.node->label() + ": " + e.what());
-    }
+    run_cpu_step(s, ins, outs, alloc);
     if (profiling) {
       ProfileEvent ev{st.node->name, st.node->op_type, t0, now_us() - t0,
                       static_cast<int64_t>(std::hash<std::thread::id>()(std::this_thread::get_id()) % 100000)};

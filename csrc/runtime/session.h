@@ -1,6 +1,7 @@
 // A loaded model ready to run: validated graph, one kernel per node, a thread pool, and memory
 // plans cached per input-shape signature. run() is safe to call from many threads at once.
 #pragma once
+#include <climits>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -22,6 +23,11 @@ struct SessionOptions {
   int graph_optimization_level = 99;  // onnxruntime's levels: 0 off, 1 basic, 2 extended, 99 all
   bool enable_mem_pattern = true;     // arena plans per shape signature
   bool enable_profiling = false;
+  // Providers in priority order (empty: CPU only). CUDA takes the nodes it has kernels for.
+  std::vector<ProviderRequest> providers;
+  // Compute the device placement without a device and run every node on the CPU (tests and
+  // `runnx inspect` on machines without a GPU).
+  bool placement_only = false;
 };
 
 struct ProfileEvent {
@@ -54,32 +60,58 @@ class Session {
   // Initializers that are also graph inputs (a feed may replace them).
   const std::vector<ValueInfo>& overridable_initializers() const { return overridable_; }
   const std::vector<std::string>& providers() const { return provider_names_; }
+  // Options per provider in effect, by provider name.
+  std::map<std::string, std::map<std::string, std::string>> provider_options() const;
 
   // Runs the graph. Outputs come back in the order of `output_names` (all graph outputs if empty).
   std::vector<Tensor> run(const std::vector<std::string>& feed_names, const std::vector<Tensor>& feeds,
                           const std::vector<std::string>& output_names);
+  // The same with feeds that may live on a device; each output is returned on `output_devices[k]`
+  // (empty: all on the CPU). A CPU-only session accepts host tensors only.
+  std::vector<PlacedTensor> run_placed(const std::vector<std::string>& feed_names,
+                                       const std::vector<PlacedTensor>& feeds,
+                                       const std::vector<std::string>& output_names,
+                                       const std::vector<DeviceKind>& output_devices);
+
+  // Per step (execution order): where it runs and why. All CPU when no device provider is asked.
+  const std::vector<NodePlacement>& placement() const { return placement_; }
+  // Copies across the provider boundary for host feeds, as planned at load.
+  const std::vector<ValueCopy>& boundary_copies() const { return copies_; }
 
   SessionStats stats() const;
+  // The device executor's counters (device arena bytes, plans, CUDA graphs); empty on the CPU.
+  std::map<std::string, int64_t> device_stats() const { return device_ ? device_->stats() : std::map<std::string, int64_t>{}; }
   // Statically inferred dtype and shape of every value (graph inputs, initializers, node
   // outputs), by name, in topological order of definition.
   std::vector<std::pair<std::string, InferredType>> inferred_types() const;
   // Graph passes that rewrote the model at load, with how many times each fired.
   const std::vector<PassFired>& passes_fired() const { return passes_fired_; }
   // The executed nodes in order, each with its kernel's description of the path it chose.
-  std::vector<std::pair<const Node*, std::string>> kernel_choices() const {
-    std::vector<std::pair<const Node*, std::string>> out;
-    for (const Step& st : steps_) out.emplace_back(st.node, st.kernel->describe());
-    return out;
-  }
+  std::vector<std::pair<const Node*, std::string>> kernel_choices() const;
   std::vector<ProfileEvent> take_profile();
   int num_threads() const { return pool_->num_threads(); }
 
- private:
+  // What build() prepared, read by a device executor. A step placed on the device has no CPU
+  // kernel (kernel == nullptr).
   struct Step {
     const Node* node;
     std::unique_ptr<Kernel> kernel;
     std::vector<int> inputs, outputs;  // value ids, -1 for omitted
   };
+  const std::vector<Step>& steps() const { return steps_; }
+  const std::vector<std::string>& value_names() const { return names_; }
+  // Per value id: the initializer (nullptr for others and for overridable initializers' feeds).
+  const Tensor* constant(int v) const { return constants_[v]; }
+  int last_use(int v) const { return last_use_[v]; }
+  const std::vector<int>& graph_output_ids() const { return graph_output_ids_; }
+  const std::vector<InferredType>& value_types() const { return types_; }
+  const SessionOptions& options() const { return options_; }
+  ThreadPool& pool() const { return *pool_; }
+  // Runs CPU step s with host tensors (the device executor's fallback), naming the node in errors.
+  void run_cpu_step(int s, const std::vector<const Tensor*>& ins, std::vector<Tensor>& outs,
+                    const KernelContext::OutputAllocator& alloc) const;
+
+ private:
   struct RunState;
 
   void build(const SessionOptions& options);
@@ -88,6 +120,9 @@ class Session {
   std::shared_ptr<MemoryPlan> find_plan(const std::string& key) const;
   void execute(RunState& rs);
   void note_inference_mismatch(const std::string& msg) const;
+  void place_nodes(const std::vector<const Node*>& order);
+  std::vector<int> feed_ids(const std::vector<std::string>& feed_names, const std::vector<const Tensor*>& feeds) const;
+  std::vector<int> wanted_ids(const std::vector<std::string>& output_names) const;
 
   Model model_;
   SessionOptions options_;
@@ -103,6 +138,10 @@ class Session {
   std::vector<Step> steps_;
   std::vector<int> graph_output_ids_;
   std::vector<InferredType> types_;       // per value id: static inference
+  std::vector<NodePlacement> placement_;  // per step
+  std::vector<ValueCopy> copies_;
+  std::unique_ptr<DeviceExecutor> device_;  // set when a device provider takes nodes
+  std::map<std::string, std::string> device_options_;
   bool strict_inference_ = false;         // RUNNX_CHECK_INFERENCE=1: a mismatch raises
 
   mutable std::shared_mutex plans_mu_;

@@ -22,6 +22,7 @@ from .errors import (
     RuntimeFailure,
     UnsupportedOp,
 )
+from .io_binding import IOBinding, OrtValue
 from .providers import get_all_providers, get_available_providers, get_device
 from .session import (
     ExecutionMode,
@@ -41,12 +42,14 @@ __all__ = [
     "DeadlineExceeded",
     "ExecutionMode",
     "GraphOptimizationLevel",
+    "IOBinding",
     "InferResult",
     "InferenceSession",
     "InvalidArgument",
     "InvalidModel",
     "ModelMetadata",
     "NodeArg",
+    "OrtValue",
     "QueueFull",
     "ResourceExhausted",
     "RunOptions",

@@ -2,7 +2,7 @@
 
     runnx run MODEL [--input NAME=FILE.npy ...] [--repeat N]   run a model, print outputs and timing
     runnx run --demo                                            the same on a model shipped with runnx
-    runnx inspect MODEL [--dim NAME=N ...] [--level L]          optimised graph, passes, kernels, FLOPs, memory
+    runnx inspect MODEL [--dim NAME=N ...] [--level L] [--cuda]  optimised graph, passes, kernels, FLOPs, memory
     runnx bench MODEL [--compare onnxruntime]                   latency side by side, as ratios
     runnx serve PATH [--host --port --max-batch-size ...]       KServe v2 HTTP server
     runnx serve --demo                                          the same on the shipped model
@@ -166,6 +166,21 @@ def _shape_text(inferred, observed) -> str:
     return static if all(isinstance(d, int) for d in inferred[1]) else f"{static}={seen}"
 
 
+def _print_cuda_placement(model_path: str, level: int, nodes) -> None:
+    from .providers import cuda_placement
+
+    placement = cuda_placement(model_path, level)
+    on_cpu = [(k, n) for k, n in enumerate(placement["nodes"]) if n[2] == "cpu"]
+    print(f"\nCUDA placement: {len(nodes) - len(on_cpu)} of {len(nodes)} nodes on the device"
+          + ("" if on_cpu else " (no CPU fallback)"))
+    for k, (name, op, _, reason) in on_cpu:
+        print(f"  {k:4d} {op:34s} {name[:40]:40s} CPU: {reason}")
+    print(f"boundary copies per run (host feeds): {len(placement['copies'])}")
+    for value, direction, step in placement["copies"]:
+        where = f"before node {step}" if step >= 0 else "after the run (graph output)"
+        print(f"  {direction:9s} {value[:50]:50s} {where}")
+
+
 def cmd_inspect(args) -> int:
     import onnx  # inspect reads the graph with the onnx package when it is installed
 
@@ -220,6 +235,8 @@ def cmd_inspect(args) -> int:
         if args.verbose:
             print(f"         in: {', '.join(ins)}\n         out: {', '.join(outs)}")
     print(f"total matrix-product FLOPs: {total / 1e9:.4g} GFLOP per run")
+    if args.cuda:
+        _print_cuda_placement(args.model, args.level, nodes)
 
     sess.run(None, feeds)
     stats = sess.memory_stats()
@@ -271,7 +288,7 @@ def cmd_serve(args) -> int:
     token = args.auth_token or os.environ.get("RUNNX_AUTH_TOKEN") or None
     server = Server(path, host=args.host, port=args.port, defaults=defaults, auth_token=token,
                     max_body_bytes=args.max_body_bytes, shutdown_timeout_s=args.shutdown_timeout,
-                    access_log=args.access_log)
+                    access_log=args.access_log, workers=args.workers)
     try:
         server.bind()
     except OSError as e:
@@ -309,6 +326,8 @@ def main(argv=None) -> int:
     i.add_argument("--batch", type=int, default=1, help="size of symbolic input dims not in --dim")
     i.add_argument("--dim", action="append", metavar="NAME=N", help="size of a symbolic input dim")
     i.add_argument("--verbose", action="store_true", help="also list each node's inputs and outputs")
+    i.add_argument("--cuda", action="store_true",
+                   help="per-node placement under CUDAExecutionProvider and the boundary copies (no GPU needed)")
     i.set_defaults(fn=cmd_inspect)
     b = sub.add_parser("bench", help="latency, optionally side by side with onnxruntime")
     b.add_argument("model")
@@ -324,6 +343,9 @@ def main(argv=None) -> int:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
                    "0.0.0.0 for every interface)")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (SO_REUSEPORT), each with its own "
+                   "copy of the models (default 1)")
     s.add_argument("--max-batch-size", type=int, default=None,
                    help="default for models whose config.json does not say (default 32; 0 = no "
                    "batching)")

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from . import _C
-from .providers import CPU, get_all_providers, get_available_providers
+from .io_binding import IOBinding, OrtValue, as_feed
+from .providers import CPU, CUDA, get_all_providers, get_available_providers
 
 # ONNX TensorProto element type -> the word in onnxruntime's "tensor(...)" strings.
 _TYPE_NAMES = {
@@ -129,11 +130,31 @@ class ModelMetadata:
         self.custom_metadata_map = dict(d["custom_metadata_map"])
 
 
-def _provider_names(providers) -> list[str]:
-    names = []
-    for p in providers or []:
-        names.append(p[0] if isinstance(p, (tuple, list)) else p)
-    return names
+def _option_text(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _provider_requests(providers, provider_options) -> list[tuple[str, dict[str, str]]]:
+    """[(name, {option: text})] from onnxruntime's two spellings: ``[(name, options)]`` or
+    ``providers=[name], provider_options=[options]``."""
+    providers = list(providers or [])
+    if provider_options is not None:
+        if len(provider_options) != len(providers):
+            raise ValueError("provider_options must have one dict per provider")
+        if any(isinstance(p, (tuple, list)) for p in providers):
+            raise ValueError("give provider options either in providers as (name, dict) or in provider_options")
+    out = []
+    for k, p in enumerate(providers):
+        if isinstance(p, (tuple, list)):
+            if len(p) != 2 or not isinstance(p[1], dict):
+                raise ValueError(f"a provider tuple must be (name, options dict), got {p!r}")
+            name, opts = p
+        else:
+            name, opts = p, (provider_options[k] if provider_options is not None else {})
+        out.append((str(name), {str(key): _option_text(v) for key, v in (opts or {}).items()}))
+    return out
 
 
 class InferenceSession:
@@ -154,18 +175,22 @@ class InferenceSession:
         **kwargs,
     ) -> None:
         self._sess_options = sess_options or SessionOptions()
-        requested = _provider_names(providers)
-        for name in requested:
+        requests = []
+        for name, opts in _provider_requests(providers, provider_options):
             if name not in get_all_providers():
                 raise ValueError(
                     f"Unknown Provider Type: {name}; known providers: {get_all_providers()}"
                 )
             if name not in get_available_providers():
+                reason = f" ({_C.cuda.unavailable_reason()})" if name == CUDA else ""
                 warnings.warn(
-                    f"Specified provider '{name}' is not in available provider names. "
-                    f"Available providers: '{', '.join(get_available_providers())}'",
+                    f"Specified provider '{name}' is not in available provider names{reason}. "
+                    f"Available providers: '{', '.join(get_available_providers())}'; "
+                    f"falling back to {CPU}",
                     stacklevel=2,
                 )
+                continue  # as onnxruntime: the session runs on what is available
+            requests.append((name, opts))
         if isinstance(path_or_bytes, (bytearray, memoryview)):
             path_or_bytes = bytes(path_or_bytes)
         elif isinstance(path_or_bytes, os.PathLike):
@@ -176,7 +201,10 @@ class InferenceSession:
             raise FileNotFoundError(f"model file not found: {path_or_bytes}")
         self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
         self._profiling_start_ns = time.time_ns()
-        self._sess = _C.Session(path_or_bytes, self._sess_options._native())
+        native = self._sess_options._native()
+        if any(name == CUDA for name, _ in requests):
+            native["providers"] = requests
+        self._sess = _C.Session(path_or_bytes, native)
         self._inputs = [NodeArg(*t) for t in self._sess.inputs()]
         self._outputs = [NodeArg(*t) for t in self._sess.outputs()]
         self._overridable = [NodeArg(*t) for t in self._sess.overridable_initializers()]
@@ -206,8 +234,12 @@ class InferenceSession:
         return list(self._sess.providers())
 
     def get_provider_options(self) -> dict[str, dict]:
-        """Options per provider (none are configurable yet)."""
-        return {p: {} for p in self.get_providers()}
+        """Options per provider in effect (CUDA: ``device_id``, ``enable_cuda_graph``, ...).
+
+        >>> sess.get_provider_options()["CUDAExecutionProvider"]["device_id"]  # doctest: +SKIP
+        '0'
+        """
+        return {k: dict(v) for k, v in self._sess.provider_options().items()}
 
     def get_session_options(self) -> SessionOptions:
         """The options the session was created with."""
@@ -229,12 +261,37 @@ class InferenceSession:
         if run_options is not None and run_options.terminate:
             raise _C.RuntimeFailure("run was terminated by RunOptions.terminate")
         feeds = {}
+        on_device = False
         for name, value in input_feed.items():
-            arr = np.asarray(value)
-            if not arr.flags.c_contiguous:
-                arr = np.ascontiguousarray(arr)
+            if isinstance(value, np.ndarray):
+                arr = value if value.flags.c_contiguous else np.ascontiguousarray(value)
+            elif hasattr(value, "__cuda_array_interface__") or hasattr(value, "__dlpack__") or isinstance(value, OrtValue):
+                arr = as_feed(value, name)  # device arrays stay on the device
+                on_device |= isinstance(arr, tuple)
+            else:
+                arr = np.asarray(value)
+                if not arr.flags.c_contiguous:
+                    arr = np.ascontiguousarray(arr)
             feeds[name] = arr
+        if on_device:
+            names = output_names or [o.name for o in self._outputs]
+            return self._sess.run_placed(list(names), feeds, ["cpu"] * len(names))
         return self._sess.run(output_names, feeds)
+
+    def io_binding(self) -> IOBinding:
+        """A new :class:`IOBinding` for this session.
+
+        >>> io = sess.io_binding(); io.bind_cpu_input("x", x); io.bind_output("y")  # doctest: +SKIP
+        >>> sess.run_with_iobinding(io); y, = io.copy_outputs_to_cpu()  # doctest: +SKIP
+        """
+        return IOBinding(self)
+
+    def run_with_iobinding(self, iobinding: IOBinding, run_options: RunOptions | None = None) -> None:
+        """Runs with the inputs and outputs bound in ``iobinding``; read the results with
+        ``iobinding.get_outputs()`` or ``iobinding.copy_outputs_to_cpu()``."""
+        if run_options is not None and run_options.terminate:
+            raise _C.RuntimeFailure("run was terminated by RunOptions.terminate")
+        iobinding._run(self._sess)
 
     def end_profiling(self) -> str:
         """Writes the per-node timings recorded so far as Chrome-trace JSON; returns the file
@@ -268,7 +325,13 @@ class InferenceSession:
         >>> sess.memory_stats()["arena_bytes"]  # doctest: +SKIP
         1204224
         """
-        return dict(self._sess.stats())
+        stats = dict(self._sess.stats())
+        stats.update(self._sess.device_stats())  # device_arena_bytes, cuda_graphs, ... on CUDA
+        return stats
+
+    def _placement(self) -> list[tuple[str, str, str, str]]:
+        """(node name, op_type, "cuda" | "cpu", why not on the device) per executed node."""
+        return list(self._sess.placement())
 
     def _passes_fired(self) -> dict[str, int]:
         """Graph passes that rewrote the model at load, with how many times each fired."""
@@ -279,9 +342,11 @@ __all__ = [
     "CPU",
     "ExecutionMode",
     "GraphOptimizationLevel",
+    "IOBinding",
     "InferenceSession",
     "ModelMetadata",
     "NodeArg",
+    "OrtValue",
     "RunOptions",
     "SessionOptions",
 ]

@@ -1,0 +1,164 @@
+"""The CUDA provider end to end on a GPU (skipped without one): zoo models on CUDA against the CPU,
+per-node fallback with boundary copies, device arrays through IOBinding, CUDA graph replay, and
+errors that name the node. Tolerances: fp32 1e-4 relative (1e-3 absolute for BERT's long sums),
+fp16 2e-2 (fp16 storage, fp32 accumulation)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import runnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, os.path.join(HERE, "..", ".."))
+
+from bench.models import zoo
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def _cuda(model, **options):
+    m = model.SerializeToString() if hasattr(model, "SerializeToString") else model
+    return runnx.InferenceSession(m, providers=[(CUDA, options), CPU])
+
+
+def _close(a, b, fp16=False, long_sums=False):
+    if fp16:
+        np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), rtol=2e-2, atol=2e-2)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 if long_sums else 1e-5)
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_zoo_fp32_on_cuda_matches_cpu(name, batch):
+    model = zoo.build(name, "tiny")
+    feeds = zoo.sample_inputs(name, batch=batch, scale="tiny", seed=batch)
+    cpu = runnx.InferenceSession(model.SerializeToString(), providers=[CPU]).run(None, feeds)
+    sess = _cuda(model)
+    assert sess.get_providers()[-1] == CPU
+    for _ in range(3):  # observing run, planned runs
+        for a, b in zip(sess.run(None, feeds), cpu):
+            _close(a, b, long_sums=name == "bert")
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_zoo_fp16_on_cuda_matches_cpu(name):
+    quantize = pytest.importorskip("runnx.quantize")
+    model = quantize.to_fp16(zoo.build(name, "tiny"))
+    feeds = zoo.sample_inputs(name, batch=2, scale="tiny", seed=0)
+    cpu = runnx.InferenceSession(model.SerializeToString(), providers=[CPU]).run(None, feeds)
+    for a, b in zip(_cuda(model).run(None, feeds), cpu):
+        _close(a, b, fp16=True)
+
+
+def test_placement_in_a_real_session_matches_the_planner():
+    model = zoo.build("bert", "tiny")
+    sess = _cuda(model)
+    assert sess._placement() == runnx.providers.cuda_placement(model)["nodes"]
+    assert CUDA in sess.get_providers()
+    assert sess.get_provider_options()[CUDA]["device_id"] == "0"
+
+
+def _fallback_model():
+    # Reshape (device) -> NonZero (CPU) -> Shape (device, host output) and a device output.
+    shape = numpy_helper.from_array(np.array([-1], np.int64), "shape")
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat"),
+         helper.make_node("NonZero", ["r"], ["nz"], name="nz"),
+         helper.make_node("Shape", ["nz"], ["s"], name="shape_of")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("nz", TensorProto.INT64, None),
+         helper.make_tensor_value_info("s", TensorProto.INT64, None)], [shape])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def test_cpu_fallback_between_device_nodes_crosses_the_boundary_correctly():
+    sess = _cuda(_fallback_model())
+    rng = np.random.default_rng(0)
+    for rows in (1, 4, 0, 4):  # new shapes re-plan; the empty tensor copies nothing
+        x = (rng.random((rows, 3)) < 0.5).astype(np.float32)
+        r, nz, s = sess.run(None, {"x": x})
+        np.testing.assert_array_equal(r, x.reshape(-1))
+        np.testing.assert_array_equal(nz, np.array(np.nonzero(x.reshape(-1))))
+        np.testing.assert_array_equal(s, nz.shape)
+
+
+def test_device_outputs_feed_the_next_run_without_the_host():
+    model = zoo.build("mlp", "tiny")
+    feeds = zoo.sample_inputs("mlp", batch=2, scale="tiny", seed=0)
+    (expected,) = runnx.InferenceSession(model.SerializeToString(), providers=[CPU]).run(None, feeds)
+    sess = _cuda(model)
+    io = sess.io_binding()
+    for k, v in feeds.items():
+        io.bind_cpu_input(k, v)
+    out_name = sess.get_outputs()[0].name
+    io.bind_output(out_name, "cuda")
+    sess.run_with_iobinding(io)
+    (v,) = io.get_outputs()
+    assert v.device_name() == "cuda" and v.shape() == list(expected.shape)
+    _close(v.numpy(), expected)
+    _close(io.copy_outputs_to_cpu()[0], expected)
+    # An identity model fed the device output: the input never visits the host.
+    g = helper.make_graph([helper.make_node("Identity", ["a"], ["b"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, list(expected.shape))],
+                          [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    ident = _cuda(m)
+    (b,) = ident.run(None, {"a": v})
+    _close(b, expected)
+
+
+def test_cupy_arrays_in_and_out():
+    cp = pytest.importorskip("cupy")
+    model = zoo.build("mlp", "tiny")
+    feeds = zoo.sample_inputs("mlp", batch=3, scale="tiny", seed=1)
+    (expected,) = runnx.InferenceSession(model.SerializeToString(), providers=[CPU]).run(None, feeds)
+    sess = _cuda(model)
+    dev = {k: cp.asarray(v) for k, v in feeds.items()}
+    (y,) = sess.run(None, dev)
+    _close(y, expected)
+    io = sess.io_binding()
+    for k, v in dev.items():
+        io.bind_input(k, v)
+    io.bind_output(sess.get_outputs()[0].name, "cuda")
+    sess.run_with_iobinding(io)
+    _close(cp.asnumpy(cp.asarray(io.get_outputs()[0])), expected)
+
+
+def test_cuda_graph_replay_matches_eager():
+    model = zoo.build("mlp", "tiny")
+    cpu = runnx.InferenceSession(model.SerializeToString(), providers=[CPU])
+    sess = _cuda(model, enable_cuda_graph=True)
+    assert sess.get_provider_options()[CUDA]["enable_cuda_graph"] == "1"
+    for seed in range(5):  # observe, warm up, capture + replay, replay, replay
+        feeds = zoo.sample_inputs("mlp", batch=2, scale="tiny", seed=seed)
+        for a, b in zip(sess.run(None, feeds), cpu.run(None, feeds)):
+            _close(a, b)
+    all_on_device = all(p[2] == "cuda" for p in sess._placement())
+    stats = sess.memory_stats()
+    assert stats["cuda_graphs"] == (1 if all_on_device else 0)
+    if all_on_device:
+        assert stats["graph_replays"] >= 3
+
+
+def test_input_on_another_device_is_refused():
+    model = zoo.build("mlp", "tiny")
+    sess = _cuda(model)
+    from runnx.io_binding import _element_type
+
+    ((name, x),) = zoo.sample_inputs("mlp", batch=1, scale="tiny", seed=0).items()
+    feed = {name: ("cuda", 1 << 40, x.shape, _element_type(x.dtype), 7)}
+    with pytest.raises(runnx.InvalidArgument, match="is on CUDA device 7"):
+        sess._sess.run_placed(None, feed, ["cpu"])
+
+
+def test_bad_device_id_is_an_invalid_argument():
+    with pytest.raises(runnx.InvalidArgument, match="device_id 99 does not exist"):
+        _cuda(zoo.build("mlp", "tiny"), device_id=99)

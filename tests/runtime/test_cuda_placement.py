@@ -1,0 +1,115 @@
+"""CUDA placement decided without a GPU: which node runs where, why a node stays on the CPU, and
+which values cross the host/device boundary (runnx.providers.cuda_placement)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import runnx
+from helpers import make_model
+from onnx import TensorProto, helper, numpy_helper
+from runnx.providers import cuda_placement
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, os.path.join(HERE, "..", ".."))
+
+from bench.models import zoo
+
+pytestmark = pytest.mark.skipif(not runnx._C.cuda.built, reason="runnx was built without CUDA")
+
+
+def _graph(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def _vi(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def test_unsupported_op_falls_back_with_reason_and_copies_at_both_boundaries():
+    # x -> Reshape (device: a view) -> NonZero (no CUDA kernel: CPU) -> y
+    shape = numpy_helper.from_array(np.array([-1], np.int64), "shape")
+    m = _graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat"),
+         helper.make_node("NonZero", ["r"], ["y"], name="nz")],
+        [_vi("x", TensorProto.FLOAT, [2, 3])], [_vi("y", TensorProto.INT64, None)], [shape])
+    p = cuda_placement(m, 0)
+    assert p["nodes"] == [("flat", "Reshape", "cuda", ""), ("nz", "NonZero", "cpu", "no CUDA kernel for NonZero")]
+    # x goes up before the Reshape, the reshaped value comes back down for NonZero; the constant
+    # shape is read on the host (no copy) and y is produced on the host (no copy).
+    assert p["copies"] == [("x", "to_device", 0), ("r", "to_host", 1)]
+
+
+def test_shape_reads_only_metadata_and_a_device_graph_output_is_copied_back():
+    m = _graph(
+        [helper.make_node("Identity", ["x"], ["a"], name="id"),
+         helper.make_node("Shape", ["a"], ["s"], name="shape")],
+        [_vi("x", TensorProto.FLOAT, [4, 5])], [_vi("a", TensorProto.FLOAT, None), _vi("s", TensorProto.INT64, None)])
+    p = cuda_placement(m, 0)
+    assert [n[2] for n in p["nodes"]] == ["cuda", "cuda"]
+    # Shape reads a's shape only (no copy); its output is on the host; `a` leaves the device.
+    assert p["copies"] == [("x", "to_device", 0), ("a", "to_host", -1)]
+
+
+def test_run_time_shape_input_is_read_on_the_host_without_a_copy():
+    m = _graph(
+        [helper.make_node("Reshape", ["x", "s"], ["y"], name="r")],
+        [_vi("x", TensorProto.FLOAT, [6]), _vi("s", TensorProto.INT64, [2])], [_vi("y", TensorProto.FLOAT, None)])
+    p = cuda_placement(m, 0)
+    assert p["nodes"] == [("r", "Reshape", "cuda", "")]
+    assert ("s", "to_device", 0) not in p["copies"]
+    assert p["copies"] == [("x", "to_device", 0), ("y", "to_host", -1)]
+
+
+def test_dropout_with_mask_output_stays_on_the_cpu():
+    m = make_model("Dropout", {"x": np.zeros((2, 3), np.float32)}, n_outputs=2, opset=13)
+    (node,) = cuda_placement(m, 0)["nodes"]
+    assert node[2] == "cpu" and "mask" in node[3]
+
+
+def test_unknown_dtype_keeps_a_node_on_the_cpu_only_when_its_wrapper_needs_it():
+    # An op without a wrapper falls back whatever its dtype; the reason names the op.
+    m = make_model("Einsum", {"a": np.zeros((2, 3), np.float64), "b": np.zeros((3, 4), np.float64)},
+                   attrs={"equation": "ij,jk->ik"})
+    (node,) = cuda_placement(m, 0)["nodes"]
+    assert node[2] == "cpu" and "Einsum" in node[3]
+
+
+def test_placement_is_consistent_with_copies():
+    """Every copy to the device is read by a device node, every copy to the host by a CPU node
+    (or by a device node's host input) or is a graph output; CPU nodes always carry a reason."""
+    for name in zoo.NAMES:
+        p = cuda_placement(zoo.build(name, "tiny"))
+        for node_name, op, where, reason in p["nodes"]:
+            assert where in ("cuda", "cpu")
+            assert (reason == "") == (where == "cuda"), (name, node_name, op, reason)
+        for value, direction, step in p["copies"]:
+            if direction == "to_device":
+                assert p["nodes"][step][2] == "cuda", (name, value)
+            elif step >= 0:
+                assert p["nodes"][step][2] in ("cpu", "cuda"), (name, value)
+        seen = [(v, d) for v, d, _ in p["copies"]]
+        assert len(seen) == len(set(seen)), f"{name}: a value is copied twice the same way"
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_zoo_placement_reports_every_node(name):
+    model = zoo.build(name, "tiny")
+    p = cuda_placement(model)
+    sess = runnx.InferenceSession(model.SerializeToString())
+    ops = [op for _, op, *_ in sess._sess.kernel_choices()]
+    assert [n[1] for n in p["nodes"]] == ops  # same optimised graph, same order
+
+
+def test_placement_only_session_runs_on_the_cpu_and_says_so():
+    m = make_model("Relu", {"x": np.zeros((2, 3), np.float32)})
+    sess = runnx._C.Session(m.SerializeToString(), {
+        "providers": [("CUDAExecutionProvider", {}), ("CPUExecutionProvider", {})], "placement_only": True})
+    assert sess.providers() == ["CPUExecutionProvider"]
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    (y,) = sess.run(None, {"x": x})
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
