@@ -3,9 +3,16 @@
 
 namespace runnx::cuda::testing {
 
+void register_gemm_testing(pybind11::module_& m);
+void register_conv_testing(pybind11::module_& m);
+void register_attention_testing(pybind11::module_& m);
+
 // One line per kernel family (each defined in csrc/cuda/testing/<family>_testing.cc).
 void register_testing(pybind11::module_& m) {
   (void)m;
+  register_gemm_testing(m);
+  register_conv_testing(m);
+  register_attention_testing(m);
 }
 
 }  // namespace runnx::cuda::testing
