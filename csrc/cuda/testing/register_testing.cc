@@ -3,6 +3,12 @@
 
 namespace runnx::cuda::testing {
 
+void register_elementwise_testing(pybind11::module_& m);
+void register_rownorm_testing(pybind11::module_& m);
+void register_reduce_testing(pybind11::module_& m);
+void register_copy_testing(pybind11::module_& m);
+void register_image_testing(pybind11::module_& m);
+
 void register_gemm_testing(pybind11::module_& m);
 void register_conv_testing(pybind11::module_& m);
 void register_attention_testing(pybind11::module_& m);
@@ -13,6 +19,11 @@ void register_testing(pybind11::module_& m) {
   register_gemm_testing(m);
   register_conv_testing(m);
   register_attention_testing(m);
+  register_elementwise_testing(m);
+  register_rownorm_testing(m);
+  register_reduce_testing(m);
+  register_copy_testing(m);
+  register_image_testing(m);
 }
 
 }  // namespace runnx::cuda::testing

@@ -1,0 +1,134 @@
+// Device helpers shared by the element-wise, normalisation, reduction and data-movement kernels
+// (cudaops' families). Included by .cu files only.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <initializer_list>
+
+namespace runnx::cuda {
+
+// fp16 is stored as __half and computed in fp32.
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+
+// N consecutive elements loaded or stored as one aligned vector access (the caller checks the
+// address is a multiple of sizeof(Pack)).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, never past the x limit.
+inline unsigned grid_for(int64_t n, int threads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  if (blocks > 65536) blocks = 65536;  // grid-stride loops cover the rest
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
+}
+
+__device__ __forceinline__ int64_t global_thread() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_threads() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
+__device__ __forceinline__ bool is_aligned(const void* p, int bytes) {
+  return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
+}
+
+// Warp-wide sum / max (every lane gets the result).
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum / max for blockDim.x a multiple of 32 (<= 1024); every thread gets the result.
+// `scratch` holds 32 floats of shared memory; the call ends with a barrier, so it can be reused.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  v = warp_sum(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.f;
+  v = warp_sum(v);
+  __syncthreads();
+  return v;
+}
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  v = warp_max(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  v = warp_max(v);
+  __syncthreads();
+  return v;
+}
+
+}  // namespace runnx::cuda
+
+#include "cuda/kernels/strided_plan.h"
+
+namespace runnx::cuda {
+
+// Element offsets of output element i in each of the first K operands of plan p.
+template <int K>
+__device__ __forceinline__ void plan_offsets(const StridedPlan& p, int64_t i, int64_t (&off)[K]) {
+#pragma unroll
+  for (int k = 0; k < K; ++k) off[k] = 0;
+#pragma unroll
+  for (int d = kMaxPlanRank - 1; d >= 1; --d) {
+    if (d < p.rank) {
+      const int64_t c = i % p.dims[d];
+      i /= p.dims[d];
+#pragma unroll
+      for (int k = 0; k < K; ++k) off[k] += c * p.strides[k][d];
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < K; ++k) off[k] += i * p.strides[k][0];
+}
+
+}  // namespace runnx::cuda
+
+namespace runnx::cuda {
+
+// Data-movement kernels copy opaque units of 1, 2, 4, 8 or 16 bytes. with_unit(bytes, f) calls
+// f(UnitTag<U>{}) with U of that size (host code; bytes must be one of those). Element-wise
+// callers pass kWith16 = false, so no 16-byte instantiation is compiled for them.
+template <typename U>
+struct UnitTag {
+  using type = U;
+};
+template <bool kWith16 = true, typename F>
+void with_unit(int64_t bytes, F&& f) {
+  switch (bytes) {
+    case 1: f(UnitTag<uint8_t>{}); break;
+    case 2: f(UnitTag<uint16_t>{}); break;
+    case 4: f(UnitTag<uint32_t>{}); break;
+    case 8: f(UnitTag<uint2>{}); break;
+    default:
+      if constexpr (kWith16) f(UnitTag<uint4>{});
+      break;
+  }
+}
+
+// The widest unit (<= 16 bytes) that divides every value (byte counts and addresses).
+inline int64_t widest_unit(std::initializer_list<uint64_t> values) {
+  int64_t unit = 16;
+  for (uint64_t v : values)
+    while (v % unit != 0) unit /= 2;
+  return unit;
+}
+
+}  // namespace runnx::cuda
