@@ -7,9 +7,11 @@
 //   attrs:  scale (multiplier of the scores, default 1)
 //   output: [batch..., S, Dv]
 //
-// Work is split into (batch, block of kRows query rows) tasks. A task computes its block of
-// scores (kRows x Sk, in a per-thread buffer), scales, masks and softmaxes it in place, and
-// multiplies by V: the full S x Sk score matrix never exists, whatever the sequence length.
+// Work is split into (batch, block of query rows) tasks. A task computes its block of scores
+// (rows x Sk, in a per-thread buffer), scales, masks and softmaxes it in place, and multiplies by
+// V: the full S x Sk score matrix never exists, whatever the sequence length. Blocks are as tall
+// as a score buffer of kScoreFloats allows (K^T and V are packed once per block, so taller blocks
+// pack them less often), but short enough that every thread gets a few tasks.
 #include <algorithm>
 #include <vector>
 
@@ -20,7 +22,16 @@
 namespace runnx {
 namespace {
 
-constexpr int64_t kRows = 32;
+constexpr int64_t kMinRows = 16;
+constexpr int64_t kScoreFloats = 16384;  // 64 KB of scores per thread: stays in L2
+
+// Query rows per task: as many as the score buffer holds, halved while the threads would get
+// fewer than three tasks each.
+int64_t rows_per_task(int64_t S, int64_t Sk, int64_t batches, int threads) {
+  int64_t rows = std::min(S, std::max(kMinRows, kScoreFloats / std::max<int64_t>(Sk, 1)));
+  while (rows > kMinRows && batches * ((S + rows - 1) / rows) < 3 * threads) rows = (rows + 1) / 2;
+  return std::max<int64_t>(rows, 1);
+}
 
 class AttentionKernel : public Kernel {
  public:
@@ -82,17 +93,18 @@ class AttentionKernel : public Kernel {
         idx[k] = 0;
       }
     }
-    const int64_t blocks = (S + kRows - 1) / kRows;
+    const int64_t block_rows = rows_per_task(S, Sk, nb, ctx.pool().num_threads());
+    const int64_t blocks = (S + block_rows - 1) / block_rows;
     const float *Q = q.ptr<float>(), *KT = kt.ptr<float>(), *V = v.ptr<float>();
     const float* M = mask ? mask->ptr<float>() : nullptr;
     float* Y = y.ptr<float>();
-    const int64_t macs_per_task = kRows * Sk * (D + Dv);
+    const int64_t macs_per_task = block_rows * Sk * (D + Dv);
     ctx.pool().parallel_for(nb * blocks, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, macs_per_task)),
                             [&](int64_t t0, int64_t t1) {
       thread_local std::vector<float> scores, mask_rows;
-      scores.resize(static_cast<size_t>(kRows * Sk));
+      scores.resize(static_cast<size_t>(block_rows * Sk));
       for (int64_t task = t0; task < t1; ++task) {
-        const int64_t t = task / blocks, i0 = (task % blocks) * kRows, r = std::min(kRows, S - i0);
+        const int64_t t = task / blocks, i0 = (task % blocks) * block_rows, r = std::min(block_rows, S - i0);
         gemm_f32(r, Sk, D, Q + oq[t] + i0 * D, D, KT + ok[t], Sk, scores.data(), Sk, 0.f, nullptr);
         const float* mrow = nullptr;
         int64_t mask_ld = 0;
@@ -103,7 +115,7 @@ class AttentionKernel : public Kernel {
             mask_ld = mask_rc[0] == 1 ? 0 : Sk;
           } else {
             // One mask value per row (or one for all): spread it over the row.
-            mask_rows.resize(static_cast<size_t>(kRows * Sk));
+            mask_rows.resize(static_cast<size_t>(block_rows * Sk));
             for (int64_t i = 0; i < r; ++i)
               std::fill(mask_rows.begin() + i * Sk, mask_rows.begin() + (i + 1) * Sk, base[mask_rc[0] == 1 ? 0 : i]);
             mrow = mask_rows.data();
@@ -117,8 +129,8 @@ class AttentionKernel : public Kernel {
   }
 
   std::string describe() const override {
-    return std::string("blocks of ") + std::to_string(kRows) + " query rows: sgemm " + gemm_f32_isa() +
-           ", masked softmax, sgemm";
+    return std::string("blocks of query rows (scores <= ") + std::to_string(kScoreFloats) + " floats): sgemm " +
+           gemm_f32_isa() + ", masked softmax, sgemm";
   }
 
  private:

@@ -42,6 +42,19 @@ float* aligned_floats(int64_t n) {
   return p;
 }
 
+// The calling thread's buffer for B packed on the fly, grown as needed and kept: attention calls
+// small GEMMs thousands of times per run. (Pool workers write into the caller's buffer; no GEMM
+// runs inside another on the same thread.)
+float* b_scratch(int64_t floats) {
+  thread_local std::unique_ptr<float, FreeDeleter> buf;
+  thread_local int64_t capacity = 0;
+  if (floats > capacity) {
+    buf.reset(aligned_floats(floats));
+    capacity = floats;
+  }
+  return buf.get();
+}
+
 int64_t panels_of(int64_t N) { return (N + kNr - 1) / kNr; }
 
 // Panels [p0, p1) of B[k0:k0+kc, :] into out (panel p at out + p*kc*16, rows of 16, zero-padded).
@@ -461,12 +474,11 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
   // B is packed one K-block at a time (kKc x N floats), then every tile runs that block.
   const int64_t panels = panels_of(N);
   const int64_t kc_max = std::min(K, kKc);
-  std::unique_ptr<float, FreeDeleter> packed(aligned_floats(panels * kc_max * kNr));
+  float* bp = b_scratch(panels * kc_max * kNr);
   const Tiling t = choose_tiling(M, N, K, pool);
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
     const int64_t kc = std::min(kKc, K - k0);
     const bool last = k0 + kc >= K;
-    float* bp = packed.get();
     auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B, ldb, false, N, k0, kc, bp, p0, p1); };
     if (t.parallel) pool->parallel_for(panels, 4, pack);
     else pack(0, panels);
