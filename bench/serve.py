@@ -3,12 +3,14 @@
 Usage:
     python bench/serve.py [--models mlp,resnet50] [--concurrency 1,8,64] [--scale full|tiny]
                           [--window-ms 3000] [--threads 0] [--loadgen perf_analyzer|asyncio]
+                          [--workers 1,2]
     RUNNX_DEV_BUILD=build/dev python bench/serve.py ...     # a developer build of runnx
 
 Both servers run as subprocesses on 127.0.0.1 and speak KServe v2 with the binary tensor
 extension: `runnx serve` (dynamic batching) and a minimal uvicorn ASGI app that runs each request
 alone with `onnxruntime` on a thread pool (what users hand-roll; it uses runnx's codec, so the
-difference is batching and runtime, not parsing). The load generator is `perf_analyzer` from the
+difference is batching and runtime, not parsing). `--workers 1,2` also runs `runnx serve
+--workers 2` (rows "runnx-w2": two server processes on the port). The load generator is `perf_analyzer` from the
 `tritonclient==2.51.0` wheel (later wheels lack it), fetched with pip into bench/.zoo/ on first
 use; it needs Debian's libb64-0d (`apt-get install libb64-0d`) and libcudart.so.12 from the
 `nvidia-cuda-runtime-cu12` wheel (no GPU is used). `--loadgen asyncio` uses a small built-in
@@ -146,10 +148,23 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 30
     raise TimeoutError("server did not become ready")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, tree: bool = False) -> float:
+    """CPU time of a process (tree: and of its children now alive: --workers' processes)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if tree:
+        for child in _children(pid):
+            total += cpu_seconds(child, tree=True)
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
 
 
 def find_perf_analyzer() -> tuple[str | None, dict, str]:
@@ -261,6 +276,7 @@ def main(argv=None) -> int:
     ap.add_argument("--window-ms", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads of both servers")
     ap.add_argument("--loadgen", choices=("perf_analyzer", "asyncio"), default="perf_analyzer")
+    ap.add_argument("--workers", default="1", help="runnx server processes, a list (1,2)")
     ap.add_argument("--baseline-app", nargs=3, metavar=("MODEL", "NAME", "PORT"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -291,20 +307,21 @@ def main(argv=None) -> int:
             json.dump(MODEL_CONFIG.get(name, {}), f)
         feeds = zoo.sample_inputs(name, 1, args.scale)
         body, hl = encode_infer_request(feeds, binary=True, binary_output=True)
-        servers = {
-            "runnx": [sys.executable, "-m", "runnx", "serve", repo, "--threads",
-                      str(args.threads), "--log-level", "warning"],
-            "ort-app": [sys.executable, str(Path(__file__).resolve()), "--threads",
-                        str(args.threads), "--baseline-app", path, name],
-        }
+        servers = {}
+        for w in (int(w) for w in args.workers.split(",")):
+            servers["runnx" if w == 1 else f"runnx-w{w}"] = [
+                sys.executable, "-m", "runnx", "serve", repo, "--threads", str(args.threads),
+                "--log-level", "warning", "--workers", str(w), "--port"]
+        servers["ort-app"] = [sys.executable, str(Path(__file__).resolve()), "--threads",
+                              str(args.threads), "--baseline-app", path, name]
         for server, cmd in servers.items():
             port = free_port()
-            cmd = cmd + (["--port", str(port)] if server == "runnx" else [str(port)])
+            cmd = cmd + [str(port)]
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
             try:
                 wait_ready(port, f"/v2/models/{name}", proc)
                 for conc in concs:
-                    cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+                    cpu0, t0 = cpu_seconds(proc.pid, tree=True), time.perf_counter()
                     try:
                         if exe:
                             r = perf_analyzer(exe, pa_env, name, port, conc, args.window_ms,
@@ -314,7 +331,7 @@ def main(argv=None) -> int:
                             r = asyncio.run(_asyncio_load(port, name, body, hl, conc, seconds))
                     except Exception as e:  # noqa: BLE001  (reported in the table)
                         r = {"error": str(e)[:200]}
-                    r["cpu"] = (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0)
+                    r["cpu"] = (cpu_seconds(proc.pid, tree=True) - cpu0) / (time.perf_counter() - t0)
                     r.update(model=name, server=server, conc=conc, model_compute_us=compute_us)
                     rows.append(r)
                     print_row(r, flush=True)
@@ -352,10 +369,12 @@ def print_table(rows: list[dict], used_pa: bool, why: str) -> None:
     def check(label, ok, detail):
         print(f"target {label}: {'met' if ok else 'MISSED'} ({detail})")
 
-    a, b = by.get(("mlp", "runnx", 64)), by.get(("mlp", "ort-app", 64))
-    if a and b:
-        check("MLP c=64 throughput >= 3x ort-app", a["thr"] >= 3 * b["thr"],
-              f"{a['thr'] / b['thr']:.2f}x")
+    b = by.get(("mlp", "ort-app", 64))
+    for runnx in sorted({r["server"] for r in rows if r["server"].startswith("runnx")}):
+        a = by.get(("mlp", runnx, 64))
+        if a and b:
+            check(f"MLP c=64 throughput >= 3x ort-app ({runnx})", a["thr"] >= 3 * b["thr"],
+                  f"{a['thr'] / b['thr']:.2f}x")
     for name in ("mlp", "resnet50"):
         a = by.get((name, "runnx", 1))
         if a:

@@ -59,12 +59,17 @@ class App:
 
     def __init__(self, repo: Repository, *, auth_token: str | None = None,
                  max_body_bytes: int = 64 << 20, access_log: bool = False,
-                 load_on_startup: bool = True):
+                 load_on_startup: bool = True, multi_process: bool = False):
         self.repo = repo
         self._token = f"Bearer {auth_token}".encode() if auth_token else None
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
         self.load_on_startup = load_on_startup
+        # One of several processes on the port (--workers): statistics and models are this
+        # process's own, so neither is advertised as the server's, and load/unload is refused.
+        self.multi_process = multi_process
+        self.extensions = [e for e in EXTENSIONS if not multi_process
+                           or e not in ("model_repository", "statistics")]
         self.draining = False                   # set at SIGTERM: ready turns false
         self.http_codes: dict[int, int] = {}
         self._rid_prefix = f"{os.getpid():x}-"
@@ -174,7 +179,7 @@ class App:
         if not rest or rest == [""]:
             self._method(method, "GET")
             return await self._respond(ctx, 200, _json(
-                {"name": "runnx", "version": runnx.__version__, "extensions": EXTENSIONS}))
+                {"name": "runnx", "version": runnx.__version__, "extensions": self.extensions}))
         if rest[0] == "models":
             return await self._model_route(ctx, method, rest[1:])
         if rest[0] == "repository":
@@ -261,6 +266,10 @@ class App:
             ready = bool(body.get("ready", False))
             return await self._respond(ctx, 200, _json(self.repo.index(ready)))
         if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+            if self.multi_process:
+                raise HttpError(400, f"model {rest[2]} is not available when several server "
+                                     f"processes share the port (--workers): each has its own "
+                                     f"models")
             name = rest[1]
             body = await self._json_body(ctx)
             params = body.get("parameters") or {}

@@ -26,6 +26,7 @@ from .app import App
 from .config import ServeDefaults
 from .protocol import HttpServer
 from .repository import Repository
+from .workers import supervise, watch_parent
 
 
 class Server:
@@ -34,10 +35,21 @@ class Server:
     def __init__(self, path: str, *, host: str = "127.0.0.1", port: int = 8000,
                  defaults: ServeDefaults | None = None, auth_token: str | None = None,
                  max_body_bytes: int = 64 << 20, shutdown_timeout_s: float = 30.0,
-                 access_log: bool = False, idle_timeout_s: float = 30.0):
+                 access_log: bool = False, idle_timeout_s: float = 30.0, workers: int = 1,
+                 reuse_port: bool = False):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        # What each worker process rebuilds its Server from (``workers`` > 1; see workers.py).
+        self._worker_kwargs = {
+            "path": path, "host": host, "defaults": defaults, "auth_token": auth_token,
+            "max_body_bytes": max_body_bytes, "shutdown_timeout_s": shutdown_timeout_s,
+            "access_log": access_log, "idle_timeout_s": idle_timeout_s}
+        self.workers = workers
+        self.reuse_port = reuse_port or workers > 1  # one of several processes on the port
+        self.parent_pid: int | None = None  # a worker's supervisor
         self.repo = Repository(path, defaults)
         self.app = App(self.repo, auth_token=auth_token, max_body_bytes=max_body_bytes,
-                       access_log=access_log)
+                       access_log=access_log, multi_process=self.reuse_port)
         self.host, self.port = host, port
         self.shutdown_timeout_s = shutdown_timeout_s
         self.idle_timeout_s = idle_timeout_s
@@ -49,7 +61,8 @@ class Server:
         self._failed: BaseException | None = None
 
     def bind(self) -> socket.socket:
-        """Binds the listening socket now (port 0 picks a free port; see ``self.port``)."""
+        """Binds the listening socket now (port 0 picks a free port; see ``self.port``). With
+        ``workers`` > 1 it only holds the port: each worker listens on a socket of its own."""
         if self._sock is None:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
             # proto IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when the
@@ -57,8 +70,11 @@ class Server:
             s = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             s.bind((self.host, self.port))
-            s.listen(2048)
+            if self.workers == 1:
+                s.listen(2048)
             self.port = s.getsockname()[1]
             self._sock = s
         return self._sock
@@ -74,6 +90,8 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         await self.app.startup()
+        if self.parent_pid is not None:
+            self._loop.create_task(watch_parent(self, self.parent_pid))
         http = HttpServer(self.app, self.idle_timeout_s)
         await http.start(sock)
         self._started.set()
@@ -96,6 +114,8 @@ class Server:
         """Serves in this (main) thread until SIGTERM/SIGINT; returns the exit status."""
         self.bind()
         logs.log("info", "server_starting", url=self.url, repository=self.repo.path)
+        if self.workers > 1:
+            return supervise(self._worker_kwargs, self.port, self.workers)
 
         async def main():
             loop = asyncio.get_running_loop()
@@ -122,6 +142,8 @@ class Server:
     # ---- in a thread (tests, notebooks) ----------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> Server:
         """Starts serving on a background thread; returns once requests are accepted."""
+        if self.workers > 1:
+            raise ValueError("start() serves in this process: use run() for several workers")
         self.bind()
 
         def target():

@@ -1,0 +1,68 @@
+"""`runnx serve --workers 2`: two processes share the port, each answers correct results, the
+repository API is refused, and SIGTERM to the supervisor stops both cleanly."""
+
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import runnx
+from runnx.server import Server
+from server_helpers import DEMO, Http
+from test_operations import _serve
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_two_workers_share_the_port_and_stop_together():
+    sess = runnx.InferenceSession(DEMO)
+    proc, port = _serve(["--demo", "--workers", "2"])
+    try:
+        rng = np.random.default_rng(5)
+        pids = set()
+        # Connections spread over the workers by the kernel's hash; 16 all on one worker
+        # would have a chance of 2**-15.
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            conns = [Http(port) for _ in range(16)]
+            for c in conns:
+                x = rng.standard_normal((int(rng.integers(1, 5)), 64)).astype(np.float32)
+                status, h, body = c.request("GET", "/v2/models/mlp/ready")
+                if status != 200:  # this worker still loads its model
+                    continue
+                pids.add(h["x-request-id"].split("-")[0])
+                status, resp = c.infer("mlp", {"input": x})
+                assert status == 200, resp
+                np.testing.assert_allclose(resp["outputs"]["output"], sess.run(None, {"input": x})[0],
+                                           rtol=1e-5, atol=1e-6)
+                c.close()
+        assert len(pids) == 2
+        status, _, body = Http(port).request("POST", "/v2/repository/models/mlp/unload", b"{}")
+        assert status == 400 and "--workers" in json.loads(body)["error"]
+        status, meta = Http(port).get_json("/v2")
+        assert "statistics" not in meta["extensions"] and "binary_tensor_data" in meta["extensions"]
+        worker_pids = [int(p, 16) for p in pids]
+        assert proc.pid not in worker_pids
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in worker_pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in worker_pids)
+
+
+def test_workers_argument_checks():
+    with pytest.raises(ValueError, match="workers"):
+        Server(DEMO, port=0, workers=0)
+    with pytest.raises(ValueError, match="run()"):
+        Server(DEMO, port=0, workers=2).start()
