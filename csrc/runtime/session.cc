@@ -302,8 +302,8 @@ void Session::place_nodes(const std::vector<const Node*>& order) {
     auto is_constant = [&](int k) { return k < (int)n->inputs.size() && fixed_constant(n->inputs[k]); };
     placement_[s] = cuda::place_node(*n, model_.opset(n->domain), ins, outs, is_constant);
   }
-  // Integer arithmetic on host values (Shape -> Gather -> Concat -> Reshape chains) stays on the
-  // host: on the device it would cost a copy up and another down for a few int64s.
+  // Small integer arithmetic on host values (Shape -> Gather -> Concat -> Reshape chains) stays
+  // on the host: on the device it would cost a copy up and another down for a few int64s.
   std::set<std::string> on_host;
   for (const ValueInfo& vi : model_.graph.inputs) on_host.insert(vi.name);
   for (size_t s = 0; s < order.size(); ++s) {
@@ -314,8 +314,11 @@ void Session::place_nodes(const std::vector<const Node*>& order) {
       for (const std::string& i : n->inputs)
         if (!i.empty() && !fixed_constant(i) && !on_host.count(i)) host_inputs_only = false;
       for (const std::string& o : n->outputs) {
-        DType d = o.empty() ? DType::kI64 : types_[ids_.at(o)].dtype;
-        if (d != DType::kI64 && d != DType::kI32) integer_outputs = false;
+        if (o.empty()) continue;
+        const InferredType& t = types_[ids_.at(o)];
+        SymDim numel = t.has_shape ? t.numel() : SymDim();
+        bool small = t.has_values || (numel.is_const() && numel.value() <= 64);
+        if ((t.dtype != DType::kI64 && t.dtype != DType::kI32) || !small) integer_outputs = false;
       }
       if (host_inputs_only && integer_outputs)
         p = NodePlacement{DeviceKind::kCPU, "integer shape arithmetic on host values stays on the CPU", {}, {}, false};

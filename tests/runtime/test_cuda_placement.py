@@ -113,3 +113,81 @@ def test_placement_only_session_runs_on_the_cpu_and_says_so():
     x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     (y,) = sess.run(None, {"x": x})
     np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+def test_zoo_models_run_wholly_on_cuda_except_host_shape_arithmetic():
+    for name in zoo.NAMES:
+        p = cuda_placement(zoo.build(name, "tiny"))
+        reasons = {reason for _, _, where, reason in p["nodes"] if where == "cpu"}
+        assert reasons <= {"integer shape arithmetic on host values stays on the CPU"}, (name, reasons)
+        if name != "bert":
+            assert not reasons, name
+            # Only the feed goes up and the result comes down.
+            assert [d for _, d, _ in p["copies"]] == ["to_device", "to_host"], (name, p["copies"])
+
+
+def test_small_integer_results_of_host_values_stay_on_the_host():
+    (node,) = cuda_placement(make_model("Transpose", {"x": np.zeros((2, 3, 4), np.int64)}), 0)["nodes"]
+    assert node[2:] == ("cpu", "integer shape arithmetic on host values stays on the CPU")
+
+
+def test_shape_chain_stays_on_the_host_and_feeds_reshape_without_copies():
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes")
+    zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    minus1 = numpy_helper.from_array(np.array([-1], np.int64), "minus1")
+    m = _graph(
+        [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+         helper.make_node("Shape", ["a"], ["s"], name="shape"),
+         helper.make_node("Gather", ["s", "zero"], ["b"], name="gather", axis=0),
+         helper.make_node("Unsqueeze", ["b", "axes"], ["b1"], name="unsq"),
+         helper.make_node("Concat", ["b1", "minus1"], ["target"], name="concat", axis=0),
+         helper.make_node("Reshape", ["a", "target"], ["y"], name="reshape")],
+        [_vi("x", TensorProto.FLOAT, ["n", 3, 4])], [_vi("y", TensorProto.FLOAT, None)], [axes, zero, minus1])
+    p = cuda_placement(m, 0)
+    where = {n[0]: n[2] for n in p["nodes"]}
+    assert where == {"relu": "cuda", "shape": "cuda", "gather": "cpu", "unsq": "cpu", "concat": "cpu", "reshape": "cuda"}
+    assert p["copies"] == [("x", "to_device", 0), ("y", "to_host", -1)]
+    # The same model runs on the CPU with the placement computed (and gives Reshape's answer).
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    (y,) = runnx.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_array_equal(y, np.maximum(x, 0).reshape(2, -1))
+
+
+@pytest.mark.parametrize(
+    "op, feeds, kw, reason",
+    [
+        ("Add", {"a": np.zeros((2, 3)), "b": np.zeros((2, 3))}, {}, "double input has no CUDA kernel"),
+        ("Gemm", {"a": np.zeros((3, 2), np.float32), "b": np.zeros((3, 4), np.float32)}, {"attrs": {"transA": 1}},
+         "transA=1 has no CUDA kernel"),
+        ("MaxPool", {"x": np.zeros((1, 2, 5, 5), np.float32)}, {"attrs": {"kernel_shape": [2, 2]}, "n_outputs": 2},
+         "the Indices output has no CUDA kernel"),
+        ("Conv", {"x": np.zeros((1, 4, 5, 5), np.float32)},
+         {"initializers": {"w": np.zeros((4, 2, 3, 3), np.float32)}, "attrs": {"group": 2}},
+         "grouped convolutions other than depthwise have no CUDA kernel"),
+        ("Conv", {"x": np.zeros((1, 2, 5), np.float32)}, {"initializers": {"w": np.zeros((4, 2, 3), np.float32)}},
+         "only 2-D convolutions (rank-4 input) have a CUDA kernel"),
+        ("Conv", {"x": np.zeros((1, 2, 5, 5), np.float32), "w": np.zeros((4, 2, 3, 3), np.float32)}, {},
+         "weights computed at run time have no CUDA kernel"),
+    ],
+)
+def test_unsupported_forms_fall_back_with_their_reason(op, feeds, kw, reason):
+    (node,) = cuda_placement(make_model(op, feeds, **kw), 0)["nodes"]
+    assert node[2] == "cpu"
+    assert node[3] == f"{op}: {reason}"
+
+
+@pytest.mark.parametrize(
+    "op, feeds, kw",
+    [
+        ("Add", {"a": np.zeros((2, 3), np.float16), "b": np.zeros((3,), np.float16)}, {}),
+        ("MatMul", {"a": np.zeros((2, 5, 3), np.float32), "b": np.zeros((3, 4), np.float32)}, {}),
+        ("Softmax", {"x": np.zeros((2, 3), np.float32)}, {"attrs": {"axis": 0}}),
+        ("Conv", {"x": np.zeros((1, 4, 5, 5), np.float32)},
+         {"initializers": {"w": np.zeros((4, 1, 3, 3), np.float32)}, "attrs": {"group": 4}}),  # depthwise
+        ("Transpose", {"x": np.zeros((2, 3, 40), np.int64)}, {"attrs": {"perm": [2, 0, 1]}}),
+        ("Cast", {"x": np.zeros((2, 3), np.float32)}, {"attrs": {"to": TensorProto.FLOAT16}}),
+    ],
+)
+def test_supported_forms_go_to_the_device(op, feeds, kw):
+    (node,) = cuda_placement(make_model(op, feeds, **kw), 0)["nodes"]
+    assert node[2:] == ("cuda", ""), node
