@@ -49,7 +49,7 @@ CASES = [
 ]
 
 
-def run_case(rng, kind, case, act="none", with_bias=False, with_residual=False):
+def run_case(rng, kind, case, act="none", with_bias=False, with_residual=False, split_k=0):
     N, H, W, C, K, R, S, stride, pads, dil = case
     dtype = np.float32 if kind == "f32" else np.float16
     x = rng.uniform(-1, 1, (N, H, W, C)).astype(dtype)
@@ -71,6 +71,8 @@ def run_case(rng, kind, case, act="none", with_bias=False, with_residual=False):
     if with_residual:
         residual = rng.uniform(-1, 1, expected.shape).astype(dtype)
         spec["residual"] = residual
+    if split_k:
+        spec["split_k"] = split_k
     if kind == "f16":
         spec["expect_tensor_cores"] = C % 8 == 0 and not SIMPLE
     y = np.full(expected.shape, 7.0, dtype)
@@ -93,3 +95,19 @@ def test_conv_matches_numpy(kind, case):
 @pytest.mark.parametrize("act", ["relu", "clip", "hardswish", "leaky_relu", "sigmoid"])
 def test_conv_fused_epilogue(kind, act):
     run_case(np.random.default_rng(5), kind, CASES[3], act=act, with_bias=True, with_residual=True)
+
+
+def test_conv_f16_split_k():
+    # A deep layer at batch 1: few output tiles, long K = 3*3*64; split three ways, epilogue after.
+    if SIMPLE:
+        pytest.skip("split-K is a tensor-core path")
+    case = (1, 7, 7, 64, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1))
+    run_case(
+        np.random.default_rng(8),
+        "f16",
+        case,
+        act="relu",
+        with_bias=True,
+        with_residual=True,
+        split_k=3,
+    )

@@ -227,3 +227,18 @@ def test_timing_hooks_report_positive_times():
     assert T.time_gemm("int8", 128, 128, 128, 2) > 0
     assert T.peak_mma("f16", 64) > 0
     assert T.peak_mma("int8", 64) > 0
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K,splits", [(100, 200, 1000, 3), (130, 70, 40, 5), (1, 768, 3072, 8)])
+def test_gemm_f16_split_k(trans_b, M, N, K, splits):
+    # (130, 70, 40, 5): K has 2 stages, so three of the five splits are empty and add zeros.
+    if SIMPLE:
+        pytest.skip("split-K is a tensor-core path")
+    rng = np.random.default_rng(M + N + K + splits)
+    a, b, c, spec, A, B = layout_case(rng, M, N, K, np.float16, trans_b=trans_b, pad="align8")
+    bias = rng.uniform(-1, 1, N).astype(np.float16)
+    spec.update(spec_for("gelu"), bias=bias, split_k=splits)
+    out = T.gemm("f16", a, b, c.astype(np.float16), spec)
+    expected = epilogue(reference(A, B), "gelu", bias)
+    check_output(out, spec, expected, abs_scale(A, B) + 1, 1e-2, 1e-3, f"split-K {splits}")

@@ -62,8 +62,9 @@ bool conv_f16_uses_tensor_cores(const ConvArgs& a) {
   return aligned && small && a.C % 8 == 0;
 }
 
-void launch_conv_f16(const ConvArgs& a, cudaStream_t stream) {
-  if (!conv_f16_uses_tensor_cores(a)) return launch_conv_simt<__half>(a, stream);
+namespace {
+
+MmaParams conv_mma_params(const ConvArgs& a) {
   MmaParams p{};
   p.M = a.N * a.P * a.Q;
   p.N = a.K;
@@ -90,7 +91,20 @@ void launch_conv_f16(const ConvArgs& a, cudaStream_t stream) {
   g.pad_w = static_cast<int32_t>(a.pad_w);
   g.dil_h = static_cast<int32_t>(a.dil_h);
   g.dil_w = static_cast<int32_t>(a.dil_w);
-  launch_mma_gemm<MmaMode::kConvF16>(p, stream);
+  p.forced_k_splits = a.force_k_splits;
+  return p;
+}
+
+}  // namespace
+
+size_t conv_f16_workspace_bytes(const ConvArgs& a) {
+  if (!conv_f16_uses_tensor_cores(a)) return 0;
+  return mma_split_workspace_bytes(conv_mma_params(a), kMmaBKBytes / 2);
+}
+
+void launch_conv_f16(const ConvArgs& a, cudaStream_t stream, void* workspace, size_t workspace_bytes) {
+  if (!conv_f16_uses_tensor_cores(a)) return launch_conv_simt<__half>(a, stream);
+  launch_mma_gemm<MmaMode::kConvF16>(conv_mma_params(a), stream, workspace, workspace_bytes);
 }
 
 }  // namespace runnx::cuda

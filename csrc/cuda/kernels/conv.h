@@ -16,6 +16,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda/kernels/epilogue.h"
@@ -31,10 +32,13 @@ struct ConvArgs {
   const void* w = nullptr;
   void* y = nullptr;
   Epilogue epi;
+  int32_t force_k_splits = 0;  // 0: the launcher decides; tests force split-K with a value > 1
 };
 
 void launch_conv_f32(const ConvArgs& args, cudaStream_t stream);
-void launch_conv_f16(const ConvArgs& args, cudaStream_t stream);
+// workspace: as launch_gemm_f16 (split-K for deep layers at batch 1), may be null.
+void launch_conv_f16(const ConvArgs& args, cudaStream_t stream, void* workspace = nullptr, size_t workspace_bytes = 0);
+size_t conv_f16_workspace_bytes(const ConvArgs& args);
 bool conv_f16_uses_tensor_cores(const ConvArgs& args);
 
 }  // namespace runnx::cuda

@@ -17,6 +17,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda/kernels/epilogue.h"
@@ -35,6 +36,7 @@ struct GemmArgs {
   int64_t batch_outer = 1, batch_inner = 1;
   int64_t a_outer = 0, a_inner = 0, b_outer = 0, b_inner = 0, c_outer = 0, c_inner = 0;
   Epilogue epi;
+  int32_t force_k_splits = 0;  // 0: the launcher decides; tests force split-K with a value > 1
 };
 
 // fp32 SIMT, shared-memory tiled (64x64x16 per block): correct for any shape and alignment.
@@ -43,8 +45,13 @@ void launch_gemm_f32(const GemmArgs& args, cudaStream_t stream);
 // fp16 in, fp32 accumulate. Tensor cores (mma.sync m16n8k16, ldmatrix, 4-stage cp.async pipeline,
 // 128x128x32 block tile) when lda, ldb and every batch stride are multiples of 8 and A, B are
 // 16-byte aligned; otherwise, or when RUNNX_CUDA_SIMPLE=1, the SIMT kernel (same results up to
-// summation order).
-void launch_gemm_f16(const GemmArgs& args, bool c_is_f32, cudaStream_t stream);
+// summation order). Split-K: when the output has too few 128x128 tiles to fill the GPU (batch 1,
+// long K; e.g. batch-1 BERT layers) and `workspace` holds gemm_f16_workspace_bytes(args) bytes
+// (fp32 partial sums, 4-byte aligned), K is split across blocks and a second kernel adds the
+// parts and applies the epilogue; without a workspace it runs unsplit (correct, slower).
+void launch_gemm_f16(const GemmArgs& args, bool c_is_f32, cudaStream_t stream, void* workspace = nullptr,
+                     size_t workspace_bytes = 0);
+size_t gemm_f16_workspace_bytes(const GemmArgs& args);
 
 // True when launch_gemm_f16 would use tensor cores for these arguments (for tests and `inspect`).
 bool gemm_f16_uses_tensor_cores(const GemmArgs& args);

@@ -59,6 +59,13 @@ struct MmaParams {
   // The zero-filled K tail flips too: with both operands uint8 each padded k adds (-128)^2 to
   // the tensor-core sum; the launcher sets this to that total so the epilogue can remove it.
   int32_t k_pad_term = 0;
+  // Split-K (fp16 modes, batch 1): block z sums K range [z*k_per_split, (z+1)*k_per_split) and
+  // stores its raw fp32 tile in partial[z][M][N]; split_k_reduce adds the splits and applies the
+  // epilogue. k_splits = 1: the whole K, epilogue in the kernel.
+  int32_t k_splits = 1;
+  int64_t k_per_split = 0;  // a multiple of the stage's K elements
+  float* partial = nullptr;
+  int32_t forced_k_splits = 0;  // tests: split this many ways (batch 1) whatever the heuristic says
   ConvGeometry g;                // kConvF16
 };
 
@@ -132,7 +139,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
   int64_t tm, tn;
   raster_tile(blockIdx.x, tiles_m, tiles_n, tm, tn);
   const int64_t m0 = tm * kMmaBM, n0 = tn * kMmaBN;
-  const int64_t k_tiles = ceil_div(p.K, kBK);
+  const int64_t k_begin = blockIdx.z * p.k_per_split;
+  const int64_t k_end = min(p.K, k_begin + p.k_per_split);
+  const int64_t k_tiles = k_end > k_begin ? ceil_div(k_end - k_begin, kBK) : 0;
   const unsigned char* A = static_cast<const unsigned char*>(p.A);
   const unsigned char* B = static_cast<const unsigned char*>(p.B);
 
@@ -159,7 +168,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
     auto load_stage = [&](int64_t kt, int stage) {
       unsigned char* sa = smem + stage * kStageBytes;
       unsigned char* sb = sa + kStageA;
-      const int64_t k0 = kt * kBK;
+      const int64_t k0 = k_begin + kt * kBK;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int c = tid + 256 * r, row = c / 4, col = c % 4;
@@ -168,7 +177,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
         int bytes = 0;
         if constexpr (kMode == MmaMode::kConvF16) {
           // k = (r*S + s)*C + ch; a chunk of 8 channels never straddles (r, s) because C % 8 == 0.
-          if (m < p.M && k < p.K) {
+          if (m < p.M && k < k_end) {
             const int32_t kk = static_cast<int32_t>(k), ch = kk % p.g.C, rs = kk / p.g.C;
             const int32_t h = conv_h0[r] + (rs / p.g.S) * p.g.dil_h, w = conv_w0[r] + (rs % p.g.S) * p.g.dil_w;
             if (h >= 0 && h < p.g.H && w >= 0 && w < p.g.W) {
@@ -177,9 +186,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
             }
           }
         } else {
-          if (m < p.M && k < p.K) {
+          if (m < p.M && k < k_end) {
             src = A + (oa + m * p.lda + k) * kElem;
-            bytes = static_cast<int>(min(static_cast<int64_t>(kChunkElems), p.K - k)) * kElem;
+            bytes = static_cast<int>(min(static_cast<int64_t>(kChunkElems), k_end - k)) * kElem;
           }
         }
         cp_async_16(sa + row * kRowK + col * 16, src, bytes);
@@ -192,15 +201,15 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
         if constexpr (kBRowsAreN) {
           const int row = c / 4, col = c % 4;
           const int64_t n = n0 + row, k = k0 + col * kChunkElems;
-          if (n < p.N && k < p.K) {
+          if (n < p.N && k < k_end) {
             src = B + (ob + n * p.ldb + k) * kElem;
-            bytes = static_cast<int>(min(static_cast<int64_t>(kChunkElems), p.K - k)) * kElem;
+            bytes = static_cast<int>(min(static_cast<int64_t>(kChunkElems), k_end - k)) * kElem;
           }
           cp_async_16(sb + row * kRowK + col * 16, src, bytes);
         } else {
           const int row = c / 16, col = c % 16;
           const int64_t k = k0 + row, n = n0 + col * kChunkElems;
-          if (k < p.K && n < p.N) {
+          if (k < k_end && n < p.N) {
             src = B + (ob + k * p.ldb + n) * kElem;
             bytes = static_cast<int>(min(static_cast<int64_t>(kChunkElems), p.N - n)) * kElem;
           }
@@ -309,19 +318,50 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
     for (int e = tid; e < kMmaBM * kMmaBN; e += kMmaThreads) {
       const int row = e / kMmaBN, col = e % kMmaBN;
       const float v = cs[row * kCRow + col];
-      mma_store<kMode>(p, bidx, oc, m0 + row, n0 + col, v, __float_as_int(v));
+      const int64_t m = m0 + row, n = n0 + col;
+      if (p.k_splits > 1) {
+        if (m < p.M && n < p.N) p.partial[(blockIdx.z * p.M + m) * p.N + n] = v;
+      } else {
+        mma_store<kMode>(p, bidx, oc, m, n, v, __float_as_int(v));
+      }
     }
     __syncthreads();  // the next batch entry's prologue overwrites shared memory
   }
 }
 
+// Adds the k_splits partial tiles of a split-K run in a fixed order (deterministic) and applies
+// the fp16 modes' epilogue (gemm_f16.cu).
+void launch_split_k_reduce(const MmaParams& p, cudaStream_t stream);
+
+// How many K splits a launch gets: only when the output tiles leave most SMs idle (batch 1, few
+// tiles, long K), at most 8, each at least 4 stages of K.
+int32_t choose_k_splits(const MmaParams& p, int k_per_stage);
+
+// Bytes of fp32 partial sums a split-K launch of `p` needs (0 when it would not split).
+size_t mma_split_workspace_bytes(const MmaParams& p, int k_per_stage);
+
+// Launches the tensor-core kernel; with a workspace of at least mma_split_workspace_bytes it
+// splits K when that helps (fp16 modes only).
 template <MmaMode kMode>
-void launch_mma_gemm(const MmaParams& p, cudaStream_t stream) {
-  if (p.M <= 0 || p.N <= 0 || p.batch <= 0) return;
+void launch_mma_gemm(const MmaParams& params, cudaStream_t stream, void* workspace = nullptr,
+                     size_t workspace_bytes = 0) {
+  if (params.M <= 0 || params.N <= 0 || params.batch <= 0) return;
+  constexpr int kBK = kMode == MmaMode::kS8NT ? kMmaBKBytes : kMmaBKBytes / 2;
+  MmaParams p = params;
+  p.k_splits = 1;
+  p.k_per_split = p.K;
+  const size_t need = kMode == MmaMode::kS8NT ? 0 : mma_split_workspace_bytes(p, kBK);
+  if (need > 0 && workspace && workspace_bytes >= need) {
+    p.k_splits = choose_k_splits(p, kBK);
+    p.k_per_split = ceil_div(ceil_div(p.K, kBK), p.k_splits) * kBK;
+    p.partial = static_cast<float*>(workspace);
+  }
   cudaFuncSetAttribute(mma_gemm_kernel<kMode>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMmaSmemBytes);
   const int64_t tiles = ceil_div(p.M, kMmaBM) * ceil_div(p.N, kMmaBN);
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.batch < kMaxGridYZ ? p.batch : kMaxGridYZ));
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.batch < kMaxGridYZ ? p.batch : kMaxGridYZ),
+                  static_cast<unsigned>(p.k_splits));
   mma_gemm_kernel<kMode><<<grid, kMmaThreads, kMmaSmemBytes, stream>>>(p);
+  if (p.k_splits > 1) launch_split_k_reduce(p, stream);
 }
 
 }  // namespace runnx::cuda

@@ -45,12 +45,15 @@ py::array conv(const std::string& kind, const py::array& x, const py::array& w, 
   a.y = dy.as<void>();
   a.epi = spec_epilogue(spec, bias, residual);
   if (a.epi.residual && a.epi.ldr == 0) a.epi.ldr = a.K;
+  a.force_k_splits = spec_get<int32_t>(spec, "split_k", 0);
+  DeviceArray workspace;
   if (kind == "f32") {
     launch_conv_f32(a, nullptr);
   } else if (kind == "f16") {
     if (spec_get<bool>(spec, "expect_tensor_cores", false) != conv_f16_uses_tensor_cores(a))
       throw Error(ErrorKind::kInvalidArgument, "conv: the tensor-core choice differs from expect_tensor_cores");
-    launch_conv_f16(a, nullptr);
+    workspace = DeviceArray(conv_f16_workspace_bytes(a));
+    launch_conv_f16(a, nullptr, workspace.as<void>(), workspace.bytes());
   } else {
     throw Error(ErrorKind::kInvalidArgument, "conv: unknown kind " + kind);
   }

@@ -53,15 +53,24 @@ py::array gemm(const std::string& kind, const py::array& a, const py::array& b, 
   g.B = db.as<void>();
   g.C = dc.as<void>();
   g.epi = spec_epilogue(spec, bias, residual);
+  // split_k > 1 forces split-K on the tensor-core path (the workspace must then be non-empty).
+  g.force_k_splits = spec_get<int32_t>(spec, "split_k", 0);
   const bool f32_out = kind.find("f32out") != std::string::npos;
-  if (kind == "f32")
+  if (kind == "f32") {
     launch_gemm_f32(g, nullptr);
-  else if (kind == "f16" || kind == "f16_f32out")
-    launch_gemm_f16(g, f32_out, nullptr);
-  else if (kind == "f16_simt" || kind == "f16_simt_f32out")
+  } else if (kind == "f16" || kind == "f16_f32out") {
+    DeviceArray workspace(gemm_f16_workspace_bytes(g));
+    if (g.force_k_splits > 1 && gemm_f16_uses_tensor_cores(g) && workspace.bytes() == 0)
+      throw Error(ErrorKind::kInvalidArgument, "gemm: split_k was requested but needs no workspace");
+    launch_gemm_f16(g, f32_out, nullptr, workspace.as<void>(), workspace.bytes());
+    check_launch("gemm");
+    std::vector<py::ssize_t> shape(c.shape(), c.shape() + c.ndim());
+    return to_host(dc, shape, c.dtype());  // before the workspace is freed
+  } else if (kind == "f16_simt" || kind == "f16_simt_f32out") {
     launch_gemm_f16_simt(g, f32_out, nullptr);
-  else
+  } else {
     throw Error(ErrorKind::kInvalidArgument, "gemm: unknown kind " + kind);
+  }
   check_launch("gemm");
   std::vector<py::ssize_t> shape(c.shape(), c.shape() + c.ndim());
   return to_host(dc, shape, c.dtype());
