@@ -36,6 +36,10 @@ struct RunSlot {
   cudaStream_t stream = nullptr;
   PinnedStaging staging;
   DeviceBuffer scratch;
+  // Device copies of host values (boundary copies): one region, sized by the largest run so far
+  // (a run that outgrows it takes cudaMalloc for the rest and the next run gets a larger one).
+  DeviceBuffer uploads;
+  size_t uploads_used = 0, uploads_wanted = 0;
   ~RunSlot() {
     if (stream) cudaStreamDestroy(stream);
   }
@@ -153,6 +157,8 @@ CudaExecutor::CudaExecutor(const Session& s, const ProviderRequest& req) : s_(s)
   check_cuda(cudaStreamCreateWithFlags(&upload_stream, cudaStreamNonBlocking), "cudaStreamCreate");
   std::unique_ptr<CUstream_st, void (*)(cudaStream_t)> stream_guard(upload_stream,
                                                                      [](cudaStream_t st) { cudaStreamDestroy(st); });
+  std::set<std::string> overridable;
+  for (const ValueInfo& vi : s.overridable_initializers()) overridable.insert(vi.name);
   for (size_t i = 0; i < steps.size(); ++i) {
     const Session::Step& st = steps[i];
     const NodePlacement& p = placement[i];
@@ -166,8 +172,9 @@ CudaExecutor::CudaExecutor(const Session& s, const ProviderRequest& req) : s_(s)
     std::vector<const InferredType*> ins, outs;
     for (int v : st.inputs) ins.push_back(v < 0 ? nullptr : &types[v]);
     for (int v : st.outputs) outs.push_back(v < 0 ? nullptr : &types[v]);
-    auto constant = [&st, &s](int k) -> const Tensor* {
-      return k < (int)st.inputs.size() && st.inputs[k] >= 0 ? s.constant(st.inputs[k]) : nullptr;
+    auto constant = [&](int k) -> const Tensor* {  // as placement saw it: feeds may replace overridables
+      if (k >= (int)st.inputs.size() || st.inputs[k] < 0) return nullptr;
+      return overridable.count(s.value_names()[st.inputs[k]]) ? nullptr : s.constant(st.inputs[k]);
     };
     CudaNodeInfo info{n, s.model().opset(n.domain), ins, outs, [&](int k) { return constant(k) != nullptr; }, constant};
     try {
@@ -209,6 +216,16 @@ std::unique_ptr<RunSlot> CudaExecutor::take_slot() {
   return s;
 }
 
+// The slot's stream is idle here (give_back synchronised it): resize and reset per-run regions.
+void prepare_slot(RunSlot& slot) {
+  if (slot.uploads_wanted > slot.uploads.bytes()) {
+    slot.uploads = DeviceBuffer();
+    slot.uploads = DeviceBuffer(slot.uploads_wanted);
+  }
+  slot.uploads_used = slot.uploads_wanted = 0;
+  slot.staging.reset();
+}
+
 void CudaExecutor::give_back(std::unique_ptr<RunSlot> slot) {
   // Whatever happened, nothing of this run may still be queued when the slot is reused.
   if (cudaStreamSynchronize(slot->stream) != cudaSuccess) {
@@ -230,7 +247,18 @@ void CudaExecutor::execute(Run& r) const {
   auto to_device = [&](int v) -> const Tensor* {
     if (r.dev[v].dtype != DType::kUndefined) return &r.dev[v];
     const Tensor& h = r.host[v];
-    Tensor d = device_tensor(h.dtype, h.shape);  // boundary copies are few: not planned
+    RunSlot& slot = *r.slot;
+    const size_t need = (h.nbytes() + 255) / 256 * 256;
+    slot.uploads_wanted += need;
+    Tensor d;
+    if (slot.uploads_used + need <= slot.uploads.bytes()) {
+      d.dtype = h.dtype;
+      d.shape = h.shape;
+      d.data = static_cast<uint8_t*>(slot.uploads.data()) + slot.uploads_used;
+      slot.uploads_used += need;
+    } else {
+      d = device_tensor(h.dtype, h.shape);
+    }
     if (size_t n = h.nbytes()) {
       void* staged = r.slot->staging.take(n, stream);
       std::memcpy(staged, h.data, n);
@@ -463,6 +491,7 @@ std::vector<PlacedTensor> CudaExecutor::run(const std::vector<const PlacedTensor
   std::unique_lock<std::mutex> graph_lock;
   CapturedGraph* graph = nullptr;
   std::unique_ptr<RunSlot> slot = take_slot();
+  prepare_slot(*slot);
   r.slot = slot.get();
   struct SlotGuard {
     CudaExecutor* ex;
@@ -549,7 +578,9 @@ std::vector<PlacedTensor> CudaExecutor::run(const std::vector<const PlacedTensor
     std::vector<StepInfo> infos;
     std::vector<bool> pinned(nv, false);
     for (const Session::Step& st : s_.steps()) infos.push_back({st.inputs, st.outputs, -1});
-    for (int v : s_.graph_output_ids()) pinned[v] = true;
+    // Graph outputs live in the arena until a last pseudo-step that reads them all: run() copies
+    // every output out before the arena is reused.
+    infos.push_back({s_.graph_output_ids(), {}, -1});
     for (size_t v = 0; v < nv; ++v)
       if (fed[v]) pinned[v] = true;
     auto p = std::make_shared<DevicePlan>();

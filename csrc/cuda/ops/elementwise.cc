@@ -112,6 +112,7 @@ void add_binary(CudaOpRegistry& r, const char* op, BinaryOp bop, int since = 7) 
       op, since,
       [](const CudaNodeInfo& info) {
         if (info.num_inputs() != 2) return std::string("only the two-input form has a CUDA kernel");
+        if (info.input_dtype(0) != info.input_dtype(1)) return std::string("inputs of different dtypes");
         return check_dtypes(info, kNumeric, {0, 1}, false);
       },
       [bop](const CudaNodeInfo&) { return std::make_unique<BinaryKernel>(bop); }));
