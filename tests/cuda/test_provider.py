@@ -162,3 +162,39 @@ def test_input_on_another_device_is_refused():
 def test_bad_device_id_is_an_invalid_argument():
     with pytest.raises(runnx.InvalidArgument, match="device_id 99 does not exist"):
         _cuda(zoo.build("mlp", "tiny"), device_id=99)
+
+
+def _reshape_relu_model():
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["r"], name="reshape"),
+         helper.make_node("Relu", ["r"], ["y"], name="relu")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6]),
+              helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def test_a_failed_run_names_the_node_and_the_next_run_works():
+    sess = _cuda(_reshape_relu_model())
+    assert [p[2] for p in sess._placement()] == ["cuda", "cuda"]
+    x = np.linspace(-1, 1, 6).astype(np.float32)
+    with pytest.raises(runnx.InvalidArgument, match="Reshape 'reshape'.*cannot reshape"):
+        sess.run(None, {"x": x, "s": np.array([4, 2], np.int64)})
+    (y,) = sess.run(None, {"x": x, "s": np.array([2, 3], np.int64)})
+    np.testing.assert_array_equal(y, np.maximum(x, 0).reshape(2, 3))
+
+
+def test_concurrent_runs_each_get_their_own_stream_and_arena():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = zoo.build("resnet50", "tiny")
+    cpu = runnx.InferenceSession(model.SerializeToString(), providers=[CPU])
+    sess = _cuda(model)
+    feeds = [zoo.sample_inputs("resnet50", batch=2, scale="tiny", seed=s) for s in range(8)]
+    expected = [cpu.run(None, f)[0] for f in feeds]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda f: sess.run(None, f)[0], feeds * 3))
+    for k, y in enumerate(got):
+        _close(y, expected[k % len(feeds)])
