@@ -15,34 +15,15 @@ __global__ void depthwise_kernel(DepthwiseParams p, const T* x, const T* w, T* y
   const bool nhwc = p.layout == Layout::kNHWC;
   const int64_t oc_count = p.c * p.multiplier;
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    int64_t n, oc, oh, ow, rest = t;
-    if (nhwc) {
-      oc = rest % oc_count; rest /= oc_count;
-      ow = rest % p.out_w; rest /= p.out_w;
-      oh = rest % p.out_h; n = rest / p.out_h;
-    } else {
-      ow = rest % p.out_w; rest /= p.out_w;
-      oh = rest % p.out_h; rest /= p.out_h;
-      oc = rest % oc_count; n = rest / oc_count;
-    }
-    const int64_t ic = oc / p.multiplier;
-    // Input element (ih, iw) of this image and channel is at base + ih * row + iw * col.
-    const int64_t base = nhwc ? n * p.h * p.w * p.c + ic : (n * p.c + ic) * p.h * p.w;
-    const int64_t row = nhwc ? p.w * p.c : p.w, col = nhwc ? p.c : 1;
-    const T* wk = w + oc * p.kernel_h * p.kernel_w;
-    const int64_t h0 = oh * p.stride_h - p.pad_top, w0 = ow * p.stride_w - p.pad_left;
+    const ImageCoord o = image_coord(t, nhwc, oc_count, p.out_h, p.out_w);  // o.c: the output channel
+    const PlaneAddr in = plane_addr(nhwc, o.n, o.c / p.multiplier, p.c, p.h, p.w);
+    const T* wk = w + o.c * p.kernel_h * p.kernel_w;
+    const int64_t h0 = o.h * p.stride_h - p.pad_top, w0 = o.w * p.stride_w - p.pad_left;
+    const Window2d win{h0, w0, p.kernel_h, p.kernel_w, p.dilation_h, p.dilation_w, p.h, p.w};
     float acc = 0.f;
-    for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
-      const int64_t ih = h0 + kh * p.dilation_h;
-      if (ih < 0 || ih >= p.h) continue;
-      for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const int64_t iw = w0 + kw * p.dilation_w;
-        if (iw < 0 || iw >= p.w) continue;
-        acc += to_float(x[base + ih * row + iw * col]) * to_float(wk[kh * p.kernel_w + kw]);
-      }
-    }
+    for_each_tap(win, in, [&](int64_t off, int64_t k) { acc += to_float(x[off]) * to_float(wk[k]); });
     float v = e.alpha * acc;
-    if (e.bias) v += to_float(static_cast<const T*>(e.bias)[oc]);
+    if (e.bias) v += to_float(static_cast<const T*>(e.bias)[o.c]);
     if (e.residual) v += e.beta * to_float(static_cast<const T*>(e.residual)[t]);  // same shape and layout as y
     y[t] = from_float<T>(apply_activation(v, e.act, e.p0, e.p1));
   }

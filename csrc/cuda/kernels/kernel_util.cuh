@@ -42,37 +42,84 @@ __device__ __forceinline__ bool is_aligned(const void* p, int bytes) {
   return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
 }
 
-// Warp-wide sum / max (every lane gets the result).
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// Warp-wide and block-wide sum / max; every thread gets the result. Block versions need
+// blockDim.x a multiple of 32 (<= 1024) and `scratch`, 32 floats of shared memory; they end with
+// a barrier, so scratch can be reused at once.
+struct SumOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <typename Op>
+__device__ __forceinline__ float warp_allreduce(float v, Op op) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+template <typename Op>
+__device__ __forceinline__ float block_allreduce(float v, float identity, float* scratch, Op op) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  v = warp_allreduce(v, op);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = warp_allreduce(lane < warps ? scratch[lane] : identity, op);
+  __syncthreads();
   return v;
 }
 
-// Block-wide sum / max for blockDim.x a multiple of 32 (<= 1024); every thread gets the result.
-// `scratch` holds 32 floats of shared memory; the call ends with a barrier, so it can be reused.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  v = warp_sum(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : 0.f;
-  v = warp_sum(v);
-  __syncthreads();
-  return v;
-}
+__device__ __forceinline__ float warp_sum(float v) { return warp_allreduce(v, SumOp()); }
+__device__ __forceinline__ float warp_max(float v) { return warp_allreduce(v, MaxOp()); }
+__device__ __forceinline__ float block_sum(float v, float* scratch) { return block_allreduce(v, 0.f, scratch, SumOp()); }
 __device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  v = warp_max(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : -INFINITY;
-  v = warp_max(v);
-  __syncthreads();
-  return v;
+  return block_allreduce(v, -INFINITY, scratch, MaxOp());
+}
+
+// Coordinates of element t of an image batch [n, c, h, w] (NCHW) or [n, h, w, c] (NHWC).
+struct ImageCoord {
+  int64_t n, c, h, w;
+};
+__device__ __forceinline__ ImageCoord image_coord(int64_t t, bool nhwc, int64_t c, int64_t h, int64_t w) {
+  ImageCoord q;
+  if (nhwc) {
+    q.c = t % c; t /= c;
+    q.w = t % w; t /= w;
+    q.h = t % h; q.n = t / h;
+  } else {
+    q.w = t % w; t /= w;
+    q.h = t % h; t /= h;
+    q.c = t % c; q.n = t / c;
+  }
+  return q;
+}
+
+// Where pixel (ih, iw) of image n, channel ch lies in a [n, c, h, w] / [n, h, w, c] tensor:
+// at base + ih * row + iw * col.
+struct PlaneAddr {
+  int64_t base, row, col;
+};
+__device__ __forceinline__ PlaneAddr plane_addr(bool nhwc, int64_t n, int64_t ch, int64_t c, int64_t h, int64_t w) {
+  if (nhwc) return {n * h * w * c + ch, w * c, c};
+  return {(n * c + ch) * h * w, w, 1};
+}
+
+// A pooling / convolution window: output pixel (oh, ow) starts at (h0, w0) = (oh * stride -
+// pad_begin) per axis and steps by the dilation; taps outside the h x w image are skipped.
+struct Window2d {
+  int64_t h0, w0, kernel_h, kernel_w, dilation_h, dilation_w, h, w;
+};
+// Calls f(element offset, tap index kh * kernel_w + kw) for every tap inside the image.
+template <typename F>
+__device__ __forceinline__ void for_each_tap(const Window2d& win, const PlaneAddr& in, F&& f) {
+  for (int64_t kh = 0; kh < win.kernel_h; ++kh) {
+    const int64_t ih = win.h0 + kh * win.dilation_h;
+    if (ih < 0 || ih >= win.h) continue;
+    for (int64_t kw = 0; kw < win.kernel_w; ++kw) {
+      const int64_t iw = win.w0 + kw * win.dilation_w;
+      if (iw < 0 || iw >= win.w) continue;
+      f(in.base + ih * in.row + iw * in.col, kh * win.kernel_w + kw);
+    }
+  }
 }
 
 }  // namespace runnx::cuda

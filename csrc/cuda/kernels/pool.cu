@@ -23,31 +23,15 @@ template <typename T>
 __global__ void pool2d_kernel(PoolKind kind, Pool2dParams p, const T* x, T* y, int64_t total) {
   const bool nhwc = p.layout == Layout::kNHWC;
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    int64_t n, c, oh, ow, rest = t;
-    if (nhwc) {
-      c = rest % p.c; rest /= p.c;
-      ow = rest % p.out_w; rest /= p.out_w;
-      oh = rest % p.out_h; n = rest / p.out_h;
-    } else {
-      ow = rest % p.out_w; rest /= p.out_w;
-      oh = rest % p.out_h; rest /= p.out_h;
-      c = rest % p.c; n = rest / p.c;
-    }
-    const int64_t h0 = oh * p.stride_h - p.pad_top, w0 = ow * p.stride_w - p.pad_left;
-    // Element (ih, iw) of this image and channel is at base + ih * row + iw * col.
-    const int64_t base = nhwc ? n * p.h * p.w * p.c + c : (n * p.c + c) * p.h * p.w;
-    const int64_t row = nhwc ? p.w * p.c : p.w, col = nhwc ? p.c : 1;
+    const ImageCoord o = image_coord(t, nhwc, p.c, p.out_h, p.out_w);
+    const int64_t h0 = o.h * p.stride_h - p.pad_top, w0 = o.w * p.stride_w - p.pad_left;
+    const PlaneAddr in = plane_addr(nhwc, o.n, o.c, p.c, p.h, p.w);
+    const Window2d win{h0, w0, p.kernel_h, p.kernel_w, p.dilation_h, p.dilation_w, p.h, p.w};
     float acc = kind == PoolKind::kMax ? -INFINITY : 0.f;
-    for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
-      const int64_t ih = h0 + kh * p.dilation_h;
-      if (ih < 0 || ih >= p.h) continue;
-      for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const int64_t iw = w0 + kw * p.dilation_w;
-        if (iw < 0 || iw >= p.w) continue;
-        const float v = to_float(x[base + ih * row + iw * col]);
-        acc = kind == PoolKind::kMax ? ((v > acc || v != v) ? v : acc) : acc + v;
-      }
-    }
+    for_each_tap(win, in, [&](int64_t off, int64_t) {
+      const float v = to_float(x[off]);
+      acc = kind == PoolKind::kMax ? ((v > acc || v != v) ? v : acc) : acc + v;
+    });
     if (kind == PoolKind::kAverage) {
       const bool inc = p.count_include_pad;
       const int64_t count =

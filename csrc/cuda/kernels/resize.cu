@@ -57,24 +57,13 @@ template <typename T>
 __global__ void resize2d_kernel(Resize2dParams p, const T* x, T* y, int64_t total) {
   const bool nhwc = p.layout == Layout::kNHWC;
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    int64_t n, c, oh, ow, rest = t;
-    if (nhwc) {
-      c = rest % p.c; rest /= p.c;
-      ow = rest % p.out_w; rest /= p.out_w;
-      oh = rest % p.out_h; n = rest / p.out_h;
-    } else {
-      ow = rest % p.out_w; rest /= p.out_w;
-      oh = rest % p.out_h; rest /= p.out_h;
-      c = rest % p.c; n = rest / p.c;
-    }
-    // Pixel (ih, iw) of this image and channel is at base + ih * row + iw * col.
-    const int64_t base = nhwc ? n * p.h * p.w * p.c + c : (n * p.c + c) * p.h * p.w;
-    const int64_t row = nhwc ? p.w * p.c : p.w, col = nhwc ? p.c : 1;
-    const double sy = source_coord(p.coord, oh, p.h, p.out_h, p.scale_h);
-    const double sx = source_coord(p.coord, ow, p.w, p.out_w, p.scale_w);
+    const ImageCoord o = image_coord(t, nhwc, p.c, p.out_h, p.out_w);
+    const PlaneAddr in = plane_addr(nhwc, o.n, o.c, p.c, p.h, p.w);
+    const double sy = source_coord(p.coord, o.h, p.h, p.out_h, p.scale_h);
+    const double sx = source_coord(p.coord, o.w, p.w, p.out_w, p.scale_w);
     float v;
     if (p.mode == ResizeMode::kNearest) {
-      v = to_float(x[base + nearest_index(p.rounding, sy, p.h) * row + nearest_index(p.rounding, sx, p.w) * col]);
+      v = to_float(x[in.base + nearest_index(p.rounding, sy, p.h) * in.row + nearest_index(p.rounding, sx, p.w) * in.col]);
     } else {
       int64_t ih[2], iw[2];
       float wh[2], ww[2];
@@ -82,7 +71,7 @@ __global__ void resize2d_kernel(Resize2dParams p, const T* x, T* y, int64_t tota
       linear_taps(sx, p.w, iw, ww);
       v = 0.f;
       for (int a = 0; a < 2; ++a)
-        for (int b = 0; b < 2; ++b) v += wh[a] * ww[b] * to_float(x[base + ih[a] * row + iw[b] * col]);
+        for (int b = 0; b < 2; ++b) v += wh[a] * ww[b] * to_float(x[in.base + ih[a] * in.row + iw[b] * in.col]);
     }
     y[t] = from_float<T>(v);
   }
