@@ -8,6 +8,7 @@
 #include "ops/copy_util.h"
 #include "ops/kernel.h"
 #include "ops/op_util.h"
+#include "ops/slice_bounds.h"
 
 namespace runnx {
 namespace {
@@ -53,34 +54,10 @@ class SliceKernel : public Kernel {
                 node.label(), ": starts, ends, axes and steps must have the same length (", n, ", ",
                 ends.size(), ", ", axes.size(), ", ", steps.size(), ")");
     const int64_t r = x.rank();
-    Shape out = x.shape;
-    std::vector<int64_t> first(r, 0), step(r, 1);
-    std::vector<bool> seen(r, false);
-    for (size_t i = 0; i < n; ++i) {
-      const int64_t a = normalize_axis(axes[i], r, node);
-      RUNNX_CHECK(!seen[a], kInvalidArgument, node.label(), ": axis ", axes[i], " is repeated");
-      seen[a] = true;
-      const int64_t st = steps[i], dim = x.shape[a];
-      RUNNX_CHECK(st != 0, kInvalidArgument, node.label(), ": step 0 on axis ", axes[i]);
-      // Negative bounds count from the end; then clamp (INT64_MAX/MIN mean "to the end").
-      int64_t s = starts[i], e = ends[i];
-      if (s < 0) s = s < -dim ? -1 : s + dim;
-      if (e < 0) e = e < -dim ? -1 : e + dim;
-      int64_t len = 0;
-      if (st > 0) {
-        s = std::clamp<int64_t>(s, 0, dim);
-        e = std::clamp<int64_t>(e, 0, dim);
-        if (e > s) len = (e - s - 1) / st + 1;
-      } else if (dim > 0) {
-        s = std::clamp<int64_t>(s, 0, dim - 1);
-        e = std::clamp<int64_t>(e, -1, dim - 1);
-        const int64_t ast = st == INT64_MIN ? INT64_MAX : -st;  // |st| exceeds any distance anyway
-        if (s > e) len = (s - e - 1) / ast + 1;
-      }
-      out[a] = len;
-      first[a] = len > 0 ? s : 0;
-      step[a] = st;
-    }
+    const SliceWindow w = slice_window(x.shape, starts, ends, axes, steps, node);
+    const Shape& out = w.out;
+    const std::vector<int64_t>& first = w.first;
+    const std::vector<int64_t>& step = w.step;
     const size_t es = element_size(x.dtype, node.label());
     Tensor& y = ctx.allocate_output(0, x.dtype, out);
     if (y.numel() == 0) return;
