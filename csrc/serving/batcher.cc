@@ -422,8 +422,11 @@ void Batcher::run_batch(Batch& batch, bool deliver) {
     error = e.what();
   }
   const int64_t compute_us = micros(Clock::now() - start);
+  // Falls at once (a cold first run must not keep requests off the inline path), rises by a
+  // quarter of the gap (one slow moment must not either).
   const int64_t recent = recent_compute_us_.load(std::memory_order_relaxed);
-  recent_compute_us_.store(recent < 0 ? compute_us : (3 * recent + compute_us) / 4, std::memory_order_relaxed);
+  recent_compute_us_.store(recent < 0 || compute_us < recent ? compute_us : (3 * recent + compute_us) / 4,
+                           std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   batch_sizes_[std::min<int64_t>(batch.rows, opt_.max_batch_size + 1)].fetch_add(1, std::memory_order_relaxed);
   // Free the slot before answering: a lone request that the answer sets off may then run inline.

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import email.utils
 import time
+import types
 import urllib.parse
 
 import httptools
@@ -154,6 +155,7 @@ class HttpProtocol(asyncio.Protocol):
         self.paused = False
         self.last_active = time.monotonic()
         self.client = None
+        self.starting: _Cycle | None = None       # parsed this segment, not started yet
 
     # ---- asyncio callbacks -----------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -177,6 +179,13 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(400, b"protocol upgrades are not supported")
         except httptools.HttpParserError as e:
             self._reject(400, f"malformed HTTP request: {e}".encode())
+        cycle = self.starting
+        if cycle is not None:
+            # Started only now that this segment is parsed: a request that came whole (body
+            # included) usually runs to its answer right here, without a task or a loop pass.
+            self.starting = None
+            if not self.transport.is_closing():
+                self._run_eagerly(cycle)
 
     def _reject(self, status: int, message: bytes) -> None:
         if self.transport.is_closing():
@@ -225,7 +234,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle = _Cycle(self, scope, keep_alive, expect)
         self.parsing = cycle
         if self.current is None:
-            self._start(cycle)
+            self.current = cycle
+            self.starting = cycle  # by data_received, once the segment is parsed
         else:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINE:
@@ -255,6 +265,17 @@ class HttpProtocol(asyncio.Protocol):
         self.current = cycle
         self.resume()
         self.loop.create_task(self._run(cycle))
+
+    def _run_eagerly(self, cycle: _Cycle) -> None:
+        """Runs the request's coroutine now up to its first real wait; a task carries it on
+        from there (asyncio of Python 3.11 has no eager tasks)."""
+        self.resume()
+        coro = self._run(cycle)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        self.loop.create_task(_carry_on(coro, waiting_on))
 
     async def _run(self, cycle: _Cycle) -> None:
         try:
@@ -296,6 +317,26 @@ class HttpProtocol(asyncio.Protocol):
     def close_if_idle(self) -> None:
         if self.idle():
             self.transport.close()
+
+
+@types.coroutine
+def _carry_on(coro, waiting_on):
+    """Continues a coroutine that was started by hand and yielded ``waiting_on`` (the future its
+    await is blocked on): the task running this waits on it, then every send or throw (a
+    cancellation) goes through to ``coro``."""
+    while True:
+        try:
+            value = yield waiting_on
+        except BaseException as e:  # noqa: BLE001  (forwarded, cancellation included)
+            try:
+                waiting_on = coro.throw(e)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_on = coro.send(value)
+            except StopIteration as stop:
+                return stop.value
 
 
 class HttpServer:
