@@ -45,6 +45,8 @@ class DeviceValue:
     device_id: int
     nbytes: int
 
+class PreparedRequest: ...
+
 class Batcher:
     def __init__(
         self,
@@ -54,6 +56,7 @@ class Batcher:
         preferred_batch_sizes: list[int],
         max_queue_size: int,
         instance_count: int,
+        max_inline_us: int,
     ) -> None: ...
     def open_channel(self, nonblocking: bool) -> int: ...
     def channel_fd(self, channel: int) -> int: ...
@@ -67,6 +70,18 @@ class Batcher:
         channel: int,
         future: Any,
     ) -> None: ...
+    def prepare(
+        self,
+        feeds: dict[str, Any],
+        output_names: list[str] | None,
+        priority: int,
+        timeout_us: int,
+        channel: int,
+        future: Any,
+    ) -> PreparedRequest: ...
+    def dispatch(
+        self, prepared: list[PreparedRequest]
+    ) -> list[tuple[Any, bool, Any, int, int, int]]: ...
     def drain(self, channel: int) -> list[tuple[Any, bool, Any, int, int, int]]: ...
     def close(self, drain: bool, timeout_s: float) -> None: ...
     def closed(self) -> bool: ...
