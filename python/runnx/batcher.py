@@ -363,6 +363,22 @@ class Batcher:
         """
         self._delivery.close(drain, timeout_s)
 
+    async def aclose(self, drain: bool = True, timeout_s: float | None = None) -> None:
+        """:meth:`close` for a coroutine: the wait runs on a thread, so the event loop keeps
+        serving meanwhile (its own requests included). Returns once every request is answered
+        and this loop's futures are resolved.
+
+        >>> await b.aclose()  # doctest: +SKIP
+        """
+        loop = asyncio.get_running_loop()
+        d = self._delivery
+        st = d.loops.get(loop)
+        if st is not None:  # this pass's requests were accepted: queue them before closing
+            d.dispatch(st)
+        await loop.run_in_executor(None, d.close, drain, timeout_s)
+        # close() handed this loop's last answers over with call_soon_threadsafe, ahead of the
+        # executor's own wake-up: they are delivered by now.
+
     def __enter__(self) -> Batcher:  # noqa: PYI034
         return self
 

@@ -614,3 +614,36 @@ def test_infer_refusals_reach_the_awaiting_task(mlp_session):
     b = runnx.Batcher(mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US, max_queue_size=2)
     assert [r.batch_size for r in asyncio.run(main(b))] == [2, 2]
     assert b.stats()["requests_rejected"] == 1
+
+
+def test_aclose_drains_without_blocking_the_loop(mlp_session):
+    """aclose() waits on a thread: the loop keeps running (a ticker advances) while the queued
+    requests drain, and every future is resolved when it returns."""
+    rng = np.random.default_rng(31)
+    xs = [x_rows(rng, 1 + i % 3) for i in range(12)]
+
+    async def main():
+        b = runnx.Batcher(mlp_session, max_batch_size=64, max_queue_delay_us=LONG_US)
+        tasks = [asyncio.ensure_future(b.infer({"x": x})) for x in xs]
+        await asyncio.sleep(0)  # prepared; handed over at the pass's end or by aclose
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.ensure_future(ticker())
+        await b.aclose()
+        assert all(task.done() for task in tasks)
+        t.cancel()
+        with pytest.raises(runnx.BatcherClosed):
+            await b.infer({"x": xs[0]})
+        return [task.result() for task in tasks], ticks
+
+    results, ticks = asyncio.run(main())
+    assert ticks > 0
+    for res, x in zip(results, xs):
+        assert_result(res, single(mlp_session, {"x": x}))
+        assert res.batch_size == sum(len(x) for x in xs)
