@@ -26,10 +26,15 @@ constexpr int kNr = 16;
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 72;   // multiple of kMr: a tile's A block (72 x 256) is 72 KB, in L2
 constexpr int64_t kNcMax = 512;
-// Below this many multiply-adds (4M) a GEMM runs on the calling thread: waking the workers and
-// splitting into tiles of a few KB cost more than they save (an MLP layer of 32x256x256 ran
-// slower on two threads than on one).
-constexpr int64_t kParallelMacs = int64_t{1} << 22;
+// Below this many multiply-adds (512K, ~10 us on one core) a GEMM runs on the calling thread:
+// handing tiles to a worker costs more than it saves. (The pool's caller never waits for a
+// sleeping worker, so a worker that wakes late only costs the caller its own wake-up call.)
+constexpr int64_t kParallelMacs = int64_t{1} << 19;
+
+// A GEMV-like product (at most kGemvRows rows) is bound by streaming B from L2, not by FMAs:
+// from kGemvParallelMacs (256 KB of B at M = 1) two cores' L2s beat one.
+constexpr int64_t kGemvRows = 3;
+constexpr int64_t kGemvParallelMacs = int64_t{1} << 16;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
@@ -280,6 +285,12 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
     while (count() < want && t.nc > 64) t.nc = even_tile(N, std::max<int64_t>(64, t.nc / 2), kNr);
     while (count() < want && t.mc > kMr) t.mc = even_tile(M, std::max<int64_t>(kMr, t.mc / 2), kMr);
     while (count() < want && t.nc > kNr) t.nc = even_tile(N, std::max<int64_t>(kNr, t.nc / 2), kNr);
+  }
+  if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs) {
+    // One column range per thread: the caller takes the first at once and a worker the second,
+    // so call after call each core streams the same part of B from its own L2.
+    t.parallel = true;
+    t.nc = round_up((N + threads - 1) / threads, kNr);
   }
   t.m_tiles = (M + t.mc - 1) / t.mc;
   t.n_tiles = (N + t.nc - 1) / t.nc;
