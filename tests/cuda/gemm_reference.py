@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+from runnx import _C
 
-# RUNNX_CUDA_SIMPLE=1 makes every launcher take its simple kernel (to compare on a GPU run); the
-# tests that check the fast path was chosen expect the simple one then.
-SIMPLE = os.environ.get("RUNNX_CUDA_SIMPLE", "0") not in ("", "0")
+
+def simple() -> bool:
+    """Whether the launchers take their simple kernels now (RUNNX_CUDA_SIMPLE=1, or cudaops'
+    kernel_path fixture): tests that check the fast path was chosen expect the simple one then."""
+    return bool(_C.cuda._testing.use_simple_kernels())
+
 
 # csrc/cuda/kernels/epilogue.h Activation values.
 ACT = {

@@ -10,7 +10,8 @@ import pytest
 from runnx import _C
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gemm_reference import SIMPLE, assert_close_scaled, epilogue, spec_for
+from gemm_reference import assert_close_scaled, epilogue, simple, spec_for
+from kernel_ref import kernel_path  # noqa: F401
 
 T = _C.cuda._testing if hasattr(_C, "cuda") and hasattr(_C.cuda, "_testing") else None
 
@@ -74,7 +75,7 @@ def run_case(rng, kind, case, act="none", with_bias=False, with_residual=False, 
     if split_k:
         spec["split_k"] = split_k
     if kind == "f16":
-        spec["expect_tensor_cores"] = C % 8 == 0 and not SIMPLE
+        spec["expect_tensor_cores"] = C % 8 == 0 and not simple()
     y = np.full(expected.shape, 7.0, dtype)
     out = T.conv(kind, x, w, y, spec)
     assert out.dtype == dtype
@@ -85,12 +86,14 @@ def run_case(rng, kind, case, act="none", with_bias=False, with_residual=False, 
     )
 
 
+@pytest.mark.usefixtures("kernel_path")  # fast and simple kernels
 @pytest.mark.parametrize("kind", ["f32", "f16"])
 @pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
 def test_conv_matches_numpy(kind, case):
     run_case(np.random.default_rng(hash(case) % 2**32), kind, case)
 
 
+@pytest.mark.usefixtures("kernel_path")  # fast and simple kernels
 @pytest.mark.parametrize("kind", ["f32", "f16"])
 @pytest.mark.parametrize("act", ["relu", "clip", "hardswish", "leaky_relu", "sigmoid"])
 def test_conv_fused_epilogue(kind, act):
@@ -99,7 +102,7 @@ def test_conv_fused_epilogue(kind, act):
 
 def test_conv_f16_split_k():
     # A deep layer at batch 1: few output tiles, long K = 3*3*64; split three ways, epilogue after.
-    if SIMPLE:
+    if simple():
         pytest.skip("split-K is a tensor-core path")
     case = (1, 7, 7, 64, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1))
     run_case(

@@ -15,7 +15,7 @@ import pytest
 from runnx import _C
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gemm_reference import ACT, SIMPLE, assert_close_scaled, epilogue, spec_for
+from gemm_reference import ACT, assert_close_scaled, epilogue, simple, spec_for
 
 T = _C.cuda._testing if hasattr(_C, "cuda") and hasattr(_C.cuda, "_testing") else None
 SENTINEL = 7.0
@@ -109,7 +109,7 @@ def test_gemm_f16_matches_numpy(kind, M, N, K, trans_b):
     # Rows padded to 16-byte multiples: "f16" takes the tensor-core path with tails in M, N and K
     # (K = 65 leaves one valid element in the last 16-byte chunk).
     a, b, c, spec, A, B = layout_case(rng, M, N, K, np.float16, trans_b=trans_b, pad="align8")
-    assert T.gemm_f16_uses_tensor_cores(spec) == (not SIMPLE)
+    assert T.gemm_f16_uses_tensor_cores(spec) == (not simple())
     out_dtype = np.float32 if kind.endswith("f32out") else np.float16
     c = c.astype(out_dtype)
     out = T.gemm(kind, a, b, c, spec)
@@ -137,7 +137,7 @@ def test_gemm_f16_unaligned_rows_fall_back(M, N, K):
 
 def test_f16_tensor_core_path_is_taken_when_aligned():
     aligned = {"M": 128, "N": 128, "K": 64, "lda": 64, "ldb": 128, "ldc": 128}
-    assert T.gemm_f16_uses_tensor_cores(aligned) == (not SIMPLE)
+    assert T.gemm_f16_uses_tensor_cores(aligned) == (not simple())
     assert not T.gemm_f16_uses_tensor_cores(dict(aligned, lda=63))
     assert not T.gemm_f16_uses_tensor_cores(dict(aligned, ldb=100))
     assert not T.gemm_f16_uses_tensor_cores(aligned, a_offset_bytes=2)
@@ -214,11 +214,11 @@ def test_gemm_empty_launches_nothing():
 def test_simple_and_tensor_core_f16_agree():
     rng = np.random.default_rng(6)
     a, b, c, spec, A, B = layout_case(rng, 300, 260, 200, np.float16, trans_b=True)
-    assert T.gemm_f16_uses_tensor_cores(spec) == (not SIMPLE)
+    assert T.gemm_f16_uses_tensor_cores(spec) == (not simple())
     fast = T.gemm("f16_f32out", a, b, c, spec)
-    simple = T.gemm("f16_simt_f32out", a, b, c, spec)
+    plain = T.gemm("f16_simt_f32out", a, b, c, spec)
     # Same fp16 products, fp32 sums in a different order.
-    assert_close_scaled(fast, simple, abs_scale(A, B), 1e-5, 1e-6, "fast vs simple")
+    assert_close_scaled(fast, plain, abs_scale(A, B), 1e-5, 1e-6, "fast vs simple")
 
 
 def test_timing_hooks_report_positive_times():
@@ -233,7 +233,7 @@ def test_timing_hooks_report_positive_times():
 @pytest.mark.parametrize("M,N,K,splits", [(100, 200, 1000, 3), (130, 70, 40, 5), (1, 768, 3072, 8)])
 def test_gemm_f16_split_k(trans_b, M, N, K, splits):
     # (130, 70, 40, 5): K has 2 stages, so three of the five splits are empty and add zeros.
-    if SIMPLE:
+    if simple():
         pytest.skip("split-K is a tensor-core path")
     rng = np.random.default_rng(M + N + K + splits)
     a, b, c, spec, A, B = layout_case(rng, M, N, K, np.float16, trans_b=trans_b, pad="align8")

@@ -15,7 +15,8 @@ import pytest
 from runnx import _C
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gemm_reference import SIMPLE, epilogue, spec_for
+from gemm_reference import epilogue, simple, spec_for
+from kernel_ref import kernel_path  # noqa: F401
 
 T = _C.cuda._testing if hasattr(_C, "cuda") and hasattr(_C.cuda, "_testing") else None
 
@@ -57,6 +58,7 @@ SHAPES = [(1, 1, 1), (3, 5, 7), (17, 33, 65), (128, 128, 64), (130, 129, 100), (
 SIGNS = [(False, False), (True, False), (True, True), (False, True)]
 
 
+@pytest.mark.usefixtures("kernel_path")  # fast and simple kernels
 @pytest.mark.parametrize("M,N,K", SHAPES)
 @pytest.mark.parametrize("a_unsigned,b_unsigned", SIGNS)
 @pytest.mark.parametrize("pad", [0, 16])
@@ -68,7 +70,7 @@ def test_int32_output_with_zero_points_is_exact(M, N, K, a_unsigned, b_unsigned,
     b_zero = rng.integers(np.iinfo(b_dt).min, np.iinfo(b_dt).max + 1, N).astype(b_dt)  # per column
     spec.update(a_zero=a_zero, b_zero=b_zero, b_zero_stride=1, out="int32")
     # pad 16 keeps every row 16-byte aligned: the tensor-core path must be the one taken then.
-    spec["expect_tensor_cores"] = (K + pad) % 16 == 0 and not SIMPLE
+    spec["expect_tensor_cores"] = (K + pad) % 16 == 0 and not simple()
     c = np.zeros((2, M, N), np.int32)
     out = T.gemm_int8(a, b, c, spec)
     np.testing.assert_array_equal(out, exact_acc(A, Bt, a_zero[0], b_zero).astype(np.int32))
@@ -89,6 +91,7 @@ def requantize(acc, multiplier, y_zero, out_dtype):
     return np.clip(v, info.min, info.max).astype(out_dtype)
 
 
+@pytest.mark.usefixtures("kernel_path")  # fast and simple kernels
 @pytest.mark.parametrize("out", ["int8", "uint8"])
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("M,N,K", [(5, 7, 9), (129, 130, 128), (33, 64, 1000)])
@@ -157,7 +160,7 @@ def test_both_uint8_with_k_tail_on_tensor_cores():
     spec.update(
         a_zero=np.array([200], np.uint8),
         b_zero=np.array([17], np.uint8),
-        expect_tensor_cores=not SIMPLE,
+        expect_tensor_cores=not simple(),
     )
     c = np.zeros((1, 40, 48), np.int32)
     out = T.gemm_int8(a, b, c, spec)

@@ -6,6 +6,7 @@
 #include "cuda/kernels/conv.h"
 #include "cuda/kernels/gemm.h"
 #include "cuda/kernels/gemm_mma.cuh"
+#include "cuda/kernels/simple_mode.h"
 #include "cuda/kernels/gemm_simt.cuh"
 
 namespace runnx::cuda {
@@ -53,7 +54,7 @@ bool fits_int32(int64_t v) { return v >= std::numeric_limits<int32_t>::min() && 
 void launch_conv_f32(const ConvArgs& args, cudaStream_t stream) { launch_conv_simt<float>(args, stream); }
 
 bool conv_f16_uses_tensor_cores(const ConvArgs& a) {
-  if (cuda_simple_kernels_requested()) return false;
+  if (use_simple_kernels()) return false;
   const bool aligned = (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.w) & 15) == 0;
   // The kernel decomposes k and the pixel coordinates in 32-bit arithmetic.
   const bool small = fits_int32(a.R * a.S * a.C) && fits_int32(a.P * a.Q) && fits_int32(a.H * a.W) &&

@@ -24,17 +24,21 @@
 
 namespace runnx::cuda {
 
-struct GemmArgs {
+// Sizes, operands and batch strides: what every GEMM launcher (this file, gemm_int8.h) shares.
+struct GemmOperands {
   int64_t M = 0, N = 0, K = 0;
   const void* A = nullptr;
   int64_t lda = 0;
   const void* B = nullptr;
   int64_t ldb = 0;
-  bool trans_b = false;
   void* C = nullptr;
   int64_t ldc = 0;
   int64_t batch_outer = 1, batch_inner = 1;
   int64_t a_outer = 0, a_inner = 0, b_outer = 0, b_inner = 0, c_outer = 0, c_inner = 0;
+};
+
+struct GemmArgs : GemmOperands {
+  bool trans_b = false;
   Epilogue epi;
   int32_t force_k_splits = 0;  // 0: the launcher decides; tests force split-K with a value > 1
 };
@@ -44,7 +48,7 @@ void launch_gemm_f32(const GemmArgs& args, cudaStream_t stream);
 
 // fp16 in, fp32 accumulate. Tensor cores (mma.sync m16n8k16, ldmatrix, 4-stage cp.async pipeline,
 // 128x128x32 block tile) when lda, ldb and every batch stride are multiples of 8 and A, B are
-// 16-byte aligned; otherwise, or when RUNNX_CUDA_SIMPLE=1, the SIMT kernel (same results up to
+// 16-byte aligned; otherwise, or when RUNNX_CUDA_SIMPLE=1 (simple_mode.h), the SIMT kernel (same results up to
 // summation order). Split-K: when the output has too few 128x128 tiles to fill the GPU (batch 1,
 // long K; e.g. batch-1 BERT layers) and `workspace` holds gemm_f16_workspace_bytes(args) bytes
 // (fp32 partial sums, 4-byte aligned), K is split across blocks and a second kernel adds the
@@ -55,10 +59,6 @@ size_t gemm_f16_workspace_bytes(const GemmArgs& args);
 
 // True when launch_gemm_f16 would use tensor cores for these arguments (for tests and `inspect`).
 bool gemm_f16_uses_tensor_cores(const GemmArgs& args);
-
-// RUNNX_CUDA_SIMPLE=1 in the environment (read once): every launcher of this family picks its
-// simple, clearly-indexed kernel so a GPU run can compare it with the fast one.
-bool cuda_simple_kernels_requested();
 
 // The SIMT kernel for fp16 inputs, whatever the alignment (what the fallback runs).
 void launch_gemm_f16_simt(const GemmArgs& args, bool c_is_f32, cudaStream_t stream);

@@ -31,7 +31,7 @@ __device__ __forceinline__ void batch_offsets(const BatchOffsets& bo, int64_t b,
   oc = o * bo.c_outer + i * bo.c_inner;
 }
 
-inline BatchOffsets batch_offsets_of(const GemmArgs& a) {
+inline BatchOffsets batch_offsets_of(const GemmOperands& a) {
   BatchOffsets bo;
   bo.inner = a.batch_inner > 0 ? a.batch_inner : 1;
   bo.a_outer = a.a_outer;

@@ -4,6 +4,7 @@
 
 #include "cuda/kernels/gemm.h"
 #include "cuda/kernels/gemm_mma.cuh"
+#include "cuda/kernels/simple_mode.h"
 
 namespace runnx::cuda {
 
@@ -60,7 +61,7 @@ size_t mma_split_workspace_bytes(const MmaParams& p, int k_per_stage) {
 }
 
 bool gemm_f16_uses_tensor_cores(const GemmArgs& a) {
-  if (cuda_simple_kernels_requested()) return false;
+  if (use_simple_kernels()) return false;
   return aligned16(a.A) && aligned16(a.B) && multiple_of_8(a.lda) && multiple_of_8(a.ldb) &&
          multiple_of_8(a.a_outer) && multiple_of_8(a.a_inner) && multiple_of_8(a.b_outer) &&
          multiple_of_8(a.b_inner);
@@ -68,20 +69,9 @@ bool gemm_f16_uses_tensor_cores(const GemmArgs& a) {
 
 namespace {
 
-MmaParams mma_params_of(const GemmArgs& a, bool c_is_f32) {
-  MmaParams p{};
-  p.M = a.M;
-  p.N = a.N;
-  p.K = a.K;
-  p.A = a.A;
-  p.lda = a.lda;
-  p.B = a.B;
-  p.ldb = a.ldb;
-  p.C = a.C;
-  p.ldc = a.ldc;
+MmaParams fp16_params(const GemmArgs& a, bool c_is_f32) {
+  MmaParams p = mma_params_of(a);
   p.c_is_f32 = c_is_f32;
-  p.batch = a.batch_outer * a.batch_inner;
-  p.bo = batch_offsets_of(a);
   p.epi = a.epi;
   p.forced_k_splits = a.force_k_splits;
   return p;
@@ -91,13 +81,13 @@ MmaParams mma_params_of(const GemmArgs& a, bool c_is_f32) {
 
 size_t gemm_f16_workspace_bytes(const GemmArgs& a) {
   if (!gemm_f16_uses_tensor_cores(a)) return 0;
-  return mma_split_workspace_bytes(mma_params_of(a, false), kMmaBKBytes / 2);
+  return mma_split_workspace_bytes(fp16_params(a, false), kMmaBKBytes / 2);
 }
 
 void launch_gemm_f16(const GemmArgs& a, bool c_is_f32, cudaStream_t stream, void* workspace,
                      size_t workspace_bytes) {
   if (!gemm_f16_uses_tensor_cores(a)) return launch_gemm_f16_simt(a, c_is_f32, stream);
-  const MmaParams p = mma_params_of(a, c_is_f32);
+  const MmaParams p = fp16_params(a, c_is_f32);
   if (a.trans_b)
     launch_mma_gemm<MmaMode::kF16NT>(p, stream, workspace, workspace_bytes);
   else

@@ -5,6 +5,7 @@
 #include "cuda/kernels/gemm.h"
 #include "cuda/kernels/gemm_int8.h"
 #include "cuda/kernels/gemm_mma.cuh"
+#include "cuda/kernels/simple_mode.h"
 
 namespace runnx::cuda {
 
@@ -67,7 +68,7 @@ size_t gemm_int8_workspace_bytes(const GemmInt8Args& a) {
 }
 
 bool gemm_int8_uses_tensor_cores(const GemmInt8Args& a) {
-  if (cuda_simple_kernels_requested()) return false;
+  if (use_simple_kernels()) return false;
   for (int64_t v : {a.lda, a.ldb, a.a_outer, a.a_inner, a.b_outer, a.b_inner})
     if (v % 16 != 0) return false;
   return aligned16(a.A) && aligned16(a.B);
@@ -76,26 +77,7 @@ bool gemm_int8_uses_tensor_cores(const GemmInt8Args& a) {
 void launch_gemm_int8(const GemmInt8Args& a, void* workspace, cudaStream_t stream) {
   const int64_t batch = a.batch_outer * a.batch_inner;
   if (a.M <= 0 || a.N <= 0 || batch <= 0) return;
-  MmaParams p{};
-  p.M = a.M;
-  p.N = a.N;
-  p.K = a.K;
-  p.A = a.A;
-  p.lda = a.lda;
-  p.B = a.B;
-  p.ldb = a.ldb;
-  p.C = a.C;
-  p.ldc = a.ldc;
-  p.batch = batch;
-  GemmArgs shape;
-  shape.batch_inner = a.batch_inner;
-  shape.a_outer = a.a_outer;
-  shape.a_inner = a.a_inner;
-  shape.b_outer = a.b_outer;
-  shape.b_inner = a.b_inner;
-  shape.c_outer = a.c_outer;
-  shape.c_inner = a.c_inner;
-  p.bo = batch_offsets_of(shape);
+  MmaParams p = mma_params_of(a);
   p.q = a;
   p.a_flip = a.a_unsigned ? kFlip : 0u;
   p.b_flip = a.b_unsigned ? kFlip : 0u;

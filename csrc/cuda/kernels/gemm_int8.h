@@ -25,24 +25,17 @@
 #include <cstdint>
 
 #include "cuda/kernels/epilogue.h"
+#include "cuda/kernels/gemm.h"
 
 namespace runnx::cuda {
 
 enum class Int8Output : int32_t { kInt32, kFloat, kInt8, kUInt8 };
 
-struct GemmInt8Args {
-  int64_t M = 0, N = 0, K = 0;
-  const void* A = nullptr;
-  int64_t lda = 0;
+// Sizes, operands and batch strides as gemm.h's GemmOperands, with B given as B^T [N][K].
+struct GemmInt8Args : GemmOperands {
   bool a_unsigned = false;
-  const void* B = nullptr;  // B^T [N][K]
-  int64_t ldb = 0;
   bool b_unsigned = false;
-  void* C = nullptr;
-  int64_t ldc = 0;
   Int8Output out = Int8Output::kInt32;
-  int64_t batch_outer = 1, batch_inner = 1;
-  int64_t a_outer = 0, a_inner = 0, b_outer = 0, b_inner = 0, c_outer = 0, c_inner = 0;
   const void* a_zero = nullptr;
   const void* b_zero = nullptr;
   int64_t b_zero_stride = 0;

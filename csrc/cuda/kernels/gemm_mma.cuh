@@ -108,6 +108,23 @@ __device__ __forceinline__ void store_int8_result(const MmaParams& p, int64_t b,
     static_cast<int8_t*>(p.C)[at] = static_cast<int8_t>(fminf(fmaxf(f, -128.f), 127.f));
 }
 
+// The operand fields of MmaParams from a launcher's arguments (everything else left default).
+inline MmaParams mma_params_of(const GemmOperands& g) {
+  MmaParams p{};
+  p.M = g.M;
+  p.N = g.N;
+  p.K = g.K;
+  p.A = g.A;
+  p.lda = g.lda;
+  p.B = g.B;
+  p.ldb = g.ldb;
+  p.C = g.C;
+  p.ldc = g.ldc;
+  p.batch = g.batch_outer * g.batch_inner;
+  p.bo = batch_offsets_of(g);
+  return p;
+}
+
 template <MmaMode kMode>
 __device__ __forceinline__ void mma_store(const MmaParams& p, int64_t b, int64_t oc, int64_t m, int64_t n,
                                           float accf, int32_t acci) {

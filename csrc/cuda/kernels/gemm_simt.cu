@@ -1,19 +1,8 @@
 // fp32 GEMM and the fp16 SIMT fallback: the SIMT kernel of gemm_simt.cuh over plain matrices.
-#include <cstdlib>
-#include <cstring>
-
 #include "cuda/kernels/gemm.h"
 #include "cuda/kernels/gemm_simt.cuh"
 
 namespace runnx::cuda {
-
-bool cuda_simple_kernels_requested() {
-  static const bool simple = [] {
-    const char* v = std::getenv("RUNNX_CUDA_SIMPLE");
-    return v && *v && std::strcmp(v, "0") != 0;
-  }();
-  return simple;
-}
 
 namespace {
 

@@ -23,13 +23,14 @@ namespace runnx::cuda::testing {
 
 namespace {
 
-void fill_gemm_shape(const py::dict& s, GemmArgs& g) {
+// Sizes, leading dimensions (default: packed) and batch strides from the spec; B is read as
+// B^T [N][K] when `b_transposed`.
+void fill_operands(const py::dict& s, bool b_transposed, GemmOperands& g) {
   g.M = spec_get<int64_t>(s, "M", 0);
   g.N = spec_get<int64_t>(s, "N", 0);
   g.K = spec_get<int64_t>(s, "K", 0);
   g.lda = spec_get<int64_t>(s, "lda", g.K);
-  g.trans_b = spec_get<bool>(s, "trans_b", false);
-  g.ldb = spec_get<int64_t>(s, "ldb", g.trans_b ? g.K : g.N);
+  g.ldb = spec_get<int64_t>(s, "ldb", b_transposed ? g.K : g.N);
   g.ldc = spec_get<int64_t>(s, "ldc", g.N);
   g.batch_outer = spec_get<int64_t>(s, "batch_outer", 1);
   g.batch_inner = spec_get<int64_t>(s, "batch_inner", 1);
@@ -48,7 +49,8 @@ py::array gemm(const std::string& kind, const py::array& a, const py::array& b, 
   DeviceArray da = to_device(a), db = to_device(b), dc = to_device(c);
   DeviceArray bias = spec_array(spec, "bias"), residual = spec_array(spec, "residual");
   GemmArgs g;
-  fill_gemm_shape(spec, g);
+  g.trans_b = spec_get<bool>(spec, "trans_b", false);
+  fill_operands(spec, g.trans_b, g);
   g.A = da.as<void>();
   g.B = db.as<void>();
   g.C = dc.as<void>();
@@ -78,7 +80,8 @@ py::array gemm(const std::string& kind, const py::array& a, const py::array& b, 
 
 bool gemm_f16_tensor_cores(const py::dict& spec, size_t a_offset_bytes) {
   GemmArgs g;
-  fill_gemm_shape(spec, g);
+  g.trans_b = spec_get<bool>(spec, "trans_b", false);
+  fill_operands(spec, g.trans_b, g);
   g.A = reinterpret_cast<const void*>(256 + a_offset_bytes);  // alignment is all that is looked at
   g.B = reinterpret_cast<const void*>(256);
   return gemm_f16_uses_tensor_cores(g);
@@ -91,33 +94,18 @@ py::array gemm_int8(const py::array& a, const py::array& b, const py::array& c, 
   DeviceArray a_scale = spec_array(spec, "a_scale"), b_scale = spec_array(spec, "b_scale");
   DeviceArray y_scale = spec_array(spec, "y_scale"), y_zero = spec_array(spec, "y_zero");
   DeviceArray bias = spec_array(spec, "bias");
-  GemmArgs shape;
-  fill_gemm_shape(spec, shape);
   GemmInt8Args q;
-  q.M = shape.M;
-  q.N = shape.N;
-  q.K = shape.K;
+  fill_operands(spec, true, q);
   q.A = da.as<void>();
-  q.lda = shape.lda;
-  q.a_unsigned = spec_get<bool>(spec, "a_unsigned", false);
   q.B = db.as<void>();
-  q.ldb = spec_get<int64_t>(spec, "ldb", q.K);
-  q.b_unsigned = spec_get<bool>(spec, "b_unsigned", false);
   q.C = dc.as<void>();
-  q.ldc = shape.ldc;
+  q.a_unsigned = spec_get<bool>(spec, "a_unsigned", false);
+  q.b_unsigned = spec_get<bool>(spec, "b_unsigned", false);
   const std::string out = spec_get<std::string>(spec, "out", "int32");
   q.out = out == "float" ? Int8Output::kFloat
           : out == "int8" ? Int8Output::kInt8
           : out == "uint8" ? Int8Output::kUInt8
                            : Int8Output::kInt32;
-  q.batch_outer = shape.batch_outer;
-  q.batch_inner = shape.batch_inner;
-  q.a_outer = shape.a_outer;
-  q.a_inner = shape.a_inner;
-  q.b_outer = shape.b_outer;
-  q.b_inner = shape.b_inner;
-  q.c_outer = shape.c_outer;
-  q.c_inner = shape.c_inner;
   q.a_zero = ptr_or_null(a_zero);
   q.b_zero = ptr_or_null(b_zero);
   q.b_zero_stride = spec_get<int64_t>(spec, "b_zero_stride", 0);
@@ -169,31 +157,28 @@ double time_gemm(const std::string& kind, int64_t M, int64_t N, int64_t K, int i
       c(static_cast<size_t>(M * N) * out_elem);
   fill_random(a, elem);
   fill_random(b, elem);
+  GemmOperands ops;  // packed row-major; B as B^T [N][K] for int8, [K][N] otherwise
+  ops.M = M;
+  ops.N = N;
+  ops.K = K;
+  ops.A = a.as<void>();
+  ops.lda = K;
+  ops.B = b.as<void>();
+  ops.ldb = kind == "int8" ? K : N;
+  ops.C = c.as<void>();
+  ops.ldc = N;
   if (kind == "int8") {
     GemmInt8Args q;
-    q.M = M;
-    q.N = N;
-    q.K = K;
-    q.A = a.as<void>();
-    q.lda = K;
-    q.B = b.as<void>();
-    q.ldb = K;
-    q.C = c.as<void>();
-    q.ldc = N;
+    static_cast<GemmOperands&>(q) = ops;
     return time_launches(iters, [&] { launch_gemm_int8(q, nullptr, nullptr); });
   }
   GemmArgs g;
-  g.M = M;
-  g.N = N;
-  g.K = K;
-  g.A = a.as<void>();
-  g.lda = K;
-  g.B = b.as<void>();
-  g.ldb = N;
-  g.C = c.as<void>();
-  g.ldc = N;
+  static_cast<GemmOperands&>(g) = ops;
   if (kind == "f32") return time_launches(iters, [&] { launch_gemm_f32(g, nullptr); });
-  if (kind == "f16") return time_launches(iters, [&] { launch_gemm_f16(g, false, nullptr); });
+  if (kind == "f16") {
+    DeviceArray workspace(gemm_f16_workspace_bytes(g));  // split-K where the launcher wants it
+    return time_launches(iters, [&] { launch_gemm_f16(g, false, nullptr, workspace.as<void>(), workspace.bytes()); });
+  }
   throw Error(ErrorKind::kInvalidArgument, "time_gemm: unknown kind " + kind);
 }
 
