@@ -11,8 +11,10 @@
 
 // Rows of wp floats (a multiple of 8): zeros, the input row at column pl. Vector stores and
 // copies: these planes are small (7x7 to 112x112) and a libc call per row would cost as much.
-static void dw3x3_pad_plane(const float* x, const runnx::DepthwiseGeom& g, int64_t rows,
-                            int64_t wp, float* xp) {
+// GCC would turn the short zero and copy loops into memset/memcpy calls, one per row: on a 7x7
+// plane those calls cost more than the convolution.
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) static void dw3x3_pad_plane(
+    const float* x, const runnx::DepthwiseGeom& g, int64_t rows, int64_t wp, float* xp) {
   const int64_t lo = min64(g.pl, wp);           // first column holding input
   const int64_t n = min64(g.W, wp - lo);        // input columns that fit
   const v8 zero = splat(0.f);
