@@ -71,6 +71,7 @@ SLICES = [
 
 @pytest.mark.parametrize("shape,index", SLICES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.usefixtures("kernel_path")
 def test_slice(shape, index, dtype):
     x = rand(shape, dtype, -100, 100, rng=np.random.default_rng(2))
     want = x[index]
@@ -93,6 +94,7 @@ EXPANDS = [((3, 1), (3, 4)), ((1,), (2, 3)), ((), (5,)), ((2, 1, 3), (4, 2, 5, 3
 
 @pytest.mark.parametrize("shape,out", EXPANDS, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.usefixtures("kernel_path")
 def test_expand(shape, out, dtype):
     x = rand(shape, dtype, -100, 100, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(T.expand(x, list(out)), np.broadcast_to(x, out))
@@ -176,6 +178,7 @@ def cpu_pad(x, begin, end, mode, value):
 @pytest.mark.parametrize("shape,begin,end", PADS, ids=str)
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64, np.int8])
+@pytest.mark.usefixtures("kernel_path")
 def test_pad(shape, begin, end, mode, dtype):
     """Against the CPU kernel (numpy's pad has no negative widths)."""
     x = rand(shape, dtype, -100, 100, rng=np.random.default_rng(6))

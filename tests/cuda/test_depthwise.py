@@ -9,7 +9,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from helpers import rand
-from kernel_ref import T, assert_matches
+from kernel_ref import (
+    T,
+    assert_matches,
+    kernel_path,  # noqa: F401  (the fixture)
+)
 
 _erf = np.vectorize(math.erf)
 ACTS = {
@@ -58,6 +62,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.usefixtures("kernel_path")
 def test_depthwise(case, layout, dtype):
     shape, m, (kh, kw), strides, dilations, pads = case
     rng = np.random.default_rng(shape[1] + kh)
@@ -76,6 +81,7 @@ def test_depthwise(case, layout, dtype):
                                        ("leaky_relu", 0.1, 0), ("sigmoid", 0, 0), ("gelu_erf", 0, 0)])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.usefixtures("kernel_path")
 def test_depthwise_epilogue(act, p0, p1, layout, dtype):
     rng = np.random.default_rng(9)
     shape, strides, pads = (2, 6, 8, 5), [1, 1], [1, 1, 1, 1]

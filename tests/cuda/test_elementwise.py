@@ -197,6 +197,7 @@ WHERE_SHAPES = [
 
 @pytest.mark.parametrize("shapes", WHERE_SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64, np.int32, np.int8, np.bool_])
+@pytest.mark.usefixtures("kernel_path")
 def test_where(shapes, dtype):
     rng = np.random.default_rng(5)
     cond = rng.integers(0, 2, size=shapes[0]).astype(np.bool_)

@@ -99,6 +99,7 @@ POOL_CASES = [
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.usefixtures("kernel_path")
 def test_pool2d(case, kind, layout, dtype):
     kernel, strides, dilations, pads, ceil_mode, include = case
     rng = np.random.default_rng(3)

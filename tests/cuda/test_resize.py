@@ -11,7 +11,11 @@ import runnx
 sys.path.insert(0, os.path.dirname(__file__))
 import helpers
 from helpers import rand
-from kernel_ref import T, assert_matches
+from kernel_ref import (
+    T,
+    assert_matches,
+    kernel_path,  # noqa: F401  (the fixture)
+)
 
 COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"]
 ROUNDINGS = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
@@ -30,6 +34,7 @@ def cpu_resize(x, scales, mode, coord, rounding):
 @pytest.mark.parametrize("mode,rounding", [("linear", "round_prefer_floor")] + [("nearest", r) for r in ROUNDINGS])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.usefixtures("kernel_path")
 def test_resize(scales, coord, mode, rounding, layout, dtype):
     x = rand((2, 3, 7, 5), dtype, rng=np.random.default_rng(7))
     # Scales go through float32 as the model stores them.

@@ -15,9 +15,11 @@ constexpr int kThreads = 256;
 // dst[r * dst_pitch + c] = src[r * src_pitch + c] for r < rows, c < cols (in units).
 template <typename U>
 __global__ void copy_rows_kernel(const U* src, int64_t src_pitch, U* dst, int64_t dst_pitch, int64_t rows,
-                                 int64_t cols) {
-  for (int64_t t = global_thread(); t < rows * cols; t += grid_threads()) {
-    const int64_t r = t / cols, c = t % cols;
+                                 int64_t cols, bool fits32) {
+  const int64_t total = rows * cols;
+  for (int64_t t = global_thread(); t < total; t += grid_threads()) {
+    int64_t r = t;
+    const int64_t c = div_mod(r, cols, fits32);
     dst[r * dst_pitch + c] = src[r * src_pitch + c];
   }
 }
@@ -25,9 +27,10 @@ __global__ void copy_rows_kernel(const U* src, int64_t src_pitch, U* dst, int64_
 // y[(o * n + j) * row + c] = data[(o * axis_len + idx[j]) * row + c] (rows of `row` units).
 template <typename U>
 __global__ void gather_kernel(const U* data, int64_t axis_len, int64_t row, const void* indices, bool idx64,
-                              int64_t n, U* y, int64_t total, int* error_flag) {
+                              int64_t n, U* y, int64_t total, int* error_flag, bool fits32) {
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    const int64_t c = t % row, r = t / row, j = r % n, o = r / n;
+    int64_t o = t;
+    const int64_t c = div_mod(o, row, fits32), j = div_mod(o, n, fits32);
     int64_t idx = idx64 ? static_cast<const int64_t*>(indices)[j] : static_cast<const int32_t*>(indices)[j];
     if (idx < 0) idx += axis_len;
     if (idx < 0 || idx >= axis_len) {
@@ -93,13 +96,14 @@ void launch_concat(int64_t elem_size, const std::vector<const void*>& inputs, co
     char* dst = static_cast<char*>(y) + before * inner * elem_size;
     before += axis_sizes[k];
     if (cols == 0) continue;
-    const int64_t unit = use_simple_kernels() ? elem_size
-                                              : widest_unit({uint64_t(cols), uint64_t(dst_pitch), addr(inputs[k]), addr(dst)});
+    const int64_t unit = use_simple_kernels()
+                             ? elem_size
+                             : widest_unit({uint64_t(cols), uint64_t(dst_pitch), addr(inputs[k]), addr(dst)});
     with_unit(unit, [&](auto tag) {
       using U = typename decltype(tag)::type;
       copy_rows_kernel<U><<<grid_for(outer * (cols / unit), kThreads), kThreads, 0, stream>>>(
           static_cast<const U*>(inputs[k]), cols / unit, reinterpret_cast<U*>(dst), dst_pitch / unit, outer,
-          cols / unit);
+          cols / unit, use_32bit_index(outer * (cols / unit)));
     });
   }
 }
@@ -119,7 +123,7 @@ void launch_gather(int64_t elem_size, const void* data, int64_t outer, int64_t a
     gather_kernel<U><<<grid_for(total, kThreads), kThreads, 0, stream>>>(static_cast<const U*>(data), axis_len, row,
                                                                          indices, index_dtype == DType::kI64,
                                                                          n_indices, static_cast<U*>(y), total,
-                                                                         error_flag);
+                                                                         error_flag, use_32bit_index(total));
   });
 }
 

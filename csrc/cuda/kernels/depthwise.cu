@@ -4,6 +4,7 @@
 #include "common/status.h"
 #include "cuda/kernels/depthwise.h"
 #include "cuda/kernels/kernel_util.cuh"
+#include "cuda/kernels/simple_mode.h"
 
 namespace runnx::cuda {
 namespace {
@@ -11,11 +12,12 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename T>
-__global__ void depthwise_kernel(DepthwiseParams p, const T* x, const T* w, T* y, Epilogue e, int64_t total) {
+__global__ void depthwise_kernel(DepthwiseParams p, const T* x, const T* w, T* y, Epilogue e, int64_t total,
+                                 bool fits32) {
   const bool nhwc = p.layout == Layout::kNHWC;
   const int64_t oc_count = p.c * p.multiplier;
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    const ImageCoord o = image_coord(t, nhwc, oc_count, p.out_h, p.out_w);  // o.c: the output channel
+    const ImageCoord o = image_coord(t, nhwc, oc_count, p.out_h, p.out_w, fits32);  // o.c: the output channel
     const PlaneAddr in = plane_addr(nhwc, o.n, o.c / p.multiplier, p.c, p.h, p.w);
     const T* wk = w + o.c * p.kernel_h * p.kernel_w;
     const int64_t h0 = o.h * p.stride_h - p.pad_top, w0 = o.w * p.stride_w - p.pad_left;
@@ -39,15 +41,17 @@ void launch_depthwise_conv2d(DType dtype, const DepthwiseParams& p, const void* 
   const int64_t total = p.n * p.c * p.multiplier * p.out_h * p.out_w;
   if (total <= 0) return;
   const unsigned grid = grid_for(total, kThreads);
+  const bool fits32 = use_32bit_index(total);
   switch (dtype) {
     case DType::kF32:
-      depthwise_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const float*>(x), static_cast<const float*>(weight),
-                                                       static_cast<float*>(y), epilogue, total);
+      depthwise_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const float*>(x),
+                                                       static_cast<const float*>(weight), static_cast<float*>(y),
+                                                       epilogue, total, fits32);
       break;
     case DType::kF16:
       depthwise_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const __half*>(x),
                                                        static_cast<const __half*>(weight), static_cast<__half*>(y),
-                                                       epilogue, total);
+                                                       epilogue, total, fits32);
       break;
     default: fail(ErrorKind::kInvalidArgument, "CUDA depthwise conv: unsupported dtype ", dtype_name(dtype));
   }

@@ -156,7 +156,10 @@ bool operand_walk(const StridedPlan& p, int k, OperandWalk* w) {
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 template <typename T>
-void binary_typed(BinaryOp op, const T* a, const T* b, void* y, const StridedPlan& p, cudaStream_t stream) {
+void binary_typed(BinaryOp op, const void* a_bytes, const void* b_bytes, void* y, const StridedPlan& p,
+                  cudaStream_t stream) {
+  const T* a = static_cast<const T*>(a_bytes);
+  const T* b = static_cast<const T*>(b_bytes);
   OperandWalk wa, wb;
   const bool rows_fit = p.rank == 1 || p.dims[1] % 4 == 0;
   const size_t out_pack = is_comparison(op) ? 4 : 4 * sizeof(T);
@@ -209,7 +212,8 @@ __global__ void unary_kernel(UnaryFn f, const T* x, T* y, int64_t n, bool vec) {
     }
     start = groups * 4;
   }
-  for (int64_t i = start + global_thread(); i < n; i += grid_threads()) y[i] = from_float<T>(unary_math(f, to_float(x[i])));
+  for (int64_t i = start + global_thread(); i < n; i += grid_threads())
+    y[i] = from_float<T>(unary_math(f, to_float(x[i])));
 }
 
 template <typename T>
@@ -274,8 +278,15 @@ __device__ __forceinline__ void store_cast(void* y, DType t, int64_t i, V v) {
 }
 
 __global__ void cast_kernel(DType from, const void* x, DType to, void* y, int64_t n) {
+  // fp32 <-> fp16 (the casts at an fp16 model's edges) convert directly: one rounding, as through double.
+  const bool f32_to_f16 = from == DType::kF32 && to == DType::kF16;
+  const bool f16_to_f32 = from == DType::kF16 && to == DType::kF32;
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    if (is_float_dtype(from))
+    if (f32_to_f16)
+      static_cast<__half*>(y)[i] = __float2half_rn(static_cast<const float*>(x)[i]);
+    else if (f16_to_f32)
+      static_cast<float*>(y)[i] = __half2float(static_cast<const __half*>(x)[i]);
+    else if (is_float_dtype(from))
       store_cast(y, to, i, load_f64(x, from, i));
     else
       store_cast(y, to, i, load_i64(x, from, i));
@@ -297,10 +308,10 @@ void launch_binary(BinaryOp op, DType dtype, const void* a, const std::vector<in
   const StridedPlan p = make_broadcast_plan({a_dims, b_dims});
   if (p.numel == 0) return;
   switch (dtype) {
-    case DType::kF32: return binary_typed(op, static_cast<const float*>(a), static_cast<const float*>(b), y, p, stream);
-    case DType::kF16: return binary_typed(op, static_cast<const __half*>(a), static_cast<const __half*>(b), y, p, stream);
-    case DType::kI32: return binary_typed(op, static_cast<const int32_t*>(a), static_cast<const int32_t*>(b), y, p, stream);
-    case DType::kI64: return binary_typed(op, static_cast<const int64_t*>(a), static_cast<const int64_t*>(b), y, p, stream);
+    case DType::kF32: return binary_typed<float>(op, a, b, y, p, stream);
+    case DType::kF16: return binary_typed<__half>(op, a, b, y, p, stream);
+    case DType::kI32: return binary_typed<int32_t>(op, a, b, y, p, stream);
+    case DType::kI64: return binary_typed<int64_t>(op, a, b, y, p, stream);
     default: fail(ErrorKind::kInvalidArgument, "CUDA binary op: unsupported dtype ", dtype_name(dtype));
   }
 }
@@ -319,14 +330,14 @@ void launch_where(const bool* cond, const std::vector<int64_t>& cond_dims, DType
                   void* out, cudaStream_t stream) {
   const StridedPlan p = make_broadcast_plan({cond_dims, x_dims, y_dims});
   if (p.numel == 0) return;
-  const unsigned grid = grid_for(p.numel, kThreads);
-  switch (dtype_size(dtype)) {
-    case 1: where_kernel<<<grid, kThreads, 0, stream>>>(cond, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), static_cast<uint8_t*>(out), p); break;
-    case 2: where_kernel<<<grid, kThreads, 0, stream>>>(cond, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), static_cast<uint16_t*>(out), p); break;
-    case 4: where_kernel<<<grid, kThreads, 0, stream>>>(cond, static_cast<const uint32_t*>(x), static_cast<const uint32_t*>(y), static_cast<uint32_t*>(out), p); break;
-    case 8: where_kernel<<<grid, kThreads, 0, stream>>>(cond, static_cast<const uint64_t*>(x), static_cast<const uint64_t*>(y), static_cast<uint64_t*>(out), p); break;
-    default: fail(ErrorKind::kInvalidArgument, "CUDA Where: unsupported dtype ", dtype_name(dtype));
-  }
+  const int64_t size = static_cast<int64_t>(dtype_size(dtype));
+  RUNNX_CHECK(size == 1 || size == 2 || size == 4 || size == 8, kInvalidArgument, "CUDA Where: unsupported dtype ",
+              dtype_name(dtype));
+  with_unit<false>(size, [&](auto tag) {
+    using U = typename decltype(tag)::type;
+    where_kernel<U><<<grid_for(p.numel, kThreads), kThreads, 0, stream>>>(
+        cond, static_cast<const U*>(x), static_cast<const U*>(y), static_cast<U*>(out), p);
+  });
 }
 
 void launch_cast(DType from, const void* x, DType to, void* y, int64_t n, cudaStream_t stream) {

@@ -4,6 +4,7 @@
 #include "common/status.h"
 #include "cuda/kernels/kernel_util.cuh"
 #include "cuda/kernels/pad.h"
+#include "cuda/kernels/simple_mode.h"
 
 namespace runnx::cuda {
 namespace {
@@ -36,15 +37,14 @@ __device__ __forceinline__ int64_t source_index(PadMode mode, int64_t i, int64_t
 }
 
 template <typename U>
-__global__ void pad_kernel(PadMode mode, const U* x, U constant, U* y, PadGeom g, int64_t total) {
+__global__ void pad_kernel(PadMode mode, const U* x, U constant, U* y, PadGeom g, int64_t total, bool fits32) {
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
     int64_t rest = t, offset = 0;
     bool inside = true;
 #pragma unroll
     for (int d = kMaxPadRank - 1; d >= 0; --d) {
       if (d >= g.rank) continue;
-      const int64_t j = rest % g.out_dims[d];
-      rest /= g.out_dims[d];
+      const int64_t j = div_mod(rest, g.out_dims[d], fits32);
       const int64_t src = source_index(mode, j - g.begin[d], g.in_dims[d]);
       if (src < 0) inside = false;
       else offset += src * g.in_strides[d];
@@ -87,7 +87,8 @@ void launch_pad(int64_t elem_size, PadMode mode, const void* x, const std::vecto
     U constant;
     std::memcpy(&constant, &constant_bits, sizeof(U));  // little-endian: the low bytes
     pad_kernel<U><<<grid_for(total, kThreads), kThreads, 0, stream>>>(mode, static_cast<const U*>(x), constant,
-                                                                       static_cast<U*>(y), g, total);
+                                                                       static_cast<U*>(y), g, total,
+                                                                       use_32bit_index(total));
   });
 }
 

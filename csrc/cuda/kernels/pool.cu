@@ -2,6 +2,7 @@
 // threads are neighbouring channels, so every tap is a coalesced read.
 #include "common/status.h"
 #include "cuda/kernels/kernel_util.cuh"
+#include "cuda/kernels/simple_mode.h"
 #include "cuda/kernels/pool.h"
 
 namespace runnx::cuda {
@@ -20,10 +21,10 @@ __device__ __forceinline__ int64_t taps_within(int64_t start, int64_t k, int64_t
 }
 
 template <typename T>
-__global__ void pool2d_kernel(PoolKind kind, Pool2dParams p, const T* x, T* y, int64_t total) {
+__global__ void pool2d_kernel(PoolKind kind, Pool2dParams p, const T* x, T* y, int64_t total, bool fits32) {
   const bool nhwc = p.layout == Layout::kNHWC;
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    const ImageCoord o = image_coord(t, nhwc, p.c, p.out_h, p.out_w);
+    const ImageCoord o = image_coord(t, nhwc, p.c, p.out_h, p.out_w, fits32);
     const int64_t h0 = o.h * p.stride_h - p.pad_top, w0 = o.w * p.stride_w - p.pad_left;
     const PlaneAddr in = plane_addr(nhwc, o.n, o.c, p.c, p.h, p.w);
     const Window2d win{h0, w0, p.kernel_h, p.kernel_w, p.dilation_h, p.dilation_w, p.h, p.w};
@@ -52,12 +53,15 @@ void launch_pool2d(PoolKind kind, DType dtype, const Pool2dParams& p, const void
   const int64_t total = p.n * p.c * p.out_h * p.out_w;
   if (total <= 0) return;
   const unsigned grid = grid_for(total, kThreads);
+  const bool fits32 = use_32bit_index(total);
   switch (dtype) {
     case DType::kF32:
-      pool2d_kernel<<<grid, kThreads, 0, stream>>>(kind, p, static_cast<const float*>(x), static_cast<float*>(y), total);
+      pool2d_kernel<<<grid, kThreads, 0, stream>>>(kind, p, static_cast<const float*>(x), static_cast<float*>(y), total,
+                                                    fits32);
       break;
     case DType::kF16:
-      pool2d_kernel<<<grid, kThreads, 0, stream>>>(kind, p, static_cast<const __half*>(x), static_cast<__half*>(y), total);
+      pool2d_kernel<<<grid, kThreads, 0, stream>>>(kind, p, static_cast<const __half*>(x), static_cast<__half*>(y),
+                                                    total, fits32);
       break;
     default: fail(ErrorKind::kInvalidArgument, "CUDA pool: unsupported dtype ", dtype_name(dtype));
   }

@@ -2,6 +2,7 @@
 // recomputed per element (in double, to match the CPU kernel's ties; Resize is memory-bound).
 #include "common/status.h"
 #include "cuda/kernels/kernel_util.cuh"
+#include "cuda/kernels/simple_mode.h"
 #include "cuda/kernels/resize.h"
 
 namespace runnx::cuda {
@@ -54,16 +55,17 @@ __device__ __forceinline__ void linear_taps(double x, int64_t in, int64_t (&idx)
 }
 
 template <typename T>
-__global__ void resize2d_kernel(Resize2dParams p, const T* x, T* y, int64_t total) {
+__global__ void resize2d_kernel(Resize2dParams p, const T* x, T* y, int64_t total, bool fits32) {
   const bool nhwc = p.layout == Layout::kNHWC;
   for (int64_t t = global_thread(); t < total; t += grid_threads()) {
-    const ImageCoord o = image_coord(t, nhwc, p.c, p.out_h, p.out_w);
+    const ImageCoord o = image_coord(t, nhwc, p.c, p.out_h, p.out_w, fits32);
     const PlaneAddr in = plane_addr(nhwc, o.n, o.c, p.c, p.h, p.w);
     const double sy = source_coord(p.coord, o.h, p.h, p.out_h, p.scale_h);
     const double sx = source_coord(p.coord, o.w, p.w, p.out_w, p.scale_w);
     float v;
     if (p.mode == ResizeMode::kNearest) {
-      v = to_float(x[in.base + nearest_index(p.rounding, sy, p.h) * in.row + nearest_index(p.rounding, sx, p.w) * in.col]);
+      const int64_t ih = nearest_index(p.rounding, sy, p.h), iw = nearest_index(p.rounding, sx, p.w);
+      v = to_float(x[in.base + ih * in.row + iw * in.col]);
     } else {
       int64_t ih[2], iw[2];
       float wh[2], ww[2];
@@ -85,12 +87,15 @@ void launch_resize2d(DType dtype, const Resize2dParams& p, const void* x, void* 
   RUNNX_CHECK(p.h > 0 && p.w > 0 && p.scale_h > 0 && p.scale_w > 0, kInvalidArgument,
               "CUDA Resize: empty input or non-positive scale");
   const unsigned grid = grid_for(total, kThreads);
+  const bool fits32 = use_32bit_index(total);
   switch (dtype) {
     case DType::kF32:
-      resize2d_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const float*>(x), static_cast<float*>(y), total);
+      resize2d_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const float*>(x), static_cast<float*>(y), total,
+                                                      fits32);
       break;
     case DType::kF16:
-      resize2d_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const __half*>(x), static_cast<__half*>(y), total);
+      resize2d_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<const __half*>(x), static_cast<__half*>(y), total,
+                                                      fits32);
       break;
     default: fail(ErrorKind::kInvalidArgument, "CUDA Resize: unsupported dtype ", dtype_name(dtype));
   }

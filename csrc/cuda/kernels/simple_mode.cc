@@ -1,6 +1,7 @@
 #include "cuda/kernels/simple_mode.h"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -19,5 +20,7 @@ std::atomic<bool>& simple_flag() {
 
 bool use_simple_kernels() { return simple_flag().load(std::memory_order_relaxed); }
 void set_use_simple_kernels(bool simple) { simple_flag().store(simple, std::memory_order_relaxed); }
+
+bool use_32bit_index(int64_t count) { return count <= static_cast<int64_t>(UINT32_MAX) && !use_simple_kernels(); }
 
 }  // namespace runnx::cuda

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/status.h"
+#include "cuda/kernels/simple_mode.h"
 
 namespace runnx::cuda {
 
@@ -70,6 +71,7 @@ StridedPlan make_strided_plan(const std::vector<int64_t>& out_dims,
   }
   StridedPlan p;
   p.numel = numel;
+  p.index32 = use_32bit_index(numel);
   if (numel == 0 || dims.empty()) return p;  // empty: nothing is launched; scalar: rank 1, size 1
   RUNNX_CHECK(dims.size() <= static_cast<size_t>(kMaxPlanRank), kInvalidArgument, "CUDA kernels take at most ",
               kMaxPlanRank, " non-mergeable dims, got ", dims.size());

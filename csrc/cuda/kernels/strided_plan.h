@@ -16,6 +16,7 @@ struct StridedPlan {
   int64_t numel = 1;                                // product of dims
   int64_t dims[kMaxPlanRank] = {1};                 // output dims, row-major
   int64_t strides[kMaxPlanOperands][kMaxPlanRank] = {};  // elements, per operand and dim
+  bool index32 = true;  // use_32bit_index(numel): kernels split indices with 32-bit division
 };
 
 // Output dims of numpy broadcasting; throws InvalidArgument when the shapes do not broadcast.
