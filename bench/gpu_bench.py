@@ -207,16 +207,11 @@ def zoo_rows(names: list[str], torch) -> None:
 
 
 def _cpu_nodes(sess) -> str:
-    """How many nodes fell back to the CPU, when the session can say (cudart's placement hook)."""
-    for attr in ("_placement", "placement"):
-        fn = getattr(sess, attr, None) or getattr(sess._sess, attr, None)
-        if callable(fn):
-            try:
-                placement = fn()
-                return str(sum(1 for p in dict(placement).values() if "CPU" in str(p)))
-            except Exception:
-                return "?"
-    return "?"
+    """How many executed nodes fell back to the CPU (from the session's placement)."""
+    try:
+        return str(sum(1 for node in sess._placement() if node[2] == "cpu"))
+    except Exception:
+        return "?"
 
 
 def main(argv=None) -> int:
