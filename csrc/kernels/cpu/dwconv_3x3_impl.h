@@ -26,6 +26,15 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) static void dw3x3_
     const float* src = x + ih * g.W;
     int64_t c = 0;
     for (; c + 8 <= n; c += 8) store8(dst + lo + c, load8(src + c));
+    if (c < n && (ih * g.W + c + 8 <= g.H * g.W) && lo + c + 8 <= wp) {
+      // The row's tail as one vector: the load runs on into the plane's next rows (it stays
+      // inside the plane), the lanes past this row are zeroed.
+      const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+      const int k = static_cast<int>(n - c);
+      const v8i keep = lane < v8i{k, k, k, k, k, k, k, k};
+      store8(dst + lo + c, keep ? load8(src + c) : zero);
+      continue;
+    }
     for (; c < n; ++c) dst[lo + c] = src[c];
   }
 }
