@@ -51,10 +51,6 @@ __device__ __forceinline__ int64_t div_mod(int64_t& t, int64_t d, bool fits32) {
   return r;
 }
 
-__device__ __forceinline__ bool is_aligned(const void* p, int bytes) {
-  return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
-}
-
 // Warp-wide and block-wide sum / max; every thread gets the result. Block versions need
 // blockDim.x a multiple of 32 (<= 1024) and `scratch`, 32 floats of shared memory; they end with
 // a barrier, so scratch can be reused at once.
