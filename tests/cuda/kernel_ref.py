@@ -12,9 +12,10 @@ T = getattr(_C.cuda, "_testing", None)
 @pytest.fixture(params=[False, True], ids=["fast", "simple"])
 def kernel_path(request):
     """Runs a test through the fast kernels and again through the plain ones (RUNNX_CUDA_SIMPLE)."""
+    before = T.use_simple_kernels()  # RUNNX_CUDA_SIMPLE's setting, kept for the tests after this one
     T.set_simple_kernels(request.param)
     yield request.param
-    T.set_simple_kernels(False)
+    T.set_simple_kernels(before)
 
 
 def assert_matches(got, want, dtype, rtol=None, atol=None):
