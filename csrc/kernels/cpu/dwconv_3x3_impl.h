@@ -4,15 +4,14 @@
 // The plane is copied once into a zero-bordered scratch plane whose rows are long enough for
 // whole 8-wide output chunks, then each output row is computed chunk by chunk straight into y
 // with bias, residual and activation applied in registers (no accumulator plane, no second pass).
-// Stride 2 splits even/odd input columns with shuffles of three loads per tap row. A chunk that
-// runs past the row end writes into the next row, which is computed (and overwritten) after it;
-// only a chunk that would leave the plane stores element by element. Row length and scratch size:
-// DepthwiseGeom::dw3x3_row() / scratch_floats().
+// Stride 2 splits even/odd input columns with in-lane shuffles of four loads per tap row.
+// A chunk that runs past the row end writes into the next row, which is computed (and
+// overwritten) after it; only a chunk that would leave the plane stores element by element.
+// Row length and scratch size: DepthwiseGeom::dw3x3_row() / scratch_floats().
 
-// Rows of wp floats (a multiple of 8): zeros, the input row at column pl. Vector stores and
-// copies: these planes are small (7x7 to 112x112) and a libc call per row would cost as much.
-// GCC would turn the short zero and copy loops into memset/memcpy calls, one per row: on a 7x7
-// plane those calls cost more than the convolution.
+// Rows of wp floats (a multiple of 8): zeros, the input row at column pl. GCC would turn the
+// short zero and copy loops into memset/memcpy calls, one per row: on a 7x7 plane those calls
+// cost more than the convolution.
 __attribute__((optimize("no-tree-loop-distribute-patterns"))) static void dw3x3_pad_plane(
     const float* x, const runnx::DepthwiseGeom& g, int64_t rows, int64_t wp, float* xp) {
   const int64_t lo = min64(g.pl, wp);           // first column holding input
@@ -45,13 +44,17 @@ static inline v8 dw_row_s1(const float* r, v8 w0, v8 w1, v8 w2) {
 }
 
 // Stride 2: outputs read r[2o], r[2o+1], r[2o+2] for o = 0..7 (r points at 2 * chunk start).
+// In-lane shuffles only (one cycle each): every tap vector holds outputs in the order
+// 0 1 4 5 2 3 6 7, and dw_s2_order puts the chunk's sum back in order once.
 static inline v8 dw_row_s2(const float* r, v8 w0, v8 w1, v8 w2) {
-  const v8 a = load8(r), b = load8(r + 8), c = load8(r + 16);
-  const v8 even = __builtin_shuffle(a, b, v8i{0, 2, 4, 6, 8, 10, 12, 14});
-  const v8 odd = __builtin_shuffle(a, b, v8i{1, 3, 5, 7, 9, 11, 13, 15});
-  const v8 next = __builtin_shuffle(even, c, v8i{1, 2, 3, 4, 5, 6, 7, 8});
+  const v8 a = load8(r), b = load8(r + 8), c = load8(r + 2), d = load8(r + 10);
+  const v8 even = __builtin_shuffle(a, b, v8i{0, 2, 8, 10, 4, 6, 12, 14});
+  const v8 odd = __builtin_shuffle(a, b, v8i{1, 3, 9, 11, 5, 7, 13, 15});
+  const v8 next = __builtin_shuffle(c, d, v8i{0, 2, 8, 10, 4, 6, 12, 14});
   return w0 * even + w1 * odd + w2 * next;
 }
+
+static inline v8 dw_s2_order(v8 v) { return __builtin_shuffle(v, v8i{0, 1, 4, 5, 2, 3, 6, 7}); }
 
 template <int S>
 static void dw3x3_rows(const float* xp, int64_t wp, const float* w, const runnx::DepthwiseGeom& g,
@@ -72,9 +75,9 @@ static void dw3x3_rows(const float* xp, int64_t wp, const float* w, const runnx:
         v = vb + dw_row_s1(r0 + j, wv[0], wv[1], wv[2]);
         v += dw_row_s1(r1 + j, wv[3], wv[4], wv[5]) + dw_row_s1(r2 + j, wv[6], wv[7], wv[8]);
       } else {
-        v = vb + dw_row_s2(r0 + 2 * j, wv[0], wv[1], wv[2]);
-        v += dw_row_s2(r1 + 2 * j, wv[3], wv[4], wv[5]) +
-             dw_row_s2(r2 + 2 * j, wv[6], wv[7], wv[8]);
+        v = vb + dw_s2_order(dw_row_s2(r0 + 2 * j, wv[0], wv[1], wv[2]) +
+                             dw_row_s2(r1 + 2 * j, wv[3], wv[4], wv[5]) +
+                             dw_row_s2(r2 + 2 * j, wv[6], wv[7], wv[8]));
       }
       if (j + 8 <= room) {
         if (rr) v += load8(rr + j);
