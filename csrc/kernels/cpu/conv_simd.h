@@ -17,12 +17,14 @@ struct DepthwiseGeom {
   // The padded plane is split into sh x sw stride phases of phase_h() x phase_w().
   int64_t phase_h() const { return OH + ((kh - 1) * dh) / sh; }
   int64_t phase_w() const { return OW + ((kw - 1) * dw) / sw; }
-  // 3x3, stride 1 or 2, dilation 1: the row kernel (dwconv_3x3_impl.h) with padded rows of
-  // dw3x3_row() floats (whole 8-wide output chunks and the loads past them). It measured faster
-  // than the flat loop at every MobileNetV2 size (bench/conv.py, stride 1: 112x112 33 vs 31
-  // GFLOP/s, 56x56 32 vs 28, 28x28 25 vs 19, 14x14 20 vs 11, 7x7 11 vs 5).
+  // 3x3, dilation 1, stride 2 or stride 1 with rows < 40: the row kernel (dwconv_3x3_impl.h)
+  // with padded rows of dw3x3_row() floats (whole 8-wide output chunks and the loads past them).
+  // Wide stride-1 planes keep the flat loop: bench/conv.py (1 thread, CPU time) gave it 28-31
+  // GFLOP/s at 56x56 and 112x112 in every build, the row kernel 24-33 from build to build; the
+  // row kernel wins clearly at 14x14 (16-20 vs 11) and 7x7 (10 vs 5), ties at 28x28.
   bool is_3x3() const {
-    return kh == 3 && kw == 3 && dh == 1 && dw == 1 && sh == sw && (sh == 1 || sh == 2);
+    return kh == 3 && kw == 3 && dh == 1 && dw == 1 && sh == sw &&
+           (sh == 2 || (sh == 1 && OW < 40));
   }
   int64_t dw3x3_row() const { return sw == 1 ? 8 * ((OW + 7) / 8) + 8 : 16 * ((OW + 7) / 8) + 8; }
   // Floats of scratch depthwise_plane needs: the padded 3x3 plane, or the phases and one
