@@ -1,5 +1,6 @@
 // runnx._C.cuda: what the CUDA provider can see. Present in every build; a CPU-only build
 // (RUNNX_CUDA=OFF) reports built=False and no devices.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bindings/device_value.h"
@@ -39,6 +40,25 @@ void register_cuda(py::module_& m) {
     }
     return to_numpy(std::move(h));
   });
+  cuda.def("to_device", [](py::array a, int device_id) {
+    // A device copy of a host array (OrtValue.ortvalue_from_numpy(x, "cuda", id)).
+    a = py::array::ensure(a, py::array::c_style);
+    PlacedTensor p;
+    p.device = DeviceKind::kCUDA;
+    p.device_id = device_id;
+    Shape shape(a.shape(), a.shape() + a.ndim());
+    DType dtype = dtype_from_numpy(a.dtype(), "array");
+    RUNNX_CHECK(device_id >= 0 && device_id < cuda::device_count(), kInvalidArgument, "CUDA device ", device_id,
+                " does not exist (", cuda::device_count(), " device(s) answer)");
+    {
+      py::gil_scoped_release nogil;
+      cuda::check_cuda(cudaSetDevice(device_id), "cudaSetDevice");
+      p.tensor = cuda::device_tensor(dtype, shape);
+      if (size_t n = p.tensor.nbytes())
+        cuda::check_cuda(cudaMemcpy(p.tensor.data, a.data(), n, cudaMemcpyHostToDevice), "copying an array to the device");
+    }
+    return DeviceValue{std::move(p)};
+  }, py::arg("array"), py::arg("device_id") = 0);
   py::module_ testing = cuda.def_submodule("_testing", "kernel launchers for tests/cuda only");
   cuda::testing::register_testing(testing);
 #else
@@ -49,6 +69,9 @@ void register_cuda(py::module_& m) {
   cuda.def("to_host", [](const DeviceValue&) -> py::object {
     throw Error(ErrorKind::kInvalidArgument, "runnx was built without CUDA: there is no device memory to read");
   });
+  cuda.def("to_device", [](py::object, int) -> py::object {
+    throw Error(ErrorKind::kInvalidArgument, "runnx was built without CUDA: there is no device to copy to");
+  }, py::arg("array"), py::arg("device_id") = 0);
 #endif
 }
 

@@ -39,10 +39,12 @@ class CudaContext {
   using Allocator = std::function<Tensor(int output_index, DType, Shape)>;
   using Scratch = std::function<void*(size_t bytes)>;
 
+  using ErrorFlag = std::function<int*()>;
+
   CudaContext(const Node& node, std::vector<const Tensor*> inputs, std::vector<Tensor>& outputs,
-              cudaStream_t stream, Allocator alloc, Scratch scratch)
+              cudaStream_t stream, Allocator alloc, Scratch scratch, ErrorFlag flag = nullptr)
       : node_(node), inputs_(std::move(inputs)), outputs_(outputs), stream_(stream), alloc_(std::move(alloc)),
-        scratch_(std::move(scratch)) {}
+        scratch_(std::move(scratch)), flag_(std::move(flag)) {}
 
   const Node& node() const { return node_; }
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
@@ -64,6 +66,10 @@ class CudaContext {
   cudaStream_t stream() const { return stream_; }
   // Device scratch valid until this kernel's work on stream() is done (the next kernel may reuse it).
   void* workspace(size_t bytes) { return bytes ? scratch_(bytes) : nullptr; }
+  // A device int, zero before this kernel, that a launcher sets when it finds bad data (an index
+  // out of range); the executor reads it after the run and raises InvalidArgument naming the
+  // node. nullptr when checks are off (inside a CUDA graph capture).
+  int* error_flag() { return flag_ ? flag_() : nullptr; }
 
  private:
   const Node& node_;
@@ -72,6 +78,7 @@ class CudaContext {
   cudaStream_t stream_;
   Allocator alloc_;
   Scratch scratch_;
+  ErrorFlag flag_;
 };
 
 class CudaKernel {

@@ -40,6 +40,7 @@ struct RunSlot {
   // (a run that outgrows it takes cudaMalloc for the rest and the next run gets a larger one).
   DeviceBuffer uploads;
   size_t uploads_used = 0, uploads_wanted = 0;
+  DeviceBuffer flags;  // one int per step for CudaContext::error_flag
   ~RunSlot() {
     if (stream) cudaStreamDestroy(stream);
   }
@@ -117,6 +118,7 @@ struct CudaExecutor::Run {
   std::vector<ValueRecord> records;
   std::vector<Tensor> keep;       // observing runs: device allocations alive until the end
   size_t scratch_used = 0;
+  std::vector<int> flagged_steps;  // steps that asked for an error flag
 };
 
 CudaExecutor::CudaExecutor(const Session& s, const ProviderRequest& req) : s_(s) {
@@ -346,7 +348,11 @@ void CudaExecutor::execute(Run& r) const {
                         return p.host_outputs ? Tensor::empty(dt, std::move(shape))
                                               : device_alloc(st.outputs[i], dt, std::move(shape));
                       },
-                      scratch);
+                      scratch, [&r, s]() -> int* {
+                        if (r.capture) return nullptr;
+                        r.flagged_steps.push_back(s);
+                        return static_cast<int*>(r.slot->flags.data()) + s;
+                      });
       try {
         kernels_[s]->run(ctx);
       } catch (const Error& e) {
@@ -493,6 +499,8 @@ std::vector<PlacedTensor> CudaExecutor::run(const std::vector<const PlacedTensor
   std::unique_ptr<RunSlot> slot = take_slot();
   prepare_slot(*slot);
   r.slot = slot.get();
+  if (!slot->flags.data()) slot->flags = DeviceBuffer(std::max<size_t>(s_.steps().size(), 1) * sizeof(int));
+  check_cuda(cudaMemsetAsync(slot->flags.data(), 0, slot->flags.bytes(), slot->stream), "clearing error flags");
   struct SlotGuard {
     CudaExecutor* ex;
     std::unique_ptr<RunSlot>& slot;
@@ -568,8 +576,16 @@ std::vector<PlacedTensor> CudaExecutor::run(const std::vector<const PlacedTensor
       out.push_back({std::move(d), DeviceKind::kCUDA, device_id_});
     }
   }
+  std::vector<int> flags(s_.steps().size(), 0);
+  if (!r.flagged_steps.empty())
+    check_cuda(cudaMemcpyAsync(flags.data(), r.slot->flags.data(), flags.size() * sizeof(int), cudaMemcpyDeviceToHost,
+                               stream),
+               "reading error flags");
   check_cuda(cudaStreamSynchronize(stream), "running the graph on CUDA device " + std::to_string(device_id_) +
                                                 (sync_each_ ? "" : " (set RUNNX_CUDA_SYNC=1 to find the node)"));
+  for (int s : r.flagged_steps)
+    RUNNX_CHECK(flags[s] == 0, kInvalidArgument, s_.steps()[s].node->label(),
+                ": an index is out of range (found on the device; the output is not valid)");
   if (dp && !graph) {
     std::lock_guard<std::mutex> lk(dp->mu);
     dp->max_scratch = std::max(dp->max_scratch, r.scratch_used);

@@ -114,14 +114,15 @@ class OrtValue:
 
     @staticmethod
     def ortvalue_from_numpy(array, device_type: str = "cpu", device_id: int = 0) -> OrtValue:
-        """Wraps a numpy array (``device_type="cpu"``). Copies to a device need a CUDA session's
-        run: bind the array with ``bind_cpu_input`` instead."""
-        if _device_type(device_type) != "cpu":
+        """Wraps a numpy array (``"cpu"``) or copies it to CUDA device ``device_id`` (``"cuda"``)."""
+        array = np.ascontiguousarray(array)
+        if _device_type(device_type) == "cpu":
+            return OrtValue(host=array)
+        if _C.cuda.device_count() == 0:
             raise _C.InvalidArgument(
-                "OrtValue.ortvalue_from_numpy: runnx copies host arrays to the device inside a run; "
-                "bind the numpy array with IOBinding.bind_cpu_input, or pass a CuPy array"
+                f"OrtValue.ortvalue_from_numpy(..., 'cuda'): no CUDA device ({_C.cuda.unavailable_reason()})"
             )
-        return OrtValue(host=np.ascontiguousarray(array))
+        return OrtValue(device=_C.cuda.to_device(array, int(device_id)))
 
     @staticmethod
     def from_dlpack(obj) -> OrtValue:

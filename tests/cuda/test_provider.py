@@ -198,3 +198,40 @@ def test_concurrent_runs_each_get_their_own_stream_and_arena():
         got = list(pool.map(lambda f: sess.run(None, f)[0], feeds * 3))
     for k, y in enumerate(got):
         _close(y, expected[k % len(feeds)])
+
+
+def test_ortvalue_from_numpy_on_the_device_round_trips_and_feeds_a_run():
+    x = np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)
+    v = runnx.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+    assert v.device_name() == "cuda" and v.shape() == [2, 3]
+    np.testing.assert_array_equal(v.numpy(), x)
+    g = helper.make_graph([helper.make_node("Relu", ["a"], ["b"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    sess = _cuda(m)
+    io = sess.io_binding()
+    io.bind_ortvalue_input("a", v)
+    io.bind_output("b", "cuda")
+    sess.run_with_iobinding(io)
+    np.testing.assert_array_equal(io.copy_outputs_to_cpu()[0], np.maximum(x, 0))
+    with pytest.raises(runnx.InvalidArgument, match="CUDA device 99 does not exist"):
+        runnx.OrtValue.ortvalue_from_numpy(x, "cuda", 99)
+
+
+def test_out_of_range_gather_index_is_an_error_naming_the_node():
+    table = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "table")
+    g = helper.make_graph([helper.make_node("Gather", ["table", "i"], ["y"], name="lookup")], "g",
+                          [helper.make_tensor_value_info("i", TensorProto.INT64, [None])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [table])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    sess = _cuda(m)
+    assert sess._placement() == [("lookup", "Gather", "cuda", "")]
+    (y,) = sess.run(None, {"i": np.array([3, -1, 0], np.int64)})
+    np.testing.assert_array_equal(y, np.arange(12, dtype=np.float32).reshape(4, 3)[[3, -1, 0]])
+    with pytest.raises(runnx.InvalidArgument, match="Gather 'lookup': an index is out of range"):
+        sess.run(None, {"i": np.array([1, 4], np.int64)})
+    (y,) = sess.run(None, {"i": np.array([2], np.int64)})  # the next run is clean
+    np.testing.assert_array_equal(y, [[6, 7, 8]])

@@ -127,7 +127,7 @@ class GatherKernel : public CudaKernel {
     for (int64_t d = axis + 1; d < data.rank(); ++d) inner *= data.shape[d];
     RUNNX_CHECK(data.shape[axis] > 0, kInvalidArgument, ctx.node().label(), ": gathering from an empty axis");
     launch_gather(dtype_size(data.dtype), data.data, outer, data.shape[axis], inner, idx.data, idx.dtype, idx.numel(),
-                  y.data, nullptr, ctx.stream());
+                  y.data, ctx.error_flag(), ctx.stream());
   }
 
  private:
