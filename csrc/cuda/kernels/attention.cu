@@ -37,6 +37,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   const T* mask = static_cast<const T*>(a.mask);
   T* o = static_cast<T*>(a.o);
   const int tid = threadIdx.x, row = tid / 4, part = tid % 4;
+  const bool k_seq_contiguous = a.k_st.s == 1 && a.k_st.d != 1;
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kRows, qi = i0 + row;
 
   for (int64_t bh = blockIdx.y; bh < a.B * a.heads; bh += gridDim.y) {
@@ -55,7 +56,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     for (int64_t j0 = 0; j0 < a.Sk; j0 += kKeys) {
       __syncthreads();  // everyone is done with the previous K/V tile (and Qs is written)
       for (int e = tid; e < kKeys * D; e += kThreads) {
-        const int r = e / D, d = e % D;
+        // Consecutive threads walk K's contiguous axis: the feature (K as [.., Sk, D]) or the
+        // sequence (K^T storage [.., D, Sk], as exporters write it).
+        const int r = k_seq_contiguous ? e % kKeys : e / D, d = k_seq_contiguous ? e / kKeys : e % D;
         Ks[r * (D + 1) + d] = j0 + r < a.Sk ? to_float(k[kb + (j0 + r) * a.k_st.s + d * a.k_st.d]) : 0.f;
       }
       for (int e = tid; e < kKeys * Dv; e += kThreads) {

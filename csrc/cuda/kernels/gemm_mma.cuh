@@ -1,5 +1,5 @@
 // The tensor-core GEMM main loop (sm_80+): 128x128 block tile, 64 bytes of K per stage (32 fp16
-// or 64 int8), 4-stage cp.async pipeline, 8 warps as 2 (M) x 4 (N), each warp 64x32 built from
+// or 64 int8), 4-stage cp.async pipeline, 4 warps as 2 (M) x 2 (N), each warp 64x64 built from
 // mma.sync m16n8k16 (fp16) or m16n8k32 (int8) fed by ldmatrix. One kernel template serves:
 //   kF16NN   A fp16 [M][K], B fp16 [K][N]          (gemm_f16.cu)
 //   kF16NT   A fp16 [M][K], B fp16 B^T [N][K]      (gemm_f16.cu)
@@ -22,7 +22,16 @@ namespace runnx::cuda {
 
 enum class MmaMode { kF16NN, kF16NT, kS8NT, kConvF16 };
 
-constexpr int kMmaBM = 128, kMmaBN = 128, kMmaBKBytes = 64, kMmaStages = 4, kMmaThreads = 256;
+constexpr int kMmaBM = 128, kMmaBN = 128, kMmaBKBytes = 64, kMmaStages = 4, kMmaThreads = 128;
+// Warp tiles of 64x64: 8 ldmatrix.x4 feed 32 mma per K step (a 64x32 tile needs 6 for 16, which
+// would make shared-memory bandwidth the limit before the tensor cores).
+constexpr int kWarpsN = 2, kWarpTileM = 64, kWarpTileN = kMmaBN / kWarpsN;
+constexpr int kMi = kWarpTileM / 16, kNj = kWarpTileN / 8;  // mma tiles per warp (m16, n8)
+static_assert((kMmaThreads / 32 / kWarpsN) * kWarpTileM == kMmaBM, "warps must cover the block tile");
+// 16-byte chunks each thread copies per stage for A, B^T (rows x 4 chunks) and B (32 rows x 16).
+constexpr int kChunksPerThread = kMmaBM * 4 / kMmaThreads;
+static_assert(kMmaBN * 4 / kMmaThreads == kChunksPerThread && 32 * 16 / kMmaThreads == kChunksPerThread,
+              "every operand tile splits evenly over the threads");
 constexpr int kRowK = 80;                 // padded bytes of one 64-byte K row (A, and B^T)
 constexpr int kRowN = 272;                // padded bytes of one 128-half N row (B as [K][N])
 constexpr int kStageA = kMmaBM * kRowK;   // 10240
@@ -151,7 +160,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
 
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int warp_m = warp / 4, warp_n = warp % 4;  // 2 x 4 warps, 64 x 32 each
+  const int warp_m = warp / kWarpsN, warp_n = warp % kWarpsN;
   const int64_t tiles_m = ceil_div(p.M, kMmaBM), tiles_n = ceil_div(p.N, kMmaBN);
   int64_t tm, tn;
   raster_tile(blockIdx.x, tiles_m, tiles_n, tm, tn);
@@ -163,12 +172,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
   const unsigned char* B = static_cast<const unsigned char*>(p.B);
 
   // Each thread copies two 16-byte chunks of A and two of B per stage; for A (and B^T) chunk
-  // c = tid + 256*r is row c / 4, chunk column c % 4; for B [K][N] row c / 16, chunk column c % 16.
+  // c = tid + kMmaThreads*r is row c / 4, chunk column c % 4; for B [K][N] row c / 16, chunk
+  // column c % 16.
   // For the convolution, this thread's two A rows are output pixels fixed for the whole loop.
-  int32_t conv_img[2] = {0, 0}, conv_h0[2] = {0, 0}, conv_w0[2] = {0, 0};
+  int32_t conv_img[kChunksPerThread] = {}, conv_h0[kChunksPerThread] = {}, conv_w0[kChunksPerThread] = {};
   if constexpr (kMode == MmaMode::kConvF16) {
-    for (int r = 0; r < 2; ++r) {
-      const int64_t m = m0 + (tid + 256 * r) / 4;
+    for (int r = 0; r < kChunksPerThread; ++r) {
+      const int64_t m = m0 + (tid + kMmaThreads * r) / 4;
       const int64_t pq = static_cast<int64_t>(p.g.P) * p.g.Q;
       const int64_t mm = m < p.M ? m : 0;
       conv_img[r] = static_cast<int32_t>(mm / pq);
@@ -187,8 +197,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
       unsigned char* sb = sa + kStageA;
       const int64_t k0 = k_begin + kt * kBK;
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int c = tid + 256 * r, row = c / 4, col = c % 4;
+      for (int r = 0; r < kChunksPerThread; ++r) {
+        const int c = tid + kMmaThreads * r, row = c / 4, col = c % 4;
         const int64_t m = m0 + row, k = k0 + col * kChunkElems;
         const void* src = A;
         int bytes = 0;
@@ -211,8 +221,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
         cp_async_16(sa + row * kRowK + col * 16, src, bytes);
       }
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int c = tid + 256 * r;
+      for (int r = 0; r < kChunksPerThread; ++r) {
+        const int c = tid + kMmaThreads * r;
         const void* src = B;
         int bytes = 0;
         if constexpr (kBRowsAreN) {
@@ -235,11 +245,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
       }
     };
 
-    Acc acc[4][4][4];
+    Acc acc[kMi][kNj][4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < kMi; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < kNj; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
 
@@ -263,11 +273,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
       const unsigned char* sb = sa + kStageA;
 #pragma unroll
       for (int ks = 0; ks < 2; ++ks) {  // two 32-byte K steps per stage
-        uint32_t af[4][4], bf[4][2];
+        uint32_t af[kMi][4], bf[kNj][2];
 #pragma unroll
-        for (int mi = 0; mi < 4; ++mi) {
+        for (int mi = 0; mi < kMi; ++mi) {
           // Matrices: rows 0-7 / 8-15 at K bytes 0-15, then at K bytes 16-31 -> a0..a3.
-          const int row = warp_m * 64 + mi * 16 + (lane & 15);
+          const int row = warp_m * kWarpTileM + mi * 16 + (lane & 15);
           ldmatrix_x4(af[mi], sa + row * kRowK + ks * 32 + (lane >> 4) * 16);
           if constexpr (kInt8) {
 #pragma unroll
@@ -275,17 +285,17 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
           }
         }
 #pragma unroll
-        for (int nj2 = 0; nj2 < 2; ++nj2) {
+        for (int nj2 = 0; nj2 < kNj / 2; ++nj2) {
           uint32_t r4[4];
           if constexpr (kBRowsAreN) {
             // Matrices: n 0-7 at K bytes 0-15 / 16-31, then n 8-15 likewise.
-            const int row = warp_n * 32 + nj2 * 16 + (lane & 7) + ((lane >> 4) << 3);
+            const int row = warp_n * kWarpTileN + nj2 * 16 + (lane & 7) + ((lane >> 4) << 3);
             ldmatrix_x4(r4, sb + row * kRowK + ks * 32 + ((lane >> 3) & 1) * 16);
           } else {
             // Stored as [k][n]; transposed loads give the column-major B fragment. Matrices:
             // k 0-7 / 8-15 at n 0-7, then at n 8-15.
             const int krow = ks * 16 + (lane & 15);
-            ldmatrix_x4_trans(r4, sb + krow * kRowN + (warp_n * 32 + nj2 * 16 + (lane >> 4) * 8) * 2);
+            ldmatrix_x4_trans(r4, sb + krow * kRowN + (warp_n * kWarpTileN + nj2 * 16 + (lane >> 4) * 8) * 2);
           }
           bf[nj2 * 2][0] = r4[0];
           bf[nj2 * 2][1] = r4[1];
@@ -300,9 +310,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
           }
         }
 #pragma unroll
-        for (int mi = 0; mi < 4; ++mi)
+        for (int mi = 0; mi < kMi; ++mi)
 #pragma unroll
-          for (int nj = 0; nj < 4; ++nj) {
+          for (int nj = 0; nj < kNj; ++nj) {
             if constexpr (kInt8)
               mma_s8_16832(acc[mi][nj], af[mi], bf[nj]);
             else
@@ -318,13 +328,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) mma_gemm_kernel(MmaParams p) {
     // epilogue runs once per element in a plain loop with coalesced stores.
     float* cs = reinterpret_cast<float*>(smem);
 #pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
+    for (int mi = 0; mi < kMi; ++mi)
 #pragma unroll
-      for (int nj = 0; nj < 4; ++nj)
+      for (int nj = 0; nj < kNj; ++nj)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int row = warp_m * 64 + mi * 16 + (lane >> 2) + (e >> 1) * 8;
-          const int col = warp_n * 32 + nj * 8 + (lane & 3) * 2 + (e & 1);
+          const int row = warp_m * kWarpTileM + mi * 16 + (lane >> 2) + (e >> 1) * 8;
+          const int col = warp_n * kWarpTileN + nj * 8 + (lane & 3) * 2 + (e & 1);
           if constexpr (kInt8)
             cs[row * kCRow + col] = __int_as_float(acc[mi][nj][e]);
           else
