@@ -143,6 +143,10 @@ void Batcher::notify() {
 bool Batcher::run_inline(Request& r) {
   const int64_t recent = recent_compute_us_.load(std::memory_order_relaxed);
   if (recent < 0 || recent > opt_.max_inline_us || queued_.load(std::memory_order_seq_cst) != 0) return false;
+  // A timeout that passed while the request waited to be handed over: the queue expires it.
+  if (r.timeout_us > 0 && r.timeout_us <= kMaxWaitUs &&
+      Clock::now() - r.enqueued >= std::chrono::microseconds(r.timeout_us))
+    return false;
   // Counted as a submit: close() returns only after this run has finished.
   submitting_.fetch_add(1, std::memory_order_seq_cst);
   bool ran = false;

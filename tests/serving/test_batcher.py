@@ -647,3 +647,21 @@ def test_aclose_drains_without_blocking_the_loop(mlp_session):
     for res, x in zip(results, xs):
         assert_result(res, single(mlp_session, {"x": x}))
         assert res.batch_size == sum(len(x) for x in xs)
+
+
+def test_inline_path_never_runs_an_expired_request(mlp_session):
+    x = np.ones((1, 5), np.float32)
+
+    async def main(b):
+        await b.infer({"x": x})
+        await b.infer({"x": x})  # inline
+        # 1 us passes between prepare and the hand-over: the queue answers it, unrun.
+        with pytest.raises(runnx.DeadlineExceeded):
+            await b.infer({"x": x}, timeout_us=1)
+        return await b.infer({"x": x}, timeout_us=10**9)  # inline again
+
+    with runnx.Batcher(mlp_session, max_batch_size=4, max_queue_delay_us=0, max_inline_us=BIG_US) as b:
+        res = asyncio.run(main(b))
+        s = b.stats()
+    assert_result(res, single(mlp_session, {"x": x}))
+    assert s["inline_runs"] == 2 and s["requests_expired"] == 1 and s["requests_ok"] == 3
