@@ -75,7 +75,11 @@ bool ThreadPool::join(uint64_t ticket) {
     return false;
   }
   run_chunks();
-  active_.fetch_sub(1);
+  // The last one out wakes a caller that stopped spinning (same seq_cst pairing as above).
+  if (active_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
+    std::lock_guard<std::mutex> lk(mu_);
+    done_.notify_one();
+  }
   return true;
 }
 
@@ -127,9 +131,14 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
   run_chunks();
   ticket_.store(open - 1);  // closed: late workers stay out
-  for (int i = 0; active_.load() != 0; ++i) {
-    if (i < 1024) cpu_relax();
-    else std::this_thread::yield();
+  // Joined workers are finishing their last chunk: spin a little, then sleep (on a crowded host a
+  // spinning caller would take the core a preempted worker needs).
+  for (int i = 0; active_.load() != 0 && i < 2048; ++i) cpu_relax();
+  if (active_.load() != 0) {
+    std::unique_lock<std::mutex> lk(mu_);
+    caller_sleeping_.store(true);
+    done_.wait(lk, [&] { return active_.load() == 0; });
+    caller_sleeping_.store(false);
   }
   fn_ = nullptr;
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));

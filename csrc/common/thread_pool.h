@@ -46,8 +46,9 @@ class ThreadPool {
   std::atomic<int> active_{0};    // workers inside the open (or closing) job
   std::atomic<int> sleepers_{0};  // workers blocked on wake_
   std::atomic<bool> stop_{false};
-  std::mutex mu_;                 // guards sleeping (with wake_) and error_
-  std::condition_variable wake_;
+  std::atomic<bool> caller_sleeping_{false};  // the driving caller waits on done_
+  std::mutex mu_;                 // guards sleeping (with wake_ and done_) and error_
+  std::condition_variable wake_, done_;
 
   // The job in progress (written by the driving caller before it opens the ticket).
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;

@@ -298,14 +298,24 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
 }
 
 // C[m0:m1, n0:n1] for one K-block whose panels start at `bblock` (panel p at bblock + p*kc*16):
-// each panel (in L1) meets every 6-row group of the tile's A rows (in L2) in turn.
+// each panel (in L1) meets every 6-row group of the tile's A rows (in L2) in turn. The next panel
+// is prefetched into L1 a slice per row group: B of a BERT layer (2-9 MB) comes from L3, and the
+// first row group of each panel otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core).
 void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
                  const float* A, int64_t lda, const float* bblock, float* C, int64_t ldc, bool accumulate,
                  float beta) {
+  const int64_t groups = (m1 - m0 + kMr - 1) / kMr;
+  const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
+  const int64_t per_group = (lines + groups - 1) / groups;
   for (int64_t j = n0; j < n1; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
+    const float* next = j + kNr < n1 ? panel + kc * kNr : nullptr;
     const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
+    int64_t line = 0;
     for (int64_t i = m0; i < m1; i += kMr) {
+      if (next)
+        for (const int64_t end = std::min(lines, line + per_group); line < end; ++line)
+          _mm_prefetch(reinterpret_cast<const char*>(next + line * 16), _MM_HINT_T0);
       const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
       kKernels[mr](kc, A + i * lda + k0, lda, panel, C + i * ldc + j, ldc, ncols, accumulate, beta);
     }
