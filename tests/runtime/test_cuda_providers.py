@@ -86,6 +86,7 @@ def test_native_unknown_provider_is_refused():
         runnx._C.Session(_reshape_model(), {"providers": [("ROCMExecutionProvider", {})]})
 
 
+@pytest.mark.skipif(not runnx._C.cuda.built, reason="a CPU-only build refuses CUDAExecutionProvider outright")
 def test_a_model_with_no_device_node_needs_no_device():
     # Nothing to place on CUDA (NonZero has no CUDA kernel): the session is a plain CPU session.
     m = make_model("NonZero", {"x": np.array([0, 1, 2], np.float32)})
