@@ -102,7 +102,9 @@ def test_requantized_output_matches_qlinearmatmul(out, per_channel, M, N, K):
     b_zero = np.zeros(N if per_channel else 1, np.int8)
     a_scale = np.array([0.02], np.float32)
     b_scale = rng.uniform(0.001, 0.01, N if per_channel else 1).astype(np.float32)
-    y_scale = np.array([rng.uniform(0.5, 2.0)], np.float32)
+    acc = exact_acc(A, Bt, a_zero[0], b_zero if per_channel else np.repeat(b_zero, N))
+    # Outputs spread over about +-150 (so some saturate) whatever the random sizes.
+    y_scale = np.array([a_scale[0] * b_scale.max() * max(np.abs(acc).max(), 1) / 150], np.float32)
     out_dtype = np.dtype(out)
     y_zero = np.array([3 if out == "int8" else 128], out_dtype)
     spec.update(
@@ -118,10 +120,8 @@ def test_requantized_output_matches_qlinearmatmul(out, per_channel, M, N, K):
     )
     c = np.zeros((1, M, N), out_dtype)
     got = T.gemm_int8(a, b, c, spec)
-    acc = exact_acc(A, Bt, a_zero[0], b_zero if per_channel else np.repeat(b_zero, N))
-    multiplier = (a_scale[0] * np.broadcast_to(b_scale, (N,))) / y_scale[
-        0
-    ]  # float32, the launcher's order
+    # float32, in the launcher's order: (a_scale * b_scale) / y_scale
+    multiplier = (a_scale[0] * np.broadcast_to(b_scale, (N,))) / y_scale[0]
     expected = requantize(acc, multiplier.astype(np.float32), y_zero[0], out_dtype)
     np.testing.assert_array_equal(got, expected)
     assert len(np.unique(got)) > 10, "the scales should spread the outputs over many values"
