@@ -128,12 +128,12 @@ def main(argv=None) -> int:
         so = runnx.SessionOptions()
         so.intra_op_num_threads = args.threads
         rs = runnx.InferenceSession(model, so)
-        runs = {"runnx": lambda: rs.run(None, {"a": a})}
+        runs = {"runnx": lambda rs=rs, a=a: rs.run(None, {"a": a})}
         if ort is not None:
             oso = ort.SessionOptions()
             oso.intra_op_num_threads = args.threads
             osess = ort.InferenceSession(model, oso, providers=["CPUExecutionProvider"])
-            runs["ort"] = lambda: osess.run(None, {"a": a})
+            runs["ort"] = lambda osess=osess, a=a: osess.run(None, {"a": a})
             np.testing.assert_allclose(rs.run(None, {"a": a})[0], osess.run(None, {"a": a})[0],
                                        rtol=1e-3, atol=1e-3 * np.sqrt(k))
         times = time_interleaved(runs, args.budget)
