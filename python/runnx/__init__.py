@@ -10,6 +10,7 @@ import pkgutil
 # Developer builds put _C in <build>/py/runnx; this lets `import runnx` find it there too.
 __path__ = pkgutil.extend_path(__path__, __name__)
 
+from . import quantize  # runnx.quantize.to_fp16 (needs onnx only when called)
 from .batcher import Batcher, InferResult
 from .errors import (
     BatcherClosed,
@@ -61,4 +62,5 @@ __all__ = [
     "get_all_providers",
     "get_available_providers",
     "get_device",
+    "quantize",
 ]
