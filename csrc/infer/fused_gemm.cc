@@ -45,9 +45,10 @@ void fused_gemm(InferContext& ctx) {
 }
 
 // Q [..., S, D], KT [..., D, Sk], V [..., Sk, Dv], mask -> [batch..., S, Dv] with the batch
-// dims of all four broadcast.
+// dims of all four broadcast. The mask is added to the scores, so it shares their dtype (the
+// CUDA kernel reads it as Q's type).
 void attention(InferContext& ctx) {
-  const DType t = same_dtype(ctx, {0, 1, 2});
+  const DType t = same_dtype(ctx, {0, 1, 2, 3});
   std::vector<SymDim> batch;
   for (int i : {0, 1, 2, 3}) {
     if (!ctx.has_input(i)) continue;

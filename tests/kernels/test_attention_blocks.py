@@ -48,3 +48,15 @@ def test_attention_blocks_match_numpy(q, kt, v, mask, n_threads):
     (y,) = sess.run(None, feeds)
     ref = _reference(feeds["q"], feeds["kt"], feeds["v"], feeds.get("mask"), scale)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=5e-5)
+
+
+def test_mask_of_another_dtype_is_refused():
+    # The mask is added to the scores: a float16 mask beside float32 Q/K/V is a malformed model,
+    # refused at load by inference (before any provider places the node), and by the kernel at
+    # run time when types reach it unchecked.
+    rng = np.random.default_rng(0)
+    feeds = {"q": rng.standard_normal((1, 4, 8)).astype(f32), "kt": rng.standard_normal((1, 8, 4)).astype(f32),
+             "v": rng.standard_normal((1, 4, 8)).astype(f32), "mask": np.zeros((1, 4), np.float16)}
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1)
+    with pytest.raises(runnx.InvalidModel, match="input 0 is tensor\\(float\\) but input 3 is tensor\\(float16\\)"):
+        runnx.InferenceSession(model.SerializeToString())

@@ -27,6 +27,9 @@ class AttentionKernel : public CudaKernel {
     const Tensor& kt = ctx.required_input(1);
     const Tensor& v = ctx.required_input(2);
     const Tensor* mask = ctx.input(3);
+    for (const Tensor* t : {&kt, &v, mask})
+      RUNNX_CHECK(!t || t->dtype == q.dtype, kInvalidArgument, node.label(), ": K^T, V and the mask must have Q's type ",
+                  dtype_name(q.dtype), ", got ", dtype_name(t->dtype));
     RUNNX_CHECK(q.rank() >= 2 && q.rank() <= 4 && kt.rank() == q.rank() && v.rank() == q.rank(), kInvalidArgument,
                 node.label(), ": Q, K^T and V must share a rank of 2 to 4 on CUDA, got ", shape_str(q.shape), ", ",
                 shape_str(kt.shape), ", ", shape_str(v.shape));
