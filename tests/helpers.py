@@ -28,6 +28,35 @@ def onnx_type(dtype) -> int:
     return _NP_TO_ONNX[np.dtype(dtype)]
 
 
+def one_node_model(
+    op_type: str,
+    input_infos: list,
+    n_outputs: int,
+    *,
+    attrs: dict | None,
+    initializers: dict[str, np.ndarray],
+    order: list[str],
+    domain: str,
+    opset_imports: list,
+    graph_name: str,
+) -> onnx.ModelProto:
+    """The one-node model both builders make: `input_infos` are graph inputs (ValueInfoProto),
+    outputs y0.. are left untyped, `order` lists the node's inputs."""
+    node = helper.make_node(
+        op_type, order, [f"y{i}" for i in range(n_outputs)], domain=domain, **(attrs or {})
+    )
+    graph = helper.make_graph(
+        [node],
+        graph_name,
+        input_infos,
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.UNDEFINED, None) for i in range(n_outputs)],
+        [numpy_helper.from_array(v, k) for k, v in initializers.items()],
+    )
+    model = helper.make_model(graph, opset_imports=opset_imports)
+    model.ir_version = 8
+    return model
+
+
 def make_model(
     op_type: str,
     inputs: dict[str, np.ndarray],
@@ -44,23 +73,20 @@ def make_model(
     follow `input_order` (use "" for an omitted optional input) or inputs then initializers.
     `dynamic` declares every input dim unnamed, so shapes are known only at run time."""
     initializers = initializers or {}
-    order = input_order or list(inputs) + list(initializers)
-    node = helper.make_node(
-        op_type, order, [f"y{i}" for i in range(n_outputs)], domain=domain, **(attrs or {})
-    )
-    graph = helper.make_graph(
-        [node],
-        f"test_{op_type}",
+    return one_node_model(
+        op_type,
         [
             helper.make_tensor_value_info(k, onnx_type(v.dtype), [None] * v.ndim if dynamic else v.shape)
             for k, v in inputs.items()
         ],
-        [helper.make_tensor_value_info(f"y{i}", TensorProto.UNDEFINED, None) for i in range(n_outputs)],
-        [numpy_helper.from_array(v, k) for k, v in initializers.items()],
+        n_outputs,
+        attrs=attrs,
+        initializers=initializers,
+        order=input_order or list(inputs) + list(initializers),
+        domain=domain,
+        opset_imports=[helper.make_opsetid(domain, opset)],
+        graph_name=f"test_{op_type}",
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, opset)])
-    model.ir_version = 8
-    return model
 
 
 def expect_invalid(op_type: str, feeds: dict, match: str, n_outputs: int = 1, **kw) -> None:

@@ -9,8 +9,8 @@ import ast
 import numpy as np
 import onnx
 import runnx
-from helpers import onnx_type
-from onnx import TensorProto, helper, numpy_helper
+from helpers import one_node_model, onnx_type
+from onnx import helper
 
 
 def sym_model(
@@ -27,26 +27,20 @@ def sym_model(
     """One-node model whose graph inputs are (numpy dtype, dims) with dims ints, names or None
     for an unknown rank."""
     initializers = initializers or {}
-    order = input_order or list(inputs) + list(initializers)
-    node = helper.make_node(
-        op_type, order, [f"y{i}" for i in range(n_outputs)], domain=domain, **(attrs or {})
-    )
-    graph = helper.make_graph(
-        [node],
-        f"infer_{op_type}",
-        [helper.make_tensor_value_info(k, onnx_type(dt), dims) for k, (dt, dims) in inputs.items()],
-        [
-            helper.make_tensor_value_info(f"y{i}", TensorProto.UNDEFINED, None)
-            for i in range(n_outputs)
-        ],
-        [numpy_helper.from_array(v, k) for k, v in initializers.items()],
-    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    return model
+    return one_node_model(
+        op_type,
+        [helper.make_tensor_value_info(k, onnx_type(dt), dims) for k, (dt, dims) in inputs.items()],
+        n_outputs,
+        attrs=attrs,
+        initializers=initializers,
+        order=input_order or list(inputs) + list(initializers),
+        domain=domain,
+        opset_imports=opsets,
+        graph_name=f"infer_{op_type}",
+    )
 
 
 def session(model: onnx.ModelProto) -> runnx.InferenceSession:
