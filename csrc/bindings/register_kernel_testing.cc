@@ -20,6 +20,26 @@
 namespace py = pybind11;
 
 namespace runnx {
+namespace {
+
+GemmEpilogue::Act gemm_act(const std::string& act) {
+  static const std::map<std::string, GemmEpilogue::Act> acts = {
+      {"", GemmEpilogue::Act::kNone}, {"relu", GemmEpilogue::Act::kRelu}, {"clip", GemmEpilogue::Act::kClip},
+      {"sigmoid", GemmEpilogue::Act::kSigmoid}, {"tanh", GemmEpilogue::Act::kTanh},
+      {"gelu", GemmEpilogue::Act::kGeluErf}, {"gelu_tanh", GemmEpilogue::Act::kGeluTanh}};
+  auto it = acts.find(act);
+  RUNNX_CHECK(it != acts.end(), kInvalidArgument, "unknown activation '", act, "'");
+  return it->second;
+}
+
+// Row stride in elements of a 2-D view whose rows are contiguous (at least the row length).
+int64_t leading_dim(const py::array& x) {
+  RUNNX_CHECK(x.ndim() == 2, kInvalidArgument, "2-D arrays expected");
+  RUNNX_CHECK(x.size() == 0 || x.shape(1) <= 1 || x.strides(1) == 4, kInvalidArgument, "rows must be contiguous");
+  return std::max<int64_t>(x.shape(0) > 1 ? x.strides(0) / 4 : x.shape(1), x.shape(1));
+}
+
+}  // namespace
 
 void register_kernel_testing(py::module_& m) {
   // How many times parallel_for visited each index (every entry must be 1).
@@ -89,13 +109,7 @@ void register_kernel_testing(py::module_& m) {
       epi.residual = residual->data();
       epi.ldr = N;
     }
-    static const std::map<std::string, GemmEpilogue::Act> acts = {
-        {"", GemmEpilogue::Act::kNone}, {"relu", GemmEpilogue::Act::kRelu}, {"clip", GemmEpilogue::Act::kClip},
-        {"sigmoid", GemmEpilogue::Act::kSigmoid}, {"tanh", GemmEpilogue::Act::kTanh},
-        {"gelu", GemmEpilogue::Act::kGeluErf}, {"gelu_tanh", GemmEpilogue::Act::kGeluTanh}};
-    auto it = acts.find(act);
-    RUNNX_CHECK(it != acts.end(), kInvalidArgument, "unknown activation '", act, "'");
-    epi.act = it->second;
+    epi.act = gemm_act(act);
     epi.clip_lo = clip_lo;
     epi.clip_hi = clip_hi;
     const float* pa = a.data();
@@ -115,6 +129,46 @@ void register_kernel_testing(py::module_& m) {
      py::arg("packed") = false, py::arg("transposed_b") = false, py::arg("bias") = py::none(),
      py::arg("bias_per_row") = false, py::arg("residual") = py::none(), py::arg("act") = "",
      py::arg("clip_lo") = 0.f, py::arg("clip_hi") = 0.f);
+
+  // Every float32 GEMM entry point with an epilogue on strided views (A, B, C and the residual
+  // may all be column slices of larger arrays): mode "epilogue" (B packed on the fly), "packed_b"
+  // (pack_b_f32 then gemm_f32_packed) or "packed_a" (pack_a_f32 then gemm_f32_packed_a).
+  m.def("gemm_f32_fused", [](F32 a, F32 b, py::array_t<float> c, float beta, int threads, const std::string& mode,
+                             std::optional<F32> bias, bool bias_per_row, std::optional<py::array_t<float>> residual,
+                             const std::string& act, float clip_lo, float clip_hi) {
+    const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+    const int64_t lda = leading_dim(a), ldb = leading_dim(b), ldc = leading_dim(c);
+    RUNNX_CHECK(b.shape(0) == K && c.shape(0) == M && c.shape(1) == N, kInvalidArgument, "shape mismatch");
+    GemmEpilogue epi;
+    if (bias) {
+      RUNNX_CHECK(bias->size() == (bias_per_row ? M : N), kInvalidArgument, "bias length");
+      epi.bias = bias->data();
+      epi.bias_per_row = bias_per_row;
+    }
+    if (residual) {
+      RUNNX_CHECK(residual->shape(0) == M && residual->shape(1) == N, kInvalidArgument, "residual shape");
+      epi.ldr = leading_dim(*residual);
+      epi.residual = residual->data();
+    }
+    epi.act = gemm_act(act);
+    epi.clip_lo = clip_lo;
+    epi.clip_hi = clip_hi;
+    const float* pa = a.data();
+    const float* pb = b.data();
+    float* pc = c.mutable_data();
+    ThreadPool pool(threads);
+    py::gil_scoped_release nogil;
+    if (mode == "packed_a") {
+      gemm_f32_packed_a(pack_a_f32(M, K, pa, lda), N, pb, ldb, pc, ldc, beta, epi, &pool);
+    } else if (mode == "packed_b") {
+      gemm_f32_packed(M, pa, lda, pack_b_f32(K, N, pb, ldb, false), pc, ldc, beta, epi, &pool);
+    } else {
+      RUNNX_CHECK(mode == "epilogue", kInvalidArgument, "unknown mode '", mode, "'");
+      gemm_f32_epilogue(M, N, K, pa, lda, pb, ldb, pc, ldc, beta, epi, &pool);
+    }
+  }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("beta") = 0.f, py::arg("threads") = 1,
+     py::arg("mode") = "epilogue", py::arg("bias") = py::none(), py::arg("bias_per_row") = false,
+     py::arg("residual") = py::none(), py::arg("act") = "", py::arg("clip_lo") = 0.f, py::arg("clip_hi") = 0.f);
 
   // Seconds per C = A @ B of M x N x K timed in C++ on one pool (no Python or pool start-up in
   // the loop): (best, median) over about `seconds`. packed: B prepacked once, outside the timing.

@@ -221,16 +221,24 @@ void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t 
     }
 }
 
+namespace {
+
+std::shared_ptr<float> aligned_buffer(int64_t floats) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(floats, 1)) * sizeof(float) + 63) / 64 * 64;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!buf) throw std::bad_alloc();
+  return std::shared_ptr<float>(buf, [](float* q) { std::free(q); });
+}
+
+}  // namespace
+
 PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed) {
   PackedB p;
   p.K = K;
   p.N = N;
   p.panels = use_avx2();
-  const int64_t floats = p.panels ? sgemm_avx2_packed_floats(K, N) : std::max<int64_t>(K * N, 1);
-  const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
-  float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!buf) throw std::bad_alloc();
-  p.data = std::shared_ptr<float>(buf, [](float* q) { std::free(q); });
+  p.data = aligned_buffer(p.panels ? sgemm_avx2_packed_floats(K, N) : K * N);
+  float* buf = p.data.get();
   if (p.panels) {
     sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, nullptr);
   } else if (transposed) {
@@ -239,6 +247,27 @@ PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool trans
     for (int64_t k = 0; k < K; ++k) std::memcpy(buf + k * N, B + k * ldb, N * sizeof(float));
   }
   return p;
+}
+
+PackedA pack_a_f32(int64_t M, int64_t K, const float* A, int64_t lda) {
+  PackedA p;
+  p.M = M;
+  p.K = K;
+  p.panels = use_avx2();
+  p.data = aligned_buffer(p.panels ? sgemm_avx2_packed_a_floats(M, K) : M * K);
+  float* buf = p.data.get();
+  if (p.panels) {
+    sgemm_avx2_pack_a(M, K, A, lda, buf);
+  } else {
+    for (int64_t i = 0; i < M; ++i) std::memcpy(buf + i * K, A + i * lda, K * sizeof(float));
+  }
+  return p;
+}
+
+void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb, float* C, int64_t ldc,
+                       float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  if (A.panels) return sgemm_avx2_packed_a(A.M, N, A.K, A.data.get(), B, ldb, C, ldc, beta, epi, pool);
+  gemm_f32_epilogue(A.M, N, A.K, A.data.get(), A.K, B, ldb, C, ldc, beta, epi, pool);
 }
 
 void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,

@@ -65,6 +65,23 @@ void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
                        int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
                        ThreadPool* pool);
 
+// A prepared once (constant weights on the left: a convolution's W[Cout, K] against X[K, HW]).
+// Under AVX2, 6-row micro-panels K-blocked like B's panels; plain row-major elsewhere.
+struct PackedA {
+  int64_t M = 0, K = 0;
+  bool panels = false;
+  std::shared_ptr<float> data;
+  bool empty() const { return !data; }
+};
+
+// Packs A (M x K, row-major with leading dimension lda).
+PackedA pack_a_f32(int64_t M, int64_t K, const float* A, int64_t lda);
+
+// C[M,N] = epilogue(A * B[K,N] + beta * C) with a prepacked A; B (leading dimension ldb) is packed
+// on the fly, once per call. The epilogue is applied in registers as each tile is stored.
+void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb, float* C, int64_t ldc,
+                       float beta, const GemmEpilogue& epi, ThreadPool* pool);
+
 // Row-wise softmax of scale * S + mask for `rows` rows of n columns, in place (S rows `ld` apart;
 // mask rows `mask_ld` apart, 0 to use one row for all, nullptr for none). Attention's inner step.
 void softmax_rows_f32(float* S, int64_t rows, int64_t n, int64_t ld, float scale, const float* mask,

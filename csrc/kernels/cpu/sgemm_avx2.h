@@ -23,6 +23,13 @@ void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool t
 void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
                        float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
 
+// Floats a packed A of M x K takes (6-row micro-panels, K-blocked), and the packing itself.
+int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K);
+void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float* out);
+// C = epilogue(A*B + beta*C) with A packed by sgemm_avx2_pack_a and B (K x N) packed on the fly.
+void sgemm_avx2_packed_a(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
+                         int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
+
 void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, float scale, const float* mask,
                              int64_t mask_ld);
 

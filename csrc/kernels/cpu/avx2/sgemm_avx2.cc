@@ -88,85 +88,6 @@ void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64
   }
 }
 
-// acc(MR x 16) = A(MR rows, kc) * Bp(kc x 16); then
-// C = acc + (accumulate ? C : beta * C), for MR x ncols of C. Every loop over the accumulators
-// has the compile-time bound MR, so they stay in registers. Few rows give too few independent
-// FMA chains to hide the FMA latency (M = 1: two chains, a quarter of the peak), so those
-// kernels keep KS sets of accumulators over interleaved k and add them at the end.
-// A is read in place (row i at A + i*lda): its MR x kc block stays in L1 across the panel, and
-// packing it measured no faster at any shape (and costs a pass for small M).
-template <int MR>
-void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict Bp, float* C,
-                  int64_t ldc, int ncols, bool accumulate, float beta) {
-  auto a_at = [&](int i, int64_t k) { return A + i * lda + k; };
-  constexpr int KS = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
-  __m256 acc[KS][MR][2];
-#pragma GCC unroll 4
-  for (int s = 0; s < KS; ++s)
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) acc[s][i][0] = acc[s][i][1] = _mm256_setzero_ps();
-  int64_t k = 0;
-#pragma GCC unroll 4
-  for (; k + KS <= kc; k += KS) {
-#pragma GCC unroll 4
-    for (int s = 0; s < KS; ++s) {
-      const __m256 b0 = _mm256_load_ps(Bp + (k + s) * kNr);
-      const __m256 b1 = _mm256_load_ps(Bp + (k + s) * kNr + 8);
-#pragma GCC unroll 6
-      for (int i = 0; i < MR; ++i) {
-        const __m256 a = _mm256_broadcast_ss(a_at(i, k + s));
-        acc[s][i][0] = _mm256_fmadd_ps(a, b0, acc[s][i][0]);
-        acc[s][i][1] = _mm256_fmadd_ps(a, b1, acc[s][i][1]);
-      }
-    }
-  }
-  for (; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(Bp + k * kNr);
-    const __m256 b1 = _mm256_load_ps(Bp + k * kNr + 8);
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      const __m256 a = _mm256_broadcast_ss(a_at(i, k));
-      acc[0][i][0] = _mm256_fmadd_ps(a, b0, acc[0][i][0]);
-      acc[0][i][1] = _mm256_fmadd_ps(a, b1, acc[0][i][1]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int s = 1; s < KS; ++s)
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      acc[0][i][0] = _mm256_add_ps(acc[0][i][0], acc[s][i][0]);
-      acc[0][i][1] = _mm256_add_ps(acc[0][i][1], acc[s][i][1]);
-    }
-  // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
-  // make GCC keep the accumulators in memory during the K loop.
-  alignas(32) float tile[MR][kNr];
-#pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) {
-    _mm256_store_ps(tile[i], acc[0][i][0]);
-    _mm256_store_ps(tile[i] + 8, acc[0][i][1]);
-  }
-  const __m256 vbeta = _mm256_set1_ps(beta);
-  for (int i = 0; i < MR; ++i) {
-    float* c = C + i * ldc;
-    if (ncols == kNr) {
-      for (int h = 0; h < 2; ++h) {
-        __m256 v = _mm256_load_ps(tile[i] + 8 * h);
-        if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(c + 8 * h));
-        else if (beta != 0.f) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8 * h), v);
-        _mm256_storeu_ps(c + 8 * h, v);
-      }
-    } else {
-      for (int j = 0; j < ncols; ++j)
-        c[j] = tile[i][j] + (accumulate ? c[j] : (beta != 0.f ? beta * c[j] : 0.f));
-    }
-  }
-}
-
-using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int, bool, float);
-// Indexed by rows in use: fewer than 6 rows skip the unused accumulators' FMAs (M = 1 GEMV).
-constexpr MicroKernel kKernels[kMr + 1] = {nullptr,         micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
-                                           micro_kernel<4>, micro_kernel<5>, micro_kernel<6>};
-
 // ---- vectorised activations --------------------------------------------------------------
 
 // exp(x) for x in about [-87, 88] (clamped there), relative error about 2e-7.
@@ -252,6 +173,148 @@ inline __m256 activate(__m256 v, const GemmEpilogue& epi) {
   return v;
 }
 
+// Where a micro tile's result goes: C (already offset to the tile), the tail width, whether C
+// holds earlier K-blocks' sums (accumulate) or beta * C_old is added, and on the last K-block
+// the epilogue with the tile's (row, col) in C, applied in registers before the one store.
+struct TileOut {
+  float* C;
+  int64_t ldc;
+  int ncols;
+  bool accumulate;
+  float beta;
+  const GemmEpilogue* epi;  // null: plain store
+  int64_t row, col;
+};
+
+// epi with bias and residual moved to start at C's (row, col): a block of C at (0, 0) then applies it.
+GemmEpilogue epilogue_at(const GemmEpilogue& epi, int64_t row, int64_t col) {
+  GemmEpilogue e = epi;
+  if (e.bias) e.bias += e.bias_per_row ? row : col;
+  if (e.residual) e.residual += row * e.ldr + col;
+  return e;
+}
+
+// The MR x ncols result in `tile` (row i at tile + i*16) out to C through TileOut.
+template <int MR>
+inline void store_tile(const float* tile, const TileOut& o) {
+  const GemmEpilogue* epi = o.epi;
+  if (o.ncols == kNr) {
+    const __m256 vbeta = _mm256_set1_ps(o.beta);
+    const bool col_bias = epi && epi->bias && !epi->bias_per_row;
+    const bool row_bias = epi && epi->bias && epi->bias_per_row;
+    const __m256 cb0 = col_bias ? _mm256_loadu_ps(epi->bias + o.col) : _mm256_setzero_ps();
+    const __m256 cb1 = col_bias ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
+    for (int i = 0; i < MR; ++i) {
+      float* c = o.C + i * o.ldc;
+      __m256 v0 = _mm256_load_ps(tile + i * kNr), v1 = _mm256_load_ps(tile + i * kNr + 8);
+      if (o.accumulate) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
+      } else if (o.beta != 0.f) {
+        v0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c), v0);
+        v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8), v1);
+      }
+      if (epi) {
+        if (col_bias) {
+          v0 = _mm256_add_ps(v0, cb0);
+          v1 = _mm256_add_ps(v1, cb1);
+        } else if (row_bias) {
+          const __m256 rb = _mm256_set1_ps(epi->bias[o.row + i]);
+          v0 = _mm256_add_ps(v0, rb);
+          v1 = _mm256_add_ps(v1, rb);
+        }
+        if (epi->residual) {
+          const float* r = epi->residual + (o.row + i) * epi->ldr + o.col;
+          v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
+          v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
+        }
+        v0 = activate(v0, *epi);
+        v1 = activate(v1, *epi);
+      }
+      _mm256_storeu_ps(c, v0);
+      _mm256_storeu_ps(c + 8, v1);
+    }
+    return;
+  }
+  // A right-edge tile: finished in the buffer (the epilogue reads nothing past column ncols).
+  alignas(32) float t[MR * kNr];
+  for (int i = 0; i < MR; ++i) {
+    const float* c = o.C + i * o.ldc;
+    for (int j = 0; j < o.ncols; ++j)
+      t[i * kNr + j] = tile[i * kNr + j] + (o.accumulate ? c[j] : (o.beta != 0.f ? o.beta * c[j] : 0.f));
+  }
+  if (epi) sgemm_avx2_epilogue_block(epilogue_at(*epi, o.row, o.col), 0, MR, 0, o.ncols, t, kNr);
+  for (int i = 0; i < MR; ++i) std::memcpy(o.C + i * o.ldc, t + i * kNr, o.ncols * sizeof(float));
+}
+
+// acc(MR x 16) = A(MR rows, kc) * Bp(kc x 16), then out through store_tile. Every loop over the
+// accumulators has the compile-time bound MR, so they stay in registers. Few rows give too few
+// independent FMA chains to hide the FMA latency (M = 1: two chains, a quarter of the peak), so
+// those kernels keep KS sets of accumulators over interleaved k and add them at the end.
+// A is read in place (row i at A + i*lda; its MR x kc block stays in L1 across the panel), or,
+// when PACKED_A, from a packed micro-panel (element (i, k) at A + k*6 + i).
+template <int MR, bool PACKED_A>
+void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict Bp,
+                  const TileOut& out) {
+  auto a_at = [&](int i, int64_t k) { return PACKED_A ? A + k * kMr + i : A + i * lda + k; };
+  constexpr int KS = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
+  __m256 acc[KS][MR][2];
+#pragma GCC unroll 4
+  for (int s = 0; s < KS; ++s)
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) acc[s][i][0] = acc[s][i][1] = _mm256_setzero_ps();
+  int64_t k = 0;
+#pragma GCC unroll 4
+  for (; k + KS <= kc; k += KS) {
+#pragma GCC unroll 4
+    for (int s = 0; s < KS; ++s) {
+      const __m256 b0 = _mm256_load_ps(Bp + (k + s) * kNr);
+      const __m256 b1 = _mm256_load_ps(Bp + (k + s) * kNr + 8);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 a = _mm256_broadcast_ss(a_at(i, k + s));
+        acc[s][i][0] = _mm256_fmadd_ps(a, b0, acc[s][i][0]);
+        acc[s][i][1] = _mm256_fmadd_ps(a, b1, acc[s][i][1]);
+      }
+    }
+  }
+  for (; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(Bp + k * kNr);
+    const __m256 b1 = _mm256_load_ps(Bp + k * kNr + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(a_at(i, k));
+      acc[0][i][0] = _mm256_fmadd_ps(a, b0, acc[0][i][0]);
+      acc[0][i][1] = _mm256_fmadd_ps(a, b1, acc[0][i][1]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int s = 1; s < KS; ++s)
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      acc[0][i][0] = _mm256_add_ps(acc[0][i][0], acc[s][i][0]);
+      acc[0][i][1] = _mm256_add_ps(acc[0][i][1], acc[s][i][1]);
+    }
+  // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
+  // make GCC keep the accumulators in memory during the K loop.
+  alignas(32) float tile[MR * kNr];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(tile + i * kNr, acc[0][i][0]);
+    _mm256_store_ps(tile + i * kNr + 8, acc[0][i][1]);
+  }
+  store_tile<MR>(tile, out);
+}
+
+using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, const TileOut&);
+// Indexed by rows in use: fewer than 6 rows skip the unused accumulators' FMAs (M = 1 GEMV).
+constexpr MicroKernel kKernels[kMr + 1] = {nullptr,
+                                           micro_kernel<1, false>, micro_kernel<2, false>, micro_kernel<3, false>,
+                                           micro_kernel<4, false>, micro_kernel<5, false>, micro_kernel<6, false>};
+constexpr MicroKernel kPackedAKernels[kMr + 1] = {
+    nullptr,              micro_kernel<1, true>, micro_kernel<2, true>, micro_kernel<3, true>,
+    micro_kernel<4, true>, micro_kernel<5, true>, micro_kernel<6, true>};
+
 // ---- drivers ---------------------------------------------------------------------------------
 
 // How C is cut into tasks: mc rows (multiple of 6) by nc columns (multiple of 16), small enough
@@ -301,12 +364,24 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
 // each panel (in L1) meets every 6-row group of the tile's A rows (in L2) in turn. The next panel
 // is prefetched into L1 a slice per row group: B of a BERT layer (2-9 MB) comes from L3, and the
 // first row group of each panel otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core).
+// Where a tile's A rows come from: A itself (row i at A + i*lda), or A packed once
+// (pack_a_block's layout: K-block k0 at A + k0*mpad, its 6-row group from row i at + i*kc).
+struct ASource {
+  const float* A;
+  int64_t lda;     // in place
+  int64_t mpad;    // packed: rows rounded up to 6 (0: in place)
+  const float* at(int64_t i, int64_t k0, int64_t kc) const {
+    return mpad ? A + k0 * mpad + i * kc : A + i * lda + k0;
+  }
+};
+
 void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
-                 const float* A, int64_t lda, const float* bblock, float* C, int64_t ldc, bool accumulate,
-                 float beta) {
+                 const ASource& a, const float* bblock, float* C, int64_t ldc, bool accumulate, float beta,
+                 const GemmEpilogue* epi) {
   const int64_t groups = (m1 - m0 + kMr - 1) / kMr;
   const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
   const int64_t per_group = (lines + groups - 1) / groups;
+  const MicroKernel* kernels = a.mpad ? kPackedAKernels : kKernels;
   for (int64_t j = n0; j < n1; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
     const float* next = j + kNr < n1 ? panel + kc * kNr : nullptr;
@@ -317,7 +392,8 @@ void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int6
         for (const int64_t end = std::min(lines, line + per_group); line < end; ++line)
           _mm_prefetch(reinterpret_cast<const char*>(next + line * 16), _MM_HINT_T0);
       const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
-      kKernels[mr](kc, A + i * lda + k0, lda, panel, C + i * ldc + j, ldc, ncols, accumulate, beta);
+      const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
+      kernels[mr](kc, a.at(i, k0, kc), a.lda, panel, out);
     }
   }
 }
@@ -456,15 +532,13 @@ void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool t
   else run(0, kblocks);
 }
 
-void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
-                       float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    scale_c(M, N, C, ldc, beta);
-    if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, 0, M, 0, N, C, ldc);
-    return;
-  }
-  const int64_t npad = panels_of(N) * kNr;
+namespace {
+
+// C[:, 0:N] over all of K with B packed whole (panel blocks at Bp + k0*npad): each tile keeps its C
+// block in cache across the K-blocks and applies the epilogue in registers on the last one.
+void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float* Bp, int64_t npad, float* C,
+                  int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  const GemmEpilogue* fused = epi.trivial() ? nullptr : &epi;
   const Tiling t = choose_tiling(M, N, K, pool);
   auto tiles = [&](int64_t t0, int64_t t1) {
     for (int64_t q = t0; q < t1; ++q) {
@@ -472,24 +546,80 @@ void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
       const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
       for (int64_t k0 = 0; k0 < K; k0 += kKc) {
         const int64_t kc = std::min(kKc, K - k0);
-        tile_kblock(m0, m1, n0, n1, N, k0, kc, A, lda, Bp + k0 * npad, C, ldc, k0 > 0, beta);
+        tile_kblock(m0, m1, n0, n1, N, k0, kc, a, Bp + k0 * npad, C, ldc, k0 > 0, beta,
+                    k0 + kc >= K ? fused : nullptr);
       }
-      if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, m0, m1, n0, n1, C, ldc);
     }
   };
   if (t.parallel) pool->parallel_for(t.m_tiles * t.n_tiles, 1, tiles);
   else tiles(0, t.m_tiles * t.n_tiles);
 }
 
+// M <= 0, N <= 0 or K <= 0: nothing to multiply (true when the call is done).
+bool degenerate(int64_t M, int64_t N, int64_t K, float* C, int64_t ldc, float beta, const GemmEpilogue& epi) {
+  if (M <= 0 || N <= 0) return true;
+  if (K > 0) return false;
+  scale_c(M, N, C, ldc, beta);
+  if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, 0, M, 0, N, C, ldc);
+  return true;
+}
+
+}  // namespace
+
+void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                       float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  if (degenerate(M, N, K, C, ldc, beta, epi)) return;
+  packed_tiles(M, N, K, ASource{A, lda, 0}, Bp, panels_of(N) * kNr, C, ldc, beta, epi, pool);
+}
+
+int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K) {
+  return std::max<int64_t>(round_up(M, kMr) * K, 1);
+}
+
+void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float* out) {
+  const int64_t mpad = round_up(M, kMr);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    for (int64_t i0 = 0; i0 < mpad; i0 += kMr) {
+      float* dst = out + k0 * mpad + i0 * kc;
+      for (int64_t r = 0; r < kMr; ++r) {
+        const float* src = A + (i0 + r) * lda + k0;
+        const bool row = i0 + r < M;
+        for (int64_t k = 0; k < kc; ++k) dst[k * kMr + r] = row ? src[k] : 0.f;
+      }
+    }
+  }
+}
+
+void sgemm_avx2_packed_a(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
+                         int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  if (degenerate(M, N, K, C, ldc, beta, epi)) return;
+  // B is packed a column chunk at a time over all of K (at most ~4 MB: it stays in L3 while
+  // every row tile streams it), then the chunk's tiles run with their epilogue.
+  const int64_t chunk = std::max<int64_t>(kNr, std::min(round_up(N, kNr), (int64_t{1} << 20) / K / kNr * kNr));
+  const ASource a{Ap, 0, round_up(M, kMr)};
+  const bool parallel = pool && pool->num_threads() > 1 && M * N * K >= kParallelMacs;
+  float* bp = b_scratch(K * chunk);
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t w = std::min(chunk, N - n0), panels = panels_of(w), npad = panels * kNr;
+    const int64_t kblocks = (K + kKc - 1) / kKc;
+    auto pack = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t kb = t / panels, p = t % panels, k0 = kb * kKc;
+        pack_b_block(B + n0, ldb, false, w, k0, std::min(kKc, K - k0), bp + k0 * npad, p, p + 1);
+      }
+    };
+    if (parallel) pool->parallel_for(kblocks * panels, 4, pack);
+    else pack(0, kblocks * panels);
+    const GemmEpilogue e = epilogue_at(epi, 0, n0);
+    packed_tiles(M, w, K, a, bp, npad, C + n0, ldc, beta, e, parallel ? pool : nullptr);
+  }
+}
+
 void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                          int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
                          ThreadPool* pool) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    scale_c(M, N, C, ldc, beta);
-    if (!epi.trivial()) sgemm_avx2_epilogue_block(epi, 0, M, 0, N, C, ldc);
-    return;
-  }
+  if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   if (M < 4) return gemv_like(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
 
   // B is packed one K-block at a time (kKc x N floats), then every tile runs that block.
@@ -497,6 +627,8 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
   const int64_t kc_max = std::min(K, kKc);
   float* bp = b_scratch(panels * kc_max * kNr);
   const Tiling t = choose_tiling(M, N, K, pool);
+  const ASource a{A, lda, 0};
+  const GemmEpilogue* fused = epi.trivial() ? nullptr : &epi;
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
     const int64_t kc = std::min(kKc, K - k0);
     const bool last = k0 + kc >= K;
@@ -507,8 +639,7 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
       for (int64_t q = t0; q < t1; ++q) {
         const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
         const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
-        tile_kblock(m0, m1, n0, n1, N, k0, kc, A, lda, bp, C, ldc, k0 > 0, beta);
-        if (last && !epi.trivial()) sgemm_avx2_epilogue_block(epi, m0, m1, n0, n1, C, ldc);
+        tile_kblock(m0, m1, n0, n1, N, k0, kc, a, bp, C, ldc, k0 > 0, beta, last ? fused : nullptr);
       }
     };
     if (t.parallel) pool->parallel_for(t.m_tiles * t.n_tiles, 1, tiles);

@@ -1,0 +1,129 @@
+"""The float32 GEMM entry points with a fused epilogue against numpy (float64 reference):
+B packed on the fly, B prepacked, and A prepacked (constant weights on the left, as convolutions
+use it), on strided views of A, B, C and the residual, at sizes around the 6x16 register tile
+and the 256-deep K-block, beta 0 / 1, each activation with bias per row and per column, 1-3
+threads. test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1."""
+
+import os
+import subprocess
+import sys
+from math import erf
+
+import numpy as np
+import pytest
+from runnx._C import _testing as T
+
+MODES = ["epilogue", "packed_b", "packed_a"]
+SIZES = [1, 5, 6, 7, 15, 16, 17, 33, 100]
+# Every size in every position, paired with varied partners (a cyclic Latin cover of 81 triples,
+# thinned to 27): all tails of the 6x16 tile meet each other without the full 729 products.
+SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
+          for i, m in enumerate(SIZES) for j in range(3)]
+# Deeper K: several K-blocks (256), so partial sums accumulate in C before the epilogue.
+DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513)]
+
+ACTS = {
+    "": lambda v: v,
+    "relu": lambda v: np.maximum(v, 0),
+    "clip": lambda v: np.clip(v, -0.5, 1.5),
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+    "tanh": np.tanh,
+    "gelu": lambda v: 0.5 * v * (1 + np.vectorize(erf)(v / np.sqrt(2))),
+    "gelu_tanh": lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3))),
+}
+
+
+def strided(rng, rows, cols, pad=5):
+    """A [rows, cols] view with row stride cols + pad, starting 3 floats into its buffer."""
+    big = rng.standard_normal((rows, cols + pad)).astype(np.float32)
+    return big, big[:, 3:3 + cols]
+
+
+def run_case(mode, m, n, k, beta, threads, bias_per_row, act, rng, scale=1.0):
+    _, a = strided(rng, m, k)
+    _, b = strided(rng, k, n, pad=7)
+    b *= np.float32(scale / np.sqrt(max(k, 1)))
+    c_big, c = strided(rng, m, n, pad=9)
+    c0 = c.copy()
+    if beta == 0.0:
+        c[...] = np.nan  # beta == 0 ignores C's old contents, NaN included
+    _, res = strided(rng, m, n, pad=4)
+    bias = rng.standard_normal(m if bias_per_row else n).astype(np.float32)
+    outside = c_big.copy()
+    T.gemm_f32_fused(a, b, c, beta, threads, mode, bias, bias_per_row, res, act, -0.5, 1.5)
+    pre = a.astype(np.float64) @ b.astype(np.float64) + res + (bias[:, None] if bias_per_row else bias)
+    if beta != 0.0:
+        pre += beta * c0.astype(np.float64)
+    tol = 2e-5 + 1e-5 * np.sqrt(k)
+    np.testing.assert_allclose(c, ACTS[act](pre), rtol=tol, atol=tol, err_msg=f"{mode} {act}")
+    # Nothing written outside C's columns (the row padding around the view).
+    np.testing.assert_array_equal(c_big[:, :3], outside[:, :3])
+    np.testing.assert_array_equal(c_big[:, 3 + n:], outside[:, 3 + n:])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m,n,k", SHAPES + DEEP)
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_bias_residual_relu(mode, m, n, k, beta):
+    rng = np.random.default_rng(m * 10007 + n * 101 + k)
+    for threads, per_row in ((1, False), (2, True), (3, False)):
+        run_case(mode, m, n, k, beta, threads, per_row, "relu", rng)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("bias_per_row", [False, True])
+def test_each_activation(mode, act, bias_per_row):
+    # Pre-activations spread over about +-4: the tails of exp/erf/tanh and both clip bounds.
+    rng = np.random.default_rng(len(act) * 3 + bias_per_row)
+    for (m, n, k), threads in zip([(17, 33, 15), (100, 16, 7), (6, 100, 300), (5, 1, 33)], (1, 2, 3, 2)):
+        run_case(mode, m, n, k, 1.0 if m == 6 else 0.0, threads, bias_per_row, act, rng, scale=3.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_epilogue_and_empty(mode):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((7, 5)).astype(np.float32), rng.standard_normal((5, 17)).astype(np.float32)
+    c = np.full((7, 17), np.nan, np.float32)
+    T.gemm_f32_fused(a, b, c, 0.0, 2, mode)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    # K = 0: C = act(beta * C + bias); M = 0 / N = 0: nothing happens.
+    c = np.ones((4, 3), np.float32)
+    bias = np.array([1, -3, 2], np.float32)
+    T.gemm_f32_fused(np.zeros((4, 0), np.float32), np.zeros((0, 3), np.float32), c, 0.5, 1, mode, bias,
+                     False, None, "relu")
+    np.testing.assert_array_equal(c, np.tile([1.5, 0, 2.5], (4, 1)).astype(np.float32))
+    for shape_a, shape_b in (((0, 4), (4, 3)), ((3, 4), (4, 0))):
+        c = np.zeros((shape_a[0], shape_b[1]), np.float32)
+        T.gemm_f32_fused(np.ones(shape_a, np.float32), np.ones(shape_b, np.float32), c, 0.0, 2, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_large_tiles_split_over_threads(mode):
+    # Big enough to run on the pool (several row and column tiles, B chunks of packed_a).
+    rng = np.random.default_rng(11)
+    for m, n, k in ((130, 1100, 70), (260, 90, 1030)):
+        for threads in (2, 3):
+            run_case(mode, m, n, k, 0.0, threads, mode == "packed_a", "gelu", rng)
+
+
+def test_rejects_bad_mode():
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="mode"):
+        T.gemm_f32_fused(a, np.ones((3, 4), np.float32), np.zeros((2, 4), np.float32), mode="packed_c")
+
+
+def test_shapes_cover_every_size_in_every_position():
+    for pos in range(3):
+        assert {s[pos] for s in SHAPES} == set(SIZES)
+
+
+@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
+def test_portable_paths():
+    """This whole file again with the AVX2 routines disabled (cpuid is read once per process)."""
+    env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
