@@ -1,0 +1,34 @@
+// The integer GEMM under MatMulInteger, QLinearMatMul and com.runnx QGemm:
+//   C[m][n] = sum_k (A[m][k] - za[m]) * (B[k][n] - zb[n])        int32, wrapping as int32 does
+// A and B are int8 or uint8. Both are widened to int16 with their zero point subtracted
+// (|v| <= 255, so a pair of products fits the int16 multiply-add without saturating): B is packed
+// once per constant weight, A per row block. AVX2 runs vpmaddwd; the portable loop does the same
+// math. The result is exact, so the ISA never changes it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common/thread_pool.h"
+
+namespace runnx {
+
+// B - zb in 16-column panels of k pairs: data[panel][k / 2][column][k % 2], zero padded.
+struct PackedQuantB {
+  int64_t K = 0, N = 0;
+  std::vector<int16_t> data;
+};
+
+// B[k][n] at B + k*ldb + n (or B + n*ldb + k when `trans`); zb per column (stride 1) or one value
+// (stride 0); null zb: 0.
+PackedQuantB pack_quant_b(const void* B, bool b_unsigned, int64_t K, int64_t N, int64_t ldb, bool trans,
+                          const int32_t* zb, int64_t zb_stride);
+
+// A[m][k] at A + m*lda + k; za per row (stride 1) or one value (stride 0); null za: 0.
+// C[m][n] at C + m*ldc + n. Runs on `pool` when the product is large enough (pool may be null).
+void quant_gemm(int64_t M, const void* A, bool a_unsigned, int64_t lda, const int32_t* za, int64_t za_stride,
+                const PackedQuantB& B, int32_t* C, int64_t ldc, ThreadPool* pool);
+
+// "avx2" or "portable": the path quant_gemm takes on this CPU.
+const char* quant_gemm_isa();
+
+}  // namespace runnx
