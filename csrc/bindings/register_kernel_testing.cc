@@ -26,7 +26,8 @@ GemmEpilogue::Act gemm_act(const std::string& act) {
   static const std::map<std::string, GemmEpilogue::Act> acts = {
       {"", GemmEpilogue::Act::kNone}, {"relu", GemmEpilogue::Act::kRelu}, {"clip", GemmEpilogue::Act::kClip},
       {"sigmoid", GemmEpilogue::Act::kSigmoid}, {"tanh", GemmEpilogue::Act::kTanh},
-      {"gelu", GemmEpilogue::Act::kGeluErf}, {"gelu_tanh", GemmEpilogue::Act::kGeluTanh}};
+      {"gelu", GemmEpilogue::Act::kGeluErf}, {"gelu_tanh", GemmEpilogue::Act::kGeluTanh},
+      {"leaky_relu", GemmEpilogue::Act::kLeakyRelu}, {"hard_swish", GemmEpilogue::Act::kHardSwish}};
   auto it = acts.find(act);
   RUNNX_CHECK(it != acts.end(), kInvalidArgument, "unknown activation '", act, "'");
   return it->second;
@@ -135,7 +136,7 @@ void register_kernel_testing(py::module_& m) {
   // (pack_b_f32 then gemm_f32_packed) or "packed_a" (pack_a_f32 then gemm_f32_packed_a).
   m.def("gemm_f32_fused", [](F32 a, F32 b, py::array_t<float> c, float beta, int threads, const std::string& mode,
                              std::optional<F32> bias, bool bias_per_row, std::optional<py::array_t<float>> residual,
-                             const std::string& act, float clip_lo, float clip_hi) {
+                             const std::string& act, float clip_lo, float clip_hi, float alpha, float shift) {
     const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
     const int64_t lda = leading_dim(a), ldb = leading_dim(b), ldc = leading_dim(c);
     RUNNX_CHECK(b.shape(0) == K && c.shape(0) == M && c.shape(1) == N, kInvalidArgument, "shape mismatch");
@@ -153,6 +154,8 @@ void register_kernel_testing(py::module_& m) {
     epi.act = gemm_act(act);
     epi.clip_lo = clip_lo;
     epi.clip_hi = clip_hi;
+    epi.alpha = alpha;
+    epi.shift = shift;
     const float* pa = a.data();
     const float* pb = b.data();
     float* pc = c.mutable_data();
@@ -168,7 +171,8 @@ void register_kernel_testing(py::module_& m) {
     }
   }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("beta") = 0.f, py::arg("threads") = 1,
      py::arg("mode") = "epilogue", py::arg("bias") = py::none(), py::arg("bias_per_row") = false,
-     py::arg("residual") = py::none(), py::arg("act") = "", py::arg("clip_lo") = 0.f, py::arg("clip_hi") = 0.f);
+     py::arg("residual") = py::none(), py::arg("act") = "", py::arg("clip_lo") = 0.f, py::arg("clip_hi") = 0.f,
+     py::arg("alpha") = 0.1f, py::arg("shift") = 0.5f);
 
   // Seconds per C = A @ B of M x N x K timed in C++ on one pool (no Python or pool start-up in
   // the loop): (best, median) over about `seconds`. packed: B prepacked once, outside the timing.

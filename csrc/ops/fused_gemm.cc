@@ -119,7 +119,7 @@ class FusedGemmKernel : public Kernel {
   }
 
   std::string describe() const override {
-    static const char* names[] = {"", "Relu", "Clip", "Sigmoid", "Tanh", "Gelu", "GeluTanh"};
+    static const char* names[] = {"", "Relu", "Clip", "Sigmoid", "Tanh", "Gelu", "GeluTanh", "LeakyRelu", "HardSwish"};
     std::string epi = has_bias_ ? "bias" : "";
     if (has_residual_) epi += std::string(epi.empty() ? "" : ", ") + "residual";
     if (act_ != GemmEpilogue::Act::kNone) epi += std::string(epi.empty() ? "" : ", ") + names[static_cast<int>(act_)];

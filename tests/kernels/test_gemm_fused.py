@@ -30,7 +30,11 @@ ACTS = {
     "tanh": np.tanh,
     "gelu": lambda v: 0.5 * v * (1 + np.vectorize(erf)(v / np.sqrt(2))),
     "gelu_tanh": lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3))),
+    # with the binding's alpha = 0.1 / shift = 0.5 and HardSwish's slope given as 1/6 below
+    "leaky_relu": lambda v: np.where(v < 0, 0.1 * v, v),
+    "hard_swish": lambda v: v * np.clip(v / 6 + 0.5, 0, 1),
 }
+ALPHA = {"hard_swish": 1 / 6}
 
 
 def strided(rng, rows, cols, pad=5):
@@ -50,7 +54,7 @@ def run_case(mode, m, n, k, beta, threads, bias_per_row, act, rng, scale=1.0):
     _, res = strided(rng, m, n, pad=4)
     bias = rng.standard_normal(m if bias_per_row else n).astype(np.float32)
     outside = c_big.copy()
-    T.gemm_f32_fused(a, b, c, beta, threads, mode, bias, bias_per_row, res, act, -0.5, 1.5)
+    T.gemm_f32_fused(a, b, c, beta, threads, mode, bias, bias_per_row, res, act, -0.5, 1.5, ALPHA.get(act, 0.1))
     pre = a.astype(np.float64) @ b.astype(np.float64) + res + (bias[:, None] if bias_per_row else bias)
     if beta != 0.0:
         pre += beta * c0.astype(np.float64)

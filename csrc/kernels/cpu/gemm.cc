@@ -202,6 +202,8 @@ float activate_scalar(float v, const GemmEpilogue& epi) {
     case GemmEpilogue::Act::kGeluErf: return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
     case GemmEpilogue::Act::kGeluTanh:
       return 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    case GemmEpilogue::Act::kLeakyRelu: return v < 0.f ? epi.alpha * v : v;
+    case GemmEpilogue::Act::kHardSwish: return v * std::min(std::max(epi.alpha * v + epi.shift, 0.f), 1.f);
   }
   return v;
 }

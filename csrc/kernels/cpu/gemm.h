@@ -28,13 +28,15 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
 // leading dimension ldr that may alias C only when beta == 0 is not relied on (it is read before
 // C is written, element by element).
 struct GemmEpilogue {
-  enum class Act : uint8_t { kNone, kRelu, kClip, kSigmoid, kTanh, kGeluErf, kGeluTanh };
+  enum class Act : uint8_t { kNone, kRelu, kClip, kSigmoid, kTanh, kGeluErf, kGeluTanh, kLeakyRelu, kHardSwish };
   const float* bias = nullptr;
   bool bias_per_row = false;
   const float* residual = nullptr;
   int64_t ldr = 0;
   Act act = Act::kNone;
   float clip_lo = 0, clip_hi = 0;  // kClip bounds
+  // kLeakyRelu: v < 0 ? alpha * v : v;  kHardSwish: v * clamp(alpha * v + shift, 0, 1)
+  float alpha = 0, shift = 0;
   bool trivial() const { return !bias && !residual && act == Act::kNone; }
 };
 

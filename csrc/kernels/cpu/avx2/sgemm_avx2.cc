@@ -169,6 +169,13 @@ inline __m256 activate(__m256 v, const GemmEpilogue& epi) {
       return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v),
                            _mm256_add_ps(_mm256_set1_ps(1.0f), tanh256(u)));
     }
+    case GemmEpilogue::Act::kLeakyRelu:
+      return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(epi.alpha)),
+                              _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+    case GemmEpilogue::Act::kHardSwish: {
+      const __m256 g = _mm256_fmadd_ps(v, _mm256_set1_ps(epi.alpha), _mm256_set1_ps(epi.shift));
+      return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(g, _mm256_setzero_ps()), _mm256_set1_ps(1.0f)));
+    }
   }
   return v;
 }
