@@ -117,8 +117,10 @@ ForceAlgo forced_algo() {
   return ForceAlgo::kAuto;
 }
 
+}  // namespace
+
 // FusedConv's activation attribute (and its parameters) as an epilogue.
-ConvEpilogue parse_activation(const Node& node) {
+ConvEpilogue parse_conv_activation(const Node& node) {
   ConvEpilogue e;
   const std::string act = node.get_string("activation", "");
   const std::vector<float> p = node.get_floats("activation_params");
@@ -152,13 +154,15 @@ ConvEpilogue parse_activation(const Node& node) {
   return e;
 }
 
+namespace {
+
 class ConvKernel : public Kernel {
  public:
   ConvKernel(const KernelInfo& info, bool fused) : attrs_(info.node), fused_(fused) {
     group_ = info.node.get_int("group", 1);
     RUNNX_CHECK(group_ >= 1, kInvalidModel, info.node.label(), ": group must be >= 1, got ",
                 group_);
-    if (fused_) act_ = parse_activation(info.node);
+    if (fused_) act_ = parse_conv_activation(info.node);
     const_w_ = info.constant_input(1) != nullptr;
     force_ = forced_algo();
   }
@@ -461,6 +465,7 @@ class ConvKernel : public Kernel {
 }  // namespace
 
 void register_conv_transpose_ops(OpRegistry& r);  // ops/conv_transpose.cc
+void register_nhwc_conv_ops(OpRegistry& r);       // ops/conv_nhwc.cc
 
 void register_conv_ops(OpRegistry& r) {
   r.add("Conv", "", 7, [](const KernelInfo& info) -> std::unique_ptr<Kernel> {
@@ -471,6 +476,7 @@ void register_conv_ops(OpRegistry& r) {
     return std::make_unique<ConvKernel>(info, true);
   });
   register_conv_transpose_ops(r);
+  register_nhwc_conv_ops(r);
 }
 
 }  // namespace runnx

@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "ir/graph.h"
+#include "kernels/cpu/conv_epilogue.h"
 
 namespace runnx {
 
@@ -125,5 +126,8 @@ inline void valid_range(int64_t n, int64_t out, int64_t s, int64_t off, int64_t&
   lo = std::min(lo, out);
   hi = std::max(hi, lo);
 }
+
+// FusedConv's activation / activation_params attributes as an epilogue (ops/conv.cc).
+ConvEpilogue parse_conv_activation(const Node& node);
 
 }  // namespace runnx

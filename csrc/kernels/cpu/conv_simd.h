@@ -44,6 +44,14 @@ struct WinogradGeom {
   int64_t pad_w() const { return 32 * ((tw + 7) / 8) + 2; }  // whole groups of 8 tiles
 };
 
+// Depthwise (channel multiplier 1) on one channels-last image [H, W, C]: kernel kh x kw (kh <= 16).
+struct DwNhwcGeom {
+  int64_t H, W, C, OH, OW;
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pt, pl;  // pads at the top / left
+  int64_t padded_c() const { return (C + 7) / 8 * 8; }  // weight rows: [kh * kw][padded_c]
+};
+
 struct ConvSimd {
   // y[r, 0:cols] = act(y + bias[m0 + r] + res[r, 0:cols]) for rows r of a tile (channels m0...);
   // res (may be null) is the residual at the tile's position, ldr floats per row.
@@ -60,6 +68,12 @@ struct ConvSimd {
   // y plane of channel m = epilogue(A^T Mo A) from Mo[xi][m][t] (ldm floats between xi planes).
   void (*winograd_output)(const float* Mo, int64_t ldm, const WinogradGeom& g, int64_t m,
                           const ConvEpilogue& e, const float* res, float* y);
+  // Output row oh ([OW, C]) of a channels-last depthwise conv: y = epilogue(conv(x, w)) with
+  // x the image [H, W, C], w [kh * kw][padded_c] (zero past C), e.bias per channel, res the
+  // residual row or null. zeros: scratch of W * C floats (rows in the padding read it).
+  void (*depthwise_nhwc_row)(const float* x, const float* w, const DwNhwcGeom& g,
+                             const ConvEpilogue& e, int64_t oh, const float* res, float* y,
+                             float* zeros);
 };
 
 const ConvSimd& conv_simd();

@@ -324,5 +324,7 @@ static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradG
     }
 }
 
+#include "kernels/cpu/dwconv_nhwc_impl.h"
+
 static const runnx::ConvSimd kConvSimd = {epilogue_rows, depthwise_plane, winograd_input,
-                                          winograd_output};
+                                          winograd_output, depthwise_nhwc_row};

@@ -1,0 +1,136 @@
+// Depthwise convolution on channels-last (NHWC) activations, one output row at a time: the
+// channels of a pixel are contiguous, so a vector holds 8 channels of one pixel and every tap is
+// one load and one FMA, with no shuffles and no padded plane copy. Part of conv_simd_impl.h (uses
+// its v8 helpers; compiled portable and AVX2).
+//
+// Rows that fall in the padding read a zero row instead (no per-tap checks on them); columns
+// that fall in the padding are only possible for the first and last few outputs, which take the
+// checked per-pixel loop. 3x3 at dilation 1 runs four output pixels per step (four independent
+// accumulator chains hide the FMA latency) with channels innermost, so the 3 x (3 + 3 * stride)
+// input pixels a step reads stay in L1 across the channel blocks.
+
+// One pixel, channels [c0, c0 + 8), kernel columns [kw0, kw1) only (the rest is padding).
+static inline v8 dwn_pixel8(const float* const* rows, int64_t kh_n, const float* w, int64_t Cp,
+                            const runnx::DwNhwcGeom& g, int64_t iw0, int64_t kw0, int64_t kw1,
+                            int64_t c0, v8 acc) {
+  for (int64_t kh = 0; kh < kh_n; ++kh) {
+    const float* r = rows[kh] + c0;
+    const float* wr = w + kh * g.kw * Cp + c0;
+    for (int64_t kw = kw0; kw < kw1; ++kw)
+      acc += load8(wr + kw * Cp) * load8(r + (iw0 + kw * g.dw) * g.C);
+  }
+  return acc;
+}
+
+static inline float dwn_pixel1(const float* const* rows, int64_t kh_n, const float* w, int64_t Cp,
+                               const runnx::DwNhwcGeom& g, int64_t iw0, int64_t kw0, int64_t kw1,
+                               int64_t c, float acc) {
+  for (int64_t kh = 0; kh < kh_n; ++kh)
+    for (int64_t kw = kw0; kw < kw1; ++kw)
+      acc += w[(kh * g.kw + kw) * Cp + c] * rows[kh][(iw0 + kw * g.dw) * g.C + c];
+  return acc;
+}
+
+// Output pixel ow of the row, all channels, with bounds checks on the kernel columns.
+static void dwn_pixel_checked(const float* const* rows, const float* w, int64_t Cp,
+                              const runnx::DwNhwcGeom& g, const runnx::ConvEpilogue& act,
+                              const float* bias, int64_t ow, const float* res, float* y) {
+  const int64_t iw0 = ow * g.sw - g.pl;
+  int64_t kw0 = 0, kw1 = g.kw;
+  while (kw0 < kw1 && iw0 + kw0 * g.dw < 0) ++kw0;
+  while (kw1 > kw0 && iw0 + (kw1 - 1) * g.dw >= g.W) --kw1;
+  const float* rp = res ? res + ow * g.C : nullptr;
+  float* yp = y + ow * g.C;
+  int64_t c = 0;
+  for (; c + 8 <= g.C; c += 8) {
+    v8 v = dwn_pixel8(rows, g.kh, w, Cp, g, iw0, kw0, kw1, c, bias ? load8(bias + c) : splat(0.f));
+    if (rp) v += load8(rp + c);
+    store8(yp + c, activate(v, act));
+  }
+  for (; c < g.C; ++c) {
+    float v = dwn_pixel1(rows, g.kh, w, Cp, g, iw0, kw0, kw1, c, bias ? bias[c] : 0.f);
+    yp[c] = activate1(v + (rp ? rp[c] : 0.f), act);
+  }
+}
+
+// Four pixels ow .. ow+3, all inside horizontally, 3x3 kernel at dilation 1.
+template <int S>
+static void dwn_3x3_quad(const float* const* rows, const float* w, int64_t Cp,
+                         const runnx::DwNhwcGeom& g, const runnx::ConvEpilogue& act,
+                         const float* bias, int64_t ow, const float* res, float* y) {
+  const int64_t C = g.C, iw0 = ow * S - g.pl;
+  const float* r0 = rows[0] + iw0 * C;
+  const float* r1 = rows[1] + iw0 * C;
+  const float* r2 = rows[2] + iw0 * C;
+  float* yp = y + ow * C;
+  const float* rp = res ? res + ow * C : nullptr;
+  int64_t c = 0;
+  for (; c + 8 <= C; c += 8) {
+    const v8 b = bias ? load8(bias + c) : splat(0.f);
+    v8 a0 = b, a1 = b, a2 = b, a3 = b;
+    const float* rr[3] = {r0 + c, r1 + c, r2 + c};
+    for (int kh = 0; kh < 3; ++kh) {
+      const float* r = rr[kh];
+      for (int kw = 0; kw < 3; ++kw) {
+        const v8 wv = load8(w + (kh * 3 + kw) * Cp + c);
+        a0 += wv * load8(r + (kw) * C);
+        a1 += wv * load8(r + (S + kw) * C);
+        a2 += wv * load8(r + (2 * S + kw) * C);
+        a3 += wv * load8(r + (3 * S + kw) * C);
+      }
+    }
+    if (rp) {
+      a0 += load8(rp + c);
+      a1 += load8(rp + C + c);
+      a2 += load8(rp + 2 * C + c);
+      a3 += load8(rp + 3 * C + c);
+    }
+    store8(yp + c, activate(a0, act));
+    store8(yp + C + c, activate(a1, act));
+    store8(yp + 2 * C + c, activate(a2, act));
+    store8(yp + 3 * C + c, activate(a3, act));
+  }
+  for (; c < C; ++c)
+    for (int q = 0; q < 4; ++q) {
+      const float v = dwn_pixel1(rows, 3, w, Cp, g, iw0 + q * S, 0, 3, c, bias ? bias[c] : 0.f);
+      yp[q * C + c] = activate1(v + (rp ? rp[q * C + c] : 0.f), act);
+    }
+}
+
+static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNhwcGeom& g,
+                               const runnx::ConvEpilogue& e, int64_t oh, const float* res,
+                               float* y, float* zeros) {
+  const int64_t Cp = g.padded_c();
+  const float* rows[16];
+  bool zeroed = false;
+  for (int64_t kh = 0; kh < g.kh; ++kh) {
+    const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+    if (ih >= 0 && ih < g.H) {
+      rows[kh] = x + ih * g.W * g.C;
+    } else {
+      if (!zeroed)
+        for (int64_t i = 0; i < g.W * g.C; ++i) zeros[i] = 0.f;
+      zeroed = true;
+      rows[kh] = zeros;
+    }
+  }
+  runnx::ConvEpilogue act = e;
+  act.bias = nullptr;
+  const float* bias = e.bias;
+  // Outputs [o0, o1) read only columns inside the row.
+  int64_t o0 = 0;
+  while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
+  int64_t o1 = g.OW;
+  while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
+  int64_t ow = 0;
+  for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, Cp, g, act, bias, ow, res, y);
+  if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
+    for (; ow + 4 <= o1; ow += 4) {
+      if (g.sw == 1)
+        dwn_3x3_quad<1>(rows, w, Cp, g, act, bias, ow, res, y);
+      else
+        dwn_3x3_quad<2>(rows, w, Cp, g, act, bias, ow, res, y);
+    }
+  }
+  for (; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, Cp, g, act, bias, ow, res, y);
+}

@@ -1,0 +1,284 @@
+// NhwcConv (com.runnx): FusedConv on channels-last activations, what the nhwc_layout pass turns
+// the convolutions of a depthwise chain into. X is [N, H, W, C] (or [N, C, H, W] when
+// nchw_input=1, so a chain's first convolution reads the model's input without a reorder), W the
+// usual constant [M, C/group, KH, KW], B [M], Z the residual in the output's layout [N, OH, OW, M];
+// y = act(conv(x, w) + b + z) is [N, OH, OW, M]. Attributes: Conv's plus FusedConv's activation.
+//   group 1:   y rows (pixels) = x rows (1x1, stride 1, no pads: no copy) or channels-last im2col
+//              rows, times the weights packed once at load: one sgemm whose epilogue adds the bias
+//              per column, the residual and the activation. No per-run packing of activations.
+//   depthwise: (group == C == M) output rows, 8 channels per vector (dwconv_nhwc_impl.h).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/conv_simd.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/winograd.h"
+#include "ops/conv_util.h"
+#include "ops/kernel.h"
+#include "ops/op_util.h"
+
+namespace runnx {
+namespace {
+
+// im2col chunks: at most this many floats (L2-sized), and enough chunks for every thread.
+constexpr int64_t kChunkFloats = int64_t{1} << 16;
+constexpr int64_t kParallelMacs = int64_t{1} << 17;
+
+GemmEpilogue gemm_epilogue_of(const ConvEpilogue& e, bool& act_after) {
+  GemmEpilogue g;
+  act_after = false;
+  switch (e.act) {
+    case ConvActivation::kNone:
+      break;
+    case ConvActivation::kRelu:
+      g.act = GemmEpilogue::Act::kRelu;
+      break;
+    case ConvActivation::kClip:
+      g.act = GemmEpilogue::Act::kClip;
+      g.clip_lo = e.alpha;
+      g.clip_hi = e.beta;
+      break;
+    case ConvActivation::kSigmoid:
+      g.act = GemmEpilogue::Act::kSigmoid;
+      break;
+    default:  // LeakyRelu, HardSwish: a pass over the tile after the GEMM
+      act_after = true;
+  }
+  return g;
+}
+
+class NhwcConvKernel : public Kernel {
+ public:
+  explicit NhwcConvKernel(const KernelInfo& info) : attrs_(info.node) {
+    const Node& node = info.node;
+    act_ = parse_conv_activation(node);
+    group_ = node.get_int("group", 1);
+    nchw_input_ = node.get_int("nchw_input", 0) != 0;
+    const Tensor* w = info.constant_input(1);
+    RUNNX_CHECK(w && w->dtype == DType::kF32 && w->rank() == 4, kInvalidModel, node.label(),
+                ": NhwcConv needs a constant float32 weight of rank 4");
+    M_ = w->shape[0];
+    KH_ = w->shape[2];
+    KW_ = w->shape[3];
+    const int64_t Cg = w->shape[1];
+    if (!attrs_.kernel.empty())
+      RUNNX_CHECK(attrs_.kernel == std::vector<int64_t>({KH_, KW_}), kInvalidModel, node.label(),
+                  ": kernel_shape attribute does not match W ", shape_str(w->shape));
+    depthwise_ = group_ > 1 && Cg == 1 && group_ == M_;
+    RUNNX_CHECK(group_ == 1 || depthwise_, kInvalidModel, node.label(),
+                ": NhwcConv supports group 1 or depthwise (group == C == M), got group=", group_,
+                " and W ", shape_str(w->shape));
+    RUNNX_CHECK(!(depthwise_ && nchw_input_), kInvalidModel, node.label(),
+                ": nchw_input is supported for group 1 only");
+    RUNNX_CHECK(!depthwise_ || KH_ <= 16, kInvalidModel, node.label(),
+                ": depthwise kernels up to 16 rows are supported");
+    C_ = depthwise_ ? M_ : Cg;
+    const float* wp = w->ptr<float>();
+    const int64_t ks = KH_ * KW_;
+    if (depthwise_) {
+      const int64_t Cp = (C_ + 7) / 8 * 8;
+      wdw_.assign(static_cast<size_t>(ks * Cp), 0.f);
+      for (int64_t c = 0; c < C_; ++c)
+        for (int64_t t = 0; t < ks; ++t) wdw_[t * Cp + c] = wp[c * ks + t];
+    } else {
+      // B[(kh, kw, c), m] = W[m, c, kh, kw]: the order the channels-last im2col writes.
+      const int64_t K = ks * C_;
+      std::vector<float> b(static_cast<size_t>(K * M_));
+      for (int64_t m = 0; m < M_; ++m)
+        for (int64_t c = 0; c < C_; ++c)
+          for (int64_t t = 0; t < ks; ++t) b[(t * C_ + c) * M_ + m] = wp[(m * C_ + c) * ks + t];
+      packed_ = pack_b_f32(K, M_, b.data(), M_, false);
+    }
+    if (info.release_constant) info.release_constant(1);
+  }
+
+  std::string describe() const override {
+    if (depthwise_) return "nhwc depthwise, 8 channels per vector";
+    return std::string("nhwc ") + (KH_ * KW_ == 1 ? "1x1" : "im2col") + " + sgemm " +
+           gemm_f32_isa() + ", W packed at load" + (nchw_input_ ? ", reads NCHW input" : "");
+  }
+
+  void run(KernelContext& ctx) const override {
+    const Node& node = ctx.node();
+    const Tensor& x = ctx.required_input(0);
+    const Tensor* b = ctx.input(2);
+    const Tensor* z = ctx.input(3);
+    RUNNX_CHECK(x.rank() == 4 && x.dtype == DType::kF32, kInvalidArgument, node.label(),
+                ": X must be a float32 tensor of rank 4, got ", dtype_name(x.dtype), " ",
+                shape_str(x.shape));
+    const int64_t N = x.shape[0];
+    const int64_t C = nchw_input_ ? x.shape[1] : x.shape[3];
+    const int64_t H = nchw_input_ ? x.shape[2] : x.shape[1];
+    const int64_t W = nchw_input_ ? x.shape[3] : x.shape[2];
+    RUNNX_CHECK(C == C_, kInvalidArgument, node.label(), ": X ", shape_str(x.shape), " has ", C,
+                " channels, the weights expect ", C_);
+    RUNNX_CHECK(!b || (b->dtype == DType::kF32 && b->rank() == 1 && b->shape[0] == M_),
+                kInvalidArgument, node.label(), ": B must be float32 of shape [", M_, "]");
+    RUNNX_CHECK(!z || z->dtype == DType::kF32, kInvalidArgument, node.label(),
+                ": the residual input Z must be float32");
+    const Geom3 g = window_geometry(node, attrs_, {H, W}, {KH_, KW_});
+    const Shape out = {N, g.out[1], g.out[2], M_};
+    ConvEpilogue e = act_;
+    e.bias = b ? b->ptr<float>() : nullptr;
+    if (z && z->shape != out) return run_broadcast_residual(ctx, x, *z, g, out, e);
+    Tensor& y = ctx.allocate_output(0, DType::kF32, out);
+    if (y.numel() == 0) return;
+    e.residual = z ? z->ptr<float>() : nullptr;
+    compute(x, g, e, y.ptr<float>(), ctx.pool());
+  }
+
+ private:
+  void compute(const Tensor& x, const Geom3& g, const ConvEpilogue& e, float* y,
+               ThreadPool& pool) const {
+    if (depthwise_) return run_depthwise(x, g, e, y, pool);
+    run_gemm(x, g, e, y, pool);
+  }
+
+  void run_gemm(const Tensor& xt, const Geom3& g, const ConvEpilogue& e, float* y,
+                ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], OH = g.out[1], OW = g.out[2], P = OH * OW;
+    const int64_t rows = N * P, K = KH_ * KW_ * C_;
+    bool act_after = false;
+    GemmEpilogue epi = gemm_epilogue_of(e, act_after);
+    epi.bias = e.bias;
+    ConvEpilogue act = e;  // what act_after applies: the activation alone
+    act.bias = nullptr;
+    act.residual = nullptr;
+    const ConvSimd& simd = conv_simd();
+    const float* x = xt.ptr<float>();
+    const bool pointwise = !nchw_input_ && KH_ * KW_ == 1 && g.s[1] == 1 && g.s[2] == 1 &&
+                           g.pb[1] == 0 && g.pb[2] == 0 && g.pe[1] == 0 && g.pe[2] == 0;
+    if (pointwise) {
+      epi.residual = e.residual;
+      epi.ldr = M_;
+      gemm_f32_packed(rows, x, C_, packed_, y, M_, 0.f, epi, &pool);
+      if (act_after) simd.epilogue_rows(act, 0, 1, rows * M_, y, 0, nullptr, 0);
+      return;
+    }
+    const int64_t threads = pool.num_threads();
+    int64_t chunk = std::max<int64_t>(6, kChunkFloats / std::max<int64_t>(1, K));
+    if (rows * K * M_ >= kParallelMacs)
+      chunk = std::min(chunk, std::max<int64_t>(6, (rows + 2 * threads - 1) / (2 * threads)));
+    chunk = std::min(chunk, rows);
+    const int64_t chunks = (rows + chunk - 1) / chunk;
+    const int64_t H = g.in[1], W = g.in[2];
+    pool.parallel_for(chunks, 1, [&](int64_t t0, int64_t t1) {
+      float* col = conv_scratch(0, chunk * K);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t p0 = t * chunk, p1 = std::min(rows, p0 + chunk);
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t n = p / P, oh = (p % P) / OW, ow = p % OW;
+          float* dst = col + (p - p0) * K;
+          for (int64_t kh = 0; kh < KH_; ++kh) {
+            const int64_t ih = oh * g.s[1] - g.pb[1] + kh * g.d[1];
+            for (int64_t kw = 0; kw < KW_; ++kw, dst += C_) {
+              const int64_t iw = ow * g.s[2] - g.pb[2] + kw * g.d[2];
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+                std::fill(dst, dst + C_, 0.f);
+              } else if (nchw_input_) {
+                const float* src = x + (n * C_ * H + ih) * W + iw;
+                for (int64_t c = 0; c < C_; ++c) dst[c] = src[c * H * W];
+              } else {
+                std::memcpy(dst, x + ((n * H + ih) * W + iw) * C_, sizeof(float) * C_);
+              }
+            }
+          }
+        }
+        GemmEpilogue ep = epi;
+        if (e.residual) {
+          ep.residual = e.residual + p0 * M_;
+          ep.ldr = M_;
+        }
+        float* yc = y + p0 * M_;
+        gemm_f32_packed(p1 - p0, col, K, packed_, yc, M_, 0.f, ep, nullptr);
+        if (act_after) simd.epilogue_rows(act, 0, 1, (p1 - p0) * M_, yc, 0, nullptr, 0);
+      }
+    });
+  }
+
+  void run_depthwise(const Tensor& xt, const Geom3& g, const ConvEpilogue& e, float* y,
+                     ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+    const DwNhwcGeom dg{H,      W,      C_,     OH,     OW,      KH_,     KW_,
+                        g.s[1], g.s[2], g.d[1], g.d[2], g.pb[1], g.pb[2]};
+    const float* x = xt.ptr<float>();
+    const ConvSimd& simd = conv_simd();
+    const int64_t row_macs = std::max<int64_t>(1, OW * C_ * KH_ * KW_);
+    pool.parallel_for(N * OH, std::max<int64_t>(1, kParallelMacs / row_macs),
+                      [&](int64_t r0, int64_t r1) {
+                        float* zeros = conv_scratch(3, W * C_);
+                        for (int64_t r = r0; r < r1; ++r) {
+                          const int64_t n = r / OH, oh = r % OH;
+                          const int64_t yo = r * OW * C_;
+                          simd.depthwise_nhwc_row(x + n * H * W * C_, wdw_.data(), dg, e, oh,
+                                                  e.residual ? e.residual + yo : nullptr, y + yo,
+                                                  zeros);
+                        }
+                      });
+  }
+
+  // Z of another shape than the conv's output (the Add it came from broadcast): conv + bias
+  // into a temporary, then act(conv + z) with numpy broadcasting over the four dims.
+  void run_broadcast_residual(KernelContext& ctx, const Tensor& x, const Tensor& z, const Geom3& g,
+                              const Shape& conv_shape, ConvEpilogue e) const {
+    const Node& node = ctx.node();
+    RUNNX_CHECK(z.rank() <= 4, kInvalidArgument, node.label(), ": Z ", shape_str(z.shape),
+                " does not broadcast with the output ", shape_str(conv_shape));
+    Shape zs(4 - z.rank(), 1);
+    zs.insert(zs.end(), z.shape.begin(), z.shape.end());
+    Shape out(4);
+    for (int i = 0; i < 4; ++i) {
+      RUNNX_CHECK(zs[i] == conv_shape[i] || zs[i] == 1 || conv_shape[i] == 1, kInvalidArgument,
+                  node.label(), ": Z ", shape_str(z.shape), " does not broadcast with the output ",
+                  shape_str(conv_shape));
+      out[i] = zs[i] == 1 ? conv_shape[i] : zs[i];
+    }
+    Tensor conv = Tensor::empty(DType::kF32, conv_shape);
+    ConvEpilogue plain;
+    plain.bias = e.bias;
+    if (conv.numel() > 0) compute(x, g, plain, conv.ptr<float>(), ctx.pool());
+    Tensor& y = ctx.allocate_output(0, DType::kF32, out);
+    if (y.numel() == 0) return;
+    // Element strides of the conv result and of Z along each output dim (0 where broadcast).
+    int64_t sc[4], sz[4], c_acc = 1, z_acc = 1;
+    for (int i = 3; i >= 0; --i) {
+      sc[i] = conv_shape[i] == 1 ? 0 : c_acc;
+      sz[i] = zs[i] == 1 ? 0 : z_acc;
+      c_acc *= conv_shape[i];
+      z_acc *= zs[i];
+    }
+    const float* cp = conv.ptr<float>();
+    const float* zp = z.ptr<float>();
+    float* yp = y.ptr<float>();
+    int64_t o = 0;
+    for (int64_t i0 = 0; i0 < out[0]; ++i0)
+      for (int64_t i1 = 0; i1 < out[1]; ++i1)
+        for (int64_t i2 = 0; i2 < out[2]; ++i2)
+          for (int64_t i3 = 0; i3 < out[3]; ++i3, ++o) {
+            const int64_t ci = i0 * sc[0] + i1 * sc[1] + i2 * sc[2] + i3 * sc[3];
+            const int64_t zi = i0 * sz[0] + i1 * sz[1] + i2 * sz[2] + i3 * sz[3];
+            yp[o] = cp[ci] + zp[zi];
+          }
+    e.bias = nullptr;
+    e.residual = nullptr;
+    if (!e.is_identity()) conv_simd().epilogue_rows(e, 0, 1, y.numel(), yp, 0, nullptr, 0);
+  }
+
+  WindowAttrs attrs_;
+  ConvEpilogue act_;
+  int64_t group_ = 1, M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
+  bool depthwise_ = false, nchw_input_ = false;
+  PackedB packed_;          // group 1: [KH * KW * C, M]
+  std::vector<float> wdw_;  // depthwise: [KH * KW][C rounded up to 8]
+};
+
+}  // namespace
+
+void register_nhwc_conv_ops(OpRegistry& r) {
+  r.add("NhwcConv", "com.runnx", 1, [](const KernelInfo& info) -> std::unique_ptr<Kernel> {
+    return std::make_unique<NhwcConvKernel>(info);
+  });
+}
+
+}  // namespace runnx

@@ -1,0 +1,188 @@
+"""NhwcConv (com.runnx, channels-last activations; made by the nhwc_layout pass) against the float64
+numpy convolution of test_conv_algos on awkward shapes: channel counts 1, 3, 5, 9, 17 (tails of the
+8-channel vectors), images 1x1, 2x2, 7x7 and odd rectangles, strides 1 and 2, asymmetric pads,
+dilation, batch 1 and 3, one and two threads; group 1 (1x1 GEMM, channels-last im2col, the NCHW
+input read) and depthwise; bias, residual and every activation. test_portable_paths reruns the
+file with RUNNX_DISABLE_AVX2=1.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import runnx
+from helpers import rand, threads
+from kernels.test_conv_algos import ACT_PARAMS, ACTS, check, np_conv
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(20261130)
+
+
+def nhwc_model(x_shape, w, b=None, z=False, activation="", nchw_input=False, **attrs):
+    """One NhwcConv with constant W (and B); X (and Z) are graph inputs."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
+    inits = [numpy_helper.from_array(w, "w")]
+    names = ["x", "w", ""]
+    if b is not None:
+        inits.append(numpy_helper.from_array(b, "b"))
+        names[2] = "b"
+    if z:
+        inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+        names.append("z")
+    while names[-1] == "":
+        names.pop()
+    if activation:
+        attrs["activation"] = activation
+    if activation in ACT_PARAMS:
+        attrs["activation_params"] = ACT_PARAMS[activation]
+    if nchw_input:
+        attrs["nchw_input"] = 1
+    node = helper.make_node("NhwcConv", names, ["y"], domain="com.runnx", **attrs)
+    graph = helper.make_graph(
+        [node], "nhwc", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.runnx", 1)]
+    )
+    m.ir_version = 8
+    return m
+
+
+def run(model, feeds, monkeypatch, n_threads):
+    # Static shape inference must agree with what the kernel produced.
+    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    return sess.run(None, feeds)[0]
+
+
+def to_nhwc(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def conv_case(n, c, m, h, w, k, stride, pads, dilation, depthwise, nchw_input=False,
+              act="", residual=False, bias=True, n_threads=2, monkeypatch=None):
+    x = rand((n, c, h, w), rng=RNG)
+    group = c if depthwise else 1
+    wt = rand((m, c // group, k[0], k[1]), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG) if bias else None
+    ref = np_conv(x, wt, b, stride, pads, dilation, group)
+    feeds = {"x": x if nchw_input else to_nhwc(x)}
+    if residual:
+        z = rand(ref.shape, rng=RNG)
+        feeds["z"] = to_nhwc(z)
+        ref = ref + z
+    model = nhwc_model(feeds["x"].shape, wt, b, z=residual, activation=act, nchw_input=nchw_input,
+                       kernel_shape=list(k), strides=list(stride), pads=list(pads),
+                       dilations=list(dilation), group=group)
+    y = run(model, feeds, monkeypatch, n_threads)
+    check(y, to_nhwc(ACTS[act](ref)), int(np.prod(wt.shape[1:])))
+
+
+DEPTHWISE_CASES = [
+    # (N, C, H, W, kernel, stride, pads (top, left, bottom, right), dilation)
+    (1, 8, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    (1, 1, 5, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    (3, 5, 13, 11, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    (1, 17, 2, 2, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    (1, 9, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    (2, 16, 12, 19, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1)),  # asymmetric pads, TF-style
+    (1, 24, 16, 15, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1)),  # no pads: every pixel inside
+    (1, 3, 11, 10, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1)),
+    (1, 10, 9, 9, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2)),  # dilation
+    (1, 12, 8, 6, (1, 3), (1, 2), (0, 1, 0, 1), (1, 1)),
+    (1, 32, 29, 29, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES)
+def test_depthwise(case, n_threads, monkeypatch):
+    n, c, h, w, k, s, p, d = case
+    conv_case(n, c, c, h, w, k, s, p, d, True, n_threads=n_threads, monkeypatch=monkeypatch)
+
+
+GEMM_CASES = [
+    # (N, C, M, H, W, kernel, stride, pads, nchw_input)
+    (1, 7, 9, 5, 13, (1, 1), (1, 1), (0, 0, 0, 0), False),  # pointwise: one GEMM on X
+    (3, 16, 24, 7, 7, (1, 1), (1, 1), (0, 0, 0, 0), False),
+    (1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), False),
+    (2, 17, 5, 9, 8, (1, 1), (2, 2), (0, 0, 0, 0), False),  # strided 1x1 through im2col
+    (1, 5, 6, 9, 7, (3, 3), (2, 2), (1, 1, 1, 1), False),
+    (1, 3, 32, 23, 21, (3, 3), (2, 2), (1, 1, 1, 1), True),  # a stem reading NCHW
+    (3, 3, 8, 10, 9, (3, 3), (2, 2), (0, 1, 1, 0), True),
+    (1, 3, 16, 19, 19, (7, 7), (2, 2), (3, 3, 3, 3), True),
+    (1, 9, 4, 2, 2, (3, 3), (1, 1), (1, 1, 1, 1), False),
+    (1, 4, 11, 8, 8, (1, 1), (1, 1), (0, 0, 0, 0), True),  # a 1x1 reading NCHW
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", GEMM_CASES)
+def test_group1(case, n_threads, monkeypatch):
+    n, c, m, h, w, k, s, p, nchw = case
+    conv_case(n, c, m, h, w, k, s, p, (1, 1), False, nchw_input=nchw, n_threads=n_threads,
+              monkeypatch=monkeypatch)
+
+
+FUSED_SHAPES = {
+    # name: (N, C, M, H, W, kernel, stride, pads, depthwise, nchw_input)
+    "pointwise": (2, 9, 13, 5, 7, (1, 1), (1, 1), (0, 0, 0, 0), False, False),
+    "im2col": (1, 5, 6, 9, 7, (3, 3), (2, 2), (1, 1, 1, 1), False, True),
+    "depthwise": (1, 19, 19, 11, 13, (3, 3), (1, 1), (1, 1, 1, 1), True, False),
+    "depthwise_s2": (3, 9, 9, 9, 10, (3, 3), (2, 2), (1, 1, 1, 1), True, False),
+}
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("path", list(FUSED_SHAPES))
+def test_epilogue(path, act, residual, monkeypatch):
+    n, c, m, h, w, k, s, p, dw, nchw = FUSED_SHAPES[path]
+    conv_case(n, c, m, h, w, k, s, p, (1, 1), dw, nchw_input=nchw, act=act, residual=residual,
+              monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_without_bias(depthwise, monkeypatch):
+    conv_case(1, 6, 6, 5, 5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), depthwise, act="Relu",
+              residual=True, bias=False, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("z_shape", [(1, 1, 4), (1, 6, 1, 4), (3, 6, 6, 4)])
+def test_broadcast_residual(z_shape, monkeypatch):
+    """A residual of another shape broadcasts in the channels-last dims, as the Add it came from."""
+    x = rand((1, 3, 6, 6), rng=RNG)
+    w = rand((4, 3, 3, 3), rng=RNG)
+    b = rand((4,), rng=RNG)
+    z = rand(z_shape, rng=RNG)
+    model = nhwc_model(x.shape, w, b, z=True, activation="LeakyRelu", nchw_input=True,
+                       pads=[1, 1, 1, 1])
+    y = run(model, {"x": x, "z": z}, monkeypatch, 2)
+    check(y, ACTS["LeakyRelu"](to_nhwc(np_conv(x, w, b, pads=(1, 1, 1, 1))) + z), 27)
+
+
+def test_errors(monkeypatch):
+    x = to_nhwc(rand((1, 4, 6, 6), rng=RNG))
+    with pytest.raises(runnx.InvalidModel, match="group 1 or depthwise"):
+        run(nhwc_model(x.shape, rand((4, 2, 3, 3), rng=RNG), group=2), {"x": x}, monkeypatch, 1)
+    with pytest.raises(runnx.InvalidModel, match="nchw_input"):
+        run(nhwc_model(x.shape, rand((4, 1, 3, 3), rng=RNG), group=4, nchw_input=True),
+            {"x": x}, monkeypatch, 1)
+    with pytest.raises((runnx.InvalidModel, runnx.InvalidArgument), match="channels|C"):
+        run(nhwc_model(x.shape, rand((4, 5, 1, 1), rng=RNG)), {"x": x}, monkeypatch, 1)
+    model = nhwc_model(x.shape, rand((4, 4, 1, 1), rng=RNG), z=True)
+    with pytest.raises((runnx.InvalidModel, runnx.InvalidArgument), match="broadcast"):
+        run(model, {"x": x, "z": rand((1, 6, 5, 4), rng=RNG)}, monkeypatch, 1)
+
+
+@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
+def test_portable_paths():
+    """This whole file again with the AVX2 routines disabled (cpuid is read once per process)."""
+    env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]

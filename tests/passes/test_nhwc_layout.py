@@ -1,0 +1,129 @@
+"""nhwc_layout: depthwise conv chains move to channels-last NhwcConv nodes with reorders only at the
+chain's borders; the outputs match the unoptimised graph (level 0) and the NCHW fusions (level 2)."""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from helpers import rand
+from onnx import helper
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+from pass_helpers import FLOAT, graph_model, session
+
+from bench.models import zoo
+
+MODELS = os.path.join(os.path.dirname(__file__), "..", "models")
+RNG = np.random.default_rng(11)
+
+
+def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+def w(*shape):
+    return (RNG.standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def levels(model, feeds):
+    """Outputs at levels 0, 2 and 99, and the passes that fired at 99."""
+    outs = [session(model, lv).run(None, feeds) for lv in (0, 2)]
+    opt = session(model, 99)
+    return outs, opt.run(None, feeds), opt._passes_fired()
+
+
+def block_model(c_in=3, c=5, expand=17, batch=1, size=9):
+    """stem 3x3/s2 (NCHW read) -> Relu -> depthwise -> 1x1 expand -> Clip -> depthwise s2 ->
+    1x1 project; a second block adds a residual; a middle value is also a graph output and is
+    read by a Sigmoid outside the chain."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["s"], kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["s"], ["s_r"]),
+        helper.make_node("Conv", ["s_r", "wd0"], ["d0"], group=c, kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["d0", "we", "be"], ["e"], kernel_shape=[1, 1]),
+        helper.make_node("Clip", ["e", "lo", "hi"], ["e_c"]),
+        helper.make_node("Conv", ["e_c", "wd1"], ["d1"], group=expand, kernel_shape=[3, 3],
+                         strides=[2, 2], pads=[0, 1, 1, 0]),
+        helper.make_node("Conv", ["d1", "wp"], ["p"], kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["p", "we2"], ["e2"], kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["e2"], ["e2_r"]),
+        helper.make_node("Conv", ["e2_r", "wd2"], ["d2"], group=expand, kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["d2", "wp2"], ["p2"], kernel_shape=[1, 1]),
+        helper.make_node("Add", ["p2", "p"], ["y"]),
+        helper.make_node("Sigmoid", ["e_c"], ["side"]),
+    ]
+    inits = {
+        "w0": w(c, c_in, 3, 3), "b0": w(c), "wd0": w(c, 1, 3, 3), "we": w(expand, c, 1, 1),
+        "be": w(expand), "lo": np.float32(0), "hi": np.float32(6), "wd1": w(expand, 1, 3, 3),
+        "wp": w(c, expand, 1, 1), "we2": w(expand, c, 1, 1), "wd2": w(expand, 1, 3, 3),
+        "wp2": w(c, expand, 1, 1),
+    }
+    return graph_model(nodes, [("x", FLOAT, [batch, c_in, size, size])],
+                       [("y", FLOAT, None), ("side", FLOAT, None), ("d0", FLOAT, None)], inits)
+
+
+@pytest.mark.parametrize("batch,size", [(1, 9), (3, 7), (1, 3)])
+def test_chain_matches_unfused(batch, size):
+    model = block_model(batch=batch, size=size)
+    feeds = {"x": rand((batch, 3, size, size), rng=RNG)}
+    (plain, ext), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 8
+    for a, b, c in zip(opt, plain, ext):
+        close(a, b)
+        close(a, c)
+
+
+def test_borders_are_transposes_only():
+    """The NCHW input is read by the stem itself; only values read outside the chain (the graph
+    output y, the Sigmoid's input, the graph output d0) are reordered back."""
+    model = block_model()
+    sess = session(model, 99)
+    ops = [op for _, op, _, _, _, _ in sess._sess.kernel_choices()]
+    assert ops.count("NhwcConv") == 8 and "Conv" not in ops
+    assert ops.count("Transpose") == 3
+
+
+def test_chain_without_depthwise_stays_nchw():
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "w2"], ["y"], kernel_shape=[1, 1])]
+    model = graph_model(nodes, [("x", FLOAT, [1, 4, 5, 5])], [("y", FLOAT, None)],
+                        {"w1": w(6, 4, 1, 1), "w2": w(3, 6, 1, 1)})
+    feeds = {"x": rand((1, 4, 5, 5), rng=RNG)}
+    (plain, _), opt, fired = levels(model, feeds)
+    assert "nhwc_layout" not in fired
+    close(opt[0], plain[0])
+
+
+def test_runtime_weights_and_grouped_convs_stay_nchw():
+    """A conv whose weights are fed, or whose groups are neither 1 nor depthwise, is no member."""
+    nodes = [helper.make_node("Conv", ["x", "wd"], ["d"], group=4, kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["d", "wg"], ["g"], group=2, kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["g", "wf"], ["y"], kernel_shape=[1, 1])]
+    model = graph_model(nodes, [("x", FLOAT, [1, 4, 6, 6]), ("wf", FLOAT, [3, 6, 1, 1])],
+                        [("y", FLOAT, None)], {"wd": w(4, 1, 3, 3), "wg": w(6, 2, 1, 1)})
+    feeds = {"x": rand((1, 4, 6, 6), rng=RNG), "wf": w(3, 6, 1, 1)}
+    (plain, _), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 1  # the depthwise conv alone, reorders on both sides
+    close(opt[0], plain[0])
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "resnet50"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_zoo_tiny_models(name, batch):
+    """Every conv of MobileNetV2 joins the chain; ResNet-50 (no depthwise) stays NCHW."""
+    path = os.path.join(MODELS, f"{name}_tiny.onnx")
+    n_conv = sum(n.op_type == "Conv" for n in onnx.load(path).graph.node)
+    feeds = zoo.sample_inputs(name, batch=batch, scale="tiny", seed=5)
+    (plain, ext), opt, fired = levels(path, feeds)
+    assert fired.get("nhwc_layout", 0) == (n_conv if name == "mobilenetv2" else 0)
+    for a, b, c in zip(opt, plain, ext):
+        close(a, b)
+        close(a, c)
