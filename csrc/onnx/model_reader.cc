@@ -36,7 +36,8 @@ struct Context {
 
 // After a weight was copied out of a file mapping, its pages are dead weight in our RSS: tell the
 // kernel to drop them (they are clean file pages, so a later read would simply fault them back).
-// Never used on heap buffers, where MADV_DONTNEED would zero the bytes.
+// On heap buffers MADV_DONTNEED zeroes the bytes: only release_unread_weight goes there, for bytes
+// that nothing reads again.
 void drop_file_pages(const uint8_t* p, size_t n) {
   if (n == 0) return;
   const uintptr_t page = 4096;
@@ -630,5 +631,7 @@ void release_mapped_weight(const Model& m, const Tensor& t) {
   if (!m.mapped_data || !p || p < m.mapped_data || p + t.nbytes() > m.mapped_data + m.mapped_size) return;
   drop_file_pages(p, t.nbytes());
 }
+
+void release_unread_weight(const Tensor& t) { drop_file_pages(static_cast<const uint8_t*>(t.data), t.nbytes()); }
 
 }  // namespace runnx

@@ -16,6 +16,10 @@ Model load_model_from_file(const std::string& path);
 // Drops the resident pages of a weight that lies in the model's file mapping (a kernel packed its
 // own copy). Clean file pages: a later read faults them back, so this is always safe.
 void release_mapped_weight(const Model& m, const Tensor& t);
+// Drops the resident pages that lie wholly inside a weight no reader will touch again (each kept
+// its own packed copy), wherever the bytes live: heap copies of misaligned weights, a model
+// parsed from bytes, the file mapping. Heap pages would read back as zeros: call it only then.
+void release_unread_weight(const Tensor& t);
 
 // Parses a buffer. `keepalive` owns the bytes (initializers may point into them); pass nullptr to
 // make the reader copy what it keeps. `base_dir` resolves external data ("" refuses it).

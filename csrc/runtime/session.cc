@@ -239,6 +239,12 @@ void Session::build(const SessionOptions& options) {
   const bool on_device = !options.placement_only &&
                          std::any_of(placement_.begin(), placement_.end(),
                                      [](const NodePlacement& p) { return p.device != DeviceKind::kCPU; });
+  // Constant reads per value (node input slots), and how many of them a kernel released because it
+  // packed its own copy.
+  std::vector<int> constant_reads(nv, 0), constant_releases(nv, 0);
+  for (const Node* n : order)
+    for (const std::string& i : n->inputs)
+      if (!i.empty() && constants_[ids_[i]]) constant_reads[ids_[i]]++;
   for (const Node* n : order) {
     Step st;
     st.node = n;
@@ -256,8 +262,14 @@ void Session::build(const SessionOptions& options) {
                       return constants_[in_ids[k]];
                     },
                     pool_->num_threads()};
-    info.release_constant = [this, &info](int k) {
-      if (const Tensor* t = info.constant_input(k)) release_mapped_weight(model_, *t);
+    std::vector<bool> released(in_ids.size(), false);
+    info.release_constant = [&](int k) {
+      const Tensor* t = info.constant_input(k);
+      if (!t || released[k]) return;
+      released[k] = true;
+      release_mapped_weight(model_, *t);
+      constant_releases[in_ids[k]]++;
+      release_if_unread(in_ids[k], constant_reads, constant_releases);
     };
     if (on_device && placement_[step_index].device != DeviceKind::kCPU) {
       steps_.push_back(std::move(st));  // the device executor makes this step's kernel
@@ -277,6 +289,24 @@ void Session::build(const SessionOptions& options) {
     for (const ProviderRequest& p : options.providers)
       if (p.name == kCudaProviderName) device_ = cuda::make_executor(*this, p);
 #endif
+}
+
+// A weight that every reader packed into its own copy: its bytes (a heap copy of a misaligned
+// tensor, a model parsed from bytes, file pages) are never read again, so its pages go back to the
+// system as soon as the last reader is built. Graph inputs (overridable) and outputs are read by
+// run(); a weight whose bytes overlap one still read (a folded view) stays.
+void Session::release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const {
+  const Tensor* t = constants_[v];
+  if (!t || !t->data || !t->nbytes() || pinned_[v] || reads[v] == 0 || releases[v] < reads[v]) return;
+  auto* lo = static_cast<const uint8_t*>(t->data);
+  auto* hi = lo + t->nbytes();
+  for (size_t u = 0; u < constants_.size(); ++u) {
+    const Tensor* o = constants_[u];
+    if (!o || o == t || !o->data || (!pinned_[u] && releases[u] == reads[u])) continue;
+    auto* a = static_cast<const uint8_t*>(o->data);
+    if (a < hi && lo < a + o->nbytes()) return;
+  }
+  release_unread_weight(*t);
 }
 
 // Placement: the first device provider asked for takes each node it has a kernel for; values

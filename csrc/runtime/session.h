@@ -121,6 +121,7 @@ class Session {
   void execute(RunState& rs);
   void note_inference_mismatch(const std::string& msg) const;
   void place_nodes(const std::vector<const Node*>& order);
+  void release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const;
   std::vector<int> feed_ids(const std::vector<std::string>& feed_names, const std::vector<const Tensor*>& feeds) const;
   std::vector<int> wanted_ids(const std::vector<std::string>& output_names) const;
 
