@@ -19,6 +19,7 @@
 #include "bindings/numpy_tensor.h"
 #include "runtime/session.h"
 #include "serving/batcher.h"
+#include "serving/fast_infer.h"
 
 namespace py = pybind11;
 
@@ -32,6 +33,24 @@ void release(Request* r) {
 }
 
 using OwnedRequest = std::unique_ptr<Request, void (*)(Request*)>;
+
+PyObject* rejection_class(SubmitResult res) {
+  return res == SubmitResult::kQueueFull ? queue_full_error_class() : batcher_closed_error_class();
+}
+
+std::string rejection_message(const Batcher& b, SubmitResult res) {
+  if (res == SubmitResult::kQueueFull)
+    return str_cat("the batcher's queue is full (max_queue_size=", b.options().max_queue_size, "); retry later");
+  return "the batcher is closed";
+}
+
+PyObject* exception_class(const Request& r) {
+  switch (r.outcome) {
+    case Outcome::kDeadlineExceeded: return deadline_exceeded_error_class();
+    case Outcome::kClosed: return batcher_closed_error_class();
+    default: return error_class(r.error_kind);
+  }
+}
 
 // A checked request not yet queued; dropping it drops its reference to the future and feeds.
 struct PreparedRequest {
@@ -104,7 +123,7 @@ class PyBatcher {
       req.release();  // the batcher hands it back through the channel
       return;
     }
-    PyErr_SetObject(rejection_class(res), py::str(rejection_message(res)).ptr());
+    PyErr_SetObject(rejection_class(res), py::str(rejection_message(*core_, res)).ptr());
     throw py::error_already_set();
   }
 
@@ -142,7 +161,7 @@ class PyBatcher {
         continue;
       }
       py::tuple user = py::reinterpret_borrow<py::tuple>(static_cast<PyObject*>(p.req->user));
-      out.append(py::make_tuple(user[0], false, py::handle(rejection_class(res))(py::str(rejection_message(res))),
+      out.append(py::make_tuple(user[0], false, py::handle(rejection_class(res))(py::str(rejection_message(*core_, res))),
                                 0, 0, 0));
       p.req.reset();
     }
@@ -194,29 +213,169 @@ class PyBatcher {
     return py::make_tuple(user[0], ok, payload, r.queue_us, r.compute_us, r.batch_size);
   }
 
-  static PyObject* rejection_class(SubmitResult res) {
-    return res == SubmitResult::kQueueFull ? queue_full_error_class() : batcher_closed_error_class();
-  }
-
-  std::string rejection_message(SubmitResult res) const {
-    if (res == SubmitResult::kQueueFull)
-      return str_cat("the batcher's queue is full (max_queue_size=", core_->options().max_queue_size,
-                     "); retry later");
-    return "the batcher is closed";
-  }
-
-  static PyObject* exception_class(const Request& r) {
-    switch (r.outcome) {
-      case Outcome::kDeadlineExceeded: return deadline_exceeded_error_class();
-      case Outcome::kClosed: return batcher_closed_error_class();
-      default: return error_class(r.error_kind);
-    }
-  }
-
   py::object session_;  // keeps the Session alive while workers use it
   std::unique_ptr<Batcher> core_;
   std::vector<std::unique_ptr<CompletionChannel>> channels_;
 };
+
+
+// The server's fast inference path (serving/fast_infer.h) as the Python server sees it. Each
+// request taken holds a reference to its connection (the protocol object); each model one to
+// (served model, Batcher binding), dropped when the last request of that model is freed.
+class PyFastInfer {
+ public:
+  PyFastInfer(std::string auth_header, int64_t max_body_bytes, std::string request_id_prefix,
+              std::vector<double> latency_bounds, std::vector<double> batch_bounds)
+      : core_(std::move(auth_header), max_body_bytes, std::move(request_id_prefix)),
+        latency_bounds_(std::move(latency_bounds)),
+        batch_bounds_(std::move(batch_bounds)) {}
+
+  ~PyFastInfer() {
+    for (FastRequest* f : core_.take_prepared()) free_request(f);
+  }
+
+  // Teaches one served request (see FastInfer); returns the model's stats to fold into its metrics.
+  std::shared_ptr<FastStats> learn(const std::string& path, py::object model, py::object batcher,
+                                   const std::string& header, const py::list& inputs, const py::list& outputs,
+                                   const std::string& response_prefix, int priority, int64_t timeout_us,
+                                   int64_t rows) {
+    auto t = std::make_shared<FastTemplate>();
+    for (py::handle h : inputs) {
+      py::tuple in = py::reinterpret_borrow<py::tuple>(h);
+      FastTemplate::Input x;
+      x.name = in[0].cast<std::string>();
+      x.dtype = dtype_from_numpy(py::dtype::from_args(in[1]), x.name);
+      x.shape = in[2].cast<Shape>();
+      x.bytes = in[3].cast<size_t>();
+      RUNNX_CHECK(x.dtype != DType::kString && x.bytes == static_cast<size_t>(shape_numel(x.shape)) * dtype_size(x.dtype),
+                  kInvalidArgument, "input '", x.name, "' cannot take the fast path");
+      t->binary_bytes += x.bytes;
+      t->inputs.push_back(std::move(x));
+    }
+    for (py::handle h : outputs) {
+      py::tuple out = py::reinterpret_borrow<py::tuple>(h);
+      t->output_names.push_back(out[0].cast<std::string>());
+      t->output_heads.push_back(out[1].cast<std::string>());
+    }
+    t->response_prefix = response_prefix;
+    t->priority = priority;
+    t->timeout_us = timeout_us;
+    t->rows = rows;
+    std::shared_ptr<FastModel> m = core_.find_model(model.ptr());
+    if (!m) {
+      PyBatcher& b = batcher.cast<PyBatcher&>();
+      PyObject* owner = py::make_tuple(model, batcher).release().ptr();
+      m = std::shared_ptr<FastModel>(new FastModel(), [](FastModel* p) {
+        Py_XDECREF(static_cast<PyObject*>(p->owner));  // the GIL is held wherever models are dropped
+        delete p;
+      });
+      m->batcher = &b.core();
+      m->owner = owner;
+      m->stats = std::make_shared<FastStats>(latency_bounds_, batch_bounds_);
+      core_.add_model(model.ptr(), m);
+    }
+    core_.add_template(*m, header, std::move(t));
+    core_.add_route(path, m);
+    return m->stats;
+  }
+
+  // Takes a complete learned request (its connection `proto` is answered later); returns the
+  // number of requests awaiting dispatch(), 0 when not taken.
+  size_t take(py::handle data, py::handle proto) {
+    if (!PyBytes_Check(data.ptr())) return 0;
+    std::string_view bytes(PyBytes_AS_STRING(data.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(data.ptr())));
+    FastRequest* f = core_.take(bytes, proto.ptr());
+    if (!f) return 0;
+    Py_INCREF(proto.ptr());
+    return core_.prepared_count();
+  }
+
+  // Hands over what take() holds: a lone request runs inline when its batcher is idle, the rest
+  // are queued. Returns the answers known at once, as drain() does.
+  py::list dispatch() {
+    std::vector<FastRequest*> reqs = core_.take_prepared();
+    std::vector<FastRequest*> answered;
+    if (reqs.size() == 1) {
+      bool ran;
+      {
+        py::gil_scoped_release nogil;
+        ran = reqs[0]->model->batcher->run_inline(reqs[0]->req);
+      }
+      if (ran) answered.swap(reqs);
+    }
+    if (!reqs.empty()) core_.submit_all(reqs, answered);
+    return answers(answered);
+  }
+
+  // Finished requests: (proto, response bytes) for a success, (proto, (model, exception, e2e_s,
+  // request id, path)) for a failure, which the Python side words.
+  py::list drain() {
+    std::vector<Request*> done = core_.channel().take_all();
+    std::vector<FastRequest*> fs;
+    fs.reserve(done.size());
+    for (Request* r : done) fs.push_back(static_cast<FastRequest*>(r->user));
+    return answers(fs);
+  }
+
+  void clear() { core_.clear(); }
+  FastInfer& core() { return core_; }
+
+ private:
+  static void free_request(FastRequest* f) {
+    Py_XDECREF(static_cast<PyObject*>(f->user));
+    delete f;
+  }
+
+  py::list answers(std::vector<FastRequest*>& fs) {
+    // Own them all first: whatever fails below, every request is freed.
+    std::vector<std::unique_ptr<FastRequest, void (*)(FastRequest*)>> owned;
+    owned.reserve(fs.size());
+    for (FastRequest* f : fs) owned.emplace_back(f, &free_request);
+    py::list out;
+    for (auto& f : owned) {
+      py::handle proto(static_cast<PyObject*>(f->user));
+      if (core_.settle(*f)) {
+        const size_t n = core_.response_size(*f);
+        py::bytes body(nullptr, n);  // filled in place: the bytes object is still private
+        core_.render_response(*f, PyBytes_AS_STRING(body.ptr()));
+        out.append(py::make_tuple(proto, std::move(body)));
+        continue;
+      }
+      py::object exc;
+      if (f->refused != SubmitResult::kAccepted)
+        exc = py::handle(rejection_class(f->refused))(py::str(rejection_message(*f->model->batcher, f->refused)));
+      else
+        exc = py::handle(exception_class(f->req))(py::str(f->req.error));
+      const double e2e = std::chrono::duration<double>(std::chrono::steady_clock::now() - f->t0).count();
+      py::tuple owner = py::reinterpret_borrow<py::tuple>(static_cast<PyObject*>(f->model->owner));
+      out.append(py::make_tuple(proto, py::make_tuple(owner[0], exc, e2e, core_.request_id(*f), f->path)));
+    }
+    return out;
+  }
+
+  FastInfer core_;
+  std::vector<double> latency_bounds_, batch_bounds_;
+};
+
+py::dict take_stats(FastStats& s) {
+  auto hist = [](const FastStats::Histogram& h) { return py::make_tuple(h.counts, h.sum, h.count); };
+  py::dict d;
+  d["success"] = s.success;
+  d["queue"] = hist(s.queue);
+  d["compute"] = hist(s.compute);
+  d["e2e"] = hist(s.e2e);
+  d["batch"] = hist(s.batch);
+  d["success_ns"] = s.success_ns;
+  d["queue_ns"] = s.queue_ns;
+  d["compute_ns"] = s.compute_ns;
+  d["inference_count"] = s.inference_count;
+  d["last_inference_ms"] = s.last_inference_ms;
+  py::dict execs;
+  for (const auto& kv : s.batch_execs) execs[py::int_(kv.first)] = py::make_tuple(kv.second.first, kv.second.second);
+  d["batch_execs"] = execs;
+  s.reset();
+  return d;
+}
 
 }  // namespace
 
@@ -267,6 +426,28 @@ void register_serving(py::module_& m) {
         d["batch_sizes"] = sizes;
         return d;
       });
+
+  py::class_<FastStats, std::shared_ptr<FastStats>>(m, "FastStats")
+      .def("take", &take_stats, "Counts and sums since the last take, then resets them");
+  py::class_<PyFastInfer>(m, "FastInfer")
+      .def(py::init<std::string, int64_t, std::string, std::vector<double>, std::vector<double>>(),
+           py::arg("auth_header"), py::arg("max_body_bytes"), py::arg("request_id_prefix"),
+           py::arg("latency_bounds"), py::arg("batch_bounds"))
+      .def("fd", [](PyFastInfer& f) { return f.core().channel().fd(); })
+      .def("set_date", [](PyFastInfer& f, const std::string& line) { f.core().set_date_line(line); }, py::arg("line"))
+      .def("next_rid", [](PyFastInfer& f) { return f.core().next_request_number(); })
+      .def("take_responses_ok", [](PyFastInfer& f) { return f.core().take_responses_ok(); })
+      .def("taken", [](PyFastInfer& f) { return f.core().taken(); })
+      .def("knows", [](PyFastInfer& f, const std::string& path, const std::string& header) {
+        return f.core().has_template(path, header);
+      }, py::arg("path"), py::arg("header"))
+      .def("learn", &PyFastInfer::learn, py::arg("path"), py::arg("model"), py::arg("batcher"), py::arg("header"),
+           py::arg("inputs"), py::arg("outputs"), py::arg("response_prefix"), py::arg("priority"),
+           py::arg("timeout_us"), py::arg("rows"))
+      .def("take", &PyFastInfer::take, py::arg("data"), py::arg("proto"))
+      .def("dispatch", &PyFastInfer::dispatch)
+      .def("drain", &PyFastInfer::drain)
+      .def("clear", &PyFastInfer::clear);
 }
 
 }  // namespace runnx

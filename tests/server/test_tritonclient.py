@@ -64,3 +64,27 @@ def test_statistics_and_repository(client):
     assert not client.is_model_ready("mlp")
     client.load_model("mlp")
     assert client.is_model_ready("mlp")
+
+
+def test_repeated_binary_requests_take_the_fast_path():
+    """The same request shape again and again (what perf_analyzer and most clients send): the
+    server's C++ fast path answers from the second on, with the same results."""
+    sess = runnx.InferenceSession(DEMO)
+    rng = np.random.default_rng(9)
+    with Server(DEMO, port=0, defaults=ServeDefaults(intra_op_threads=1)) as srv:
+        c = httpclient.InferenceServerClient(url=f"127.0.0.1:{srv.port}")
+        taken = srv.app.fast.taken() if srv.app.fast is not None else None
+        for i in range(8):
+            x = rng.standard_normal((2, 64)).astype(np.float32)
+            inp = httpclient.InferInput("input", [2, 64], "FP32")
+            inp.set_data_from_numpy(x, binary_data=True)
+            out = httpclient.InferRequestedOutput("output", binary_data=True)
+            res = c.infer("mlp", [inp], outputs=[out], request_id="same")
+            assert res.get_response()["id"] == "same"
+            np.testing.assert_allclose(res.as_numpy("output"), sess.run(None, {"input": x})[0],
+                                       rtol=1e-5, atol=1e-6)
+        stats = c.get_inference_statistics("mlp")["model_stats"][0]
+        assert stats["inference_count"] == 16 and stats["inference_stats"]["success"]["count"] == 8
+        c.close()
+        if taken is not None:  # the client sends each request in one write: all but the first
+            assert srv.app.fast.taken() - taken == 7

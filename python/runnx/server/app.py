@@ -20,10 +20,16 @@ import zlib
 import runnx
 
 from . import logs
-from .kserve import ProtocolError, decode_infer_request, encode_infer_response
-from .metrics import prometheus_text
+from .kserve import (
+    DATATYPES,
+    ProtocolError,
+    binary_inputs,
+    decode_infer_request,
+    encode_infer_response,
+)
+from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS_S, prometheus_text
 from .repository import LoadError, NotFound, Repository, ServedModel, Unavailable
-from .runner import BatcherClosed, Closed, DeadlineExceeded, Overloaded, QueueFull
+from .runner import BatcherClosed, BatcherRunner, Closed, DeadlineExceeded, Overloaded, QueueFull
 
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "model_repository", "statistics",
               "schedule_policy"]
@@ -59,7 +65,8 @@ class App:
 
     def __init__(self, repo: Repository, *, auth_token: str | None = None,
                  max_body_bytes: int = 64 << 20, access_log: bool = False,
-                 load_on_startup: bool = True, multi_process: bool = False):
+                 load_on_startup: bool = True, multi_process: bool = False,
+                 fast_path: bool = True):
         self.repo = repo
         self._token = f"Bearer {auth_token}".encode() if auth_token else None
         self.max_body_bytes = max_body_bytes
@@ -75,6 +82,15 @@ class App:
         self._rid_prefix = f"{os.getpid():x}-"
         self._rid_counter = itertools.count(1)
         self._infer_paths: dict[str, tuple[str, str]] = {}  # path -> (model, version)
+        # The C++ fast path for repeated binary inference requests (see _learn); the HTTP
+        # server hands it whole requests. Off with the access log (it logs every request).
+        self.fast = None
+        if fast_path and hasattr(runnx._C, "FastInfer") and not access_log:
+            self.fast = runnx._C.FastInfer(
+                self._token or b"", max_body_bytes, self._rid_prefix,
+                list(LATENCY_BUCKETS_S), [float(b) for b in BATCH_BUCKETS])
+            self._rid_counter = iter(self.fast.next_rid, None)  # one numbering for both paths
+            repo.on_change.append(self.fast.clear)
 
     # ---- ASGI entry ------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -169,6 +185,8 @@ class App:
         self._auth(ctx)
         if parts == ["metrics"]:
             self._method(method, "GET")
+            if self.fast is not None:
+                self.http_codes[200] = self.http_codes.get(200, 0) + self.fast.take_responses_ok()
             text = prometheus_text([(m.metrics, m.runner.queue_depth()) for m in self.repo.served()],
                                    self.http_codes)
             return await self._respond(ctx, 200, text.encode(),
@@ -374,6 +392,9 @@ class App:
         except Exception as e:  # noqa: BLE001  (mapped to a status below)
             raise self._run_error(model, e) from None
         outs = res.outputs
+        if self.fast is not None and memo is not None and all(binary):
+            self._learn(ctx, model, req, body[:header_len], names or model.output_names, outs,
+                        priority, timeout_us, rows)
         try:
             body, header_len = encode_infer_response(
                 model.name, model.version, req.id,
@@ -388,6 +409,39 @@ class App:
         model.metrics.success(rows, res.queue_us, res.compute_us, res.batch_size,
                               time.perf_counter() - ctx.t0)
         await self._respond(ctx, 200, body, ctype, headers)
+
+    def _learn(self, ctx: _Ctx, model: ServedModel, req, header: bytes, names: list[str],
+               outs: dict, priority: int, timeout_us: int, rows: int) -> None:
+        """Teaches the fast path a request just answered: its route and JSON header, with what
+        was derived from them. A later request with the same route and header bytes then runs
+        in C++ from bytes to bytes (same checks, same response)."""
+        path = ctx.scope.get("raw_path")
+        if not path or ctx.scope.get("query_string") or \
+                not isinstance(model.runner, BatcherRunner) or self.fast.knows(path, header):
+            return
+        inputs = binary_inputs(header)
+        if inputs is None or any(DATATYPES[dt][0] is None or dt == "BYTES" for _, dt, _, _ in inputs):
+            return
+        if any(outs[n].dtype.kind not in "biuf" for n in names):
+            return
+        prefix = (f'{{"model_name":{json.dumps(model.name)},"model_version":'
+                  f'{json.dumps(model.version)}'
+                  + ("" if req.id is None else f',"id":{json.dumps(req.id)}') + ',"outputs":[')
+        stats = self.fast.learn(
+            path, model, model.runner.batcher._delivery.core, header,
+            [(n, DATATYPES[dt][0], shape, size) for n, dt, shape, size in inputs],
+            [(n, f'{{"name":{json.dumps(n)},"datatype":"') for n in names], prefix,
+            priority, timeout_us, rows)
+        model.metrics.attach(stats)
+
+    async def fast_failed(self, send, model: ServedModel, exc: Exception, e2e_s: float,
+                          rid: str, path: str) -> None:
+        """Answers a request of the fast path that failed in the batcher, as _infer would."""
+        ctx = _Ctx({"method": "POST", "path": path}, None, send, {}, rid)
+        ctx.model = model
+        e = self._run_error(model, exc)
+        model.metrics.failure(e.outcome, e2e_s)
+        await self._error(ctx, e)
 
     def _derive(self, model: ServedModel, req) -> tuple:
         """(rows, output names or None, binary flags, batcher priority, timeout_us); raises

@@ -247,6 +247,13 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
     return req
 
 
+def binary_inputs(header: bytes) -> list | None:
+    """(name, datatype, shape, bytes) of each input of a cached all-binary request header, in
+    the order their bytes follow it; None when that header is not cached."""
+    plan = _PLANS.get(header)
+    return None if plan is None else plan[1]
+
+
 def _decode(body: bytes, header_length: int | None) -> tuple[InferRequest, list | None]:
     """The full parse; also returns the per-input (name, datatype, shape, size) list when every
     input is binary (so the header can be cached), else None."""

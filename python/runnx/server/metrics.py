@@ -61,6 +61,35 @@ class ModelMetrics:
         self.inference_count = 0           # rows inferred
         self.last_inference_ms = 0
         self.batch_execs: dict[int, list[float]] = {}   # batch size -> [executions, compute ns]
+        # Requests the server's C++ fast path answered are counted there (runnx._C.FastStats)
+        # and folded in here whenever the metrics are read.
+        self.fast_sources: list = []
+
+    def attach(self, source) -> None:
+        if not any(s is source for s in self.fast_sources):
+            self.fast_sources.append(source)
+
+    def sync(self) -> None:
+        """Folds in what the fast path counted since the last read."""
+        for src in self.fast_sources:
+            d = src.take()
+            if not d["success"]:
+                continue
+            self.outcomes["success"] += d["success"]
+            for h, (counts, total, count) in ((self.queue, d["queue"]), (self.compute, d["compute"]),
+                                              (self.e2e, d["e2e"]), (self.batch, d["batch"])):
+                h.counts = [a + b for a, b in zip(h.counts, counts)]
+                h.sum += total
+                h.count += count
+            self.success_ns += d["success_ns"]
+            self.queue_ns += d["queue_ns"]
+            self.compute_ns += d["compute_ns"]
+            self.inference_count += d["inference_count"]
+            self.last_inference_ms = max(self.last_inference_ms, d["last_inference_ms"])
+            for bs, (n, ns) in d["batch_execs"].items():
+                b = self.batch_execs.setdefault(bs, [0.0, 0.0])
+                b[0] += n
+                b[1] += ns
 
     def success(self, rows: int, queue_us: float, compute_us: float, batch_size: int,
                 e2e_s: float) -> None:
@@ -91,6 +120,7 @@ class ModelMetrics:
         makes batch_stats exact; without it they are estimated from the requests seen."""
         def d(count, ns):
             return {"count": int(count), "ns": int(ns)}
+        self.sync()
         ok = self.outcomes["success"]
         return {
             "name": self.name,
@@ -141,6 +171,8 @@ def prometheus_text(models: list[tuple[ModelMetrics, int]], http_codes: dict[int
         "# TYPE runnx_inference_requests_total counter",
     ]
     labels = {id(m): f'model="{_escape(m.name)}",version="{_escape(m.version)}"' for m, _ in models}
+    for m, _ in models:
+        m.sync()
     for m, _ in models:
         for outcome, n in m.outcomes.items():
             out.append(f'runnx_inference_requests_total{{{labels[id(m)]},outcome="{outcome}"}} {n}')

@@ -44,10 +44,46 @@ class ServerState:
         self.connections: set[HttpProtocol] = set()
         self.closing = False
         self.date = b""
+        # The app's C++ fast path (runnx._C.FastInfer) or None: takes whole learned inference
+        # requests from data_received and gives back finished HTTP responses.
+        self.fast = getattr(app, "fast", None)
         self.tick()
 
     def tick(self) -> None:
         self.date = b"date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n"
+        if self.fast is not None:
+            self.fast.set_date(self.date)
+
+    def fast_dispatch(self) -> None:
+        """Hands the requests the fast path took this loop pass to the batchers at once."""
+        self.fast_answer(self.fast.dispatch())
+
+    def fast_drain(self) -> None:
+        """The fast path's eventfd is readable: answer every request finished meanwhile."""
+        self.fast_answer(self.fast.drain())
+
+    @staticmethod
+    def fast_answer(items) -> None:
+        for proto, answer in items:
+            if type(answer) is bytes:
+                proto.fast_reply(answer)
+            else:
+                proto.fast_failed(*answer)
+
+
+class _FastCycle:
+    """A request the fast path took: the connection's current request until answered."""
+
+    __slots__ = ("disconnected", "done")
+    keep_alive = True
+    complete = True
+
+    def __init__(self):
+        self.disconnected = False
+        self.done = False
+
+    def wake(self) -> None:
+        pass
 
 
 class _Cycle:
@@ -156,6 +192,7 @@ class HttpProtocol(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.client = None
         self.starting: _Cycle | None = None       # parsed this segment, not started yet
+        self.in_message = False                   # the parser is inside a request
 
     # ---- asyncio callbacks -----------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -173,6 +210,18 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        fast = self.state.fast
+        if fast is not None and self.current is None and not self.in_message:
+            # A whole inference request like one answered before: C++ takes it from here.
+            taken = fast.take(data, self)
+            if taken:
+                self.current = _FastCycle()
+                # The pass's last callback hands the pass's requests over (as Batcher.infer).
+                if not getattr(self.loop, "_ready", True):
+                    self.state.fast_dispatch()
+                elif taken == 1:
+                    self.loop.call_soon(self.state.fast_dispatch)
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -198,6 +247,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # ---- httptools callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self.in_message = True
         self.url = b""
         self.headers = []
         self.header_bytes = 0
@@ -252,6 +302,7 @@ class HttpProtocol(asyncio.Protocol):
         c.wake()
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         c = self.parsing
         if c is not None:
             c.complete = True
@@ -289,6 +340,28 @@ class HttpProtocol(asyncio.Protocol):
                                   "body": b'{"error":"internal error"}'})
         if not cycle.done and not cycle.disconnected:  # the app sent nothing
             self.transport.close()
+
+    def fast_reply(self, response: bytes) -> None:
+        cycle = self.current
+        if type(cycle) is not _FastCycle or cycle.disconnected:
+            return  # the connection is gone
+        self.transport.write(response)
+        cycle.done = True
+        self.cycle_done(cycle)
+
+    def fast_failed(self, model, exc, e2e_s, rid, path) -> None:
+        """A fast-path request failed in the batcher: the app words the answer."""
+        fc = self.current
+        cycle = _Cycle(self, {"method": "POST", "path": path}, True, False)
+        cycle.complete = True
+        cycle.disconnected = fc is None or fc.disconnected
+        self.current = cycle
+        coro = self.state.app.fast_failed(cycle.send, model, exc, e2e_s, rid, path)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        self.loop.create_task(_carry_on(coro, waiting_on))
 
     def cycle_done(self, cycle: _Cycle) -> None:
         self.last_active = time.monotonic()
@@ -351,6 +424,8 @@ class HttpServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: HttpProtocol(self.state), sock=sock,
                                                 backlog=2048)
+        if self.state.fast is not None:
+            loop.add_reader(self.state.fast.fd(), self.state.fast_drain)
         self._ticker = loop.create_task(self._tick())
 
     async def _tick(self) -> None:

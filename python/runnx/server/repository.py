@@ -88,6 +88,13 @@ class Repository:
         if not self.single_file and not os.path.isdir(self.path):
             raise FileNotFoundError(f"model repository {path!r} is neither a folder nor a file")
         self._entries: dict[str, _Entry] = {}
+        # Called (on the event loop) whenever the versions served change: caches of routes and
+        # models (the server's fast path) must forget them.
+        self.on_change: list = []
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     # ---- what is on disk -------------------------------------------------------------------
     def scan(self) -> dict[str, str]:
@@ -195,6 +202,7 @@ class Repository:
                 raise
             old, e.versions = e.versions, built
             e.state, e.reason = "READY", ""
+            self._changed()
             logs.log("info", "model_loaded", model=name, versions=sorted(built),
                      max_batch_size=next(iter(built.values())).config.max_batch_size)
         await self._retire(list(old.values()))
@@ -208,6 +216,7 @@ class Repository:
         async with e.lock:
             old, e.versions = e.versions, {}
             e.state, e.reason = "UNAVAILABLE", "unloaded"
+            self._changed()
         await self._retire(list(old.values()))
         logs.log("info", "model_unloaded", model=name)
 
