@@ -28,7 +28,9 @@ struct QuantLayout {
 QuantLayout make_layout(const Tensor& x, const Tensor& scale, const Tensor* zp, int64_t axis_attr,
                         int64_t block, const Node& node) {
   QuantLayout L;
-  RUNNX_CHECK(!zp || zp->shape == scale.shape, kInvalidArgument, node.label(), ": zero point ",
+  // A one-element zero point may differ in rank from a one-element scale ([] vs [1]: what
+  // onnxruntime's quantizer writes for biases, and onnxruntime accepts).
+  RUNNX_CHECK(!zp || zp->shape == scale.shape || (zp->numel() == 1 && scale.numel() == 1), kInvalidArgument, node.label(), ": zero point ",
               shape_str(zp ? zp->shape : Shape{}), " must have the shape of scale ",
               shape_str(scale.shape));
   if (scale.numel() == 1 && scale.rank() <= 1 && block <= 0) return L;  // per-tensor
@@ -85,15 +87,23 @@ void quantize(const float* x, const float* scale, const Q* zp, Q* y, const Quant
               int64_t total, ThreadPool& pool) {
   const float lo = static_cast<float>(std::numeric_limits<Q>::min());
   const float hi = static_cast<float>(std::numeric_limits<Q>::max());
+  // Saturate before rounding (the bounds are integers, so the result is the same), then round
+  // half to even by adding and subtracting 1.5 * 2^23 (|v| < 2^22 here): no libm call and no
+  // branch (min/max, where NaN ends at lo), so the loop vectorises (a run with one scale is its
+  // own loop for that).
+  auto one = [lo, hi](float v, float z) {
+    v = std::max(lo - z, std::min(v, hi - z));
+    return static_cast<Q>((v + 12582912.0f) - 12582912.0f + z);
+  };
   for_each_run(L, total, pool, [&](int64_t xo, int64_t po, int64_t ps, int64_t n) {
     const float* s = scale + po;
-    for (int64_t i = 0; i < n; ++i) {
-      const float z = zp ? static_cast<float>(zp[po + i * ps]) : 0.0f;
-      float v = std::nearbyint(x[xo + i] / s[i * ps]) + z;
-      v = v > hi ? hi : v;
-      v = v >= lo ? v : lo;  // also NaN
-      y[xo + i] = static_cast<Q>(v);
+    if (ps == 0) {
+      const float s0 = s[0], z = zp ? static_cast<float>(zp[po]) : 0.0f;
+      for (int64_t i = 0; i < n; ++i) y[xo + i] = one(x[xo + i] / s0, z);
+      return;
     }
+    for (int64_t i = 0; i < n; ++i)
+      y[xo + i] = one(x[xo + i] / s[i * ps], zp ? static_cast<float>(zp[po + i * ps]) : 0.0f);
   });
 }
 

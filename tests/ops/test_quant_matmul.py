@@ -1,6 +1,10 @@
 """MatMulInteger, QLinearMatMul and com.runnx QGemm against onnx.reference, onnxruntime and a
 numpy model of the spec: exact equality (integer math; requantizing in float32 as onnxruntime)."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -254,3 +258,23 @@ def test_qgemm(ashape, n, trans_b, with_bias, per_column):
     expected = requantize(acc, np.float32(0.05) * np.asarray(ws, np.float32) / np.float32(0.3), zps[2], np.uint8)
     for t in (1, 2):
         np.testing.assert_array_equal(run_runnx(model, {"a": a}, sess_options=threads(t))[0], expected)
+
+
+def test_describe_names_the_isa():
+    a, b = q((3, 4), np.uint8), q((4, 2), np.int8)
+    model = make_model("MatMulInteger", {"a": a}, initializers={"b": b}, opset=10)
+    (choice,) = runnx.InferenceSession(model.SerializeToString())._sess.kernel_choices()
+    assert "int8 gemm" in choice[-1] and "B packed at load" in choice[-1]
+    assert ("portable" in choice[-1]) == (os.environ.get("RUNNX_DISABLE_AVX2") == "1")
+
+
+@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
+def test_portable_paths():
+    """This file again with the AVX2 tile disabled (cpuid is read once per process)."""
+    env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider", "-k",
+         "matmul_integer or qgemm or describe"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
