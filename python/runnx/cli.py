@@ -284,7 +284,7 @@ def cmd_serve(args) -> int:
     defaults = ServeDefaults(
         max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us,
         instance_count=args.instances, max_queue_size=args.max_queue_size,
-        intra_op_threads=args.threads)
+        intra_op_threads=args.threads, max_inline_us=args.max_inline_us)
     token = args.auth_token or os.environ.get("RUNNX_AUTH_TOKEN") or None
     server = Server(path, host=args.host, port=args.port, defaults=defaults, auth_token=token,
                     max_body_bytes=args.max_body_bytes, shutdown_timeout_s=args.shutdown_timeout,
@@ -355,6 +355,9 @@ def main(argv=None) -> int:
     s.add_argument("--instances", type=int, default=1, help="workers per model (default 1)")
     s.add_argument("--max-queue-size", type=int, default=1024,
                    help="queued requests per model before answering 429 (default 1024)")
+    s.add_argument("--max-inline-us", type=int, default=1000,
+                   help="a lone request to an idle model whose batches take at most this long "
+                   "runs at once on the event loop's thread (default 1000; 0: never)")
     s.add_argument("--threads", type=int, default=0, help="intra-op threads per model (0: all)")
     s.add_argument("--auth-token", default=None, help="require 'Authorization: Bearer TOKEN' on "
                    "all routes but health (or set RUNNX_AUTH_TOKEN)")

@@ -133,3 +133,29 @@ def test_timeout_in_queue_answers_504(slow_repo):
                 break
         first.join()
     assert 504 in seen
+
+
+@pytest.mark.skipif(not HAS_BATCHER, reason="no Batcher in this build")
+@pytest.mark.parametrize("inline_us, config", [(0, None), (1000, None), (1000, 0), (0, 5000)])
+def test_max_inline_us_decides_whether_lone_requests_run_inline(tmp_path, inline_us, config):
+    """Sequential requests to an idle small model run on the loop's thread unless the server
+    default (--max-inline-us) or the model's config.json max_inline_us is 0."""
+    os.makedirs(tmp_path / "mlp" / "1")
+    with open(DEMO, "rb") as f, open(tmp_path / "mlp" / "1" / "model.onnx", "wb") as g:
+        g.write(f.read())
+    if config is not None:
+        (tmp_path / "mlp" / "config.json").write_text(json.dumps({"max_inline_us": config}))
+    x = np.ones((1, 64), np.float32)
+    with Server(str(tmp_path), port=0, defaults=ServeDefaults(intra_op_threads=1,
+                                                              max_inline_us=inline_us)) as srv:
+        c = Http(srv.port)
+        for _ in range(12):
+            assert c.infer("mlp", {"input": x})[0] == 200
+        stats = srv.repo.get("mlp").runner.batcher.stats()
+        c.close()
+    assert stats["requests_ok"] == 12
+    effective = inline_us if config is None else config
+    if effective == 0:
+        assert stats["inline_runs"] == 0
+    else:  # the first runs on a worker (no compute time known yet); later ones find it idle
+        assert stats["inline_runs"] > 0

@@ -156,3 +156,14 @@ def test_priority_levels_follow_triton():
     assert rc.triton_json()["dynamic_batching"]["default_priority_level"] == 3
     with pytest.raises(ConfigError, match="exceeds"):
         parse_config({"dynamic_batching": {"priority_levels": 2, "default_priority_level": 3}})
+
+
+def test_max_inline_us_from_defaults_or_config():
+    args = [Arg("x", "tensor(float)", ["n", 4])], [Arg("y", "tensor(float)", ["n", 4])]
+    assert resolve("m", parse_config({}), *args, ServeDefaults()).max_inline_us == 1000
+    assert resolve("m", parse_config({}), *args, ServeDefaults(max_inline_us=0)).max_inline_us == 0
+    rc = resolve("m", parse_config({"max_inline_us": 250}), *args, ServeDefaults(max_inline_us=0))
+    assert rc.max_inline_us == 250
+    assert rc.triton_json()["parameters"] == {"max_inline_us": {"string_value": "250"}}
+    with pytest.raises(ConfigError, match="max_inline_us must be an integer >= 0"):
+        parse_config({"max_inline_us": -1})

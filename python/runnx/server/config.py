@@ -45,6 +45,9 @@ class ServeDefaults:
     instance_count: int = 1
     max_queue_size: int = 1024
     intra_op_threads: int = 0
+    # A lone request to an idle model whose batches take at most this long runs at once on the
+    # event loop's thread (no worker hand-off); 0: always through the batch workers.
+    max_inline_us: int = 1000
 
 
 AUTO_MAX_BATCH_SIZE = 32
@@ -53,7 +56,7 @@ AUTO_MAX_BATCH_SIZE = 32
 _IGNORED = {"name", "platform", "backend", "runtime", "parameters", "optimization",
             "model_warmup", "response_cache", "model_transaction_policy", "metric_tags"}
 _KNOWN = {"max_batch_size", "dynamic_batching", "instance_group", "version_policy", "input",
-          "output", "default_model_filename", "max_queue_size"} | _IGNORED
+          "output", "default_model_filename", "max_queue_size", "max_inline_us"} | _IGNORED
 
 
 @dataclass
@@ -65,6 +68,7 @@ class ModelConfig:
     preferred_batch_sizes: list[int] = field(default_factory=list)
     instance_count: int | None = None
     max_queue_size: int | None = None
+    max_inline_us: int | None = None             # runnx's own field (see ServeDefaults)
     priority_levels: int = 0                     # 0: any priority value is accepted
     default_priority_level: int = 1              # what a request without priority gets
     version_policy: tuple = ("latest", 1)        # ("latest", n) | ("all",) | ("specific", [v..])
@@ -117,6 +121,7 @@ def parse_config(raw: dict) -> ModelConfig:
     c = ModelConfig(raw=raw)
     c.max_batch_size = _int(raw, "max_batch_size", "")
     c.max_queue_size = _int(raw, "max_queue_size", "", 1)
+    c.max_inline_us = _int(raw, "max_inline_us", "")
     db = raw.get("dynamic_batching")
     if db is not None:
         if not isinstance(db, dict):
@@ -239,6 +244,7 @@ class ResolvedConfig:
     default_model_filename: str
     priority_levels: int = 0
     default_priority_level: int = 1
+    max_inline_us: int = 1000
 
     def batcher_priority(self, requested: int) -> int:
         """KServe ``priority`` (1 highest, 0 = the default level) -> the Batcher's (lower first).
@@ -270,7 +276,8 @@ class ResolvedConfig:
             "instance_group": [{"name": f"{self.name}_0", "kind": "KIND_CPU",
                                 "count": self.instance_count, "gpus": []}],
             "default_model_filename": self.default_model_filename,
-            "parameters": {},
+            # runnx's own setting, where Triton keeps backend parameters
+            "parameters": {"max_inline_us": {"string_value": str(self.max_inline_us)}},
             "model_transaction_policy": {"decoupled": False},
             "response_cache": {"enable": False},
         }
@@ -351,4 +358,6 @@ def resolve(name: str, config: ModelConfig, model_inputs: list, model_outputs: l
         default_model_filename=config.default_model_filename,
         priority_levels=config.priority_levels,
         default_priority_level=config.default_priority_level,
+        max_inline_us=defaults.max_inline_us if config.max_inline_us is None else
+        config.max_inline_us,
     )

@@ -47,7 +47,8 @@ class BatcherRunner:
         self.batcher = runnx.Batcher(
             session, max_batch_size=cfg.max_batch_size, max_queue_delay_us=cfg.max_queue_delay_us,
             preferred_batch_sizes=tuple(cfg.preferred_batch_sizes),
-            max_queue_size=cfg.max_queue_size, instance_count=cfg.instance_count)
+            max_queue_size=cfg.max_queue_size, instance_count=cfg.instance_count,
+            max_inline_us=cfg.max_inline_us)
         self.inputs, self.outputs = self.batcher.inputs, self.batcher.outputs
         # ``await runner.infer(feeds, output_names, priority, timeout_us)`` is the Batcher's own
         # (no wrapping coroutine per request).
