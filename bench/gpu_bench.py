@@ -1,5 +1,6 @@
 """GPU timings for bench/gpu_check.sh: GEMM TFLOP/s against the measured peak, and the zoo on the
-CUDA provider (fp32, fp16) against PyTorch eager fp16 on the same device. Prints one table.
+CUDA provider (fp32, fp16, int8 for the MLP) against PyTorch eager fp16 on the same device.
+Prints one table.
 
 Every row is independent: a missing hook or a failing model prints its reason and the table goes on.
 Times are medians of CUDA-synchronised wall-clock runs after warm-up.
@@ -28,6 +29,8 @@ from bench.models import zoo
 
 CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 BATCHES = {"mlp": (1, 64), "resnet50": (1, 64), "mobilenetv2": (1, 64), "bert": (1, 32)}
+# Models with an int8 row: their Gemm layers quantized by qdq_quantize (no QLinearConv yet).
+INT8_MODELS = ("mlp",)
 ROWS: list[str] = []
 
 
@@ -98,6 +101,113 @@ def gemm_rows(torch) -> None:
             pct = f"{100 * ours_tf / peak:.0f}%" if ours_tf and peak and dtype == "f16" else ""
             ratio = f"{ours_tf / theirs_tf:.2f}" if ours_tf and theirs_tf else ""
             emit(f"{f'{m}x{n}x{k}':<18}{dtype:<7}{ours:>10}{pct:>8}{theirs:>10}{ratio:>8}")
+
+
+# ------------------------------------------------------------------------------ int8 (QDQ) models
+
+
+def qdq_quantize(model, calib: list[dict]):
+    """Static QDQ quantization of a float model's Gemm layers, as onnxruntime.quantization's QDQ
+    format writes it but with numpy only (the GPU machine needs no onnxruntime): uint8
+    activations (asymmetric, min/max calibrated on `calib` by a runnx CPU session), int8 weights
+    per output channel (symmetric), int32 biases at scale x_scale * w_scale, and a Relu after a
+    Gemm folded into that Gemm's QuantizeLinear (its range starts at 0). runnx's qdq_fusion turns
+    each DequantizeLinear -> Gemm -> QuantizeLinear into one com.runnx QGemm."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    readers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    gemms = []  # (gemm node, relu node or None, the value the quantized output replaces)
+    for n in g.node:
+        if n.op_type != "Gemm" or n.input[1] not in inits:
+            continue
+        nxt = readers.get(n.output[0], [])
+        relu = nxt[0] if len(nxt) == 1 and nxt[0].op_type == "Relu" else None
+        gemms.append((n, relu, relu.output[0] if relu else n.output[0]))
+    # Calibration: every Gemm's input and (post-Relu) output as extra outputs of a CPU session.
+    watched = sorted({n.input[0] for n, _, _ in gemms} | {out for _, _, out in gemms})
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(helper.make_tensor_value_info(v, TensorProto.FLOAT, None) for v in watched)
+    sess = runnx.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    lo = dict.fromkeys(watched, 0.0)
+    hi = dict.fromkeys(watched, 0.0)
+    for feeds in calib:
+        for v, val in zip(watched, sess.run(watched, feeds)):
+            lo[v], hi[v] = min(lo[v], float(val.min())), max(hi[v], float(val.max()))
+
+    def act_params(v):
+        scale = (hi[v] - lo[v]) / 255.0 or 1.0
+        return np.float32(scale), np.uint8(np.clip(round(-lo[v] / scale), 0, 255))
+
+    new_inits, nodes, quantized = [], [], set()
+    dropped = {id(relu) for _, relu, _ in gemms if relu is not None}
+    by_gemm = {id(n): (relu, out) for n, relu, out in gemms}
+
+    def add_init(name, value):
+        new_inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    for n in g.node:
+        if id(n) in dropped:
+            continue
+        if id(n) not in by_gemm:
+            nodes.append(n)
+            continue
+        _, out = by_gemm[id(n)]
+        x, w_name = n.input[0], n.input[1]
+        trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+        w = inits[w_name] if trans_b else inits[w_name].T  # [N, K]
+        xs, xz = act_params(x)  # the same as the producing layer's when x is quantized already
+        if x not in quantized:  # a graph input (or other float value): Q then DQ
+            xs_n, xz_n = add_init(x + "_scale", xs), add_init(x + "_zero_point", xz)
+            nodes.append(helper.make_node("QuantizeLinear", [x, xs_n, xz_n], [x + "_q"]))
+            nodes.append(helper.make_node("DequantizeLinear", [x + "_q", xs_n, xz_n], [x + "_dq"]))
+            x = x + "_dq"
+        ws = (np.abs(w).max(axis=1) / 127.0).astype(np.float32)
+        ws[ws == 0] = 1.0
+        wq = np.clip(np.rint(w / ws[:, None]), -127, 127).astype(np.int8)
+        ins = [x]
+        nodes.append(helper.make_node(
+            "DequantizeLinear",
+            [add_init(w_name + "_q", wq if trans_b else wq.T), add_init(w_name + "_scale", ws),
+             add_init(w_name + "_zero_point", np.zeros_like(ws, np.int8))],
+            [w_name + "_dq"], axis=0 if trans_b else 1))
+        ins.append(w_name + "_dq")
+        if len(n.input) > 2 and n.input[2]:
+            bs = (xs * ws).astype(np.float32)
+            bq = np.rint(inits[n.input[2]].reshape(-1) / bs).astype(np.int32)
+            nodes.append(helper.make_node(
+                "DequantizeLinear",
+                [add_init(n.input[2] + "_q", bq), add_init(n.input[2] + "_scale", bs),
+                 add_init(n.input[2] + "_zero_point", np.zeros_like(bq))],
+                [n.input[2] + "_dq"], axis=0))
+            ins.append(n.input[2] + "_dq")
+        gemm = helper.make_node("Gemm", ins, [out + "_f"], name=n.name)
+        gemm.attribute.extend(n.attribute)
+        nodes.append(gemm)
+        ys, yz = act_params(out)
+        ys_n, yz_n = add_init(out + "_scale", ys), add_init(out + "_zero_point", yz)
+        nodes.append(helper.make_node("QuantizeLinear", [out + "_f", ys_n, yz_n], [out + "_q"]))
+        # Readers of `out` take the dequantized value under its name: a next Gemm reads a DQ's
+        # output, the pattern qdq_fusion matches.
+        nodes.append(helper.make_node("DequantizeLinear", [out + "_q", ys_n, yz_n], [out]))
+        quantized.add(out)
+    q = onnx.ModelProto()
+    q.CopyFrom(model)
+    del q.graph.node[:]
+    q.graph.node.extend(nodes)
+    replaced = {i for n, _, _ in gemms for i in n.input[1:]}
+    kept = [t for t in q.graph.initializer if t.name not in replaced]
+    del q.graph.initializer[:]
+    q.graph.initializer.extend(kept + new_inits)
+    return q
 
 
 # ----------------------------------------------------------------------------------------- zoo
@@ -172,6 +282,14 @@ def zoo_rows(names: list[str], torch) -> None:
             fp16_bytes = None
             emit(f"{name}: to_fp16 failed: {short(e)}")
         cpu = runnx.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        int8_bytes, int8_cpu = None, None
+        if name in INT8_MODELS:
+            try:
+                calib = [zoo.sample_inputs(name, 64, "full", seed=s) for s in range(1, 5)]
+                int8_bytes = qdq_quantize(zoo.build(name, "full"), calib).SerializeToString()
+                int8_cpu = runnx.InferenceSession(int8_bytes, providers=["CPUExecutionProvider"])
+            except Exception as e:
+                emit(f"{name}: int8 quantization failed: {short(e)}")
         for batch in BATCHES[name]:
             feeds = zoo.sample_inputs(name, batch, "full", seed=0)
             try:
@@ -183,6 +301,7 @@ def zoo_rows(names: list[str], torch) -> None:
             variants = [("fp32", str(path), {}), ("fp16", fp16_bytes, {})]
             if batch == 1:
                 variants.append(("fp16+g", fp16_bytes, {"enable_cuda_graph": "1"}))
+            variants.append(("int8", int8_bytes, {}))
             for prec, model, options in variants:
                 if model is None:
                     continue
@@ -193,9 +312,11 @@ def zoo_rows(names: list[str], torch) -> None:
                     run, io = runnx_runner(sess, feeds, torch)
                     t = median_time(run, torch.cuda.synchronize)
                     diff = ""
-                    if reference is not None:
+                    # int8 is compared with the int8 model on the CPU (the same integer math).
+                    ref = int8_cpu.run(None, feeds) if prec == "int8" else reference
+                    if ref is not None:
                         got = sess.run(None, feeds)
-                        diff = f"{max(float(np.max(np.abs(np.asarray(g, np.float32) - r))) for g, r in zip(got, reference)):.2e}"
+                        diff = f"{max(float(np.max(np.abs(np.asarray(g, np.float32) - r))) for g, r in zip(got, ref)):.2e}"
                     on_cpu = _cpu_nodes(sess)
                     ratio = f"{t / t_torch:.2f}" if t_torch else ""
                     emit(f"{name:<12}{batch:>6}{prec:>6}{io:>8}{t * 1e3:>10.3f}{torch_ms:>12}{ratio:>8}{diff:>15}{on_cpu:>8}")

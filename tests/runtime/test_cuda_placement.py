@@ -191,3 +191,91 @@ def test_unsupported_forms_fall_back_with_their_reason(op, feeds, kw, reason):
 def test_supported_forms_go_to_the_device(op, feeds, kw):
     (node,) = cuda_placement(make_model(op, feeds, **kw), 0)["nodes"]
     assert node[2:] == ("cuda", ""), node
+
+
+# ----------------------------------------------------------------------------- int8 (QDQ) models
+
+
+def _u8(shape):
+    return np.zeros(shape, np.uint8)
+
+
+def _i8(shape):
+    return np.zeros(shape, np.int8)
+
+
+def test_qdq_mlp_quantized_by_onnxruntime_runs_wholly_on_cuda(tmp_path):
+    sys.path.insert(0, os.path.join(HERE, "..", "passes"))
+    from test_qdq_fusion import quantized_mlp
+
+    model = quantized_mlp(tmp_path, per_channel=True, expose_layers=False)
+    p = cuda_placement(model)
+    assert [n for n in p["nodes"] if n[2] != "cuda"] == []
+    assert [n[1] for n in p["nodes"]].count("QGemm") == 3
+    # Only the float input goes up and the float output comes down.
+    assert p["copies"] == [("input", "to_device", 0), ("output", "to_host", -1)]
+    # Unfused (level 0), the QDQ nodes and the float Gemms all have CUDA kernels too.
+    assert [n for n in cuda_placement(model, 0)["nodes"] if n[2] != "cuda"] == []
+
+
+def test_qdq_mlp_from_the_gpu_bench_quantizer_runs_wholly_on_cuda():
+    from bench.gpu_bench import qdq_quantize
+    from bench.models import mlp
+
+    calib = [zoo.sample_inputs("mlp", 8, "tiny", seed=s) for s in (1, 2)]
+    p = cuda_placement(qdq_quantize(mlp.build("tiny"), calib))
+    assert [n for n in p["nodes"] if n[2] != "cuda"] == []
+    assert [n[1] for n in p["nodes"]] == ["QuantizeLinear", "QGemm", "QGemm", "QGemm", "DequantizeLinear", "Sigmoid"]
+
+
+_QLM_ORDER = ["a", "as", "za", "b", "bs", "zb", "ys", "zy"]
+
+
+def _qlinear_inits(**over):
+    inits = {"as": np.float32(0.1), "za": np.uint8(3), "b": _i8((4, 5)), "bs": np.float32(0.1), "zb": np.int8(0),
+             "ys": np.float32(0.2), "zy": np.uint8(7)}
+    inits.update(over)
+    return inits
+
+
+@pytest.mark.parametrize(
+    "op, feeds, kw, reason",
+    [
+        ("MatMulInteger", {"a": _u8((2, 4)), "b": _i8((4, 5))}, {}, "B must be a constant 2-D weight on CUDA"),
+        ("MatMulInteger", {"a": _u8((2, 4))}, {"initializers": {"b": _i8((3, 4, 5))}},
+         "B must be a constant 2-D weight on CUDA"),
+        ("MatMulInteger", {"a": _u8((2, 4))}, {"initializers": {"b": _i8((4, 5)), "za": _u8((2,))}},
+         "A's zero point must be one value per tensor on CUDA"),
+        ("QLinearMatMul", {"a": _u8((2, 4))},
+         {"initializers": _qlinear_inits(**{"as": np.ones(2, np.float32), "za": _u8((2,))}), "input_order": _QLM_ORDER},
+         "a_scale must be one value per tensor on CUDA"),
+        ("QuantizeLinear", {"x": np.zeros((2, 4), np.float32)},
+         {"initializers": {"s": np.ones((2, 2), np.float32), "z": _u8((2, 2))}, "attrs": {"block_size": 2},
+          "opset": 21},
+         "blocked quantization has no CUDA kernel"),
+    ],
+)
+def test_quantized_forms_without_a_cuda_kernel_fall_back(op, feeds, kw, reason):
+    kw.setdefault("opset", 10 if op != "QuantizeLinear" else 21)
+    (node,) = cuda_placement(make_model(op, feeds, **kw), 0)["nodes"]
+    assert node[2] == "cpu"
+    assert node[3] == f"{op}: {reason}"
+
+
+@pytest.mark.parametrize(
+    "op, feeds, kw",
+    [
+        # (more than 64 int32 results: small integer results of host values stay on the CPU)
+        ("MatMulInteger", {"a": _u8((2, 8, 4))}, {"initializers": {"b": _i8((4, 5)), "za": np.uint8(1),
+                                                                    "zb": _i8((5,))}, "opset": 10}),
+        ("QLinearMatMul", {"a": _u8((2, 4))},
+         {"initializers": _qlinear_inits(bs=np.ones(5, np.float32), zb=_i8((5,))), "input_order": _QLM_ORDER,
+          "opset": 10}),
+        ("QuantizeLinear", {"x": np.zeros((2, 4), np.float32)},
+         {"initializers": {"s": np.ones(4, np.float32), "z": _i8((4,))}, "opset": 13}),
+        ("DequantizeLinear", {"x": np.zeros((3,), np.int32)}, {"initializers": {"s": np.float32(2.0)}, "opset": 13}),
+    ],
+)
+def test_quantized_forms_go_to_the_device(op, feeds, kw):
+    (node,) = cuda_placement(make_model(op, feeds, **kw), 0)["nodes"]
+    assert node[2:] == ("cuda", ""), node

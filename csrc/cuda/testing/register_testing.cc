@@ -12,6 +12,7 @@ void register_image_testing(pybind11::module_& m);
 void register_gemm_testing(pybind11::module_& m);
 void register_conv_testing(pybind11::module_& m);
 void register_attention_testing(pybind11::module_& m);
+void register_quant_testing(pybind11::module_& m);
 
 // One line per kernel family (each defined in csrc/cuda/testing/<family>_testing.cc).
 void register_testing(pybind11::module_& m) {
@@ -24,6 +25,7 @@ void register_testing(pybind11::module_& m) {
   register_reduce_testing(m);
   register_copy_testing(m);
   register_image_testing(m);
+  register_quant_testing(m);
 }
 
 }  // namespace runnx::cuda::testing
