@@ -8,10 +8,8 @@ import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -148,25 +146,28 @@ def test_does_not_fire(case):
 # ------------------------------------------------------------ a model quantized by onnxruntime
 
 
-class _Calibration(CalibrationDataReader):
-    """Random standard-normal batches for quantize_static's calibration."""
-
-    def __init__(self, features, batches=8):
-        self._it = iter([{"input": np.random.default_rng(i).standard_normal((4, features)).astype(np.float32)}
-                         for i in range(batches)])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 def quantized_mlp(tmp_path, scale="tiny", per_channel=False, reduce_range=False, expose_layers=True):
     """The zoo MLP quantized by onnxruntime.quantization.quantize_static (QDQ, uint8 activations,
-    int8 weights). `expose_layers` makes every quantized layer output a graph output too."""
+    int8 weights). `expose_layers` makes every quantized layer output a graph output too.
+    onnxruntime is imported here only: tests/cuda imports this module on machines without it."""
+    quant = pytest.importorskip("onnxruntime.quantization")
+
+    class Calibration(quant.CalibrationDataReader):
+        """Random standard-normal batches for quantize_static's calibration."""
+
+        def __init__(self, features, batches=8):
+            self._it = iter([{"input": np.random.default_rng(i).standard_normal((4, features)).astype(np.float32)}
+                             for i in range(batches)])
+
+        def get_next(self):
+            return next(self._it, None)
+
     src, dst = tmp_path / "mlp.onnx", tmp_path / "mlp_q.onnx"
     onnx.save(mlp.build(scale), src)
-    quantize_static(str(src), str(dst), _Calibration(mlp.PRESETS[scale]["features"]), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
-                    reduce_range=reduce_range)
+    quant.quantize_static(str(src), str(dst), Calibration(mlp.PRESETS[scale]["features"]),
+                          quant_format=quant.QuantFormat.QDQ, activation_type=quant.QuantType.QUInt8,
+                          weight_type=quant.QuantType.QInt8, per_channel=per_channel,
+                          reduce_range=reduce_range)
     model = onnx.load(dst)
     if expose_layers:
         for nd in model.graph.node:
@@ -195,6 +196,7 @@ def test_quantized_mlp_matches_onnxruntime(tmp_path):
     # reduce_range keeps int8 weights in 7 bits, where onnxruntime's AVX2 u8*s8 kernel is exact;
     # its QDQ fusion runs the same integer math, so the layers agree exactly with ours.
     model = quantized_mlp(tmp_path, scale="full", reduce_range=True)
+    ort = pytest.importorskip("onnxruntime")
     x = RNG.standard_normal((17, 64)).astype(np.float32)
     ours = session(model, 99).run(None, {"input": x})
     so = ort.SessionOptions()
