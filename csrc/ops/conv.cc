@@ -38,6 +38,10 @@ constexpr int64_t kTileFloats = int64_t{1} << 16;
 // Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
 // the 36 transformed weight matrices cost more to stream than the multiplies they save).
 constexpr int64_t kWinogradMinTiles = 16;
+// Images of at most this many output pixels run the GEMM transposed (see run_gemm_transposed).
+constexpr int64_t kSmallImagePixels = 64;
+// Floats of transposed input rows gathered for one GEMM (several images at batch > 1).
+constexpr int64_t kTransposedRowsBudget = int64_t{1} << 20;
 
 // Rows [r0, r1) of the output grid (a row = one (od, oh) pair, OW positions) of the col matrix
 // for one group: col[q, (r - r0) * OW + ow], q = ((c * KD + kd) * KH + kh) * KW + kw.
@@ -115,6 +119,23 @@ ForceAlgo forced_algo() {
   if (v == "winograd") return ForceAlgo::kWinograd;
   if (v == "generic") return ForceAlgo::kGeneric;
   return ForceAlgo::kAuto;
+}
+
+// The GEMM's form of a conv epilogue (bias per output channel = per row of W * X).
+GemmEpilogue gemm_epilogue_of(const ConvEpilogue& e) {
+  using A = GemmEpilogue::Act;
+  GemmEpilogue g;
+  g.bias = e.bias;
+  g.bias_per_row = true;
+  switch (e.act) {
+    case ConvActivation::kNone: break;
+    case ConvActivation::kRelu: g.act = A::kRelu; break;
+    case ConvActivation::kClip: g.act = A::kClip, g.clip_lo = e.alpha, g.clip_hi = e.beta; break;
+    case ConvActivation::kSigmoid: g.act = A::kSigmoid; break;
+    case ConvActivation::kLeakyRelu: g.act = A::kLeakyRelu, g.alpha = e.alpha; break;
+    case ConvActivation::kHardSwish: g.act = A::kHardSwish, g.alpha = e.alpha, g.shift = e.beta; break;
+  }
+  return g;
 }
 
 }  // namespace
@@ -242,7 +263,54 @@ class ConvKernel : public Kernel {
                  g.out[2], e, y.ptr<float>(), pool);
       return;
     }
+    if (force_ == ForceAlgo::kAuto && G == 1 && planar && const_w_ &&
+        g.out_size() <= kSmallImagePixels && M >= 16)
+      return run_gemm_transposed(x, w, g, e, y, pool);
     run_gemm(x, w, g, e, y, pool);
+  }
+
+  // Small images (ResNet's 7x7 stage): y^T[P, M] = col^T[P, K] * W^T[K, M] with W^T packed once.
+  // Straight, the P = 49 pixels are the GEMM's columns and fill four 16-wide panels 77%; as rows
+  // they fill the 6-row tiles 91%, the channels fill whole panels, and at batch > 1 the images
+  // stack into one GEMM. The transposes in and out are a few % of the multiply-adds.
+  void run_gemm_transposed(const Tensor& xt, const Tensor& wt, const Geom3& g,
+                           const ConvEpilogue& e, Tensor& yt, ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0];
+    const int64_t ks = g.k_size(), K = C * ks, P = g.out_size(), IP = g.in_size();
+    std::call_once(wt_once_, [&] { wt_packed_ = pack_b_f32(K, M, wt.ptr<float>(), K, true); });
+    const bool pointwise = ks == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
+                           g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
+    const int64_t per_group = std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
+    float* at = conv_scratch(0, per_group * P * K);
+    float* ct = conv_scratch(1, per_group * P * M);
+    const float* x = xt.ptr<float>();
+    float* y = yt.ptr<float>();
+    const ConvSimd& simd = conv_simd();
+    for (int64_t n0 = 0; n0 < N; n0 += per_group) {
+      const int64_t nn = std::min(per_group, N - n0);
+      pool.parallel_for(nn, 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const float* xn = x + (n0 + i) * C * IP;
+          if (pointwise) {
+            transpose_matrix<float>(C, P, xn, P, at + i * P * K);
+          } else {
+            float* col = conv_scratch(2, K * P);
+            im2col<float>(xn, C, g, 0, g.out[0] * g.out[1], col);
+            transpose_matrix<float>(K, P, col, P, at + i * P * K);
+          }
+        }
+      });
+      gemm_f32_packed(nn * P, at, K, wt_packed_, ct, M, 0.f, GemmEpilogue{}, &pool);
+      pool.parallel_for(nn, 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t n = n0 + i;
+          float* yn = y + n * M * P;
+          transpose_matrix<float>(P, M, ct + i * P * M, M, yn);
+          if (!e.is_identity())
+            simd.epilogue_rows(e, 0, M, P, yn, P, e.residual ? e.residual + n * M * P : nullptr, P);
+        }
+      });
+    }
   }
 
   // Pointwise / im2col + GEMM, tiled, epilogue per tile.
@@ -263,6 +331,11 @@ class ConvKernel : public Kernel {
     const bool big = N * M * P * K >= kParallelMacs;
     const bool per_image = !big || threads == 1 || N * G >= 2 * threads;
     const ConvSimd& simd = conv_simd();
+    if (const_w_)
+      std::call_once(packed_once_, [&] {
+        for (int64_t gi = 0; gi < G; ++gi) packed_w_.push_back(pack_a_f32(Mg, K, w + gi * Mg * K, K));
+      });
+    const std::vector<PackedA>& packed = packed_w_;
 
     // Output rows [r0, r1) of image n, group gi; `par` spreads im2col and the tiles over the pool.
     auto chunk_fn = [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, bool par) {
@@ -285,6 +358,16 @@ class ConvKernel : public Kernel {
           fill(0, Cg);
         B = col;
         ldb = cols;
+      }
+      if (!packed.empty()) {
+        // W packed at first use: one product over all Mg rows, so B is packed once per chunk,
+        // and bias/residual/activation are applied in the GEMM's registers.
+        GemmEpilogue ge = gemm_epilogue_of(e);
+        if (ge.bias) ge.bias += gi * Mg;
+        ge.residual = rg;
+        ge.ldr = P;
+        gemm_f32_packed_a(packed[gi], cols, B, ldb, yg, P, 0.f, ge, par ? &pool : nullptr);
+        return;
       }
       // Tiles of about kTileFloats: wide when there are few output channels (a GEMM call has a
       // fixed cost), but enough of them for every thread.
@@ -460,6 +543,10 @@ class ConvKernel : public Kernel {
   ForceAlgo force_ = ForceAlgo::kAuto;
   mutable std::once_flag wino_once_;  // Winograd weights are transformed on first use
   mutable std::unique_ptr<WinogradF43> wino_;
+  mutable std::once_flag wt_once_;  // W^T packed on first use of run_gemm_transposed
+  mutable PackedB wt_packed_;
+  mutable std::once_flag packed_once_;     // constant weights packed per group on first GEMM use
+  mutable std::vector<PackedA> packed_w_;
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 numpy convolution of test_conv_algos on awkward shapes: channel counts 1, 3, 5, 9, 17 (tails of the
 8-channel vectors), images 1x1, 2x2, 7x7 and odd rectangles, strides 1 and 2, asymmetric pads,
 dilation, batch 1 and 3, one and two threads; group 1 (1x1 GEMM, channels-last im2col, the NCHW
-input read) and depthwise; bias, residual and every activation. test_portable_paths reruns the
+input read, the direct kernel for few input channels) and depthwise; bias, residual and every activation. test_portable_paths reruns the
 file with RUNNX_DISABLE_AVX2=1.
 """
 
@@ -115,6 +115,11 @@ GEMM_CASES = [
     (1, 3, 16, 19, 19, (7, 7), (2, 2), (3, 3, 3, 3), True),
     (1, 9, 4, 2, 2, (3, 3), (1, 1), (1, 1, 1, 1), False),
     (1, 4, 11, 8, 8, (1, 1), (1, 1), (0, 0, 0, 0), True),  # a 1x1 reading NCHW
+    # C <= 4 and a kernel larger than 1x1 run direct: M tails, more than 32 channels, NHWC input
+    (2, 2, 13, 6, 9, (3, 3), (1, 1), (0, 2, 1, 0), False),
+    (1, 3, 40, 9, 9, (3, 3), (2, 2), (1, 1, 1, 1), True),
+    (1, 1, 7, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1), False),
+    (1, 4, 70, 5, 12, (2, 3), (1, 2), (1, 0, 0, 2), False),
 ]
 
 
@@ -126,10 +131,16 @@ def test_group1(case, n_threads, monkeypatch):
               monkeypatch=monkeypatch)
 
 
+@pytest.mark.parametrize("c", [3, 6])  # direct, im2col
+def test_group1_dilation(c, monkeypatch):
+    conv_case(1, c, 10, 11, 9, (3, 3), (1, 2), (2, 1, 2, 2), (2, 2), False, monkeypatch=monkeypatch)
+
+
 FUSED_SHAPES = {
     # name: (N, C, M, H, W, kernel, stride, pads, depthwise, nchw_input)
     "pointwise": (2, 9, 13, 5, 7, (1, 1), (1, 1), (0, 0, 0, 0), False, False),
     "im2col": (1, 5, 6, 9, 7, (3, 3), (2, 2), (1, 1, 1, 1), False, True),
+    "direct": (2, 3, 19, 9, 7, (3, 3), (2, 2), (1, 1, 1, 1), False, True),
     "depthwise": (1, 19, 19, 11, 13, (3, 3), (1, 1), (1, 1, 1, 1), True, False),
     "depthwise_s2": (3, 9, 9, 9, 10, (3, 3), (2, 2), (1, 1, 1, 1), True, False),
 }

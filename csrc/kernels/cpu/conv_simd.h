@@ -52,6 +52,17 @@ struct DwNhwcGeom {
   int64_t padded_c() const { return (C + 7) / 8 * 8; }  // weight rows: [kh * kw][padded_c]
 };
 
+// Direct group-1 conv of few input channels (a stem) to a channels-last output row: the input
+// read through element strides (NCHW or NHWC), weights [(kh * kw_ + kw) * C + c][M rounded up
+// to 8] (zero past M).
+struct DirectNhwcGeom {
+  static constexpr int64_t kMaxTaps = 256;  // C * kh * kw
+  int64_t H, W, C, M, OW;
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pt, pl;
+  int64_t xs_c, xs_h, xs_w;  // element strides of the input image
+};
+
 struct ConvSimd {
   // y[r, 0:cols] = act(y + bias[m0 + r] + res[r, 0:cols]) for rows r of a tile (channels m0...);
   // res (may be null) is the residual at the tile's position, ldr floats per row.
@@ -74,6 +85,9 @@ struct ConvSimd {
   void (*depthwise_nhwc_row)(const float* x, const float* w, const DwNhwcGeom& g,
                              const ConvEpilogue& e, int64_t oh, const float* res, float* y,
                              float* zeros);
+  // Output row oh ([OW, M]) of a direct conv (DirectNhwcGeom): y = epilogue(conv(x, w)).
+  void (*direct_nhwc_row)(const float* x, const float* w, const DirectNhwcGeom& g,
+                          const ConvEpilogue& e, int64_t oh, const float* res, float* y);
 };
 
 const ConvSimd& conv_simd();

@@ -1,0 +1,133 @@
+// Direct group-1 convolution with channels-last output for few input channels (a model's stem:
+// 3x3/s2 on C=3): C * kh * kw taps, each a scalar of the input broadcast against a row of the
+// weights [tap][M rounded up to 8]. Two output pixels times up to 32 channels per step (8
+// accumulators, the 4 weight vectors and a broadcast: three pixels spilled an accumulator onto
+// the critical path) keep the FMA ports busy; the im2col + GEMM it replaces spent most of its
+// time gathering 27 scalars per pixel. Part of conv_simd_impl.h (compiled portable and AVX2).
+//
+// The input is read through element strides (xs_c, xs_h, xs_w), so NCHW and NHWC images both
+// work. Taps whose row falls in the padding are dropped for the whole output row; taps whose
+// column does are dropped per pixel (only pixels near the left and right edges have any).
+
+struct DirectTap {
+  int64_t w_row;   // index of the tap's weight row
+  int64_t offset;  // element offset from the pixel's origin (ih0, iw0)
+  int64_t kw;      // kernel column (for the per-pixel column check)
+};
+
+template <int NB, int PX>
+static void direct_block(const float* x, const DirectTap* taps, int64_t ntaps, const float* w,
+                         int64_t Mp, int64_t m0, const int64_t* origin, v8 (*acc)[4]) {
+  // Local accumulators and pixel pointers: the compiler keeps them in registers.
+  v8 a[PX][NB];
+  const float* xp[PX];
+  for (int p = 0; p < PX; ++p) {
+    xp[p] = x + origin[p];
+    for (int j = 0; j < NB; ++j) a[p][j] = splat(0.f);
+  }
+  const float* wbase = w + m0;
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const float* wr = wbase + taps[t].w_row * Mp;
+    const int64_t off = taps[t].offset;
+    v8 wv[NB];
+    for (int j = 0; j < NB; ++j) wv[j] = load8(wr + 8 * j);
+    for (int p = 0; p < PX; ++p) {
+      const v8 xv = splat(xp[p][off]);
+      for (int j = 0; j < NB; ++j) a[p][j] += xv * wv[j];
+    }
+  }
+  for (int p = 0; p < PX; ++p)
+    for (int j = 0; j < NB; ++j) acc[p][j] = a[p][j];
+}
+
+// acc of pixel ow, channels [m0, m0 + 8 * nb) -> y with bias, residual and activation.
+static void direct_store(const v8* acc, int nb, int64_t m0, const runnx::DirectNhwcGeom& g,
+                         const runnx::ConvEpilogue& e, const runnx::ConvEpilogue& act,
+                         int64_t ow, const float* res, float* y) {
+  for (int j = 0; j < nb; ++j) {
+    const int64_t m = m0 + 8 * j, k = min64(8, g.M - m);
+    float* yp = y + ow * g.M + m;
+    const float* rp = res ? res + ow * g.M + m : nullptr;
+    if (k == 8) {
+      v8 v = acc[j];
+      if (e.bias) v += load8(e.bias + m);
+      if (rp) v += load8(rp);
+      store8(yp, activate(v, act));
+    } else {
+      for (int64_t l = 0; l < k; ++l)
+        yp[l] = activate1(acc[j][l] + (e.bias ? e.bias[m + l] : 0.f) + (rp ? rp[l] : 0.f), act);
+    }
+  }
+}
+
+template <int NB>
+static void direct_range(const float* x, const DirectTap* taps, int64_t ntaps, const float* w,
+                         int64_t m0, const runnx::DirectNhwcGeom& g, const runnx::ConvEpilogue& e,
+                         const runnx::ConvEpilogue& act, int64_t ih0, int64_t ow0, int64_t ow1,
+                         const float* res, float* y) {
+  const int64_t Mp = (g.M + 7) / 8 * 8;
+  v8 acc[2][4];
+  int64_t org[2];
+  int64_t ow = ow0;
+  for (; ow + 2 <= ow1; ow += 2) {
+    for (int p = 0; p < 2; ++p) org[p] = ih0 * g.xs_h + ((ow + p) * g.sw - g.pl) * g.xs_w;
+    direct_block<NB, 2>(x, taps, ntaps, w, Mp, m0, org, acc);
+    for (int p = 0; p < 2; ++p) direct_store(acc[p], NB, m0, g, e, act, ow + p, res, y);
+  }
+  for (; ow < ow1; ++ow) {
+    org[0] = ih0 * g.xs_h + (ow * g.sw - g.pl) * g.xs_w;
+    direct_block<NB, 1>(x, taps, ntaps, w, Mp, m0, org, acc);
+    direct_store(acc[0], NB, m0, g, e, act, ow, res, y);
+  }
+}
+
+static void direct_channels(const float* x, const DirectTap* taps, int64_t ntaps, const float* w,
+                            const runnx::DirectNhwcGeom& g, const runnx::ConvEpilogue& e,
+                            const runnx::ConvEpilogue& act, int64_t ih0, int64_t ow0, int64_t ow1,
+                            const float* res, float* y) {
+  const int64_t Mp = (g.M + 7) / 8 * 8;
+  for (int64_t m0 = 0; m0 < Mp; m0 += 32) {
+    switch (min64(4, (Mp - m0) / 8)) {
+      case 4: direct_range<4>(x, taps, ntaps, w, m0, g, e, act, ih0, ow0, ow1, res, y); break;
+      case 3: direct_range<3>(x, taps, ntaps, w, m0, g, e, act, ih0, ow0, ow1, res, y); break;
+      case 2: direct_range<2>(x, taps, ntaps, w, m0, g, e, act, ih0, ow0, ow1, res, y); break;
+      default: direct_range<1>(x, taps, ntaps, w, m0, g, e, act, ih0, ow0, ow1, res, y); break;
+    }
+  }
+}
+
+static void direct_nhwc_row(const float* x, const float* w, const runnx::DirectNhwcGeom& g,
+                            const runnx::ConvEpilogue& e, int64_t oh, const float* res, float* y) {
+  runnx::ConvEpilogue act = e;
+  act.bias = nullptr;
+  act.residual = nullptr;
+  const int64_t ih0 = oh * g.sh - g.pt;
+  DirectTap taps[runnx::DirectNhwcGeom::kMaxTaps];
+  int64_t n = 0;
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.kh; ++kh) {
+      const int64_t ih = ih0 + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.kw; ++kw)
+        taps[n++] = {(kh * g.kw + kw) * g.C + c, c * g.xs_c + kh * g.dh * g.xs_h + kw * g.dw * g.xs_w,
+                     kw};
+    }
+  int64_t o0 = 0;
+  while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
+  int64_t o1 = g.OW;
+  while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
+  // Edge pixels: the taps whose column lands inside.
+  DirectTap edge[runnx::DirectNhwcGeom::kMaxTaps];
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    if (ow == o0) ow = o1;
+    if (ow >= g.OW) break;
+    const int64_t iw0 = ow * g.sw - g.pl;
+    int64_t ne = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t iw = iw0 + taps[t].kw * g.dw;
+      if (iw >= 0 && iw < g.W) edge[ne++] = taps[t];
+    }
+    direct_channels(x, edge, ne, w, g, e, act, ih0, ow, ow + 1, res, y);
+  }
+  if (o1 > o0) direct_channels(x, taps, n, w, g, e, act, ih0, o0, o1, res, y);
+}
