@@ -65,10 +65,24 @@ const py::dtype& numpy_dtype(DType t) {
 
 py::array to_numpy(Tensor t) {
   const py::dtype& dt = numpy_dtype(t.dtype);
-  std::vector<ssize_t> shape(t.shape.begin(), t.shape.end());
   auto* holder = new Tensor(std::move(t));
   py::capsule owner(holder, [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array(dt, shape, {}, holder->data, owner);
+  constexpr size_t kMaxRank = 32;  // numpy 1.x's NPY_MAXDIMS
+  if (holder->shape.size() > kMaxRank) {
+    std::vector<ssize_t> shape(holder->shape.begin(), holder->shape.end());
+    return py::array(dt, shape, {}, holder->data, owner);
+  }
+  // numpy's constructor directly (pybind11's array() builds shape and stride vectors per call).
+  Py_intptr_t dims[kMaxRank];
+  for (size_t d = 0; d < holder->shape.size(); ++d) dims[d] = static_cast<Py_intptr_t>(holder->shape[d]);
+  const auto& api = py::detail::npy_api::get();
+  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, dt.inc_ref().ptr(), static_cast<int>(holder->shape.size()),
+                                            dims, nullptr, holder->data, py::detail::npy_api::NPY_ARRAY_WRITEABLE_,
+                                            nullptr);
+  if (!arr) throw py::error_already_set();
+  auto result = py::reinterpret_steal<py::array>(arr);
+  if (api.PyArray_SetBaseObject_(arr, owner.release().ptr()) != 0) throw py::error_already_set();  // steals
+  return result;
 }
 
 }  // namespace runnx

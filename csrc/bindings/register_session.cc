@@ -54,32 +54,67 @@ std::unique_ptr<Session> open_session(py::object model, const py::dict& opts) {
   return std::make_unique<Session>(load_model_from_file(path), so);
 }
 
-py::list run(Session& s, py::object output_names, const py::dict& feeds) {
+// Per-thread scratch of run(): feed names and tensors keep their capacity between calls.
+struct RunScratch {
   std::vector<std::string> names, outs;
   std::vector<Tensor> tensors;
-  std::vector<py::array> keep;
-  for (auto item : feeds) {
-    std::string name = py::str(item.first);
-    py::array a = py::reinterpret_borrow<py::object>(item.second);
-    if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
-    Tensor t;
-    t.dtype = dtype_from_numpy(a.dtype(), name);
+  std::vector<py::object> keep;  // contiguous copies of non-contiguous feeds
+};
+
+// name -> numpy array feeds in, numpy arrays out. Returns None when a feed value is not a numpy
+// array (or `feeds` not a dict): the Python layer converts those and calls again.
+py::object run(Session& s, py::handle output_names, py::handle feeds) {
+  if (!PyDict_Check(feeds.ptr())) return py::none();
+  const auto& api = py::detail::npy_api::get();
+  // Per-thread scratch; a call nested in this one (a feed key's __str__ running Python) gets its own.
+  thread_local RunScratch scratch;
+  thread_local bool busy = false;
+  RunScratch nested;
+  RunScratch& sc = busy ? nested : scratch;
+  struct Release {  // drop the array references even when a check throws
+    RunScratch& sc;
+    bool& busy;
+    bool was_busy;
+    ~Release() {
+      sc.keep.clear();
+      busy = was_busy;
+    }
+  } release{sc, busy, busy};
+  busy = true;
+  const size_t n = static_cast<size_t>(PyDict_Size(feeds.ptr()));
+  sc.names.resize(n);
+  sc.tensors.resize(n);
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  for (size_t k = 0; PyDict_Next(feeds.ptr(), &pos, &key, &value); ++k) {
+    if (!api.PyArray_Check_(value)) return py::none();
+    Py_ssize_t len = 0;
+    const char* utf8 = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &len) : nullptr;
+    if (utf8)
+      sc.names[k].assign(utf8, static_cast<size_t>(len));
+    else
+      sc.names[k] = py::str(key).cast<std::string>();
+    auto a = py::reinterpret_borrow<py::array>(value);
+    if (!(a.flags() & py::array::c_style)) {
+      a = py::array::ensure(a, py::array::c_style);
+      sc.keep.push_back(a);
+    }
+    Tensor& t = sc.tensors[k];
+    t.dtype = dtype_from_numpy(a.dtype(), sc.names[k]);
     t.shape.assign(a.shape(), a.shape() + a.ndim());
     t.data = const_cast<void*>(a.data());
-    names.push_back(std::move(name));
-    tensors.push_back(std::move(t));
-    keep.push_back(std::move(a));
   }
+  sc.outs.clear();
   if (!output_names.is_none())
-    for (auto o : output_names) outs.push_back(py::str(o));
+    for (auto o : output_names) sc.outs.push_back(py::str(o).cast<std::string>());
   std::vector<Tensor> results;
   {
     py::gil_scoped_release nogil;
-    results = s.run(names, tensors, outs);
+    results = s.run(sc.names, sc.tensors, sc.outs);
   }
-  py::list l;
-  for (Tensor& t : results) l.append(to_numpy(std::move(t)));
-  return l;
+  py::list l(results.size());
+  for (size_t k = 0; k < results.size(); ++k) PyList_SET_ITEM(l.ptr(), k, to_numpy(std::move(results[k])).release().ptr());
+  return std::move(l);
 }
 
 // Feeds: name -> numpy array (host) or ("cuda", pointer, shape, onnx element type, device id).

@@ -14,7 +14,7 @@ const Tensor& KernelContext::required_input(int i) const {
 
 Tensor& KernelContext::allocate_output(int i, DType dtype, Shape shape) {
   RUNNX_CHECK(i < num_outputs(), kInvalidModel, node_.label(), ": has no output ", i);
-  outputs_[i] = alloc_(i, dtype, std::move(shape));
+  outputs_[i] = (*alloc_)(i, dtype, std::move(shape));
   return outputs_[i];
 }
 

@@ -25,13 +25,21 @@ class KernelContext {
 
   KernelContext(const Node& node, std::vector<const Tensor*> inputs, std::vector<Tensor>& outputs,
                 ThreadPool& pool, OutputAllocator alloc)
-      : node_(node), inputs_(std::move(inputs)), outputs_(outputs), pool_(pool), alloc_(std::move(alloc)) {}
+      : node_(node), own_inputs_(std::move(inputs)), own_alloc_(std::move(alloc)), inputs_(&own_inputs_),
+        outputs_(outputs), pool_(pool), alloc_(&own_alloc_) {}
+  // The executor's per-step form: borrows the input list and the allocator, which outlive the
+  // context (no copy of either per node on the hot path).
+  KernelContext(const Node& node, const std::vector<const Tensor*>* inputs, std::vector<Tensor>& outputs,
+                ThreadPool& pool, const OutputAllocator* alloc)
+      : node_(node), inputs_(inputs), outputs_(outputs), pool_(pool), alloc_(alloc) {}
+  KernelContext(const KernelContext&) = delete;
+  KernelContext& operator=(const KernelContext&) = delete;
 
   const Node& node() const { return node_; }
-  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  int num_inputs() const { return static_cast<int>(inputs_->size()); }
   int num_outputs() const { return static_cast<int>(outputs_.size()); }
   // nullptr when the optional input is omitted (or beyond the node's input list).
-  const Tensor* input(int i) const { return i < num_inputs() ? inputs_[i] : nullptr; }
+  const Tensor* input(int i) const { return i < num_inputs() ? (*inputs_)[i] : nullptr; }
   // Raises InvalidModel naming the node when the input is missing.
   const Tensor& required_input(int i) const;
   // True when the node asks for output i (optional outputs may be omitted).
@@ -46,10 +54,12 @@ class KernelContext {
 
  private:
   const Node& node_;
-  std::vector<const Tensor*> inputs_;
+  std::vector<const Tensor*> own_inputs_;  // the copying form's own storage
+  OutputAllocator own_alloc_;
+  const std::vector<const Tensor*>* inputs_;
   std::vector<Tensor>& outputs_;
   ThreadPool& pool_;
-  OutputAllocator alloc_;
+  const OutputAllocator* alloc_;
 };
 
 class Kernel {

@@ -62,14 +62,54 @@ bool CpuProvider::supports(const Node& node, int64_t opset) const {
   return OpRegistry::global().find(node.domain, node.op_type, opset) != nullptr;
 }
 
-// Per-run state: the tensors this run produced, and what the first run of a signature observes.
+// Per-run state: the tensors this run produced, what the first run of a signature observes, and
+// scratch kept between runs. Sessions keep idle ones (one per concurrent run) so that a steady
+// stream of calls allocates nothing here.
 struct Session::RunState {
   std::vector<Tensor> values;
   std::vector<const Tensor*> slot;    // where value v is read from (run value or constant)
+  std::vector<char> fed;              // per value id: fed this run
+  std::vector<int> feed_ids, wanted;  // value ids of the feeds (feed order) and of the outputs
+  std::vector<int64_t> key;           // the input-shape signature
   std::shared_ptr<MemoryPlan> plan;   // null: observing run
   uint8_t* arena = nullptr;
   std::vector<ValueRecord> records;   // filled by observing runs
   SymBindings bindings;               // observing runs: input symbols, to check inference
+  // The step being run: its inputs and outputs, and which outputs went through `alloc`.
+  const std::vector<int>* step_outputs = nullptr;
+  std::vector<const Tensor*> ins;
+  std::vector<Tensor> outs;
+  std::vector<char> allocated;
+  KernelContext::OutputAllocator alloc;  // made once; reads the fields above
+
+  RunState() {
+    alloc = [this](int i, DType dtype, Shape shape) { return allocate(i, dtype, std::move(shape)); };
+  }
+  RunState(const RunState&) = delete;
+
+  Tensor allocate(int i, DType dtype, Shape shape) {
+    const int v = (*step_outputs)[i];
+    allocated[i] = 1;
+    const int64_t bytes = shape_numel(shape) * static_cast<int64_t>(dtype_size(dtype));
+    if (plan && v >= 0 && plan->offset[v] >= 0 && plan->nbytes[v] == bytes) {
+      Tensor t;
+      t.dtype = dtype;
+      t.shape = std::move(shape);
+      t.data = arena + plan->offset[v];
+      return t;
+    }
+    if (!plan && v >= 0) records[v].nbytes = bytes;
+    return Tensor::empty(dtype, std::move(shape));
+  }
+
+  // Drops this run's tensors (heap outputs and views) so that nothing outlives the call.
+  void finish() {
+    for (Tensor& t : values)
+      if (t.data || t.owner) t = Tensor{};
+    for (Tensor& t : outs) t = Tensor{};
+    plan.reset();
+    arena = nullptr;
+  }
 };
 
 Session::Session(Model model, const SessionOptions& options) : model_(std::move(model)), options_(options) {
@@ -222,7 +262,10 @@ void Session::build(const SessionOptions& options) {
     last_use_[v] = INT_MAX;
     pinned_[v] = true;
   }
-  for (const ValueInfo& i : g.inputs) pinned_[ids_[i.name]] = true;
+  for (const ValueInfo& i : g.inputs) {
+    pinned_[ids_[i.name]] = true;
+    graph_input_ids_.push_back(ids_[i.name]);
+  }
 
   // Static dtype and shape inference. Overridable initializers are typed by their declaration.
   std::vector<const Tensor*> fixed = constants_;
@@ -404,6 +447,11 @@ std::vector<std::pair<const Node*, std::string>> Session::kernel_choices() const
 
 void Session::run_cpu_step(int s, const std::vector<const Tensor*>& ins, std::vector<Tensor>& outs,
                            const KernelContext::OutputAllocator& alloc) const {
+  run_step(s, &ins, outs, &alloc);
+}
+
+void Session::run_step(int s, const std::vector<const Tensor*>* ins, std::vector<Tensor>& outs,
+                       const KernelContext::OutputAllocator* alloc) const {
   const Step& st = steps_[s];
   KernelContext ctx(*st.node, ins, outs, *pool_, alloc);
   try {
@@ -432,43 +480,55 @@ void Session::check_feed(const ValueInfo& info, const Tensor& t) const {
            shape_str(t.shape), ")");
 }
 
-std::shared_ptr<MemoryPlan> Session::find_plan(const std::string& key) const {
+std::shared_ptr<MemoryPlan> Session::find_plan(const std::vector<int64_t>& key) const {
   std::shared_lock<std::shared_mutex> lk(plans_mu_);
   auto it = plans_.find(key);
   return it == plans_.end() ? nullptr : it->second;
 }
 
-std::vector<int> Session::feed_ids(const std::vector<std::string>& feed_names,
-                                   const std::vector<const Tensor*>& feeds) const {
+void Session::check_feeds(const std::vector<std::string>& feed_names, const std::vector<const Tensor*>& feeds,
+                          std::vector<int>& ids, std::vector<char>& fed) const {
   // Known names, right dtype and rank, each fed once, every required input present.
   RUNNX_CHECK(feed_names.size() == feeds.size(), kInvalidArgument, "feed names and feeds differ in count");
-  std::vector<int> ids;
-  std::vector<bool> fed(names_.size(), false);
+  ids.clear();
+  fed.assign(names_.size(), 0);
+  const std::vector<ValueInfo>& declared = model_.graph.inputs;
   for (size_t k = 0; k < feeds.size(); ++k) {
     const std::string& name = feed_names[k];
-    const ValueInfo* info = nullptr;
-    for (const ValueInfo& vi : model_.graph.inputs)
-      if (vi.name == name) info = &vi;
-    if (!info) {
+    size_t j = 0;
+    while (j < declared.size() && declared[j].name != name) ++j;
+    if (j == declared.size()) {
       std::string known;
       for (const ValueInfo& vi : inputs_) known += (known.empty() ? "" : ", ") + vi.name;
       fail(ErrorKind::kInvalidArgument, "invalid input name '", name, "'; the model's inputs are: ", known);
     }
-    check_feed(*info, *feeds[k]);
-    int v = ids_.at(name);
+    check_feed(declared[j], *feeds[k]);
+    const int v = graph_input_ids_[j];
     RUNNX_CHECK(!fed[v], kInvalidArgument, "input '", name, "' is fed twice");
-    fed[v] = true;
+    fed[v] = 1;
     ids.push_back(v);
   }
-  for (const ValueInfo& vi : inputs_)
-    RUNNX_CHECK(fed[ids_.at(vi.name)], kInvalidArgument, "required input '", vi.name, "' (tensor(",
-                dtype_name(vi.dtype), "), shape ", dims_str(vi), ") is missing from the feeds");
+  for (size_t j = 0; j < declared.size(); ++j) {
+    const ValueInfo& vi = declared[j];
+    RUNNX_CHECK(fed[graph_input_ids_[j]] || constants_[graph_input_ids_[j]], kInvalidArgument, "required input '",
+                vi.name, "' (tensor(", dtype_name(vi.dtype), "), shape ", dims_str(vi), ") is missing from the feeds");
+  }
+}
+
+std::vector<int> Session::feed_ids(const std::vector<std::string>& feed_names,
+                                   const std::vector<const Tensor*>& feeds) const {
+  std::vector<int> ids;
+  std::vector<char> fed;
+  check_feeds(feed_names, feeds, ids, fed);
   return ids;
 }
 
-std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_names) const {
-  if (output_names.empty()) return graph_output_ids_;
-  std::vector<int> wanted;
+void Session::find_outputs(const std::vector<std::string>& output_names, std::vector<int>& wanted) const {
+  if (output_names.empty()) {
+    wanted = graph_output_ids_;
+    return;
+  }
+  wanted.clear();
   for (const std::string& name : output_names) {
     int v = -1;
     for (int o : graph_output_ids_)
@@ -476,7 +536,30 @@ std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_name
     RUNNX_CHECK(v >= 0, kInvalidArgument, "invalid output name '", name, "'");
     wanted.push_back(v);
   }
+}
+
+std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_names) const {
+  std::vector<int> wanted;
+  find_outputs(output_names, wanted);
   return wanted;
+}
+
+std::unique_ptr<Session::RunState> Session::take_run_state() {
+  {
+    std::lock_guard<std::mutex> lk(run_states_mu_);
+    if (!idle_run_states_.empty()) {
+      std::unique_ptr<RunState> rs = std::move(idle_run_states_.back());
+      idle_run_states_.pop_back();
+      return rs;
+    }
+  }
+  return std::make_unique<RunState>();
+}
+
+void Session::give_back_run_state(std::unique_ptr<RunState> rs) {
+  rs->finish();
+  std::lock_guard<std::mutex> lk(run_states_mu_);
+  if (idle_run_states_.size() < 8) idle_run_states_.push_back(std::move(rs));
 }
 
 std::vector<PlacedTensor> Session::run_placed(const std::vector<std::string>& feed_names,
@@ -518,58 +601,67 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     for (PlacedTensor& p : run_placed(feed_names, placed, output_names, {})) out.push_back(std::move(p.tensor));
     return out;
   }
-  RunState rs;
-  const int nv = static_cast<int>(names_.size());
-  rs.values.resize(nv);
+  // The run state goes back to the session when the call ends, thrown or not (its tensors are
+  // dropped first; an arena taken from a plan is freed by its own guard on a throw).
+  struct StateGuard {
+    Session* s;
+    std::unique_ptr<RunState> rs;
+    ~StateGuard() { s->give_back_run_state(std::move(rs)); }
+  } guard{this, take_run_state()};
+  RunState& rs = *guard.rs;
   rs.slot = constants_;
-  std::vector<const Tensor*> feed_ptrs;
-  for (const Tensor& t : feeds) feed_ptrs.push_back(&t);
-  std::vector<int> ids = feed_ids(feed_names, feed_ptrs);
-  std::vector<bool> fed(nv, false);
-  for (size_t k = 0; k < ids.size(); ++k) {
-    fed[ids[k]] = true;
-    rs.slot[ids[k]] = &feeds[k];
-  }
+  rs.ins.clear();
+  for (const Tensor& t : feeds) rs.ins.push_back(&t);
+  check_feeds(feed_names, rs.ins, rs.feed_ids, rs.fed);
+  for (size_t k = 0; k < rs.feed_ids.size(); ++k) rs.slot[rs.feed_ids[k]] = &feeds[k];
+  find_outputs(output_names, rs.wanted);
   // The plan key: dtype and shape of every fed value, in graph-input order (feed order varies).
-  std::string key;
-  for (const ValueInfo& vi : model_.graph.inputs) {
-    int v = ids_.at(vi.name);
-    if (!fed[v]) continue;
+  rs.key.clear();
+  for (size_t j = 0; j < graph_input_ids_.size(); ++j) {
+    const int v = graph_input_ids_[j];
+    if (!rs.fed[v]) continue;
     const Tensor& t = *rs.slot[v];
-    key += vi.name + ':' + std::to_string(static_cast<int>(t.dtype)) + shape_str(t.shape) + ';';
+    rs.key.push_back(static_cast<int64_t>(j));
+    rs.key.push_back(static_cast<int64_t>(t.dtype));
+    rs.key.push_back(t.rank());
+    rs.key.insert(rs.key.end(), t.shape.begin(), t.shape.end());
   }
-  std::vector<int> wanted = wanted_ids(output_names);
 
-  if (options_.enable_mem_pattern) rs.plan = find_plan(key);
+  if (options_.enable_mem_pattern) rs.plan = find_plan(rs.key);
   std::unique_ptr<uint8_t, void (*)(void*)> arena(nullptr, std::free);
   if (rs.plan) {
     arena = rs.plan->take_arena();
     rs.arena = arena.get();
   } else {
-    rs.records.assign(nv, ValueRecord{});
+    rs.records.assign(names_.size(), ValueRecord{});
+    rs.bindings.clear();
     std::vector<std::string> conflicted;
-    for (const ValueInfo& vi : model_.graph.inputs) {
-      int v = ids_.at(vi.name);
-      if (fed[v]) bind_symbols(types_[v], *rs.slot[v], rs.bindings, conflicted);
+    for (size_t j = 0; j < graph_input_ids_.size(); ++j) {
+      const int v = graph_input_ids_[j];
+      if (rs.fed[v]) bind_symbols(types_[v], *rs.slot[v], rs.bindings, conflicted);
     }
   }
+  if (rs.values.size() != names_.size()) rs.values.resize(names_.size());
 
   execute(rs);
 
   std::vector<Tensor> out;
-  for (int v : wanted) {
+  out.reserve(rs.wanted.size());
+  for (size_t k = 0; k < rs.wanted.size(); ++k) {
+    const int v = rs.wanted[k];
     const Tensor* t = rs.slot[v];
     RUNNX_CHECK(t && (t->data || t->numel() == 0), kRuntime, "output '", names_[v], "' was not produced");
-    // Return the buffer itself only when nothing else owns it: a heap block of this run.
-    bool borrowed = !t->owner || constants_[v] || fed[v];
+    // Return the buffer itself only when nothing else owns it: a heap block of this run, handed
+    // out once (a second request of the same output, or a view of another output, is a copy).
+    bool borrowed = !t->owner || constants_[v] || rs.fed[v] || t != &rs.values[v];
     if (!borrowed)
       for (const Tensor* c : constants_)
         if (c && c->owner == t->owner) borrowed = true;
     for (const Tensor& o : out)
-      if (o.data == t->data && t->nbytes()) borrowed = true;
-    out.push_back(borrowed ? Tensor::clone(*t) : *t);
+      if ((o.data == t->data && t->nbytes()) || (o.owner && o.owner == t->owner)) borrowed = true;
+    out.push_back(borrowed ? Tensor::clone(*t) : std::move(rs.values[v]));
+    if (!borrowed) rs.slot[v] = &out.back();  // a later request of v sees the moved tensor
   }
-  rs.values.clear();
   if (rs.plan) {
     rs.plan->give_back(std::move(arena));
   } else if (options_.enable_mem_pattern) {
@@ -578,7 +670,7 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     std::shared_ptr<MemoryPlan> plan = build_memory_plan(infos, rs.records, pinned_);
     std::unique_lock<std::shared_mutex> lk(plans_mu_);
     if (plans_.size() >= 64) plans_.clear();  // bound the cache under a stream of new shapes
-    plans_.emplace(key, plan);
+    plans_.emplace(rs.key, plan);
     stats_.arena_bytes = plan->arena_bytes;
     stats_.unplanned_bytes = plan->heap_bytes_unplanned;
     stats_.inplace_nodes = plan->inplace_count;
@@ -591,46 +683,35 @@ void Session::execute(RunState& rs) {
   MemoryPlan* plan = rs.plan.get();
   uint8_t* arena_end = plan ? rs.arena + plan->arena_bytes : nullptr;
   const bool profiling = options_.enable_profiling;
-  std::vector<const Tensor*> ins;
   for (int s = 0; s < static_cast<int>(steps_.size()); ++s) {
     const Step& st = steps_[s];
-    ins.clear();
-    for (int v : st.inputs) ins.push_back(v >= 0 ? rs.slot[v] : nullptr);
-    std::vector<Tensor> outs(st.outputs.size());
-    std::vector<bool> allocated(st.outputs.size(), false);
-    auto alloc = [&](int i, DType dtype, Shape shape) -> Tensor {
-      int v = st.outputs[i];
-      allocated[i] = true;
-      int64_t bytes = shape_numel(shape) * static_cast<int64_t>(dtype_size(dtype));
-      if (plan && v >= 0 && plan->offset[v] >= 0 && plan->nbytes[v] == bytes) {
-        Tensor t;
-        t.dtype = dtype;
-        t.shape = std::move(shape);
-        t.data = rs.arena + plan->offset[v];
-        return t;
-      }
-      if (!plan && v >= 0) rs.records[v].nbytes = bytes;
-      return Tensor::empty(dtype, std::move(shape));
-    };
+    rs.ins.clear();
+    for (int v : st.inputs) rs.ins.push_back(v >= 0 ? rs.slot[v] : nullptr);
+    rs.outs.resize(st.outputs.size());
+    rs.allocated.assign(st.outputs.size(), 0);
+    rs.step_outputs = &st.outputs;
     int64_t t0 = profiling ? now_us() : 0;
-    run_cpu_step(s, ins, outs, alloc);
+    run_step(s, &rs.ins, rs.outs, &rs.alloc);
     if (profiling) {
       ProfileEvent ev{st.node->name, st.node->op_type, t0, now_us() - t0,
                       static_cast<int64_t>(std::hash<std::thread::id>()(std::this_thread::get_id()) % 100000)};
       std::lock_guard<std::mutex> lk(profile_mu_);
       profile_.push_back(std::move(ev));
     }
-    for (size_t i = 0; i < outs.size(); ++i) {
+    for (size_t i = 0; i < rs.outs.size(); ++i) {
       int v = st.outputs[i];
-      if (v < 0) continue;
-      Tensor& t = outs[i];
+      Tensor& t = rs.outs[i];
+      if (v < 0) {
+        t = Tensor{};
+        continue;
+      }
       RUNNX_CHECK(t.dtype != DType::kUndefined, kRuntime, st.node->label(), ": output ", i, " was not produced");
-      if (!allocated[i]) {
+      if (!rs.allocated[i]) {
         // A view: find the input it points into, so the plan keeps that buffer alive.
         int alias = -1;
         auto* p = static_cast<const uint8_t*>(t.data);
-        for (size_t k = 0; k < ins.size() && p; ++k) {
-          const Tensor* in = ins[k];
+        for (size_t k = 0; k < rs.ins.size() && p; ++k) {
+          const Tensor* in = rs.ins[k];
           auto* b = in ? static_cast<const uint8_t*>(in->data) : nullptr;
           if (b && p >= b && p < b + std::max<size_t>(in->nbytes(), 1)) alias = st.inputs[k];
         }

@@ -117,8 +117,15 @@ class Session {
   void build(const SessionOptions& options);
   int value_id(const std::string& name) const;
   void check_feed(const ValueInfo& info, const Tensor& t) const;
-  std::shared_ptr<MemoryPlan> find_plan(const std::string& key) const;
+  std::shared_ptr<MemoryPlan> find_plan(const std::vector<int64_t>& key) const;
   void execute(RunState& rs);
+  void run_step(int s, const std::vector<const Tensor*>* ins, std::vector<Tensor>& outs,
+                const KernelContext::OutputAllocator* alloc) const;
+  std::unique_ptr<RunState> take_run_state();
+  void give_back_run_state(std::unique_ptr<RunState> rs);
+  void check_feeds(const std::vector<std::string>& feed_names, const std::vector<const Tensor*>& feeds,
+                   std::vector<int>& ids, std::vector<char>& fed) const;
+  void find_outputs(const std::vector<std::string>& output_names, std::vector<int>& wanted) const;
   void note_inference_mismatch(const std::string& msg) const;
   void place_nodes(const std::vector<const Node*>& order);
   void release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const;
@@ -138,6 +145,7 @@ class Session {
   std::vector<bool> pinned_;              // per value id: must not live in the arena
   std::vector<Step> steps_;
   std::vector<int> graph_output_ids_;
+  std::vector<int> graph_input_ids_;      // per model_.graph.inputs entry: its value id
   std::vector<InferredType> types_;       // per value id: static inference
   std::vector<NodePlacement> placement_;  // per step
   std::vector<ValueCopy> copies_;
@@ -146,7 +154,9 @@ class Session {
   bool strict_inference_ = false;         // RUNNX_CHECK_INFERENCE=1: a mismatch raises
 
   mutable std::shared_mutex plans_mu_;
-  std::map<std::string, std::shared_ptr<MemoryPlan>> plans_;
+  std::map<std::vector<int64_t>, std::shared_ptr<MemoryPlan>> plans_;  // by input-shape signature
+  std::mutex run_states_mu_;
+  std::vector<std::unique_ptr<RunState>> idle_run_states_;
   mutable SessionStats stats_;
   std::vector<PassFired> passes_fired_;
 

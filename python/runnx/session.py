@@ -256,15 +256,16 @@ class InferenceSession:
 
         >>> probs, = sess.run(None, {"input": x})  # doctest: +SKIP
         """
+        if run_options is None:
+            # The common case, kept lean: a dict of numpy arrays goes straight to C++ (which makes
+            # a non-contiguous array contiguous itself); anything else comes back as None.
+            outputs = self._sess.run(output_names, input_feed)
+            if outputs is not None:
+                return outputs
         if not isinstance(input_feed, dict):
             raise _C.InvalidArgument("input_feed must be a dict of input name -> array")
         if run_options is not None and run_options.terminate:
             raise _C.RuntimeFailure("run was terminated by RunOptions.terminate")
-        for value in input_feed.values():
-            if type(value) is not np.ndarray:
-                break
-        else:  # the common case, kept lean: C++ makes a non-contiguous array contiguous itself
-            return self._sess.run(output_names, input_feed)
         feeds = {}
         on_device = False
         for name, value in input_feed.items():
