@@ -290,16 +290,23 @@ class PyFastInfer {
     return core_.prepared_count();
   }
 
-  // Hands over what take() holds: a lone request runs inline when its batcher is idle, the rest
-  // are queued. Returns the answers known at once, as drain() does.
+  // Hands over what take() holds: one model's compatible requests run inline as one batch when
+  // its batcher is idle and its batches are short (max_inline_us); otherwise all are queued. Returns the answers known at once, as drain() does.
   py::list dispatch() {
     std::vector<FastRequest*> reqs = core_.take_prepared();
     std::vector<FastRequest*> answered;
-    if (reqs.size() == 1) {
+    // All for one idle model, compatible: one batch run here (no worker wake-up, no eventfd).
+    Batcher* batcher = reqs.empty() ? nullptr : reqs[0]->model->batcher;
+    for (FastRequest* f : reqs)
+      if (f->model->batcher != batcher) batcher = nullptr;
+    if (batcher) {
+      std::vector<Request*> group;
+      group.reserve(reqs.size());
+      for (FastRequest* f : reqs) group.push_back(&f->req);
       bool ran;
       {
         py::gil_scoped_release nogil;
-        ran = reqs[0]->model->batcher->run_inline(reqs[0]->req);
+        ran = batcher->run_inline(group.data(), group.size());
       }
       if (ran) answered.swap(reqs);
     }

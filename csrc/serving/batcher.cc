@@ -141,24 +141,41 @@ void Batcher::notify() {
 }
 
 bool Batcher::run_inline(Request& r) {
+  Request* one = &r;
+  return run_inline(&one, 1);
+}
+
+bool Batcher::run_inline(Request* const* reqs, size_t count) {
   const int64_t recent = recent_compute_us_.load(std::memory_order_relaxed);
-  if (recent < 0 || recent > opt_.max_inline_us || queued_.load(std::memory_order_seq_cst) != 0) return false;
-  // A timeout that passed while the request waited to be handed over: the queue expires it.
-  if (r.timeout_us > 0 && r.timeout_us <= kMaxWaitUs &&
-      Clock::now() - r.enqueued >= std::chrono::microseconds(r.timeout_us))
+  if (count == 0 || recent < 0 || recent > opt_.max_inline_us || queued_.load(std::memory_order_seq_cst) != 0)
     return false;
+  int64_t rows = 0;
+  const Clock::time_point now = Clock::now();
+  for (size_t i = 0; i < count; ++i) {
+    const Request& r = *reqs[i];
+    if (i > 0 && (opt_.max_batch_size == 0 || r.key != reqs[0]->key)) return false;
+    rows += r.rows;
+    // A timeout that passed while the request waited to be handed over: the queue expires it.
+    if (r.timeout_us > 0 && r.timeout_us <= kMaxWaitUs && now - r.enqueued >= std::chrono::microseconds(r.timeout_us))
+      return false;
+  }
+  if (count > 1 && rows > opt_.max_batch_size) return false;
   // Counted as a submit: close() returns only after this run has finished.
   submitting_.fetch_add(1, std::memory_order_seq_cst);
   bool ran = false;
   if (!closed_.load(std::memory_order_seq_cst)) {
     // A worker may start a batch meanwhile: instance_count bounds the runs loosely (at most one over).
     if (running_.fetch_add(1, std::memory_order_seq_cst) < opt_.instance_count) {
-      r.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-      r.queue_us = micros(Clock::now() - r.enqueued);
       Batch batch;
-      batch.reqs.push_back(&r);
-      batch.rows = r.rows;
-      inline_runs_.fetch_add(1, std::memory_order_relaxed);
+      const Clock::time_point start = Clock::now();
+      for (size_t i = 0; i < count; ++i) {
+        Request* r = reqs[i];
+        r->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+        r->queue_us = micros(start - r->enqueued);
+        batch.reqs.push_back(r);
+      }
+      batch.rows = rows;
+      inline_runs_.fetch_add(static_cast<int64_t>(count), std::memory_order_relaxed);
       run_batch(batch, false);  // frees the slot
       ran = true;
     } else {

@@ -81,6 +81,9 @@ class Batcher {
   // recent batches took at most max_inline_us; returns true with `r` answered in place (its
   // channel is not used; the caller keeps `r`). False: nothing happened, submit it instead.
   bool run_inline(Request& r);
+  // The same for several prepared requests at once, run together as one batch: they must share
+  // one compatibility key and fit in max_batch_size (false otherwise, nothing happened).
+  bool run_inline(Request* const* reqs, size_t count);
 
   // Stops accepting. drain: run everything queued (delays no longer wait), else answer it with
   // Outcome::kClosed. timeout_s >= 0 bounds the drain; queued requests still waiting then are

@@ -340,22 +340,39 @@ def test_pipelined_and_split_requests(servers):
 
 
 def test_concurrent_fast_requests_get_their_own_results(servers):
+    """Many clients, two models, several request shapes: requests of one loop pass run together
+    (inline or on the workers) and each gets its own rows back."""
     fast_srv, _ = servers
-    sess = runnx.InferenceSession(DEMO)
+    sessions = {"mlp": runnx.InferenceSession(DEMO),
+                "scale": runnx.InferenceSession(os.path.join(fast_srv.repo.path, "scale", "2",
+                                                             "model.onnx"))}
+    paths = {"mlp": "/v2/models/mlp/infer", "scale": "/v2/models/scale/versions/2/infer"}
+    width = {"mlp": 64, "scale": 4}
     rng = np.random.default_rng(21)
     n_clients, n_requests = 12, 20
-    xs = rng.standard_normal((n_clients, n_requests, 1, 64)).astype(np.float32)
+    plan = [[("mlp" if (i + j) % 3 else "scale", int(rng.integers(1, 4)))
+             for j in range(n_requests)] for i in range(n_clients)]
+    xs = [[rng.standard_normal((rows, width[m])).astype(np.float32) for m, rows in row]
+          for row in plan]
+
+    def request(m, x):
+        name = "input" if m == "mlp" else "x"
+        return infer_bytes(paths[m], *encode_infer_request({name: x}, binary_output=True))
+
+    teach = Conn(fast_srv.port)
+    for m in paths:
+        for rows in (1, 2, 3):
+            teach.roundtrip(request(m, np.zeros((rows, width[m]), np.float32)))
+    teach.close()
     results = [[None] * n_requests for _ in range(n_clients)]
-    Conn(fast_srv.port).roundtrip(infer_bytes("/v2/models/mlp/infer", *mlp_request(xs[0, 0])))
     taken = fast_srv.app.fast.taken()
     start = threading.Barrier(n_clients)
 
     def client(i):
         c = Conn(fast_srv.port)
         start.wait()
-        for j in range(n_requests):
-            results[i][j] = decode(c.roundtrip(
-                infer_bytes("/v2/models/mlp/infer", *mlp_request(xs[i, j]))))
+        for j, (m, _) in enumerate(plan[i]):
+            results[i][j] = decode(c.roundtrip(request(m, xs[i][j])))
         c.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(n_clients)]
@@ -365,10 +382,11 @@ def test_concurrent_fast_requests_get_their_own_results(servers):
         t.join()
     assert fast_srv.app.fast.taken() - taken == n_clients * n_requests
     for i in range(n_clients):
-        for j in range(n_requests):
-            want = sess.run(None, {"input": xs[i, j]})[0]
-            np.testing.assert_allclose(results[i][j]["outputs"]["output"], want, rtol=1e-5,
-                                       atol=1e-6)
+        for j, (m, _) in enumerate(plan[i]):
+            feeds = {sessions[m].get_inputs()[0].name: xs[i][j]}
+            want = sessions[m].run(None, feeds)[0]
+            got = results[i][j]["outputs"]
+            np.testing.assert_allclose(next(iter(got.values())), want, rtol=1e-5, atol=1e-6)
 
 
 def test_metrics_count_fast_requests(servers):

@@ -28,6 +28,7 @@ def test_two_workers_share_the_port_and_stop_together():
     try:
         rng = np.random.default_rng(5)
         pids = set()
+        rows = requests = 0
         # Connections spread over the workers by the kernel's hash; 16 all on one worker
         # would have a chance of 2**-15.
         deadline = time.monotonic() + 60
@@ -41,6 +42,8 @@ def test_two_workers_share_the_port_and_stop_together():
                 pids.add(h["x-request-id"].split("-")[0])
                 status, resp = c.infer("mlp", {"input": x})
                 assert status == 200, resp
+                rows += x.shape[0]
+                requests += 1
                 np.testing.assert_allclose(resp["outputs"]["output"], sess.run(None, {"input": x})[0],
                                            rtol=1e-5, atol=1e-6)
                 c.close()
@@ -48,7 +51,19 @@ def test_two_workers_share_the_port_and_stop_together():
         status, _, body = Http(port).request("POST", "/v2/repository/models/mlp/unload", b"{}")
         assert status == 400 and "--workers" in json.loads(body)["error"]
         status, meta = Http(port).get_json("/v2")
-        assert "statistics" not in meta["extensions"] and "binary_tensor_data" in meta["extensions"]
+        assert "statistics" in meta["extensions"] and "binary_tensor_data" in meta["extensions"]
+        assert "model_repository" not in meta["extensions"]
+        # /stats adds up both workers' requests, whichever answers (each publishes within 25 ms)
+        time.sleep(0.5)
+        for _ in range(6):
+            status, st = Http(port).get_json("/v2/models/mlp/stats")
+            s = st["model_stats"][0]
+            assert s["inference_count"] == rows
+            assert s["inference_stats"]["success"]["count"] == requests
+            # one client at a time per connection: each request was a batch of its own
+            assert s["execution_count"] == requests
+            assert sum(b["compute_infer"]["count"] * b["batch_size"] for b in s["batch_stats"]) \
+                == rows
         worker_pids = [int(p, 16) for p in pids]
         assert proc.pid not in worker_pids
     finally:

@@ -9,6 +9,7 @@ body ``{"error": "<message>"}``; health answers carry an empty body (the status 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import json
@@ -30,6 +31,7 @@ from .kserve import (
 from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS_S, prometheus_text
 from .repository import LoadError, NotFound, Repository, ServedModel, Unavailable
 from .runner import BatcherClosed, BatcherRunner, Closed, DeadlineExceeded, Overloaded, QueueFull
+from .shared_stats import SharedStats, merge_model_stats
 
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "model_repository", "statistics",
               "schedule_policy"]
@@ -66,7 +68,7 @@ class App:
     def __init__(self, repo: Repository, *, auth_token: str | None = None,
                  max_body_bytes: int = 64 << 20, access_log: bool = False,
                  load_on_startup: bool = True, multi_process: bool = False,
-                 fast_path: bool = True):
+                 fast_path: bool = True, stats_dir: str | None = None):
         self.repo = repo
         self._token = f"Bearer {auth_token}".encode() if auth_token else None
         self.max_body_bytes = max_body_bytes
@@ -75,8 +77,13 @@ class App:
         # One of several processes on the port (--workers): statistics and models are this
         # process's own, so neither is advertised as the server's, and load/unload is refused.
         self.multi_process = multi_process
-        self.extensions = [e for e in EXTENSIONS if not multi_process
-                           or e not in ("model_repository", "statistics")]
+        # --workers: the processes' statistics meet in this folder (shared_stats.py), so /stats
+        # answers for all of them.
+        self.shared = SharedStats(stats_dir) if stats_dir else None
+        self._publisher: asyncio.Task | None = None
+        self._published = None
+        self.extensions = [e for e in EXTENSIONS if not multi_process or e not in (
+            ("model_repository",) if self.shared else ("model_repository", "statistics"))]
         self.draining = False                   # set at SIGTERM: ready turns false
         self.http_codes: dict[int, int] = {}
         self._rid_prefix = f"{os.getpid():x}-"
@@ -103,11 +110,18 @@ class App:
         """Loads the repository's models (a model that fails is reported, not fatal)."""
         if self.load_on_startup:
             await self.repo.load_all()
+        if self.shared is not None:
+            self.shared.publish(self._own_stats())
+            self._publisher = asyncio.get_running_loop().create_task(
+                self.shared.publish_forever(self._own_stats, self._stats_changed))
         logs.log("info", "server_ready", models=[m["name"] for m in self.repo.index(True)])
 
     async def shutdown(self) -> None:
         """Closes every model's runner, draining anything still queued. The server calls it
         after the requests in flight were answered."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self.shared.publish(self._own_stats())
         await self.repo.close()
         logs.log("info", "server_stopped")
 
@@ -274,8 +288,25 @@ class App:
         else:
             self._model(name, "")
             models = [m for m in self.repo.served() if m.name == name]
-        body = {"model_stats": [m.metrics.triton_stats(*m.runner.executions()) for m in models]}
-        await self._respond(ctx, 200, _json(body))
+        stats = [m.metrics.triton_stats(*m.runner.executions()) for m in models]
+        if self.shared is not None:
+            others = self.shared.others()
+            stats = [merge_model_stats([s, *(o for o in others if o["name"] == s["name"]
+                                            and o["version"] == s["version"])]) for s in stats]
+        await self._respond(ctx, 200, _json({"model_stats": stats}))
+
+    def _own_stats(self) -> list[dict]:
+        return [m.metrics.triton_stats(*m.runner.executions()) for m in self.repo.served()]
+
+    def _stats_changed(self) -> bool:
+        seen = []
+        for m in self.repo.served():
+            m.metrics.sync()
+            seen.append((id(m), sum(m.metrics.outcomes.values())))
+        if seen == self._published:
+            return False
+        self._published = seen
+        return True
 
     async def _repository_route(self, ctx: _Ctx, method: str, rest: list[str]) -> None:
         self._method(method, "POST")

@@ -36,7 +36,7 @@ class Server:
                  defaults: ServeDefaults | None = None, auth_token: str | None = None,
                  max_body_bytes: int = 64 << 20, shutdown_timeout_s: float = 30.0,
                  access_log: bool = False, idle_timeout_s: float = 30.0, workers: int = 1,
-                 reuse_port: bool = False, fast_path: bool = True):
+                 reuse_port: bool = False, fast_path: bool = True, stats_dir: str | None = None):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         # What each worker process rebuilds its Server from (``workers`` > 1; see workers.py).
@@ -50,7 +50,7 @@ class Server:
         self.repo = Repository(path, defaults)
         self.app = App(self.repo, auth_token=auth_token, max_body_bytes=max_body_bytes,
                        access_log=access_log, multi_process=self.reuse_port,
-                       fast_path=fast_path)
+                       fast_path=fast_path, stats_dir=stats_dir)
         self.host, self.port = host, port
         self.shutdown_timeout_s = shutdown_timeout_s
         self.idle_timeout_s = idle_timeout_s

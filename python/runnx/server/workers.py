@@ -9,9 +9,10 @@ SIGTERM (the workers sit in their own process group, so a terminal's Ctrl-C does
 twice); a second signal is forwarded again and forces them out. A worker that exits with an error
 stops the others. A worker whose supervisor disappeared shuts itself down.
 
-Each worker counts its own metrics and statistics (so ``GET /v2`` does not advertise the
-statistics extension: perf_analyzer would mix two processes' counters), and the repository
-load/unload API is refused (a load would reach one worker only).
+Each worker counts its own metrics (``/metrics`` is per process); ``/stats`` adds up every
+worker's statistics (``shared_stats.py``: they meet in a folder the supervisor makes), so the
+statistics extension is advertised. The repository load/unload API is refused (a load would
+reach one worker only).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
+import tempfile
 
 from . import logs
 
@@ -52,6 +55,8 @@ def supervise(kwargs: dict, port: int, workers: int) -> int:
     level = logs.logger.level
     level_name = logging.getLevelName(level).lower() if level else None
     ctx = multiprocessing.get_context("spawn")
+    stats_dir = tempfile.mkdtemp(prefix="runnx-serve-stats-")
+    kwargs = dict(kwargs, stats_dir=stats_dir)
     procs = [ctx.Process(target=_worker_main, args=(kwargs, port, level_name, os.getpid()),
                          name=f"runnx-serve-{i}") for i in range(workers)]
 
@@ -83,3 +88,4 @@ def supervise(kwargs: dict, port: int, workers: int) -> int:
         stop_all()
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        shutil.rmtree(stats_dir, ignore_errors=True)
