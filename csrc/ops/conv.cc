@@ -333,7 +333,7 @@ class ConvKernel : public Kernel {
     const bool big = N * M * P * K >= kParallelMacs;
     const bool per_image = !big || threads == 1 || N * G >= 2 * threads;
     const ConvSimd& simd = conv_simd();
-    if (const_w_ && !std::getenv("TMP_NOPACK"))
+    if (const_w_)
       std::call_once(packed_once_, [&] {
         for (int64_t gi = 0; gi < G; ++gi) packed_w_.push_back(pack_a_f32(Mg, K, w + gi * Mg * K, K));
       });
