@@ -1,6 +1,7 @@
-// Inference for the integer matrix products: MatMulInteger (int32), QLinearMatMul (the type of
-// y_zero_point, else A's) take MatMul's shapes of their two matrix operands; com.runnx QGemm is
-// A [..., K] times a 2-D B (transB) giving [..., N].
+// Inference for the integer matrix products and convolutions: MatMulInteger (int32), QLinearMatMul
+// (the type of y_zero_point, else A's) take MatMul's shapes of their two matrix operands; com.runnx
+// QGemm is A [..., K] times a 2-D B (transB) giving [..., N]; ConvInteger (int32) and QLinearConv
+// take Conv's shapes of x and w.
 #include "infer/infer.h"
 
 namespace runnx {
@@ -46,6 +47,34 @@ DType qlinear_type(const InferContext& ctx, int y_zero) {
 
 void qlinear_matmul(InferContext& ctx) { matmul_shape(ctx, 0, 3, qlinear_type(ctx, 7)); }
 
+// Conv's own inference over inputs `x` and `w` (dtypes set to float32: only shapes matter).
+void conv_shape(InferContext& ctx, int x, int w, DType out) {
+  InferredType tx = ctx.input(x), tw = ctx.input(w);
+  tx.dtype = tw.dtype = DType::kF32;
+  std::vector<InferredType> result(1);
+  InferContext inner(ctx.node(), ctx.opset(), {&tx, &tw}, {nullptr, nullptr}, result);
+  InferRegistry::global().find("", "Conv")(inner);
+  if (!result[0].has_shape) return ctx.set_output_unknown_shape(0, out);
+  ctx.set_output(0, out, result[0].dims);
+}
+
+void conv_integer(InferContext& ctx) {
+  q8_type(ctx, 0, "x");
+  q8_type(ctx, 1, "w");
+  if (ctx.has_input(2)) same_dtype(ctx, {0, 2});
+  if (ctx.has_input(3)) same_dtype(ctx, {1, 3});
+  conv_shape(ctx, 0, 1, DType::kI32);
+}
+
+void qlinear_conv(InferContext& ctx) {
+  const DType t = qlinear_type(ctx, 7);
+  if (ctx.has_input(8)) {
+    const DType b = ctx.input(8).dtype;
+    ctx.check(b == DType::kUndefined || b == DType::kI32, "the bias must be int32, got ", dtype_name(b));
+  }
+  conv_shape(ctx, 0, 3, t);
+}
+
 void qgemm(InferContext& ctx) {
   const DType t = qlinear_type(ctx, 8);
   const std::vector<SymDim>* a = ctx.dims(0);
@@ -67,6 +96,8 @@ void register_quant_matmul_infer(InferRegistry& r) {
   r.add("MatMulInteger", "", matmul_integer);
   r.add("QLinearMatMul", "", qlinear_matmul);
   r.add("QGemm", "com.runnx", qgemm);
+  r.add("ConvInteger", "", conv_integer);
+  r.add("QLinearConv", "", qlinear_conv);
 }
 
 }  // namespace runnx

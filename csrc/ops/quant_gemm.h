@@ -31,4 +31,18 @@ void quant_gemm(int64_t M, const void* A, bool a_unsigned, int64_t lda, const in
 // "avx2" or "portable": the path quant_gemm takes on this CPU.
 const char* quant_gemm_isa();
 
+// The requantize step of QLinearMatMul / QLinearConv / QGemm, as onnxruntime and the CUDA
+// launcher do it: saturate(rint(float(sum) * mult) + zero) into uint8 (u8) or int8 bits. `sum` is
+// the int32 product plus any int32 bias. Saturating first gives the same result (the bounds are
+// integers) and lets 1.5 * 2^23 round half to even without libm; NaN (mult from a zero scale) ends
+// at the minimum.
+inline uint8_t requantize_q8(int32_t sum, float mult, float zero, bool u8) {
+  const float lo = (u8 ? 0.f : -128.f) - zero, hi = (u8 ? 255.f : 127.f) - zero;
+  float v = static_cast<float>(sum) * mult;
+  v = v > lo ? v : lo;  // NaN too
+  v = v < hi ? v : hi;
+  v = (v + 12582912.0f) - 12582912.0f + zero;
+  return u8 ? static_cast<uint8_t>(v) : static_cast<uint8_t>(static_cast<int8_t>(v));
+}
+
 }  // namespace runnx

@@ -313,16 +313,9 @@ class QLinearKernel : public Kernel {
  private:
   static void requantize_row(const int32_t* acc, int64_t n, const int32_t* bias, int64_t bstride, const float* mult,
                              int32_t zero, bool u8, uint8_t* out) {
-    const float lo = u8 ? 0.f : -128.f, hi = u8 ? 255.f : 127.f, zf = static_cast<float>(zero);
     for (int64_t j = 0; j < n; ++j) {
-      const int32_t s = static_cast<int32_t>(static_cast<uint32_t>(acc[j]) +
-                                             static_cast<uint32_t>(bias ? bias[j * bstride] : 0));
-      // Saturate, then round half to even by the 1.5 * 2^23 trick (as QuantizeLinear; the
-      // bounds are integers, so saturating first gives the same result).
-      float v = static_cast<float>(s) * mult[j];
-      v = std::max(lo - zf, std::min(v, hi - zf));  // NaN (a zero y_scale) ends at lo
-      v = (v + 12582912.0f) - 12582912.0f + zf;
-      out[j] = u8 ? static_cast<uint8_t>(v) : static_cast<uint8_t>(static_cast<int8_t>(v));
+      const uint32_t s = static_cast<uint32_t>(acc[j]) + static_cast<uint32_t>(bias ? bias[j * bstride] : 0);
+      out[j] = requantize_q8(static_cast<int32_t>(s), mult[j], static_cast<float>(zero), u8);
     }
   }
 

@@ -2,13 +2,14 @@
 //   DequantizeLinear(x) , DequantizeLinear(w) -> MatMul -> QuantizeLinear      => QLinearMatMul
 //   DequantizeLinear(x) , DequantizeLinear(w const) [, DequantizeLinear(bias int32 const)]
 //     -> Gemm -> QuantizeLinear                                                  => com.runnx QGemm
+//     -> Conv -> QuantizeLinear                                                  => QLinearConv
 // The integer op computes the exact int32 sum (plus the quantized bias) and requantizes once in
 // float32; the float path sums dequantized floats and rounds on the way, so an output may differ
 // by 1 where the float result lies near a rounding boundary (as with onnxruntime's own QDQ
 // fusion). Conditions: 8-bit x and w with constant scalar scale/zero point on x and on the
-// output, w's scale/zero point per tensor or per output column (a constant 2-D w), a bias whose
-// scale is a_scale * w_scale (what the quantizer writes) and whose zero point is 0, Gemm with
-// alpha = beta = 1 and transA = 0, and the product read only by the QuantizeLinear.
+// output, w's scale/zero point per tensor or per output column / channel (a constant w), a bias
+// whose scale is a_scale * w_scale (what the quantizer writes) and whose zero point is 0, Gemm
+// with alpha = beta = 1 and transA = 0, and the product read only by the QuantizeLinear.
 #include <cmath>
 
 #include "passes/graph_index.h"
@@ -48,14 +49,14 @@ int dq_producer(const GraphIndex& idx, const Graph& g, const std::string& value)
   return k >= 0 && is_onnx_op(g.nodes[k], "DequantizeLinear") ? k : -1;
 }
 
-// w's DQ: scale/zero point per tensor, or 1-D [N] along w's column axis (`n_axis` of a 2-D w).
+// w's DQ: scale/zero point per tensor, or 1-D [N] along w's output axis `n_axis`.
 bool weight_params(const Node& n, const GraphIndex& idx, int64_t n_axis, int64_t N, QParams& p) {
   if (!q_params(n, idx, false, false, p)) return false;
   if (p.s->numel() == 1) return true;
   const Tensor* w = idx.constant(p.x);
   int64_t axis = n.get_int("axis", 1);
   if (w && axis < 0) axis += w->rank();
-  return w && w->rank() == 2 && axis == n_axis && p.s->rank() == 1 && p.s->numel() == N;
+  return w && axis == n_axis && p.s->rank() == 1 && p.s->numel() == N;
 }
 
 // The bias DQ: int32 constant [N], zero point 0, scale a_scale * w_scale (per tensor or column).
@@ -87,8 +88,8 @@ int pass_qdq_fusion(Model& model) {
   bool runnx_op = false;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
     const Node& n = g.nodes[k];
-    const bool matmul = is_onnx_op(n, "MatMul"), gemm = is_onnx_op(n, "Gemm");
-    if ((!matmul && !gemm) || n.inputs.size() < 2 || n.outputs.size() != 1 || dead[k]) continue;
+    const bool matmul = is_onnx_op(n, "MatMul"), gemm = is_onnx_op(n, "Gemm"), conv = is_onnx_op(n, "Conv");
+    if ((!matmul && !gemm && !conv) || n.inputs.size() < 2 || n.outputs.size() != 1 || dead[k]) continue;
     const bool trans_b = gemm && n.get_int("transB", 0) != 0;
     if (gemm && (n.get_int("transA", 0) != 0 || n.get_float("alpha", 1.f) != 1.f ||
                  (n.inputs.size() > 2 && !n.inputs[2].empty() && n.get_float("beta", 1.f) != 1.f)))
@@ -100,21 +101,24 @@ int pass_qdq_fusion(Model& model) {
       continue;
     QParams a, w, y;
     if (!q_params(g.nodes[qa], idx, true, false, a) || !q_params(g.nodes[qy], idx, true, false, y)) continue;
-    // N from a constant 2-D w; a computed w (MatMul only) needs per-tensor parameters.
+    // N (output columns or channels) from a constant w (2-D, or a conv's [M, C/group, k...]); a
+    // computed w (MatMul only) needs per-tensor parameters.
     const Tensor* wt = idx.constant(g.nodes[qw].inputs[0]);
-    if (wt && (wt->rank() != 2 || !is_q8(wt->dtype))) continue;
-    if (gemm && !wt) continue;
-    const int64_t N = wt ? wt->shape[trans_b ? 0 : 1] : 0;
-    if (!weight_params(g.nodes[qw], idx, trans_b ? 0 : 1, N, w)) continue;
+    if (wt && (conv ? wt->rank() < 3 : wt->rank() != 2)) continue;
+    if (wt && !is_q8(wt->dtype)) continue;
+    if (!matmul && !wt) continue;
+    const int64_t n_axis = conv || trans_b ? 0 : 1;
+    const int64_t N = wt ? wt->shape[n_axis] : 0;
+    if (!weight_params(g.nodes[qw], idx, n_axis, N, w)) continue;
     if (!wt && w.s->numel() != 1) continue;
     std::string bias;
-    if (gemm && n.inputs.size() > 2 && !n.inputs[2].empty()) {
+    if (!matmul && n.inputs.size() > 2 && !n.inputs[2].empty()) {
       const int qb = dq_producer(idx, g, n.inputs[2]);
       if (qb < 0 || !bias_params(g.nodes[qb], idx, a, w, N)) continue;
       bias = g.nodes[qb].inputs[0];
     }
     Node fused;
-    fused.op_type = gemm ? "QGemm" : "QLinearMatMul";
+    fused.op_type = gemm ? "QGemm" : conv ? "QLinearConv" : "QLinearMatMul";
     fused.domain = gemm ? kRunnxDomain : "";
     fused.inputs = {a.x, a.scale, a.zero, w.x, w.scale, w.zero};
     if (gemm) {
@@ -123,6 +127,10 @@ int pass_qdq_fusion(Model& model) {
     }
     fused.inputs.push_back(y.scale);
     fused.inputs.push_back(y.zero);
+    if (conv) {
+      if (!bias.empty()) fused.inputs.push_back(bias);
+      fused.attrs = n.attrs;  // the window attributes are QLinearConv's too
+    }
     fused.outputs = {g.nodes[qy].outputs[0]};
     fused.name = fresh_name(taken, (n.name.empty() ? fused.op_type : n.name) + "_quant");
     dead[k] = dead[qy] = true;

@@ -207,3 +207,87 @@ def test_quantized_mlp_matches_onnxruntime(tmp_path):
         np.testing.assert_array_equal(ours[layer], theirs[layer])
     out_scale = next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "output_scale")
     np.testing.assert_allclose(ours[0], theirs[0], atol=1.01 * float(out_scale), rtol=0)
+
+
+# ------------------------------------------------------------------------------- convolutions
+
+
+def conv_layer_model(xshape, m, k, attrs, *, per_channel=True, bias=True, group=1):
+    """x (float) -> Q -> DQ -> Conv(DQ(w) [, DQ(bias)]) -> Q -> y, weights per output channel."""
+    c = xshape[1]
+    w = RNG.integers(-127, 128, (m, c // group) + k).astype(np.int8)
+    ws = RNG.uniform(0.002, 0.01, m).astype(np.float32) if per_channel else np.float32(0.005)
+    inits = {"xs": np.float32(0.02), "xz": np.uint8(RNG.integers(0, 50)), "w": w, "ws": ws,
+             "wz": np.zeros(m, np.int8) if per_channel else np.int8(0),
+             "ys": np.float32(0.02 * 0.005 * 8 * np.sqrt(w[0].size)), "yz": np.uint8(128)}
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+    ]
+    ins = ["xd", "wd"]
+    if bias:
+        inits.update(b=RNG.integers(-3000, 3000, m).astype(np.int32), bs=np.float32(0.02) * ws,
+                     bz=np.zeros(m, np.int32) if per_channel else np.int32(0))
+        nodes.append(helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"], axis=0))
+        ins.append("bd")
+    nodes.append(helper.make_node("Conv", ins, ["p"], group=group, **attrs))
+    nodes.append(helper.make_node("QuantizeLinear", ["p", "ys", "yz"], ["y"]))
+    return graph_model(nodes, [("x", FLOAT, list(xshape))], [("y", U8, None)], inits, opset=13)
+
+
+@pytest.mark.parametrize("xshape,m,k,attrs,group", [
+    ((1, 3, 9, 9), 8, (3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, 1),
+    ((2, 4, 5, 5), 6, (1, 1), {}, 1),
+    ((1, 6, 7, 7), 6, (3, 3), {"pads": [1, 1, 1, 1]}, 6),
+    ((1, 4, 11), 4, (3,), {"dilations": [2]}, 2),
+])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_layer_fuses_to_qlinear_conv(xshape, m, k, attrs, group, per_channel, bias):
+    model = conv_layer_model(xshape, m, k, attrs, per_channel=per_channel, bias=bias, group=group)
+    x = RNG.standard_normal(xshape).astype(np.float32)
+    plain, fused, fired = run_both(model, {"x": x})
+    assert fired.get("qdq_fusion") == 1
+    assert "QLinearConv" in op_types(model) and "Conv" not in op_types(model)
+    assert_within_one_step(fused[0], plain[0])
+
+
+def test_quantized_cnn_fuses_every_conv(tmp_path):
+    quant = pytest.importorskip("onnxruntime.quantization")
+    # Conv -> Relu -> Conv(stride 2, groups) -> Relu -> Conv 1x1 -> GlobalAveragePool, as exported.
+    rng = np.random.default_rng(3)
+    inits = {
+        "w1": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "b1": rng.standard_normal(8).astype(np.float32),
+        "w2": rng.standard_normal((8, 4, 3, 3)).astype(np.float32) * 0.2, "b2": rng.standard_normal(8).astype(np.float32),
+        "w3": rng.standard_normal((5, 8, 1, 1)).astype(np.float32) * 0.3, "b3": rng.standard_normal(5).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], group=2),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+        helper.make_node("GlobalAveragePool", ["c3"], ["output"]),
+    ]
+    src, dst = tmp_path / "cnn.onnx", tmp_path / "cnn_q.onnx"
+    onnx.save(graph_model(nodes, [("input", FLOAT, ["batch", 3, 12, 12])], [("output", FLOAT, None)], inits), src)
+
+    class Calibration(quant.CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"input": rng.standard_normal((2, 3, 12, 12)).astype(np.float32)} for _ in range(6)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quant.quantize_static(str(src), str(dst), Calibration(), quant_format=quant.QuantFormat.QDQ,
+                          activation_type=quant.QuantType.QUInt8, weight_type=quant.QuantType.QInt8,
+                          per_channel=True)
+    model = onnx.load(dst)
+    x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
+    plain, fused, fired = run_both(model, {"input": x})
+    assert fired.get("qdq_fusion") == 3
+    assert op_types(model).count("QLinearConv") == 3 and "Conv" not in op_types(model)
+    out_scale = max(float(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name.endswith("_scale")
+                    and numpy_helper.to_array(t).size == 1)
+    np.testing.assert_allclose(fused[0], plain[0], atol=4 * out_scale, rtol=0)
