@@ -83,10 +83,10 @@ class NhwcConvKernel : public Kernel {
     const float* wp = w->ptr<float>();
     const int64_t ks = KH_ * KW_;
     if (depthwise_) {
-      const int64_t Cp = (C_ + 7) / 8 * 8;
+      const int64_t Cp = (C_ + 7) / 8 * 8;  // blocks of 8 channels, each [ks][8]
       wdw_.assign(static_cast<size_t>(ks * Cp), 0.f);
       for (int64_t c = 0; c < C_; ++c)
-        for (int64_t t = 0; t < ks; ++t) wdw_[t * Cp + c] = wp[c * ks + t];
+        for (int64_t t = 0; t < ks; ++t) wdw_[(c / 8 * ks + t) * 8 + c % 8] = wp[c * ks + t];
     } else {
       // B[(kh, kw, c), m] = W[m, c, kh, kw]: the order the channels-last im2col writes.
       const int64_t K = ks * C_;
@@ -313,7 +313,7 @@ class NhwcConvKernel : public Kernel {
   int64_t group_ = 1, M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
   bool depthwise_ = false, nchw_input_ = false, direct_ = false;
   PackedB packed_;          // group 1: [KH * KW * C, M]
-  std::vector<float> wdw_;  // depthwise: [KH * KW][C rounded up to 8]
+  std::vector<float> wdw_;  // depthwise: [C rounded up to 8 / 8][KH * KW][8]
   std::vector<float> wdirect_;  // direct: [KH * KW * C][M rounded up to 8]
 };
 

@@ -49,7 +49,7 @@ struct DwNhwcGeom {
   int64_t H, W, C, OH, OW;
   int64_t kh, kw, sh, sw, dh, dw;
   int64_t pt, pl;  // pads at the top / left
-  int64_t padded_c() const { return (C + 7) / 8 * 8; }  // weight rows: [kh * kw][padded_c]
+  int64_t padded_c() const { return (C + 7) / 8 * 8; }  // weights: [padded_c / 8][kh * kw][8]
 };
 
 // Direct group-1 conv of few input channels (a stem) to a channels-last output row: the input
@@ -80,7 +80,7 @@ struct ConvSimd {
   void (*winograd_output)(const float* Mo, int64_t ldm, const WinogradGeom& g, int64_t m,
                           const ConvEpilogue& e, const float* res, float* y);
   // Output row oh ([OW, C]) of a channels-last depthwise conv: y = epilogue(conv(x, w)) with
-  // x the image [H, W, C], w [kh * kw][padded_c] (zero past C), e.bias per channel, res the
+  // x the image [H, W, C], w [padded_c / 8][kh * kw][8] (zero past C), e.bias per channel, res the
   // residual row or null. zeros: scratch of W * C floats (rows in the padding read it).
   void (*depthwise_nhwc_row)(const float* x, const float* w, const DwNhwcGeom& g,
                              const ConvEpilogue& e, int64_t oh, const float* res, float* y,

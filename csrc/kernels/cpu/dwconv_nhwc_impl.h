@@ -7,32 +7,36 @@
 // that fall in the padding are only possible for the first and last few outputs, which take the
 // checked per-pixel loop. 3x3 at dilation 1 runs four output pixels per step (four independent
 // accumulator chains hide the FMA latency) with channels innermost, so the 3 x (3 + 3 * stride)
-// input pixels a step reads stay in L1 across the channel blocks.
+// input pixels a step reads stay in L1 across the channel blocks. Weights are blocked
+// [C / 8][kh * kw][8] so a channel block's taps sit at constant offsets from one pointer, and the
+// kernel rows run as a (not unrolled) loop: unrolled, GCC kept 27 tap addresses in stack slots
+// and reloaded one per input load.
 
 // One pixel, channels [c0, c0 + 8), kernel columns [kw0, kw1) only (the rest is padding).
-static inline v8 dwn_pixel8(const float* const* rows, int64_t kh_n, const float* w, int64_t Cp,
+static inline v8 dwn_pixel8(const float* const* rows, int64_t kh_n, const float* w,
                             const runnx::DwNhwcGeom& g, int64_t iw0, int64_t kw0, int64_t kw1,
                             int64_t c0, v8 acc) {
+  const float* wb = w + c0 * g.kh * g.kw;  // the block of channels c0 .. c0 + 7
   for (int64_t kh = 0; kh < kh_n; ++kh) {
     const float* r = rows[kh] + c0;
-    const float* wr = w + kh * g.kw * Cp + c0;
     for (int64_t kw = kw0; kw < kw1; ++kw)
-      acc += load8(wr + kw * Cp) * load8(r + (iw0 + kw * g.dw) * g.C);
+      acc += load8(wb + (kh * g.kw + kw) * 8) * load8(r + (iw0 + kw * g.dw) * g.C);
   }
   return acc;
 }
 
-static inline float dwn_pixel1(const float* const* rows, int64_t kh_n, const float* w, int64_t Cp,
+static inline float dwn_pixel1(const float* const* rows, int64_t kh_n, const float* w,
                                const runnx::DwNhwcGeom& g, int64_t iw0, int64_t kw0, int64_t kw1,
                                int64_t c, float acc) {
+  const float* wb = w + (c / 8) * 8 * g.kh * g.kw + c % 8;
   for (int64_t kh = 0; kh < kh_n; ++kh)
     for (int64_t kw = kw0; kw < kw1; ++kw)
-      acc += w[(kh * g.kw + kw) * Cp + c] * rows[kh][(iw0 + kw * g.dw) * g.C + c];
+      acc += wb[(kh * g.kw + kw) * 8] * rows[kh][(iw0 + kw * g.dw) * g.C + c];
   return acc;
 }
 
 // Output pixel ow of the row, all channels, with bounds checks on the kernel columns.
-static void dwn_pixel_checked(const float* const* rows, const float* w, int64_t Cp,
+static void dwn_pixel_checked(const float* const* rows, const float* w,
                               const runnx::DwNhwcGeom& g, const runnx::ConvEpilogue& act,
                               const float* bias, int64_t ow, const float* res, float* y) {
   const int64_t iw0 = ow * g.sw - g.pl;
@@ -43,40 +47,48 @@ static void dwn_pixel_checked(const float* const* rows, const float* w, int64_t 
   float* yp = y + ow * g.C;
   int64_t c = 0;
   for (; c + 8 <= g.C; c += 8) {
-    v8 v = dwn_pixel8(rows, g.kh, w, Cp, g, iw0, kw0, kw1, c, bias ? load8(bias + c) : splat(0.f));
+    v8 v = dwn_pixel8(rows, g.kh, w, g, iw0, kw0, kw1, c, bias ? load8(bias + c) : splat(0.f));
     if (rp) v += load8(rp + c);
     store8(yp + c, activate(v, act));
   }
   for (; c < g.C; ++c) {
-    float v = dwn_pixel1(rows, g.kh, w, Cp, g, iw0, kw0, kw1, c, bias ? bias[c] : 0.f);
+    float v = dwn_pixel1(rows, g.kh, w, g, iw0, kw0, kw1, c, bias ? bias[c] : 0.f);
     yp[c] = activate1(v + (rp ? rp[c] : 0.f), act);
   }
 }
 
 // Four pixels ow .. ow+3, all inside horizontally, 3x3 kernel at dilation 1.
 template <int S>
-static void dwn_3x3_quad(const float* const* rows, const float* w, int64_t Cp,
-                         const runnx::DwNhwcGeom& g, const runnx::ConvEpilogue& act,
-                         const float* bias, int64_t ow, const float* res, float* y) {
-  const int64_t C = g.C, iw0 = ow * S - g.pl;
-  const float* r0 = rows[0] + iw0 * C;
-  const float* r1 = rows[1] + iw0 * C;
-  const float* r2 = rows[2] + iw0 * C;
+static void dwn_3x3_quad(const float* const* rows, const float* w, const runnx::DwNhwcGeom& g,
+                         const runnx::ConvEpilogue& act, const float* bias, int64_t ow,
+                         const float* res, float* y) {
+  const int64_t C = g.C, x0 = (ow * S - g.pl) * C;
   float* yp = y + ow * C;
   const float* rp = res ? res + ow * C : nullptr;
   int64_t c = 0;
   for (; c + 8 <= C; c += 8) {
     const v8 b = bias ? load8(bias + c) : splat(0.f);
     v8 a0 = b, a1 = b, a2 = b, a3 = b;
-    const float* rr[3] = {r0 + c, r1 + c, r2 + c};
+    const float* wb = w + c * 9;
+#pragma GCC unroll 1
     for (int kh = 0; kh < 3; ++kh) {
-      const float* r = rr[kh];
-      for (int kw = 0; kw < 3; ++kw) {
-        const v8 wv = load8(w + (kh * 3 + kw) * Cp + c);
-        a0 += wv * load8(r + (kw) * C);
-        a1 += wv * load8(r + (S + kw) * C);
-        a2 += wv * load8(r + (2 * S + kw) * C);
-        a3 += wv * load8(r + (3 * S + kw) * C);
+      const float* p = rows[kh] + x0 + c;  // input column 0 of the step; column j at p + j * C
+      const float* q = p + 3 * C;
+      const v8 w0 = load8(wb + kh * 24), w1 = load8(wb + kh * 24 + 8);
+      const v8 w2 = load8(wb + kh * 24 + 16);
+      if (S == 1) {
+        const v8 x1 = load8(p + C), x2 = load8(p + 2 * C), x3 = load8(q), x4 = load8(q + C);
+        a0 += w0 * load8(p) + w1 * x1 + w2 * x2;
+        a1 += w0 * x1 + w1 * x2 + w2 * x3;
+        a2 += w0 * x2 + w1 * x3 + w2 * x4;
+        a3 += w0 * x3 + w1 * x4 + w2 * load8(q + 2 * C);
+      } else {
+        const float* r = q + 3 * C;
+        const v8 x2 = load8(p + 2 * C), x4 = load8(q + C), x6 = load8(r);
+        a0 += w0 * load8(p) + w1 * load8(p + C) + w2 * x2;
+        a1 += w0 * x2 + w1 * load8(q) + w2 * x4;
+        a2 += w0 * x4 + w1 * load8(q + 2 * C) + w2 * x6;
+        a3 += w0 * x6 + w1 * load8(r + C) + w2 * load8(r + 2 * C);
       }
     }
     if (rp) {
@@ -92,7 +104,7 @@ static void dwn_3x3_quad(const float* const* rows, const float* w, int64_t Cp,
   }
   for (; c < C; ++c)
     for (int q = 0; q < 4; ++q) {
-      const float v = dwn_pixel1(rows, 3, w, Cp, g, iw0 + q * S, 0, 3, c, bias ? bias[c] : 0.f);
+      const float v = dwn_pixel1(rows, 3, w, g, (ow + q) * S - g.pl, 0, 3, c, bias ? bias[c] : 0.f);
       yp[q * C + c] = activate1(v + (rp ? rp[q * C + c] : 0.f), act);
     }
 }
@@ -100,7 +112,6 @@ static void dwn_3x3_quad(const float* const* rows, const float* w, int64_t Cp,
 static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNhwcGeom& g,
                                const runnx::ConvEpilogue& e, int64_t oh, const float* res,
                                float* y, float* zeros) {
-  const int64_t Cp = g.padded_c();
   const float* rows[16];
   bool zeroed = false;
   for (int64_t kh = 0; kh < g.kh; ++kh) {
@@ -123,14 +134,14 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   int64_t o1 = g.OW;
   while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
   int64_t ow = 0;
-  for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, Cp, g, act, bias, ow, res, y);
+  for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
   if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
     for (; ow + 4 <= o1; ow += 4) {
       if (g.sw == 1)
-        dwn_3x3_quad<1>(rows, w, Cp, g, act, bias, ow, res, y);
+        dwn_3x3_quad<1>(rows, w, g, act, bias, ow, res, y);
       else
-        dwn_3x3_quad<2>(rows, w, Cp, g, act, bias, ow, res, y);
+        dwn_3x3_quad<2>(rows, w, g, act, bias, ow, res, y);
     }
   }
-  for (; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, Cp, g, act, bias, ow, res, y);
+  for (; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
 }
