@@ -10,14 +10,14 @@
 // column does are dropped per pixel (only pixels near the left and right edges have any).
 
 struct DirectTap {
-  int64_t w_row;   // index of the tap's weight row
+  int64_t w_off;   // the tap's weight row: w_row * Mp floats into the weights
   int64_t offset;  // element offset from the pixel's origin (ih0, iw0)
   int64_t kw;      // kernel column (for the per-pixel column check)
 };
 
 template <int NB, int PX>
 static void direct_block(const float* x, const DirectTap* taps, int64_t ntaps, const float* w,
-                         int64_t Mp, int64_t m0, const int64_t* origin, v8 (*acc)[4]) {
+                         int64_t m0, const int64_t* origin, v8 (*acc)[4]) {
   // Local accumulators and pixel pointers: the compiler keeps them in registers.
   v8 a[PX][NB];
   const float* xp[PX];
@@ -27,7 +27,7 @@ static void direct_block(const float* x, const DirectTap* taps, int64_t ntaps, c
   }
   const float* wbase = w + m0;
   for (int64_t t = 0; t < ntaps; ++t) {
-    const float* wr = wbase + taps[t].w_row * Mp;
+    const float* wr = wbase + taps[t].w_off;
     const int64_t off = taps[t].offset;
     v8 wv[NB];
     for (int j = 0; j < NB; ++j) wv[j] = load8(wr + 8 * j);
@@ -65,18 +65,17 @@ static void direct_range(const float* x, const DirectTap* taps, int64_t ntaps, c
                          int64_t m0, const runnx::DirectNhwcGeom& g, const runnx::ConvEpilogue& e,
                          const runnx::ConvEpilogue& act, int64_t ih0, int64_t ow0, int64_t ow1,
                          const float* res, float* y) {
-  const int64_t Mp = (g.M + 7) / 8 * 8;
   v8 acc[2][4];
   int64_t org[2];
   int64_t ow = ow0;
   for (; ow + 2 <= ow1; ow += 2) {
     for (int p = 0; p < 2; ++p) org[p] = ih0 * g.xs_h + ((ow + p) * g.sw - g.pl) * g.xs_w;
-    direct_block<NB, 2>(x, taps, ntaps, w, Mp, m0, org, acc);
+    direct_block<NB, 2>(x, taps, ntaps, w, m0, org, acc);
     for (int p = 0; p < 2; ++p) direct_store(acc[p], NB, m0, g, e, act, ow + p, res, y);
   }
   for (; ow < ow1; ++ow) {
     org[0] = ih0 * g.xs_h + (ow * g.sw - g.pl) * g.xs_w;
-    direct_block<NB, 1>(x, taps, ntaps, w, Mp, m0, org, acc);
+    direct_block<NB, 1>(x, taps, ntaps, w, m0, org, acc);
     direct_store(acc[0], NB, m0, g, e, act, ow, res, y);
   }
 }
@@ -109,8 +108,8 @@ static void direct_nhwc_row(const float* x, const float* w, const runnx::DirectN
       const int64_t ih = ih0 + kh * g.dh;
       if (ih < 0 || ih >= g.H) continue;
       for (int64_t kw = 0; kw < g.kw; ++kw)
-        taps[n++] = {(kh * g.kw + kw) * g.C + c, c * g.xs_c + kh * g.dh * g.xs_h + kw * g.dw * g.xs_w,
-                     kw};
+        taps[n++] = {((kh * g.kw + kw) * g.C + c) * ((g.M + 7) / 8 * 8),
+                     c * g.xs_c + kh * g.dh * g.xs_h + kw * g.dw * g.xs_w, kw};
     }
   int64_t o0 = 0;
   while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
