@@ -1,5 +1,5 @@
 """GPU timings for bench/gpu_check.sh: GEMM TFLOP/s against the measured peak, and the zoo on the
-CUDA provider (fp32, fp16, int8 for the MLP) against PyTorch eager fp16 on the same device.
+CUDA provider (fp32, fp16, int8 for the MLP and ResNet-50) against PyTorch eager fp16 on the same device.
 Prints one table.
 
 Every row is independent: a missing hook or a failing model prints its reason and the table goes on.
@@ -29,8 +29,9 @@ from bench.models import zoo
 
 CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 BATCHES = {"mlp": (1, 64), "resnet50": (1, 64), "mobilenetv2": (1, 64), "bert": (1, 32)}
-# Models with an int8 row: their Gemm layers quantized by qdq_quantize (no QLinearConv yet).
-INT8_MODELS = ("mlp",)
+# Models with an int8 row: their Gemm and Conv layers quantized by qdq_quantize (MobileNetV2's
+# depthwise convs have no int8 CUDA kernel yet, BERT's MatMuls are not quantized by it).
+INT8_MODELS = ("mlp", "resnet50")
 ROWS: list[str] = []
 
 
@@ -106,30 +107,78 @@ def gemm_rows(torch) -> None:
 # ------------------------------------------------------------------------------ int8 (QDQ) models
 
 
+def fold_batch_norms(model):
+    """Conv -> BatchNormalization (constant parameters, the Conv's only reader) folded into the
+    Conv's weights and bias, as inference-time exporters do; returns a new model."""
+    import onnx
+    from onnx import numpy_helper
+
+    q = onnx.ModelProto()
+    q.CopyFrom(model)
+    g = q.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    readers: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    producer = {o: n for n in g.node for o in n.output}
+    dropped, new_inits = set(), {}
+    for i, n in enumerate(g.node):
+        conv = producer.get(n.input[0]) if n.op_type == "BatchNormalization" else None
+        params = n.input[1:5]
+        if (conv is None or conv.op_type != "Conv" or conv.input[1] not in inits or readers[n.input[0]] != 1
+                or not all(p in inits for p in params)):
+            continue
+        dropped.add(i)
+        gamma, beta, mean, var = (inits[p].astype(np.float64) for p in params)
+        eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-5)
+        k = gamma / np.sqrt(var + eps)
+        w = inits[conv.input[1]].astype(np.float64)
+        b = inits[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and conv.input[2] else 0.0
+        x = conv.input[0]
+        del conv.input[:]
+        conv.input.extend([x, conv.output[0] + "_w", conv.output[0] + "_b"])
+        new_inits[conv.input[1]] = (w * k.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        new_inits[conv.input[2]] = ((b - mean) * k + beta).astype(np.float32)
+        conv.output[0] = n.output[0]  # the Conv now produces what the BatchNormalization did
+    keep = []
+    for i, n in enumerate(g.node):
+        if i not in dropped:
+            keep.append(onnx.NodeProto())
+            keep[-1].CopyFrom(n)
+    del g.node[:]
+    g.node.extend(keep)
+    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in new_inits.items())
+    return q
+
+
 def qdq_quantize(model, calib: list[dict]):
-    """Static QDQ quantization of a float model's Gemm layers, as onnxruntime.quantization's QDQ
-    format writes it but with numpy only (the GPU machine needs no onnxruntime): uint8
-    activations (asymmetric, min/max calibrated on `calib` by a runnx CPU session), int8 weights
-    per output channel (symmetric), int32 biases at scale x_scale * w_scale, and a Relu after a
-    Gemm folded into that Gemm's QuantizeLinear (its range starts at 0). runnx's qdq_fusion turns
-    each DequantizeLinear -> Gemm -> QuantizeLinear into one com.runnx QGemm."""
+    """Static QDQ quantization of a float model's Gemm and Conv layers, as
+    onnxruntime.quantization's QDQ format writes it but with numpy only (the GPU machine needs no
+    onnxruntime): BatchNormalization folded into its Conv first, uint8 activations (asymmetric,
+    min/max calibrated on `calib` by a runnx CPU session), int8 weights per output channel
+    (symmetric), int32 biases at scale x_scale * w_scale, and a Relu after a layer folded into
+    that layer's QuantizeLinear (its range starts at 0). Other ops stay float between a
+    DequantizeLinear and the next layer's QuantizeLinear. runnx's qdq_fusion turns each
+    DequantizeLinear -> Gemm / Conv -> QuantizeLinear into one com.runnx QGemm / QLinearConv."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    model = fold_batch_norms(model)
     g = model.graph
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     readers: dict[str, list] = {}
     for n in g.node:
         for i in n.input:
             readers.setdefault(i, []).append(n)
-    gemms = []  # (gemm node, relu node or None, the value the quantized output replaces)
+    gemms = []  # (layer node, relu node or None, the value the quantized output replaces)
     for n in g.node:
-        if n.op_type != "Gemm" or n.input[1] not in inits:
+        if n.op_type not in ("Gemm", "Conv") or n.input[1] not in inits:
             continue
         nxt = readers.get(n.output[0], [])
         relu = nxt[0] if len(nxt) == 1 and nxt[0].op_type == "Relu" else None
         gemms.append((n, relu, relu.output[0] if relu else n.output[0]))
-    # Calibration: every Gemm's input and (post-Relu) output as extra outputs of a CPU session.
+    # Calibration: every layer's input and (post-Relu) output as extra outputs of a CPU session.
     watched = sorted({n.input[0] for n, _, _ in gemms} | {out for _, _, out in gemms})
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -146,7 +195,8 @@ def qdq_quantize(model, calib: list[dict]):
         scale = (hi[v] - lo[v]) / 255.0 or 1.0
         return np.float32(scale), np.uint8(np.clip(round(-lo[v] / scale), 0, 255))
 
-    new_inits, nodes, quantized = [], [], set()
+    new_inits, nodes = [], []
+    quantized: dict[str, str] = {}  # value -> the DequantizeLinear output that carries it
     dropped = {id(relu) for _, relu, _ in gemms if relu is not None}
     by_gemm = {id(n): (relu, out) for n, relu, out in gemms}
 
@@ -162,23 +212,25 @@ def qdq_quantize(model, calib: list[dict]):
             continue
         _, out = by_gemm[id(n)]
         x, w_name = n.input[0], n.input[1]
-        trans_b = any(a.name == "transB" and a.i for a in n.attribute)
-        w = inits[w_name] if trans_b else inits[w_name].T  # [N, K]
+        # Output channels on axis 0 (Conv, Gemm with transB) or 1 (Gemm).
+        out_axis = 0 if n.op_type == "Conv" or any(a.name == "transB" and a.i for a in n.attribute) else 1
+        w = np.moveaxis(inits[w_name], out_axis, 0)  # [N, ...]
         xs, xz = act_params(x)  # the same as the producing layer's when x is quantized already
-        if x not in quantized:  # a graph input (or other float value): Q then DQ
+        if x not in quantized:  # a graph input (or other float value): Q then DQ, once
             xs_n, xz_n = add_init(x + "_scale", xs), add_init(x + "_zero_point", xz)
             nodes.append(helper.make_node("QuantizeLinear", [x, xs_n, xz_n], [x + "_q"]))
             nodes.append(helper.make_node("DequantizeLinear", [x + "_q", xs_n, xz_n], [x + "_dq"]))
-            x = x + "_dq"
-        ws = (np.abs(w).max(axis=1) / 127.0).astype(np.float32)
+            quantized[x] = x + "_dq"
+        x = quantized[x]
+        ws = (np.abs(w).reshape(len(w), -1).max(axis=1) / 127.0).astype(np.float32)
         ws[ws == 0] = 1.0
-        wq = np.clip(np.rint(w / ws[:, None]), -127, 127).astype(np.int8)
+        wq = np.clip(np.rint(w / ws.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
         ins = [x]
         nodes.append(helper.make_node(
             "DequantizeLinear",
-            [add_init(w_name + "_q", wq if trans_b else wq.T), add_init(w_name + "_scale", ws),
+            [add_init(w_name + "_q", np.moveaxis(wq, 0, out_axis)), add_init(w_name + "_scale", ws),
              add_init(w_name + "_zero_point", np.zeros_like(ws, np.int8))],
-            [w_name + "_dq"], axis=0 if trans_b else 1))
+            [w_name + "_dq"], axis=out_axis))
         ins.append(w_name + "_dq")
         if len(n.input) > 2 and n.input[2]:
             bs = (xs * ws).astype(np.float32)
@@ -189,16 +241,16 @@ def qdq_quantize(model, calib: list[dict]):
                  add_init(n.input[2] + "_zero_point", np.zeros_like(bq))],
                 [n.input[2] + "_dq"], axis=0))
             ins.append(n.input[2] + "_dq")
-        gemm = helper.make_node("Gemm", ins, [out + "_f"], name=n.name)
+        gemm = helper.make_node(n.op_type, ins, [out + "_f"], name=n.name)
         gemm.attribute.extend(n.attribute)
         nodes.append(gemm)
         ys, yz = act_params(out)
         ys_n, yz_n = add_init(out + "_scale", ys), add_init(out + "_zero_point", yz)
         nodes.append(helper.make_node("QuantizeLinear", [out + "_f", ys_n, yz_n], [out + "_q"]))
-        # Readers of `out` take the dequantized value under its name: a next Gemm reads a DQ's
+        # Readers of `out` take the dequantized value under its name: a next layer reads a DQ's
         # output, the pattern qdq_fusion matches.
         nodes.append(helper.make_node("DequantizeLinear", [out + "_q", ys_n, yz_n], [out]))
-        quantized.add(out)
+        quantized[out] = out
     q = onnx.ModelProto()
     q.CopyFrom(model)
     del q.graph.node[:]
@@ -285,7 +337,7 @@ def zoo_rows(names: list[str], torch) -> None:
         int8_bytes, int8_cpu = None, None
         if name in INT8_MODELS:
             try:
-                calib = [zoo.sample_inputs(name, 64, "full", seed=s) for s in range(1, 5)]
+                calib = [zoo.sample_inputs(name, 8, "full", seed=s) for s in (1, 2)]
                 int8_bytes = qdq_quantize(zoo.build(name, "full"), calib).SerializeToString()
                 int8_cpu = runnx.InferenceSession(int8_bytes, providers=["CPUExecutionProvider"])
             except Exception as e:
@@ -313,7 +365,7 @@ def zoo_rows(names: list[str], torch) -> None:
                     t = median_time(run, torch.cuda.synchronize)
                     diff = ""
                     # int8 is compared with the int8 model on the CPU (the same integer math).
-                    ref = int8_cpu.run(None, feeds) if prec == "int8" else reference
+                    ref = (int8_cpu.run(None, feeds) if prec == "int8" else reference) if batch == 1 else None
                     if ref is not None:
                         got = sess.run(None, feeds)
                         diff = f"{max(float(np.max(np.abs(np.asarray(g, np.float32) - r))) for g, r in zip(got, ref)):.2e}"

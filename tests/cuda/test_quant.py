@@ -154,3 +154,46 @@ def test_one_node_quantize_dequantize_on_cuda():
         assert on_cpu == []
         np.testing.assert_array_equal(got[0], want[0])
 
+
+@pytest.mark.parametrize("xshape,wshape,attrs", [
+    ((1, 3, 7, 9), (4, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((2, 16, 6, 6), (32, 16, 1, 1), {}),
+    ((1, 2, 9, 9), (3, 2, 3, 2), {"dilations": [2, 3], "strides": [1, 2]}),
+    ((1, 3, 5, 6), (5, 3, 3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ((3, 64, 8, 8), (64, 64, 3, 3), {"pads": [1, 1, 1, 1]}),
+])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_qlinear_conv_and_conv_integer_on_cuda(xshape, wshape, attrs, per_channel, with_bias):
+    m = wshape[0]
+    x, w = q(xshape, np.uint8), q(wshape, np.int8)
+    ws = RNG.uniform(0.002, 0.01, m).astype(np.float32) if per_channel else np.float32(0.005)
+    wz = q((m,), np.int8) if per_channel else q((), np.int8)
+    inits = {"xs": np.float32(0.02), "xz": q((), np.uint8), "w": w, "ws": ws, "wz": wz,
+             "ys": np.float32(0.02 * 0.005 * 60 * np.sqrt(w[0].size)), "yz": q((), np.uint8)}
+    order = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+    if with_bias:
+        inits["b"] = RNG.integers(-20000, 20000, m).astype(np.int32)
+        order.append("b")
+    model = make_model("QLinearConv", {"x": x}, initializers=inits, attrs=attrs, input_order=order, opset=10)
+    got, want, on_cpu = both(model, {"x": x})
+    assert on_cpu == []
+    np.testing.assert_array_equal(got[0], want[0])
+    model = make_model("ConvInteger", {"x": x}, initializers={"w": w, "xz": inits["xz"], "wz": wz}, attrs=attrs,
+                       input_order=["x", "w", "xz", "wz"], opset=10)
+    got, want, on_cpu = both(model, {"x": x})
+    assert on_cpu == []
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_quantized_resnet_on_cuda_matches_the_cpu():
+    model = qdq_quantize(zoo.build("resnet50", "tiny"), [zoo.sample_inputs("resnet50", 2, "tiny", seed=1)])
+    for batch in (1, 3):
+        feeds = zoo.sample_inputs("resnet50", batch, "tiny", seed=0)
+        got, want, on_cpu = both(model, feeds)
+        assert on_cpu == []
+        # Integer layers agree exactly; the float Adds, pools and Gemm input around them may differ
+        # by float rounding, which can move a requantized value by one step.
+        scale = max(abs(float(v)) for v in want[0].ravel()) or 1.0
+        np.testing.assert_allclose(got[0], want[0], rtol=0, atol=0.02 * scale)
+

@@ -229,6 +229,18 @@ def test_qdq_mlp_from_the_gpu_bench_quantizer_runs_wholly_on_cuda():
     assert [n[1] for n in p["nodes"]] == ["QuantizeLinear", "QGemm", "QGemm", "QGemm", "DequantizeLinear", "Sigmoid"]
 
 
+def test_qdq_resnet_from_the_gpu_bench_quantizer_runs_wholly_on_cuda():
+    from bench.gpu_bench import qdq_quantize
+
+    calib = [zoo.sample_inputs("resnet50", 2, "tiny", seed=1)]
+    model = zoo.build("resnet50", "tiny")
+    p = cuda_placement(qdq_quantize(model, calib))
+    assert [n for n in p["nodes"] if n[2] != "cuda"] == []
+    convs = sum(n.op_type == "Conv" for n in model.graph.node)
+    assert [n[1] for n in p["nodes"]].count("QLinearConv") == convs
+    assert p["copies"] == [("input", "to_device", 0), ("output", "to_host", -1)]
+
+
 _QLM_ORDER = ["a", "as", "za", "b", "bs", "zb", "ys", "zy"]
 
 
@@ -254,6 +266,10 @@ def _qlinear_inits(**over):
          {"initializers": {"s": np.ones((2, 2), np.float32), "z": _u8((2, 2))}, "attrs": {"block_size": 2},
           "opset": 21},
          "blocked quantization has no CUDA kernel"),
+        ("ConvInteger", {"x": _u8((1, 4, 5, 5))}, {"initializers": {"w": _i8((4, 2, 3, 3))}, "attrs": {"group": 2}},
+         "grouped int8 convolutions have no CUDA kernel"),
+        ("ConvInteger", {"x": _u8((1, 4, 5)), "w": _i8((3, 4, 3))}, {},
+         "only 2-D convolutions with constant weights have an int8 CUDA kernel"),
     ],
 )
 def test_quantized_forms_without_a_cuda_kernel_fall_back(op, feeds, kw, reason):
@@ -275,6 +291,8 @@ def test_quantized_forms_without_a_cuda_kernel_fall_back(op, feeds, kw, reason):
         ("QuantizeLinear", {"x": np.zeros((2, 4), np.float32)},
          {"initializers": {"s": np.ones(4, np.float32), "z": _i8((4,))}, "opset": 13}),
         ("DequantizeLinear", {"x": np.zeros((3,), np.int32)}, {"initializers": {"s": np.float32(2.0)}, "opset": 13}),
+        ("ConvInteger", {"x": _u8((1, 3, 8, 8))}, {"initializers": {"w": _i8((4, 3, 3, 3)), "xz": np.uint8(2)},
+                                                   "attrs": {"pads": [1, 1, 1, 1]}, "opset": 10}),
     ],
 )
 def test_quantized_forms_go_to_the_device(op, feeds, kw):

@@ -59,6 +59,20 @@ __global__ void requantize_kernel(RequantizeArgs a) {
   }
 }
 
+__global__ void patches_kernel(PatchArgs a) {
+  const int64_t K = a.kernel_h * a.kernel_w * a.c, P = a.out_h * a.out_w, total = a.n * P * K;
+  const uint8_t zero = a.zero ? *static_cast<const uint8_t*>(a.zero) : 0;
+  const auto* x = static_cast<const uint8_t*>(a.x);
+  for (int64_t i = global_thread(); i < total; i += grid_threads()) {
+    const int64_t row = i / K, k = i % K, n = row / P, p = row % P;
+    const int64_t t = k / a.c, ch = k % a.c;
+    const int64_t ih = (p / a.out_w) * a.stride_h - a.pad_top + (t / a.kernel_w) * a.dilation_h;
+    const int64_t iw = (p % a.out_w) * a.stride_w - a.pad_left + (t % a.kernel_w) * a.dilation_w;
+    const bool inside = ih >= 0 && ih < a.h && iw >= 0 && iw < a.w;
+    static_cast<uint8_t*>(a.patches)[i] = inside ? x[((n * a.c + ch) * a.h + ih) * a.w + iw] : zero;
+  }
+}
+
 void check_q8(DType t, const char* who) {
   RUNNX_CHECK(t == DType::kI8 || t == DType::kU8, kInvalidArgument, who, ": quantized type ", dtype_name(t),
               " is not int8 or uint8");
@@ -88,6 +102,12 @@ void launch_requantize(const RequantizeArgs& args, cudaStream_t stream) {
   const int64_t n = args.rows * args.cols;
   if (n <= 0) return;
   requantize_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(args);
+}
+
+void launch_int8_patches(const PatchArgs& args, cudaStream_t stream) {
+  const int64_t total = args.n * args.out_h * args.out_w * args.kernel_h * args.kernel_w * args.c;
+  if (total <= 0) return;
+  patches_kernel<<<grid_for(total, kThreads), kThreads, 0, stream>>>(args);
 }
 
 }  // namespace runnx::cuda

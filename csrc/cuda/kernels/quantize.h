@@ -40,4 +40,17 @@ struct RequantizeArgs {
 };
 void launch_requantize(const RequantizeArgs& args, cudaStream_t stream);
 
+// The A operand of a 2-D int8 convolution as one implicit GEMM over a batch of NCHW images:
+//   patches[n * P + p][t * c + ch] = x[n][ch][ih][iw],  p = oh * out_w + ow, t = kh * kernel_w + kw,
+//   ih = oh * stride_h - pad_top + kh * dilation_h (iw likewise); taps in the padding hold *zero
+// (a device byte, x's zero point; null: 0). Bytes: int8 and uint8 alike. P = out_h * out_w.
+struct PatchArgs {
+  const void* x = nullptr;
+  const void* zero = nullptr;
+  void* patches = nullptr;
+  int64_t n = 0, c = 0, h = 0, w = 0, out_h = 0, out_w = 0, kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1, pad_top = 0, pad_left = 0;
+};
+void launch_int8_patches(const PatchArgs& args, cudaStream_t stream);
+
 }  // namespace runnx::cuda
