@@ -121,12 +121,15 @@ ForceAlgo forced_algo() {
   return ForceAlgo::kAuto;
 }
 
-// The GEMM's form of a conv epilogue (bias per output channel = per row of W * X).
-GemmEpilogue gemm_epilogue_of(const ConvEpilogue& e) {
+}  // namespace
+
+// The GEMM's form of a conv epilogue: bias per output channel, which is per row of W * X (NCHW)
+// or per column of X^T * W^T (channels-last, transposed small images).
+GemmEpilogue conv_gemm_epilogue(const ConvEpilogue& e, bool bias_per_row) {
   using A = GemmEpilogue::Act;
   GemmEpilogue g;
   g.bias = e.bias;
-  g.bias_per_row = true;
+  g.bias_per_row = bias_per_row;
   switch (e.act) {
     case ConvActivation::kNone: break;
     case ConvActivation::kRelu: g.act = A::kRelu; break;
@@ -137,8 +140,6 @@ GemmEpilogue gemm_epilogue_of(const ConvEpilogue& e) {
   }
   return g;
 }
-
-}  // namespace
 
 // FusedConv's activation attribute (and its parameters) as an epilogue.
 ConvEpilogue parse_conv_activation(const Node& node) {
@@ -364,7 +365,7 @@ class ConvKernel : public Kernel {
       if (!packed.empty()) {
         // W packed at first use: one product over all Mg rows, so B is packed once per chunk,
         // and bias/residual/activation are applied in the GEMM's registers.
-        GemmEpilogue ge = gemm_epilogue_of(e);
+        GemmEpilogue ge = conv_gemm_epilogue(e, true);
         if (ge.bias) ge.bias += gi * Mg;
         ge.residual = rg;
         ge.ldr = P;

@@ -31,29 +31,6 @@ constexpr int64_t kParallelMacs = int64_t{1} << 17;
 // 865 us, direct 497 us (onnxruntime 439).
 constexpr int64_t kDirectMaxChannels = 4;
 
-GemmEpilogue gemm_epilogue_of(const ConvEpilogue& e, bool& act_after) {
-  GemmEpilogue g;
-  act_after = false;
-  switch (e.act) {
-    case ConvActivation::kNone:
-      break;
-    case ConvActivation::kRelu:
-      g.act = GemmEpilogue::Act::kRelu;
-      break;
-    case ConvActivation::kClip:
-      g.act = GemmEpilogue::Act::kClip;
-      g.clip_lo = e.alpha;
-      g.clip_hi = e.beta;
-      break;
-    case ConvActivation::kSigmoid:
-      g.act = GemmEpilogue::Act::kSigmoid;
-      break;
-    default:  // LeakyRelu, HardSwish: a pass over the tile after the GEMM
-      act_after = true;
-  }
-  return g;
-}
-
 class NhwcConvKernel : public Kernel {
  public:
   explicit NhwcConvKernel(const KernelInfo& info) : attrs_(info.node) {
@@ -156,13 +133,7 @@ class NhwcConvKernel : public Kernel {
                 ThreadPool& pool) const {
     const int64_t N = xt.shape[0], OH = g.out[1], OW = g.out[2], P = OH * OW;
     const int64_t rows = N * P, K = KH_ * KW_ * C_;
-    bool act_after = false;
-    GemmEpilogue epi = gemm_epilogue_of(e, act_after);
-    epi.bias = e.bias;
-    ConvEpilogue act = e;  // what act_after applies: the activation alone
-    act.bias = nullptr;
-    act.residual = nullptr;
-    const ConvSimd& simd = conv_simd();
+    GemmEpilogue epi = conv_gemm_epilogue(e, false);
     const float* x = xt.ptr<float>();
     const bool pointwise = !nchw_input_ && KH_ * KW_ == 1 && g.s[1] == 1 && g.s[2] == 1 &&
                            g.pb[1] == 0 && g.pb[2] == 0 && g.pe[1] == 0 && g.pe[2] == 0;
@@ -170,7 +141,6 @@ class NhwcConvKernel : public Kernel {
       epi.residual = e.residual;
       epi.ldr = M_;
       gemm_f32_packed(rows, x, C_, packed_, y, M_, 0.f, epi, &pool);
-      if (act_after) simd.epilogue_rows(act, 0, 1, rows * M_, y, 0, nullptr, 0);
       return;
     }
     const int64_t threads = pool.num_threads();
@@ -207,9 +177,7 @@ class NhwcConvKernel : public Kernel {
           ep.residual = e.residual + p0 * M_;
           ep.ldr = M_;
         }
-        float* yc = y + p0 * M_;
-        gemm_f32_packed(p1 - p0, col, K, packed_, yc, M_, 0.f, ep, nullptr);
-        if (act_after) simd.epilogue_rows(act, 0, 1, (p1 - p0) * M_, yc, 0, nullptr, 0);
+        gemm_f32_packed(p1 - p0, col, K, packed_, y + p0 * M_, M_, 0.f, ep, nullptr);
       }
     });
   }

@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "ir/graph.h"
 #include "kernels/cpu/conv_epilogue.h"
+#include "kernels/cpu/gemm.h"
 
 namespace runnx {
 
@@ -129,5 +130,7 @@ inline void valid_range(int64_t n, int64_t out, int64_t s, int64_t off, int64_t&
 
 // FusedConv's activation / activation_params attributes as an epilogue (ops/conv.cc).
 ConvEpilogue parse_conv_activation(const Node& node);
+// The same epilogue for the sgemm: bias per row (NCHW: W * X) or per column (X^T * W^T) (ops/conv.cc).
+GemmEpilogue conv_gemm_epilogue(const ConvEpilogue& e, bool bias_per_row);
 
 }  // namespace runnx
