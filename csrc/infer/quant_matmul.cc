@@ -8,14 +8,15 @@ namespace runnx {
 
 namespace {
 
-// MatMul's own inference over inputs `a` and `b` (their dtypes set equal: only shapes matter).
-void matmul_shape(InferContext& ctx, int a, int b, DType out) {
+// The shapes `op`'s own inference (MatMul, Conv) gives inputs `a` and `b` (their dtypes set to
+// float32: only shapes matter here), with dtype `out`.
+void borrowed_shape(InferContext& ctx, const char* op, int a, int b, DType out) {
   if (!ctx.has_input(a) || !ctx.has_input(b)) return ctx.set_output_unknown_shape(0, out);
   InferredType ta = ctx.input(a), tb = ctx.input(b);
-  ta.dtype = tb.dtype = DType::kI32;
+  ta.dtype = tb.dtype = DType::kF32;
   std::vector<InferredType> result(1);
   InferContext inner(ctx.node(), ctx.opset(), {&ta, &tb}, {nullptr, nullptr}, result);
-  InferRegistry::global().find("", "MatMul")(inner);
+  InferRegistry::global().find("", op)(inner);
   if (!result[0].has_shape) return ctx.set_output_unknown_shape(0, out);
   ctx.set_output(0, out, result[0].dims);
 }
@@ -32,7 +33,7 @@ void matmul_integer(InferContext& ctx) {
   q8_type(ctx, 1, "B");
   if (ctx.has_input(2)) same_dtype(ctx, {0, 2});
   if (ctx.has_input(3)) same_dtype(ctx, {1, 3});
-  matmul_shape(ctx, 0, 1, DType::kI32);
+  borrowed_shape(ctx, "MatMul", 0, 1, DType::kI32);
 }
 
 // QLinearMatMul and QGemm: y_zero_point's type, else A's.
@@ -45,25 +46,14 @@ DType qlinear_type(const InferContext& ctx, int y_zero) {
   return ctx.has_input(y_zero) ? y : a;
 }
 
-void qlinear_matmul(InferContext& ctx) { matmul_shape(ctx, 0, 3, qlinear_type(ctx, 7)); }
-
-// Conv's own inference over inputs `x` and `w` (dtypes set to float32: only shapes matter).
-void conv_shape(InferContext& ctx, int x, int w, DType out) {
-  InferredType tx = ctx.input(x), tw = ctx.input(w);
-  tx.dtype = tw.dtype = DType::kF32;
-  std::vector<InferredType> result(1);
-  InferContext inner(ctx.node(), ctx.opset(), {&tx, &tw}, {nullptr, nullptr}, result);
-  InferRegistry::global().find("", "Conv")(inner);
-  if (!result[0].has_shape) return ctx.set_output_unknown_shape(0, out);
-  ctx.set_output(0, out, result[0].dims);
-}
+void qlinear_matmul(InferContext& ctx) { borrowed_shape(ctx, "MatMul", 0, 3, qlinear_type(ctx, 7)); }
 
 void conv_integer(InferContext& ctx) {
   q8_type(ctx, 0, "x");
   q8_type(ctx, 1, "w");
   if (ctx.has_input(2)) same_dtype(ctx, {0, 2});
   if (ctx.has_input(3)) same_dtype(ctx, {1, 3});
-  conv_shape(ctx, 0, 1, DType::kI32);
+  borrowed_shape(ctx, "Conv", 0, 1, DType::kI32);
 }
 
 void qlinear_conv(InferContext& ctx) {
@@ -72,7 +62,7 @@ void qlinear_conv(InferContext& ctx) {
     const DType b = ctx.input(8).dtype;
     ctx.check(b == DType::kUndefined || b == DType::kI32, "the bias must be int32, got ", dtype_name(b));
   }
-  conv_shape(ctx, 0, 3, t);
+  borrowed_shape(ctx, "Conv", 0, 3, t);
 }
 
 void qgemm(InferContext& ctx) {

@@ -23,14 +23,6 @@
 namespace runnx {
 namespace {
 
-bool is_q8(DType t) { return t == DType::kI8 || t == DType::kU8; }
-
-std::vector<int32_t> read_q8(const Tensor& t) {
-  std::vector<int32_t> v(static_cast<size_t>(t.numel()));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = t.dtype == DType::kU8 ? t.ptr<uint8_t>()[i] : t.ptr<int8_t>()[i];
-  return v;
-}
-
 // dst[cols][rows] = src[rows][cols] (src rows `ld` apart), in 32x32 blocks that stay in L1.
 void transpose_bytes(int64_t rows, int64_t cols, const uint8_t* src, int64_t ld, uint8_t* dst) {
   constexpr int64_t kB = 32;

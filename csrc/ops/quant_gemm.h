@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "ir/tensor.h"
 
 namespace runnx {
 
@@ -30,6 +31,15 @@ void quant_gemm(int64_t M, const void* A, bool a_unsigned, int64_t lda, const in
 
 // "avx2" or "portable": the path quant_gemm takes on this CPU.
 const char* quant_gemm_isa();
+
+inline bool is_q8(DType t) { return t == DType::kI8 || t == DType::kU8; }
+
+// An int8 / uint8 tensor's values as int32 (zero points).
+inline std::vector<int32_t> read_q8(const Tensor& t) {
+  std::vector<int32_t> v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = t.dtype == DType::kU8 ? t.ptr<uint8_t>()[i] : t.ptr<int8_t>()[i];
+  return v;
+}
 
 // The requantize step of QLinearMatMul / QLinearConv / QGemm, as onnxruntime and the CUDA
 // launcher do it: saturate(rint(float(sum) * mult) + zero) into uint8 (u8) or int8 bits. `sum` is

@@ -23,8 +23,6 @@
 namespace runnx {
 namespace {
 
-bool is_q8(DType t) { return t == DType::kI8 || t == DType::kU8; }
-
 void check_q8(const Tensor& t, const char* what, const Node& node) {
   RUNNX_CHECK(is_q8(t.dtype), kUnsupportedOp, node.label(), ": ", what, " of type ", dtype_name(t.dtype),
               " is not supported (int8 or uint8)");
@@ -34,13 +32,6 @@ void check_q8(const Tensor& t, const char* what, const Node& node) {
 void check_zero_type(const Tensor* zp, const Tensor& x, const char* what, const Node& node) {
   RUNNX_CHECK(!zp || zp->dtype == x.dtype, kInvalidArgument, node.label(), ": ", what, " zero point type ",
               dtype_name(zp ? zp->dtype : x.dtype), " differs from its input's ", dtype_name(x.dtype));
-}
-
-std::vector<int32_t> read_q8(const Tensor& t) {
-  std::vector<int32_t> v(static_cast<size_t>(t.numel()));
-  for (size_t i = 0; i < v.size(); ++i)
-    v[i] = t.dtype == DType::kU8 ? t.ptr<uint8_t>()[i] : t.ptr<int8_t>()[i];
-  return v;
 }
 
 // numpy MatMul shapes: 1-D operands promoted (A to a row, B to a column), batch dims broadcast.
