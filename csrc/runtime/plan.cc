@@ -23,6 +23,7 @@ struct Buffer {
 }  // namespace
 
 std::unique_ptr<uint8_t, void (*)(void*)> MemoryPlan::take_arena() {
+  if (uint8_t* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return {spare, std::free};
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (!free_.empty()) {
@@ -36,6 +37,11 @@ std::unique_ptr<uint8_t, void (*)(void*)> MemoryPlan::take_arena() {
 }
 
 void MemoryPlan::give_back(std::unique_ptr<uint8_t, void (*)(void*)> arena) {
+  uint8_t* none = nullptr;
+  if (spare_.compare_exchange_strong(none, arena.get(), std::memory_order_release)) {
+    arena.release();
+    return;
+  }
   std::lock_guard<std::mutex> lk(mu_);
   if (free_.size() < 8) free_.push_back(std::move(arena));
 }

@@ -2,7 +2,9 @@
 // It is built by observing one run (shapes, sizes, which outputs alias which inputs) and reused by
 // every later run with the same signature, so dynamic batch or sequence lengths plan once each.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <memory>
 #include <vector>
@@ -33,7 +35,12 @@ struct MemoryPlan {
   std::unique_ptr<uint8_t, void (*)(void*)> take_arena();
   void give_back(std::unique_ptr<uint8_t, void (*)(void*)> arena);
 
+  MemoryPlan() = default;
+  MemoryPlan(const MemoryPlan&) = delete;
+  ~MemoryPlan() { std::free(spare_.load()); }
+
  private:
+  std::atomic<uint8_t*> spare_{nullptr};  // one idle arena, taken without a lock
   std::mutex mu_;
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> free_;
 };

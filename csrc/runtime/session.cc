@@ -113,7 +113,7 @@ struct Session::RunState {
 };
 
 Session::Session(Model model, const SessionOptions& options) : model_(std::move(model)), options_(options) {
-  pool_ = std::make_unique<ThreadPool>(options.intra_op_num_threads);
+  num_threads_ = options.intra_op_num_threads > 0 ? options.intra_op_num_threads : ThreadPool::default_num_threads();
   const char* strict = std::getenv("RUNNX_CHECK_INFERENCE");
   strict_inference_ = strict && std::string(strict) == "1";
   bool cpu_asked = options.providers.empty();
@@ -135,7 +135,12 @@ Session::Session(Model model, const SessionOptions& options) : model_(std::move(
   provider_names_.push_back(kCpuProviderName);
 }
 
-Session::~Session() = default;
+Session::~Session() { delete spare_run_state_.load(); }
+
+ThreadPool& Session::pool() const {
+  std::call_once(pool_once_, [this] { pool_ = std::make_unique<ThreadPool>(num_threads_); });
+  return *pool_;
+}
 
 int Session::value_id(const std::string& name) const {
   auto it = ids_.find(name);
@@ -304,7 +309,7 @@ void Session::build(const SessionOptions& options) {
                       if (input_names.count(names_[in_ids[k]])) return nullptr;  // overridable
                       return constants_[in_ids[k]];
                     },
-                    pool_->num_threads()};
+                    num_threads_};
     std::vector<bool> released(in_ids.size(), false);
     info.release_constant = [&](int k) {
       const Tensor* t = info.constant_input(k);
@@ -453,7 +458,7 @@ void Session::run_cpu_step(int s, const std::vector<const Tensor*>& ins, std::ve
 void Session::run_step(int s, const std::vector<const Tensor*>* ins, std::vector<Tensor>& outs,
                        const KernelContext::OutputAllocator* alloc) const {
   const Step& st = steps_[s];
-  KernelContext ctx(*st.node, ins, outs, *pool_, alloc);
+  KernelContext ctx(*st.node, ins, outs, pool(), alloc);
   try {
     st.kernel->run(ctx);
   } catch (const Error& e) {
@@ -545,6 +550,8 @@ std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_name
 }
 
 std::unique_ptr<Session::RunState> Session::take_run_state() {
+  if (RunState* spare = spare_run_state_.exchange(nullptr, std::memory_order_acquire))
+    return std::unique_ptr<RunState>(spare);  // the usual case: one run at a time, no lock
   {
     std::lock_guard<std::mutex> lk(run_states_mu_);
     if (!idle_run_states_.empty()) {
@@ -558,6 +565,11 @@ std::unique_ptr<Session::RunState> Session::take_run_state() {
 
 void Session::give_back_run_state(std::unique_ptr<RunState> rs) {
   rs->finish();
+  RunState* none = nullptr;
+  if (spare_run_state_.compare_exchange_strong(none, rs.get(), std::memory_order_release)) {
+    rs.release();
+    return;
+  }
   std::lock_guard<std::mutex> lk(run_states_mu_);
   if (idle_run_states_.size() < 8) idle_run_states_.push_back(std::move(rs));
 }

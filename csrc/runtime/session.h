@@ -1,6 +1,7 @@
 // A loaded model ready to run: validated graph, one kernel per node, a thread pool, and memory
 // plans cached per input-shape signature. run() is safe to call from many threads at once.
 #pragma once
+#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -89,7 +90,7 @@ class Session {
   // The executed nodes in order, each with its kernel's description of the path it chose.
   std::vector<std::pair<const Node*, std::string>> kernel_choices() const;
   std::vector<ProfileEvent> take_profile();
-  int num_threads() const { return pool_->num_threads(); }
+  int num_threads() const { return num_threads_; }
 
   // What build() prepared, read by a device executor. A step placed on the device has no CPU
   // kernel (kernel == nullptr).
@@ -106,7 +107,8 @@ class Session {
   const std::vector<int>& graph_output_ids() const { return graph_output_ids_; }
   const std::vector<InferredType>& value_types() const { return types_; }
   const SessionOptions& options() const { return options_; }
-  ThreadPool& pool() const { return *pool_; }
+  // Started on first use: creating a session spawns no thread (its first run does).
+  ThreadPool& pool() const;
   // Runs CPU step s with host tensors (the device executor's fallback), naming the node in errors.
   void run_cpu_step(int s, const std::vector<const Tensor*>& ins, std::vector<Tensor>& outs,
                     const KernelContext::OutputAllocator& alloc) const;
@@ -134,7 +136,9 @@ class Session {
 
   Model model_;
   SessionOptions options_;
-  std::unique_ptr<ThreadPool> pool_;
+  int num_threads_ = 1;
+  mutable std::once_flag pool_once_;
+  mutable std::unique_ptr<ThreadPool> pool_;
   std::vector<std::string> provider_names_;
   std::vector<ValueInfo> inputs_, outputs_, overridable_;
 
@@ -155,8 +159,9 @@ class Session {
 
   mutable std::shared_mutex plans_mu_;
   std::map<std::vector<int64_t>, std::shared_ptr<MemoryPlan>> plans_;  // by input-shape signature
+  std::atomic<RunState*> spare_run_state_{nullptr};  // one idle run state, taken without a lock
   std::mutex run_states_mu_;
-  std::vector<std::unique_ptr<RunState>> idle_run_states_;
+  std::vector<std::unique_ptr<RunState>> idle_run_states_;  // more, when runs overlap
   mutable SessionStats stats_;
   std::vector<PassFired> passes_fired_;
 

@@ -157,3 +157,30 @@ def test_feeds_that_are_not_a_dict_of_arrays():
     ro.terminate = True
     with pytest.raises(runnx.RuntimeFailure):
         sess.run(None, {"x": np.ones(4, np.float32), "shape": shape}, ro)
+
+
+def _threads_in_process():
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_pool_threads_start_with_the_first_run_and_end_with_the_session():
+    import gc
+
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = 3
+    gc.collect()
+    before = _threads_in_process()
+    sessions = [runnx.InferenceSession(_model(), so) for _ in range(4)]
+    assert _threads_in_process() == before  # loading spawns no worker
+    assert all(s._sess.num_threads() == 3 for s in sessions)
+    x = _x(np.random.default_rng(5), 2, 3)
+    _check(sessions[0].run(None, {"x": x}), x)
+    assert _threads_in_process() == before + 2  # the caller is the third thread
+    _check(sessions[0].run(None, {"x": x}), x)
+    assert _threads_in_process() == before + 2
+    del sessions
+    gc.collect()
+    assert _threads_in_process() == before
