@@ -198,7 +198,7 @@ class Int8ProductKernel : public CudaKernel {
     const Tensor* yz = in(slots_.y_zero);
     Shape out(a.shape.begin(), a.shape.end() - 1);
     out.push_back(N_);
-    const int64_t rows = a.numel() / std::max<int64_t>(K_, 1);
+    const int64_t rows = shape_numel(Shape(a.shape.begin(), a.shape.end() - 1));  // K may be 0
     const bool quantized = product_ != Product::kMatMulInteger;
     const DType yt = quantized ? (yz ? yz->dtype : a.dtype) : DType::kI32;
     Tensor& y = ctx.allocate_output(0, yt, out);
