@@ -345,12 +345,16 @@ def test_fused_conv_broadcast_residual(z_shape, monkeypatch):
 # ---- the portable copies -----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
-def test_portable_paths():
-    """This whole file again with the AVX2 routines disabled (cpuid is read once per process)."""
+def rerun_portable(test_file):
+    """A whole test file again with the AVX2 routines disabled (cpuid is read once per process)."""
     env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", test_file, "-q", "-x", "-p", "no:cacheprovider"],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
+def test_portable_paths():
+    rerun_portable(__file__)

@@ -7,14 +7,12 @@ file with RUNNX_DISABLE_AVX2=1.
 """
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import runnx
 from helpers import rand, threads
-from kernels.test_conv_algos import ACT_PARAMS, ACTS, check, np_conv
+from kernels.test_conv_algos import ACT_PARAMS, ACTS, check, np_conv, rerun_portable
 from onnx import TensorProto, helper, numpy_helper
 
 RNG = np.random.default_rng(20261130)
@@ -190,10 +188,5 @@ def test_errors(monkeypatch):
 
 @pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
 def test_portable_paths():
-    """This whole file again with the AVX2 routines disabled (cpuid is read once per process)."""
-    env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
-    r = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    """This whole file again with the AVX2 routines disabled."""
+    rerun_portable(__file__)
