@@ -153,6 +153,21 @@ def test_epilogue(path, act, residual, monkeypatch):
               monkeypatch=monkeypatch)
 
 
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize("c,depthwise", [(3, False), (6, False), (6, True)])
+def test_auto_pad(auto_pad, c, depthwise, monkeypatch):
+    """auto_pad resolves as Conv's (SAME_*: the odd pad at the end / the start)."""
+    x = rand((2, c, 8, 7), rng=RNG)
+    w = rand((c if depthwise else 5, 1 if depthwise else c, 3, 3), rng=RNG)
+    total_h, total_w = 1, 2  # stride 2: out 4 x 4 from 8 x 7 needs 1 and 2 pad rows / columns
+    pads = {"SAME_UPPER": (0, 1, total_h - 0, total_w - 1), "SAME_LOWER": (1, 1, 0, 1),
+            "VALID": (0, 0, 0, 0)}[auto_pad]
+    ref = np_conv(x, w, None, (2, 2), pads, (1, 1), c if depthwise else 1)
+    model = nhwc_model(to_nhwc(x).shape, w, auto_pad=auto_pad, strides=[2, 2],
+                       group=c if depthwise else 1)
+    check(run(model, {"x": to_nhwc(x)}, monkeypatch, 2), to_nhwc(ref), 9 * c)
+
+
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_without_bias(depthwise, monkeypatch):
     conv_case(1, 6, 6, 5, 5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), depthwise, act="Relu",
