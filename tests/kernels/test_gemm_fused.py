@@ -20,7 +20,8 @@ SIZES = [1, 5, 6, 7, 15, 16, 17, 33, 100]
 SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
           for i, m in enumerate(SIZES) for j in range(3)]
 # Deeper K: several K-blocks (256), so partial sums accumulate in C before the epilogue.
-DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513)]
+# N = 8, 24, 40: a right-edge panel of exactly 8 columns (the half-width kernel).
+DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40)]
 
 ACTS = {
     "": lambda v: v,

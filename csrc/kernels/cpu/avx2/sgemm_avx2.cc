@@ -259,68 +259,75 @@ inline void store_tile(const float* tile, const TileOut& o) {
 // independent FMA chains to hide the FMA latency (M = 1: two chains, a quarter of the peak), so
 // those kernels keep KS sets of accumulators over interleaved k and add them at the end.
 // A is read in place (row i at A + i*lda; its MR x kc block stays in L1 across the panel), or,
-// when PACKED_A, from a packed micro-panel (element (i, k) at A + k*6 + i).
-template <int MR, bool PACKED_A>
+// when PACKED_A, from a packed micro-panel (element (i, k) at A + k*6 + i). NH = 1 computes only
+// the panel's first 8 columns: a right-edge panel of at most 8 (N = 24 is 16 + 8) skips the FMAs
+// on its zero padding.
+template <int MR, bool PACKED_A, int NH>
 void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict Bp,
                   const TileOut& out) {
   auto a_at = [&](int i, int64_t k) { return PACKED_A ? A + k * kMr + i : A + i * lda + k; };
   constexpr int KS = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
-  __m256 acc[KS][MR][2];
+  __m256 acc[KS][MR][NH];
 #pragma GCC unroll 4
   for (int s = 0; s < KS; ++s)
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) acc[s][i][0] = acc[s][i][1] = _mm256_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int h = 0; h < NH; ++h) acc[s][i][h] = _mm256_setzero_ps();
   int64_t k = 0;
 #pragma GCC unroll 4
   for (; k + KS <= kc; k += KS) {
 #pragma GCC unroll 4
     for (int s = 0; s < KS; ++s) {
-      const __m256 b0 = _mm256_load_ps(Bp + (k + s) * kNr);
-      const __m256 b1 = _mm256_load_ps(Bp + (k + s) * kNr + 8);
+      __m256 b[NH];
+#pragma GCC unroll 2
+      for (int h = 0; h < NH; ++h) b[h] = _mm256_load_ps(Bp + (k + s) * kNr + 8 * h);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
         const __m256 a = _mm256_broadcast_ss(a_at(i, k + s));
-        acc[s][i][0] = _mm256_fmadd_ps(a, b0, acc[s][i][0]);
-        acc[s][i][1] = _mm256_fmadd_ps(a, b1, acc[s][i][1]);
+#pragma GCC unroll 2
+        for (int h = 0; h < NH; ++h) acc[s][i][h] = _mm256_fmadd_ps(a, b[h], acc[s][i][h]);
       }
     }
   }
   for (; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(Bp + k * kNr);
-    const __m256 b1 = _mm256_load_ps(Bp + k * kNr + 8);
+    __m256 b[NH];
+#pragma GCC unroll 2
+    for (int h = 0; h < NH; ++h) b[h] = _mm256_load_ps(Bp + k * kNr + 8 * h);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       const __m256 a = _mm256_broadcast_ss(a_at(i, k));
-      acc[0][i][0] = _mm256_fmadd_ps(a, b0, acc[0][i][0]);
-      acc[0][i][1] = _mm256_fmadd_ps(a, b1, acc[0][i][1]);
+#pragma GCC unroll 2
+      for (int h = 0; h < NH; ++h) acc[0][i][h] = _mm256_fmadd_ps(a, b[h], acc[0][i][h]);
     }
   }
 #pragma GCC unroll 4
   for (int s = 1; s < KS; ++s)
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      acc[0][i][0] = _mm256_add_ps(acc[0][i][0], acc[s][i][0]);
-      acc[0][i][1] = _mm256_add_ps(acc[0][i][1], acc[s][i][1]);
-    }
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int h = 0; h < NH; ++h) acc[0][i][h] = _mm256_add_ps(acc[0][i][h], acc[s][i][h]);
   // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
   // make GCC keep the accumulators in memory during the K loop.
   alignas(32) float tile[MR * kNr];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) {
-    _mm256_store_ps(tile + i * kNr, acc[0][i][0]);
-    _mm256_store_ps(tile + i * kNr + 8, acc[0][i][1]);
-  }
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int h = 0; h < NH; ++h) _mm256_store_ps(tile + i * kNr + 8 * h, acc[0][i][h]);
   store_tile<MR>(tile, out);
 }
 
 using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, const TileOut&);
-// Indexed by rows in use: fewer than 6 rows skip the unused accumulators' FMAs (M = 1 GEMV).
-constexpr MicroKernel kKernels[kMr + 1] = {nullptr,
-                                           micro_kernel<1, false>, micro_kernel<2, false>, micro_kernel<3, false>,
-                                           micro_kernel<4, false>, micro_kernel<5, false>, micro_kernel<6, false>};
-constexpr MicroKernel kPackedAKernels[kMr + 1] = {
-    nullptr,              micro_kernel<1, true>, micro_kernel<2, true>, micro_kernel<3, true>,
-    micro_kernel<4, true>, micro_kernel<5, true>, micro_kernel<6, true>};
+// [A packed][panel columns in use <= 8][rows in use]: fewer than 6 rows skip the unused
+// accumulators' FMAs (M = 1 GEMV), a narrow right-edge panel its zero half.
+template <bool PA, int NH>
+struct KernelRow {
+  static constexpr MicroKernel by_rows[kMr + 1] = {
+      nullptr, micro_kernel<1, PA, NH>, micro_kernel<2, PA, NH>, micro_kernel<3, PA, NH>,
+      micro_kernel<4, PA, NH>, micro_kernel<5, PA, NH>, micro_kernel<6, PA, NH>};
+};
+constexpr const MicroKernel* kKernels[2][2] = {{KernelRow<false, 2>::by_rows, KernelRow<false, 1>::by_rows},
+                                               {KernelRow<true, 2>::by_rows, KernelRow<true, 1>::by_rows}};
 
 // ---- drivers ---------------------------------------------------------------------------------
 
@@ -388,7 +395,6 @@ void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int6
   const int64_t groups = (m1 - m0 + kMr - 1) / kMr;
   const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
   const int64_t per_group = (lines + groups - 1) / groups;
-  const MicroKernel* kernels = a.mpad ? kPackedAKernels : kKernels;
   for (int64_t j = n0; j < n1; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
     const float* next = j + kNr < n1 ? panel + kc * kNr : nullptr;
@@ -400,7 +406,7 @@ void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int6
           _mm_prefetch(reinterpret_cast<const char*>(next + line * 16), _MM_HINT_T0);
       const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
-      kernels[mr](kc, a.at(i, k0, kc), a.lda, panel, out);
+      kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out);
     }
   }
 }
