@@ -244,10 +244,14 @@ def conv_layer_model(xshape, m, k, attrs, *, per_channel=True, bias=True, group=
 ])
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_conv_layer_fuses_to_qlinear_conv(xshape, m, k, attrs, group, per_channel, bias):
+def test_conv_layer_fuses_to_qlinear_conv_unless_grouped(xshape, m, k, attrs, group, per_channel, bias):
     model = conv_layer_model(xshape, m, k, attrs, per_channel=per_channel, bias=bias, group=group)
     x = RNG.standard_normal(xshape).astype(np.float32)
     plain, fused, fired = run_both(model, {"x": x})
+    if group > 1:  # grouped convolutions stay float (the float depthwise kernels are faster)
+        assert "qdq_fusion" not in fired and "QLinearConv" not in op_types(model)
+        assert_within_one_step(fused[0], plain[0])  # other level-99 passes may reorder float sums
+        return
     assert fired.get("qdq_fusion") == 1
     assert "QLinearConv" in op_types(model) and "Conv" not in op_types(model)
     assert_within_one_step(fused[0], plain[0])
@@ -286,8 +290,8 @@ def test_quantized_cnn_fuses_every_conv(tmp_path):
     model = onnx.load(dst)
     x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
     plain, fused, fired = run_both(model, {"input": x})
-    assert fired.get("qdq_fusion") == 3
-    assert op_types(model).count("QLinearConv") == 3 and "Conv" not in op_types(model)
+    assert fired.get("qdq_fusion") == 2  # the grouped conv stays float
+    assert op_types(model).count("QLinearConv") == 2
     out_scale = max(float(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name.endswith("_scale")
                     and numpy_helper.to_array(t).size == 1)
     np.testing.assert_allclose(fused[0], plain[0], atol=4 * out_scale, rtol=0)
