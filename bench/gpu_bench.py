@@ -173,8 +173,9 @@ def qdq_quantize(model, calib: list[dict]):
             readers.setdefault(i, []).append(n)
     gemms = []  # (layer node, relu node or None, the value the quantized output replaces)
     for n in g.node:
-        if n.op_type not in ("Gemm", "Conv") or n.input[1] not in inits:
-            continue
+        grouped = any(a.name == "group" and a.i != 1 for a in n.attribute)
+        if n.op_type not in ("Gemm", "Conv") or n.input[1] not in inits or grouped:
+            continue  # grouped (depthwise) convs stay float, as runnx's qdq_fusion leaves them
         nxt = readers.get(n.output[0], [])
         relu = nxt[0] if len(nxt) == 1 and nxt[0].op_type == "Relu" else None
         gemms.append((n, relu, relu.output[0] if relu else n.output[0]))
