@@ -74,6 +74,15 @@ class Conn:
         self.sock.close()
 
 
+def in_threads(fn, n: int) -> None:
+    """Runs fn(0) .. fn(n - 1) on n threads at once and waits for them."""
+    threads = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def normal(resp: bytes) -> bytes:
     """The response with its date and request id blanked (they differ between servers)."""
     resp = re.sub(rb"\r\ndate: [^\r]*", b"\r\ndate: -", resp)
@@ -375,11 +384,7 @@ def test_concurrent_fast_requests_get_their_own_results(servers):
             results[i][j] = decode(c.roundtrip(request(m, xs[i][j])))
         c.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(n_clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(client, n_clients)
     assert fast_srv.app.fast.taken() - taken == n_clients * n_requests
     for i in range(n_clients):
         for j, (m, _) in enumerate(plan[i]):
@@ -464,11 +469,7 @@ def _burst(port, req, n):
         replies[i] = c.roundtrip(req)
         c.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(client, n)
     return replies
 
 

@@ -30,17 +30,23 @@ def test_health_metadata_config(client):
     assert cfg["max_batch_size"] > 0 and cfg["input"][0]["dims"] == [64]
 
 
+def _infer_checked(client, sess, x, binary: bool, request_id: str):
+    """One infer of the mlp with output named, checked against the session; returns the input."""
+    inp = httpclient.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=binary)
+    out = httpclient.InferRequestedOutput("output", binary_data=binary)
+    res = client.infer("mlp", [inp], outputs=[out], request_id=request_id)
+    assert res.get_response()["id"] == request_id
+    np.testing.assert_allclose(res.as_numpy("output"), sess.run(None, {"input": x})[0],
+                               rtol=1e-5, atol=1e-6)
+    return inp
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_infer(client, binary):
     sess = runnx.InferenceSession(DEMO)
     x = np.random.default_rng(5).standard_normal((3, 64)).astype(np.float32)
-    inp = httpclient.InferInput("input", list(x.shape), "FP32")
-    inp.set_data_from_numpy(x, binary_data=binary)
-    out = httpclient.InferRequestedOutput("output", binary_data=binary)
-    res = client.infer("mlp", [inp], outputs=[out], request_id="t1")
-    assert res.get_response()["id"] == "t1"
-    np.testing.assert_allclose(res.as_numpy("output"), sess.run(None, {"input": x})[0],
-                               rtol=1e-5, atol=1e-6)
+    inp = _infer_checked(client, sess, x, binary, "t1")
     res = client.infer("mlp", [inp])  # no outputs named: all of them
     assert res.as_numpy("output").shape == (3, 1)
 
@@ -74,15 +80,8 @@ def test_repeated_binary_requests_take_the_fast_path():
     with Server(DEMO, port=0, defaults=ServeDefaults(intra_op_threads=1)) as srv:
         c = httpclient.InferenceServerClient(url=f"127.0.0.1:{srv.port}")
         taken = srv.app.fast.taken() if srv.app.fast is not None else None
-        for i in range(8):
-            x = rng.standard_normal((2, 64)).astype(np.float32)
-            inp = httpclient.InferInput("input", [2, 64], "FP32")
-            inp.set_data_from_numpy(x, binary_data=True)
-            out = httpclient.InferRequestedOutput("output", binary_data=True)
-            res = c.infer("mlp", [inp], outputs=[out], request_id="same")
-            assert res.get_response()["id"] == "same"
-            np.testing.assert_allclose(res.as_numpy("output"), sess.run(None, {"input": x})[0],
-                                       rtol=1e-5, atol=1e-6)
+        for _ in range(8):
+            _infer_checked(c, sess, rng.standard_normal((2, 64)).astype(np.float32), True, "same")
         stats = c.get_inference_statistics("mlp")["model_stats"][0]
         assert stats["inference_count"] == 16 and stats["inference_stats"]["success"]["count"] == 8
         c.close()

@@ -81,3 +81,23 @@ def test_workers_argument_checks():
         Server(DEMO, port=0, workers=0)
     with pytest.raises(ValueError, match="run()"):
         Server(DEMO, port=0, workers=2).start()
+
+
+def test_statistics_of_workers_add_up():
+    from runnx.server.shared_stats import merge_model_stats
+
+    def part(last, rows, execs, ok_ns, sizes):
+        d = {"count": rows, "ns": ok_ns}
+        return {"name": "m", "version": "1", "last_inference": last, "inference_count": rows,
+                "execution_count": execs, "inference_stats": {"success": d, "queue": dict(d)},
+                "batch_stats": [{"batch_size": b, "compute_infer": {"count": n, "ns": 10 * n}}
+                                for b, n in sizes]}
+
+    a, b = part(5, 3, 2, 100, [(1, 1), (2, 1)]), part(9, 4, 1, 50, [(4, 1)])
+    m = merge_model_stats([a, b])
+    assert (m["last_inference"], m["inference_count"], m["execution_count"]) == (9, 7, 3)
+    assert m["inference_stats"]["success"] == {"count": 7, "ns": 150}
+    assert [(s["batch_size"], s["compute_infer"]["count"]) for s in m["batch_stats"]] == \
+        [(1, 1), (2, 1), (4, 1)]
+    assert a["inference_count"] == 3 and len(a["batch_stats"]) == 2  # the parts are untouched
+    assert merge_model_stats([a, a])["batch_stats"][1]["compute_infer"] == {"count": 2, "ns": 20}
