@@ -23,28 +23,12 @@ struct Buffer {
 }  // namespace
 
 std::unique_ptr<uint8_t, void (*)(void*)> MemoryPlan::take_arena() {
-  if (uint8_t* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return {spare, std::free};
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (!free_.empty()) {
-      auto a = std::move(free_.back());
-      free_.pop_back();
-      return a;
-    }
-  }
+  if (auto a = idle_.take()) return a;
   void* p = std::aligned_alloc(kAlign, std::max<int64_t>(kAlign, round_up(arena_bytes)));
   return {static_cast<uint8_t*>(p), std::free};
 }
 
-void MemoryPlan::give_back(std::unique_ptr<uint8_t, void (*)(void*)> arena) {
-  uint8_t* none = nullptr;
-  if (spare_.compare_exchange_strong(none, arena.get(), std::memory_order_release)) {
-    arena.release();
-    return;
-  }
-  std::lock_guard<std::mutex> lk(mu_);
-  if (free_.size() < 8) free_.push_back(std::move(arena));
-}
+void MemoryPlan::give_back(std::unique_ptr<uint8_t, void (*)(void*)> arena) { idle_.give_back(std::move(arena)); }
 
 std::unique_ptr<MemoryPlan> build_memory_plan(const std::vector<StepInfo>& steps,
                                               const std::vector<ValueRecord>& records,

@@ -2,12 +2,12 @@
 // It is built by observing one run (shapes, sizes, which outputs alias which inputs) and reused by
 // every later run with the same signature, so dynamic batch or sequence lengths plan once each.
 #pragma once
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <mutex>
 #include <memory>
 #include <vector>
+
+#include "runtime/idle_list.h"
 
 namespace runnx {
 
@@ -35,14 +35,10 @@ struct MemoryPlan {
   std::unique_ptr<uint8_t, void (*)(void*)> take_arena();
   void give_back(std::unique_ptr<uint8_t, void (*)(void*)> arena);
 
-  MemoryPlan() = default;
-  MemoryPlan(const MemoryPlan&) = delete;
-  ~MemoryPlan() { std::free(spare_.load()); }
+  MemoryPlan() : idle_(std::free) {}
 
  private:
-  std::atomic<uint8_t*> spare_{nullptr};  // one idle arena, taken without a lock
-  std::mutex mu_;
-  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> free_;
+  IdleList<uint8_t, void (*)(void*)> idle_;
 };
 
 // Builds the plan. `pinned[v]` is true for values that must not be in the arena (graph outputs,

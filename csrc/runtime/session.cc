@@ -135,7 +135,7 @@ Session::Session(Model model, const SessionOptions& options) : model_(std::move(
   provider_names_.push_back(kCpuProviderName);
 }
 
-Session::~Session() { delete spare_run_state_.load(); }
+Session::~Session() = default;
 
 ThreadPool& Session::pool() const {
   std::call_once(pool_once_, [this] { pool_ = std::make_unique<ThreadPool>(num_threads_); });
@@ -550,28 +550,13 @@ std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_name
 }
 
 std::unique_ptr<Session::RunState> Session::take_run_state() {
-  if (RunState* spare = spare_run_state_.exchange(nullptr, std::memory_order_acquire))
-    return std::unique_ptr<RunState>(spare);  // the usual case: one run at a time, no lock
-  {
-    std::lock_guard<std::mutex> lk(run_states_mu_);
-    if (!idle_run_states_.empty()) {
-      std::unique_ptr<RunState> rs = std::move(idle_run_states_.back());
-      idle_run_states_.pop_back();
-      return rs;
-    }
-  }
+  if (auto rs = idle_run_states_.take()) return rs;
   return std::make_unique<RunState>();
 }
 
 void Session::give_back_run_state(std::unique_ptr<RunState> rs) {
   rs->finish();
-  RunState* none = nullptr;
-  if (spare_run_state_.compare_exchange_strong(none, rs.get(), std::memory_order_release)) {
-    rs.release();
-    return;
-  }
-  std::lock_guard<std::mutex> lk(run_states_mu_);
-  if (idle_run_states_.size() < 8) idle_run_states_.push_back(std::move(rs));
+  idle_run_states_.give_back(std::move(rs));
 }
 
 std::vector<PlacedTensor> Session::run_placed(const std::vector<std::string>& feed_names,

@@ -1,7 +1,6 @@
 // A loaded model ready to run: validated graph, one kernel per node, a thread pool, and memory
 // plans cached per input-shape signature. run() is safe to call from many threads at once.
 #pragma once
-#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -14,6 +13,7 @@
 #include "ir/graph.h"
 #include "ops/kernel.h"
 #include "passes/pass.h"
+#include "runtime/idle_list.h"
 #include "runtime/plan.h"
 #include "runtime/provider.h"
 
@@ -159,9 +159,7 @@ class Session {
 
   mutable std::shared_mutex plans_mu_;
   std::map<std::vector<int64_t>, std::shared_ptr<MemoryPlan>> plans_;  // by input-shape signature
-  std::atomic<RunState*> spare_run_state_{nullptr};  // one idle run state, taken without a lock
-  std::mutex run_states_mu_;
-  std::vector<std::unique_ptr<RunState>> idle_run_states_;  // more, when runs overlap
+  IdleList<RunState> idle_run_states_;
   mutable SessionStats stats_;
   std::vector<PassFired> passes_fired_;
 
