@@ -7,6 +7,11 @@ KServe clients use and nothing more: keep-alive, Content-Length and chunked requ
 the client uploads), pipelined requests answered in order, idle timeouts, and a graceful close.
 Each response is one ``transport.write`` (status line, headers and body together); the app must
 give ``content-length``.
+
+When the app has a fast path (``app.fast``, runnx._C.FastInfer), a segment that holds exactly one
+whole inference request it learned is handed to it before the parser sees anything: C++ checks
+and batches it, and later gives back the complete response bytes (or, for a failure, the error
+for the app to word). Everything else goes through httptools and the ASGI app as before.
 """
 
 from __future__ import annotations
