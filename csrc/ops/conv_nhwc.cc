@@ -84,6 +84,10 @@ class NhwcConvKernel : public Kernel {
     if (info.release_constant) info.release_constant(1);
   }
 
+  // Every path reads residual element i before it writes y[i] (GEMM epilogue in registers, the
+  // depthwise and direct stores), so y may take over Z's buffer when Z dies here.
+  int inplace_input() const override { return 3; }
+
   std::string describe() const override {
     if (depthwise_) return "nhwc depthwise, 8 channels per vector";
     if (direct_) return std::string("nhwc direct (few input channels)") +
