@@ -256,6 +256,7 @@ class PyFastInfer {
       py::tuple out = py::reinterpret_borrow<py::tuple>(h);
       t->output_names.push_back(out[0].cast<std::string>());
       t->output_heads.push_back(out[1].cast<std::string>());
+      t->output_binary.push_back(out[2].cast<bool>());
     }
     t->response_prefix = response_prefix;
     t->priority = priority;
@@ -342,9 +343,10 @@ class PyFastInfer {
     for (auto& f : owned) {
       py::handle proto(static_cast<PyObject*>(f->user));
       if (core_.settle(*f)) {
-        const size_t n = core_.response_size(*f);
+        const std::string json = core_.response_json(*f);
+        const size_t n = core_.response_size(*f, json);
         py::bytes body(nullptr, n);  // filled in place: the bytes object is still private
-        core_.render_response(*f, PyBytes_AS_STRING(body.ptr()));
+        core_.render_response(*f, json, PyBytes_AS_STRING(body.ptr()));
         out.append(py::make_tuple(proto, std::move(body)));
         continue;
       }

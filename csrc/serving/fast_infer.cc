@@ -1,8 +1,12 @@
 #include "serving/fast_infer.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "serving/http_head.h"
 
@@ -77,8 +81,6 @@ char* put_hex(char* out, uint64_t v) {
   for (size_t i = n; i-- > 0; v >>= 4) out[i] = "0123456789abcdef"[v & 15];
   return out + n;
 }
-
-size_t signed_decimal_len(int64_t v) { return v < 0 ? 1 + decimal_len(static_cast<uint64_t>(-v)) : decimal_len(v); }
 
 constexpr std::string_view kStatusLine = "HTTP/1.1 200 OK\r\n";
 constexpr std::string_view kLength = "content-length: ";
@@ -266,29 +268,144 @@ bool FastInfer::settle(FastRequest& f) {
 
 // ---- the response -----------------------------------------------------------------------------
 // Byte for byte what the Python path sends: status line, date, content-length, x-request-id,
-// content-type, inference-header-content-length, then the JSON header and the tensors.
+// content-type (and inference-header-content-length when binary data follows), then the JSON
+// header and the binary tensors.
 
 namespace {
 
-size_t json_header_size(const FastRequest& f) {
-  const FastTemplate& t = *f.tmpl;
-  size_t n = t.response_prefix.size() + 2;  // "]}"
-  for (size_t k = 0; k < f.req.outputs.size(); ++k) {
-    const Tensor& x = f.req.outputs[k];
-    n += (k ? 1 : 0) + t.output_heads[k].size() + std::strlen(kserve_datatype(x.dtype)) + kShape.size();
-    for (size_t d = 0; d < x.shape.size(); ++d) n += (d ? 1 : 0) + signed_decimal_len(x.shape[d]);
-    n += kSize.size() + decimal_len(x.nbytes()) + 2;  // "}}"
+// A double as Python's repr writes it (json.dumps uses it): the shortest digits that read back
+// the same, fixed notation for decimal exponents in [-4, 16), else d.ddde+XX; NaN and Infinity as
+// json.dumps spells them.
+void append_python_float(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
   }
-  return n;
+  if (std::isinf(v)) {
+    out += v < 0 ? "-Infinity" : "Infinity";
+    return;
+  }
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));  // [-]d[.ddd]e(+|-)XX
+  if (sci.front() == '-') {
+    out += '-';
+    sci.remove_prefix(1);
+  }
+  const size_t e = sci.find('e');
+  std::string digits(1, sci[0]);
+  if (e > 1) digits.append(sci.substr(2, e - 2));
+  const int exp10 = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  const int point = exp10 + 1;  // digits before the decimal point
+  const int n = static_cast<int>(digits.size());
+  if (point > -4 && point <= 16) {
+    if (point <= 0) {
+      out += "0.";
+      out.append(static_cast<size_t>(-point), '0');
+      out += digits;
+    } else if (point < n) {
+      out.append(digits, 0, static_cast<size_t>(point));
+      out += '.';
+      out.append(digits, static_cast<size_t>(point), std::string::npos);
+    } else {
+      out += digits;
+      out.append(static_cast<size_t>(point - n), '0');
+      out += ".0";
+    }
+    return;
+  }
+  out += digits[0];
+  if (n > 1) {
+    out += '.';
+    out.append(digits, 1, std::string::npos);
+  }
+  out += exp10 < 0 ? "e-" : "e+";
+  const int a = std::abs(exp10);
+  if (a < 10) out += '0';
+  out += std::to_string(a);
+}
+
+template <typename T>
+void append_ints(std::string& out, const Tensor& x) {
+  const T* p = static_cast<const T*>(x.data);
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    if (i) out += ',';
+    out += std::to_string(p[i]);
+  }
+}
+
+// `"data":[...]` of an output answered in JSON (flattened, as the Python path's tolist()).
+void append_json_data(std::string& out, const Tensor& x) {
+  out += "\"data\":[";
+  const int64_t n = x.numel();
+  switch (x.dtype) {
+    case DType::kBool: {
+      const auto* p = static_cast<const unsigned char*>(x.data);
+      for (int64_t i = 0; i < n; ++i) out += (i ? "," : ""), out += p[i] ? "true" : "false";
+      break;
+    }
+    case DType::kU8: append_ints<uint8_t>(out, x); break;
+    case DType::kU16: append_ints<uint16_t>(out, x); break;
+    case DType::kU32: append_ints<uint32_t>(out, x); break;
+    case DType::kU64: append_ints<uint64_t>(out, x); break;
+    case DType::kI8: append_ints<int8_t>(out, x); break;
+    case DType::kI16: append_ints<int16_t>(out, x); break;
+    case DType::kI32: append_ints<int32_t>(out, x); break;
+    case DType::kI64: append_ints<int64_t>(out, x); break;
+    case DType::kF32:
+      for (int64_t i = 0; i < n; ++i) {
+        if (i) out += ',';
+        append_python_float(out, static_cast<const float*>(x.data)[i]);
+      }
+      break;
+    case DType::kF64:
+      for (int64_t i = 0; i < n; ++i) {
+        if (i) out += ',';
+        append_python_float(out, static_cast<const double*>(x.data)[i]);
+      }
+      break;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        if (i) out += ',';
+        append_python_float(out, half_to_double(static_cast<const uint16_t*>(x.data)[i]));
+      }
+      break;
+    default:
+      break;  // learn() admits no other output types
+  }
+  out += ']';
 }
 
 size_t tensor_bytes(const FastRequest& f) {
   size_t n = 0;
-  for (const Tensor& x : f.req.outputs) n += x.nbytes();
+  for (size_t k = 0; k < f.req.outputs.size(); ++k)
+    if (f.tmpl->output_binary[k]) n += f.req.outputs[k].nbytes();
   return n;
 }
 
+bool any_binary(const FastRequest& f) {
+  for (size_t k = 0; k < f.req.outputs.size(); ++k)
+    if (f.tmpl->output_binary[k]) return true;
+  return false;
+}
+
+constexpr std::string_view kJsonType = "\r\ncontent-type: application/json";
+
 }  // namespace
+
+double half_to_double(uint16_t h) {
+  const int sign = h >> 15, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  double v;
+  if (exp == 0) {
+    v = std::ldexp(static_cast<double>(frac), -24);
+  } else if (exp == 31) {
+    v = frac ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+  } else {
+    v = std::ldexp(static_cast<double>(frac | 0x400), exp - 25);
+  }
+  return sign ? -v : v;
+}
 
 std::string FastInfer::request_id(const FastRequest& f) const {
   std::string s = rid_prefix_;
@@ -297,44 +414,63 @@ std::string FastInfer::request_id(const FastRequest& f) const {
   return s;
 }
 
-size_t FastInfer::response_size(const FastRequest& f) const {
-  const size_t json = json_header_size(f);
-  const size_t body = json + tensor_bytes(f);
-  return kStatusLine.size() + date_line_.size() + kLength.size() + decimal_len(body) + kRequestId.size() +
-         rid_prefix_.size() + hex_len(f.request_number) + kTypeAndHeader.size() + decimal_len(json) + 4 + body;
+std::string FastInfer::response_json(const FastRequest& f) const {
+  const FastTemplate& t = *f.tmpl;
+  std::string out = t.response_prefix;
+  for (size_t k = 0; k < f.req.outputs.size(); ++k) {
+    const Tensor& x = f.req.outputs[k];
+    if (k) out += ',';
+    out += t.output_heads[k];
+    out += kserve_datatype(x.dtype);
+    out += kShape;
+    for (size_t d = 0; d < x.shape.size(); ++d) {
+      if (d) out += ',';
+      out += std::to_string(x.shape[d]);
+    }
+    if (t.output_binary[k]) {
+      out += kSize;
+      out += std::to_string(x.nbytes());
+      out += "}}";
+    } else {
+      out += "],";
+      append_json_data(out, x);
+      out += '}';
+    }
+  }
+  out += "]}";
+  return out;
 }
 
-void FastInfer::render_response(const FastRequest& f, char* out) const {
-  const FastTemplate& t = *f.tmpl;
-  const size_t json = json_header_size(f);
+size_t FastInfer::response_size(const FastRequest& f, const std::string& json) const {
+  const size_t body = json.size() + tensor_bytes(f);
+  size_t n = kStatusLine.size() + date_line_.size() + kLength.size() + decimal_len(body) + kRequestId.size() +
+             rid_prefix_.size() + hex_len(f.request_number) + 4 + body;
+  if (any_binary(f))
+    n += kTypeAndHeader.size() + decimal_len(json.size());
+  else
+    n += kJsonType.size();
+  return n;
+}
+
+void FastInfer::render_response(const FastRequest& f, const std::string& json, char* out) const {
   out = put(out, kStatusLine);
   out = put(out, date_line_);
   out = put(out, kLength);
-  out = put_decimal(out, static_cast<int64_t>(json + tensor_bytes(f)));
+  out = put_decimal(out, static_cast<int64_t>(json.size() + tensor_bytes(f)));
   out = put(out, kRequestId);
   out = put(out, rid_prefix_);
   out = put_hex(out, f.request_number);
-  out = put(out, kTypeAndHeader);
-  out = put_decimal(out, static_cast<int64_t>(json));
+  if (any_binary(f)) {
+    out = put(out, kTypeAndHeader);
+    out = put_decimal(out, static_cast<int64_t>(json.size()));
+  } else {
+    out = put(out, kJsonType);
+  }
   out = put(out, "\r\n\r\n");
-  out = put(out, t.response_prefix);
+  out = put(out, json);
   for (size_t k = 0; k < f.req.outputs.size(); ++k) {
     const Tensor& x = f.req.outputs[k];
-    if (k) *out++ = ',';
-    out = put(out, t.output_heads[k]);
-    out = put(out, kserve_datatype(x.dtype));
-    out = put(out, kShape);
-    for (size_t d = 0; d < x.shape.size(); ++d) {
-      if (d) *out++ = ',';
-      out = put_decimal(out, x.shape[d]);
-    }
-    out = put(out, kSize);
-    out = put_decimal(out, static_cast<int64_t>(x.nbytes()));
-    out = put(out, "}}");
-  }
-  out = put(out, "]}");
-  for (const Tensor& x : f.req.outputs) {
-    if (!x.nbytes()) continue;
+    if (!f.tmpl->output_binary[k] || !x.nbytes()) continue;
     if (x.dtype == DType::kBool) {  // one byte each, 0 or 1
       const auto* src = static_cast<const unsigned char*>(x.data);
       for (size_t i = 0; i < x.nbytes(); ++i) *out++ = static_cast<char>(src[i] != 0);

@@ -59,6 +59,7 @@ struct FastTemplate {
   size_t binary_bytes = 0;
   std::vector<std::string> output_names;  // requested, in response order
   std::vector<std::string> output_heads;  // per output: `{"name":"<n>","datatype":"`
+  std::vector<bool> output_binary;        // per output: binary data, else JSON "data"
   std::string response_prefix;           // `{"model_name":..,"model_version":..[,"id":..],"outputs":[`
   int priority = 0;
   int64_t timeout_us = 0;
@@ -85,6 +86,9 @@ struct FastRequest {
   SubmitResult refused = SubmitResult::kAccepted;
 };
 
+// An IEEE half as a double (JSON outputs of FP16 tensors).
+double half_to_double(uint16_t h);
+
 class FastInfer {
  public:
   FastInfer(std::string auth_header, int64_t max_body_bytes, std::string request_id_prefix);
@@ -110,9 +114,10 @@ class FastInfer {
   CompletionChannel& channel() { return *channel_; }
   // Records an answered request in its model's stats; true when it succeeded.
   bool settle(FastRequest& f);
-  // The full HTTP response of a succeeded request: its size, then the bytes.
-  size_t response_size(const FastRequest& f) const;
-  void render_response(const FastRequest& f, char* out) const;
+  // The full HTTP response of a succeeded request: its JSON part, the whole size, the bytes.
+  std::string response_json(const FastRequest& f) const;
+  size_t response_size(const FastRequest& f, const std::string& json) const;
+  void render_response(const FastRequest& f, const std::string& json, char* out) const;
   std::string request_id(const FastRequest& f) const;
 
   void set_date_line(std::string line) { date_line_ = std::move(line); }

@@ -113,7 +113,7 @@ class FastInfer:
         batcher: Batcher,
         header: bytes,
         inputs: list[tuple[str, Any, tuple[int, ...], int]],
-        outputs: list[tuple[str, str]],
+        outputs: list[tuple[str, str, bool]],
         response_prefix: str,
         priority: int,
         timeout_us: int,

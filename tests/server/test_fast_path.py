@@ -112,6 +112,17 @@ def _bool_model():
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _echo_model():
+    """FP32, FP64 and INT64 in, the same out (Identity): every value's JSON rendering shows."""
+    from onnx import TensorProto, helper
+    types = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE, "i64": TensorProto.INT64}
+    g = helper.make_graph(
+        [helper.make_node("Identity", [k], [f"{k}_out"]) for k in types], "echo",
+        [helper.make_tensor_value_info(k, t, ["batch", "n"]) for k, t in types.items()],
+        [helper.make_tensor_value_info(f"{k}_out", t, ["batch", "n"]) for k, t in types.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     from server_helpers import scale_model
@@ -120,6 +131,7 @@ def repo(tmp_path_factory):
     shutil.copy(DEMO, root / "mlp" / "1" / "model.onnx")
     (root / "mlp" / "config.json").write_text(json.dumps({"max_batch_size": 16}))
     _save(_bool_model(), str(root / "boolish" / "1" / "model.onnx"))
+    _save(_echo_model(), str(root / "echo" / "1" / "model.onnx"))
     for v in (1, 2):
         _save(scale_model(float(v)), str(root / "scale" / str(v) / "model.onnx"))
     (root / "scale" / "config.json").write_text(json.dumps(
@@ -169,6 +181,11 @@ CASES = {  # path, feeds, encode_infer_request options
         "h": rng.standard_normal((2, 2)).astype(np.float16)}, {"binary_output": True}),
     "versioned": ("/v2/models/scale/versions/1/infer", lambda rng: {
         "x": rng.standard_normal((4, 4)).astype(np.float32)}, {"binary_output": True}),
+    "mlp_json_out": ("/v2/models/mlp/infer", lambda rng: {
+        "input": rng.standard_normal((2, 64)).astype(np.float32)}, {}),
+    "bool_f16_json_out": ("/v2/models/boolish/infer", lambda rng: {
+        "b": rng.integers(0, 2, (3, 5)).astype(bool),
+        "h": (rng.standard_normal((3, 2)) * 1000).astype(np.float16)}, {"request_id": "j"}),
 }
 
 
@@ -198,6 +215,43 @@ def test_repeated_requests_take_the_fast_path_with_identical_answers(servers, ca
             assert v.dtype == want[k].dtype and v.shape == want[k].shape
             np.testing.assert_allclose(v.astype(np.float32), want[k].astype(np.float32),
                                        rtol=1e-5, atol=1e-6)
+
+
+SPECIAL = [0.0, -0.0, 1.0, -2.5, 0.1, 1e-4, 1e-5, 1.5e-5, 123456789.0, 1e15, 1e16, 1.25e16,
+           -1e22, 3.4e38, 1e-300, 5e-324, 2.2250738585072014e-308, float("nan"), float("inf"),
+           -float("inf"), 7.0, 100.0, 0.3333333333333333, 2 ** 53, 2 ** 60 + 7, 1e100]
+
+
+@pytest.mark.parametrize("binary_out", [False, True])
+def test_json_outputs_render_every_value_as_python(servers, binary_out):
+    """Floats as Python's repr (shortest round trip, its switch to exponents, NaN/Infinity),
+    float32 widened as tolist() does, int64 extremes: the same bytes as the Python path."""
+    fast_srv, _ = servers
+    rng = np.random.default_rng(4)
+    f64 = np.array(SPECIAL + list(rng.standard_normal(6) * 10.0 ** rng.integers(-30, 30, 6)))
+    n = len(f64)
+    with np.errstate(over="ignore"):  # what float32 cannot hold becomes infinite
+        f32 = f64.astype(np.float32)
+    feeds = {"f32": f32.reshape(1, n), "f64": f64.reshape(1, n),
+             "i64": np.array([0, -1, 1, 2 ** 63 - 1, -2 ** 63] + list(range(n - 5)),
+                             np.int64).reshape(1, n)}
+    body, hl = encode_infer_request(feeds, binary_output=binary_out)
+    if not binary_out:  # mixed: f64 binary, the others JSON
+        h = json.loads(body[:hl])
+        h["outputs"] = [{"name": "f32_out"}, {"name": "f64_out", "parameters": {"binary_data": True}},
+                        {"name": "i64_out", "parameters": {"binary_data": False}}]
+        hb = json.dumps(h).encode()
+        body, hl = hb + body[hl:], len(hb)
+    taken = fast_srv.app.fast.taken()
+    pairs = both(servers, *[infer_bytes("/v2/models/echo/infer", body, hl)] * 3)
+    assert fast_srv.app.fast.taken() - taken == 2
+    for got, want in pairs:
+        assert status(got) == 200, got[:300]
+        assert normal(got) == normal(want)
+    out = decode(pairs[1][0])["outputs"]
+    np.testing.assert_array_equal(out["f64_out"], feeds["f64"])
+    np.testing.assert_array_equal(out["f32_out"].astype(np.float32), feeds["f32"])
+    np.testing.assert_array_equal(out["i64_out"], feeds["i64"])
 
 
 def test_bool_input_bytes_other_than_0_and_1_read_as_true(servers):

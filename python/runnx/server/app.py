@@ -423,9 +423,9 @@ class App:
         except Exception as e:  # noqa: BLE001  (mapped to a status below)
             raise self._run_error(model, e) from None
         outs = res.outputs
-        if self.fast is not None and memo is not None and all(binary):
-            self._learn(ctx, model, req, body[:header_len], names or model.output_names, outs,
-                        priority, timeout_us, rows)
+        if self.fast is not None and memo is not None:
+            self._learn(ctx, model, req, body[:header_len], names or model.output_names, binary,
+                        outs, priority, timeout_us, rows)
         try:
             body, header_len = encode_infer_response(
                 model.name, model.version, req.id,
@@ -442,7 +442,8 @@ class App:
         await self._respond(ctx, 200, body, ctype, headers)
 
     def _learn(self, ctx: _Ctx, model: ServedModel, req, header: bytes, names: list[str],
-               outs: dict, priority: int, timeout_us: int, rows: int) -> None:
+               binary: list[bool], outs: dict, priority: int, timeout_us: int,
+               rows: int) -> None:
         """Teaches the fast path a request just answered: its route and JSON header, with what
         was derived from them. A later request with the same route and header bytes then runs
         in C++ from bytes to bytes (same checks, same response)."""
@@ -461,7 +462,8 @@ class App:
         stats = self.fast.learn(
             path, model, model.runner.batcher._delivery.core, header,
             [(n, DATATYPES[dt][0], shape, size) for n, dt, shape, size in inputs],
-            [(n, f'{{"name":{json.dumps(n)},"datatype":"') for n in names], prefix,
+            [(n, f'{{"name":{json.dumps(n)},"datatype":"', b) for n, b in zip(names, binary)],
+            prefix,
             priority, timeout_us, rows)
         model.metrics.attach(stats)
 
