@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     for m, n, k in parse_shapes(args.shapes):
         flop = 2.0 * m * n * k
         peak = T.fma_peak_gflops(args.threads, 0.2)
-        best, med = T.gemm_bench(m, n, k, args.threads, True, args.budget)
+        best, med = T.gemm_bench(m, n, k, args.threads, "packed_b", args.budget)
         kb, km = flop / best / 1e9, flop / med / 1e9
         model = matmul_model(n, k)
         a = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)

@@ -33,6 +33,23 @@ GemmEpilogue::Act gemm_act(const std::string& act) {
   return it->second;
 }
 
+using F32 = py::array_t<float, py::array::forcecast>;
+
+// The epilogue's bias (length M when per row, else N) and activation, checked.
+GemmEpilogue epilogue_of(int64_t M, int64_t N, const std::optional<F32>& bias, bool bias_per_row,
+                         const std::string& act, float clip_lo, float clip_hi) {
+  GemmEpilogue epi;
+  if (bias) {
+    RUNNX_CHECK(bias->size() == (bias_per_row ? M : N), kInvalidArgument, "bias length");
+    epi.bias = bias->data();
+    epi.bias_per_row = bias_per_row;
+  }
+  epi.act = gemm_act(act);
+  epi.clip_lo = clip_lo;
+  epi.clip_hi = clip_hi;
+  return epi;
+}
+
 // Row stride in elements of a 2-D view whose rows are contiguous (at least the row length).
 int64_t leading_dim(const py::array& x) {
   RUNNX_CHECK(x.ndim() == 2, kInvalidArgument, "2-D arrays expected");
@@ -62,7 +79,6 @@ void register_kernel_testing(py::module_& m) {
 
   // C = A @ B + beta * C through one GEMM implementation ("dispatch": what the ops use,
   // "avx2": the AVX2 microkernel directly). A and B may be strided row-major views.
-  using F32 = py::array_t<float, py::array::forcecast>;
   m.def("gemm_f32", [](F32 a, F32 b, py::array_t<float> c, float beta, int threads, const std::string& impl) {
     RUNNX_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2, kInvalidArgument, "2-D arrays expected");
     int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
@@ -98,21 +114,13 @@ void register_kernel_testing(py::module_& m) {
                 kInvalidArgument, "shape mismatch");
     RUNNX_CHECK(!transposed_b || packed, kInvalidArgument, "transposed_b needs packed");
     RUNNX_CHECK(c.flags() & py::array::c_style, kInvalidArgument, "C must be C-contiguous");
-    GemmEpilogue epi;
-    if (bias) {
-      RUNNX_CHECK(bias->size() == (bias_per_row ? M : N), kInvalidArgument, "bias length");
-      epi.bias = bias->data();
-      epi.bias_per_row = bias_per_row;
-    }
+    GemmEpilogue epi = epilogue_of(M, N, bias, bias_per_row, act, clip_lo, clip_hi);
     if (residual) {
       RUNNX_CHECK(residual->ndim() == 2 && residual->shape(0) == M && residual->shape(1) == N, kInvalidArgument,
                   "residual shape");
       epi.residual = residual->data();
       epi.ldr = N;
     }
-    epi.act = gemm_act(act);
-    epi.clip_lo = clip_lo;
-    epi.clip_hi = clip_hi;
     const float* pa = a.data();
     const float* pb = b.data();
     float* pc = c.mutable_data();
@@ -140,20 +148,12 @@ void register_kernel_testing(py::module_& m) {
     const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
     const int64_t lda = leading_dim(a), ldb = leading_dim(b), ldc = leading_dim(c);
     RUNNX_CHECK(b.shape(0) == K && c.shape(0) == M && c.shape(1) == N, kInvalidArgument, "shape mismatch");
-    GemmEpilogue epi;
-    if (bias) {
-      RUNNX_CHECK(bias->size() == (bias_per_row ? M : N), kInvalidArgument, "bias length");
-      epi.bias = bias->data();
-      epi.bias_per_row = bias_per_row;
-    }
+    GemmEpilogue epi = epilogue_of(M, N, bias, bias_per_row, act, clip_lo, clip_hi);
     if (residual) {
       RUNNX_CHECK(residual->shape(0) == M && residual->shape(1) == N, kInvalidArgument, "residual shape");
       epi.ldr = leading_dim(*residual);
       epi.residual = residual->data();
     }
-    epi.act = gemm_act(act);
-    epi.clip_lo = clip_lo;
-    epi.clip_hi = clip_hi;
     epi.alpha = alpha;
     epi.shift = shift;
     const float* pa = a.data();
@@ -175,9 +175,12 @@ void register_kernel_testing(py::module_& m) {
      py::arg("alpha") = 0.1f, py::arg("shift") = 0.5f);
 
   // Seconds per C = A @ B of M x N x K timed in C++ on one pool (no Python or pool start-up in
-  // the loop): (best, median) over about `seconds`. packed: B prepacked once, outside the timing.
-  m.def("gemm_bench", [](int64_t M, int64_t N, int64_t K, int threads, bool packed, double seconds) {
+  // the loop): (best, median) over about `seconds`. mode: "plain" (gemm_f32), "packed_b" (B
+  // prepacked once, outside the timing) or "packed_a" (A prepacked once, B packed per call).
+  m.def("gemm_bench", [](int64_t M, int64_t N, int64_t K, int threads, const std::string& mode, double seconds) {
     RUNNX_CHECK(M > 0 && N > 0 && K > 0, kInvalidArgument, "sizes must be positive");
+    RUNNX_CHECK(mode == "plain" || mode == "packed_b" || mode == "packed_a", kInvalidArgument, "unknown mode '",
+                mode, "'");
     std::vector<float> a(M * K), b(K * N), c(M * N);
     for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 7919) % 1000) * 1e-3f - 0.5f;
     for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f;
@@ -185,9 +188,11 @@ void register_kernel_testing(py::module_& m) {
     {  // the pool and the GIL release end before the tuple is built
       ThreadPool pool(threads);
       py::gil_scoped_release nogil;
-      PackedB pb = packed ? pack_b_f32(K, N, b.data(), N, false) : PackedB{};
+      PackedB pb = mode == "packed_b" ? pack_b_f32(K, N, b.data(), N, false) : PackedB{};
+      PackedA pa = mode == "packed_a" ? pack_a_f32(M, K, a.data(), K) : PackedA{};
       auto once = [&] {
-        if (packed) gemm_f32_packed(M, a.data(), K, pb, c.data(), N, 0.f, GemmEpilogue{}, &pool);
+        if (!pb.empty()) gemm_f32_packed(M, a.data(), K, pb, c.data(), N, 0.f, GemmEpilogue{}, &pool);
+        else if (!pa.empty()) gemm_f32_packed_a(pa, N, b.data(), N, c.data(), N, 0.f, GemmEpilogue{}, &pool);
         else gemm_f32(M, N, K, a.data(), K, b.data(), N, c.data(), N, 0.f, &pool);
       };
       once();

@@ -15,8 +15,8 @@ from runnx._C import _testing as T
 
 MODES = ["epilogue", "packed_b", "packed_a"]
 SIZES = [1, 5, 6, 7, 15, 16, 17, 33, 100]
-# Every size in every position, paired with varied partners (a cyclic Latin cover of 81 triples,
-# thinned to 27): all tails of the 6x16 tile meet each other without the full 729 products.
+# 27 triples (s[i], s[i+j], s[i+2j]) for j < 3 (indices mod 9): every size in every position with
+# varied partners, so the tails of the 6x16 tile meet each other without all 729 products.
 SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
           for i, m in enumerate(SIZES) for j in range(3)]
 # Deeper K: several K-blocks (256), so partial sums accumulate in C before the epilogue.
