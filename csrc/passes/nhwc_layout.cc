@@ -9,8 +9,8 @@
 //
 // A chain is a set of Conv / FusedConv nodes (float32 constant 4-D weights, group 1 or
 // depthwise) connected through their X and Z inputs. Group-1 3x3 stride-1 convolutions are left
-// out (they take Winograd in NCHW), and chains without a depthwise conv (ResNet's) stay NCHW:
-// bench/conv.py measured the gain on the depthwise chains only.
+// out (they take Winograd in NCHW), and chains without a depthwise conv (ResNet's) stay NCHW, as
+// does a lone depthwise conv: bench/conv.py measured the gain on the depthwise chains only.
 #include <map>
 #include <numeric>
 
@@ -114,11 +114,17 @@ int pass_nhwc_layout(Model& model) {
         if (p >= 0) parent[find(parent, p)] = find(parent, k);
       }
   }
+  // A lone depthwise conv would pay a reorder on each side for nothing: a chain needs a
+  // depthwise conv and at least one other member.
   std::map<int, bool> has_depthwise;
-  for (const auto& [k, c] : cand) has_depthwise[find(parent, k)] |= c.depthwise;
+  std::map<int, int> members;
+  for (const auto& [k, c] : cand) {
+    has_depthwise[find(parent, k)] |= c.depthwise;
+    ++members[find(parent, k)];
+  }
   std::map<int, Candidate> chain;
   for (const auto& [k, c] : cand)
-    if (has_depthwise[find(parent, k)]) chain[k] = c;
+    if (has_depthwise[find(parent, k)] && members[find(parent, k)] >= 2) chain[k] = c;
   if (chain.empty()) return 0;
 
   std::set<std::string> taken = idx.names();
