@@ -256,8 +256,8 @@ def qdq_quantize(model, calib: list[dict]):
     q.CopyFrom(model)
     del q.graph.node[:]
     q.graph.node.extend(nodes)
-    replaced = {i for n, _, _ in gemms for i in n.input[1:]}
-    kept = [t for t in q.graph.initializer if t.name not in replaced]
+    used = {i for n in q.graph.node for i in n.input}  # the float weights (and folded BNs) go
+    kept = [t for t in q.graph.initializer if t.name in used]
     del q.graph.initializer[:]
     q.graph.initializer.extend(kept + new_inits)
     return q
