@@ -34,6 +34,14 @@ def assert_within_one_step(fused, plain, max_off=0.05):
     assert (diff != 0).mean() <= max_off if diff.size else True
 
 
+def add_bias_dq(nodes, inits, ins, n, ws, per_column):
+    """An int32 bias of n values at scale x_scale (0.02) * w_scale, dequantized, as the layer's C."""
+    inits.update(b=RNG.integers(-3000, 3000, n).astype(np.int32), bs=np.float32(0.02) * ws,
+                 bz=np.zeros(n, np.int32) if per_column else np.int32(0))
+    nodes.append(helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"], axis=0))
+    ins.append("bd")
+
+
 def layer_model(op, m, k, n, *, per_column=False, bias=True, trans_b=True, wtype=np.int8, xtype=np.uint8,
                 extra_nodes=(), extra_outputs=(), **over):
     """x (float) -> Q -> DQ -> op(DQ(w) [, DQ(bias)]) -> Q -> y (quantized). `over` replaces initializers."""
@@ -51,10 +59,7 @@ def layer_model(op, m, k, n, *, per_column=False, bias=True, trans_b=True, wtype
     ]
     ins = ["xd", "wd"]
     if bias:
-        inits.update(b=RNG.integers(-3000, 3000, n).astype(np.int32), bs=np.float32(0.02) * ws,
-                     bz=np.zeros(n, np.int32) if per_column else np.int32(0))
-        nodes.append(helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"], axis=0))
-        ins.append("bd")
+        add_bias_dq(nodes, inits, ins, n, ws, per_column)
     attrs = {"transB": int(trans_b)} if op == "Gemm" else {}
     nodes.append(helper.make_node(op, ins, ["p"], **attrs))
     nodes.append(helper.make_node("QuantizeLinear", ["p", "ys", "yz"], ["y"]))
@@ -227,10 +232,7 @@ def conv_layer_model(xshape, m, k, attrs, *, per_channel=True, bias=True, group=
     ]
     ins = ["xd", "wd"]
     if bias:
-        inits.update(b=RNG.integers(-3000, 3000, m).astype(np.int32), bs=np.float32(0.02) * ws,
-                     bz=np.zeros(m, np.int32) if per_channel else np.int32(0))
-        nodes.append(helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"], axis=0))
-        ins.append("bd")
+        add_bias_dq(nodes, inits, ins, m, ws, per_channel)
     nodes.append(helper.make_node("Conv", ins, ["p"], group=group, **attrs))
     nodes.append(helper.make_node("QuantizeLinear", ["p", "ys", "yz"], ["y"]))
     return graph_model(nodes, [("x", FLOAT, list(xshape))], [("y", U8, None)], inits, opset=13)
