@@ -112,6 +112,22 @@ def test_large_tiles_split_over_threads(mode):
             run_case(mode, m, n, k, 0.0, threads, mode == "packed_a", "gelu", rng)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [7, 100, 300, 600])
+def test_residual_sharing_c(mode, k):
+    # An op whose output takes over its residual's buffer (in place): C and the residual are one
+    # array, over one K-block and several (C holds partial sums before the epilogue reads it).
+    rng = np.random.default_rng(k)
+    for m, n, threads in ((50, 40, 1), (130, 200, 2)):
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        c = rng.standard_normal((m, n)).astype(np.float32)
+        ref = np.maximum(a.astype(np.float64) @ b + c + bias, 0)
+        T.gemm_f32_fused(a, b, c, 0.0, threads, mode, bias, False, c, "relu")
+        np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
 def test_rejects_bad_mode():
     a = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="mode"):

@@ -266,21 +266,47 @@ PackedA pack_a_f32(int64_t M, int64_t K, const float* A, int64_t lda) {
   return p;
 }
 
+namespace {
+
+// epi, with its residual moved into `keep` when it overlaps C[M, N]: C takes partial sums over
+// K-blocks (the portable path the whole product) before the epilogue reads the residual.
+GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, const float* C, int64_t ldc,
+                            std::vector<float>& keep) {
+  if (!epi.residual || M <= 0 || N <= 0) return epi;
+  const float* r = epi.residual;
+  const bool overlap = r < C + (M - 1) * ldc + N && C < r + (M - 1) * epi.ldr + N;
+  if (!overlap) return epi;
+  keep.resize(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i) std::memcpy(keep.data() + i * N, r + i * epi.ldr, N * sizeof(float));
+  GemmEpilogue e = epi;
+  e.residual = keep.data();
+  e.ldr = N;
+  return e;
+}
+
+}  // namespace
+
 void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb, float* C, int64_t ldc,
-                       float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+                       float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_apart(epi_in, A.M, N, C, ldc, keep);
   if (A.panels) return sgemm_avx2_packed_a(A.M, N, A.K, A.data.get(), B, ldb, C, ldc, beta, epi, pool);
   gemm_f32_epilogue(A.M, N, A.K, A.data.get(), A.K, B, ldb, C, ldc, beta, epi, pool);
 }
 
 void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
-                     float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+                     float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_apart(epi_in, M, B.N, C, ldc, keep);
   if (B.panels) return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
   gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
 }
 
 void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                       int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
+                       int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi_in,
                        ThreadPool* pool) {
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_apart(epi_in, M, N, C, ldc, keep);
   if (use_avx2()) return sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
   gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
   if (epi.trivial() || M <= 0 || N <= 0) return;

@@ -25,8 +25,8 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
 //   C = act(acc + beta * C_old + bias + residual)
 // with acc = A*B. bias is one value per column (length N), or per row (length M) when
 // bias_per_row (NCHW convolution: one per output channel); residual is an [M, N] matrix with
-// leading dimension ldr that may alias C only when beta == 0 is not relied on (it is read before
-// C is written, element by element).
+// leading dimension ldr. It may share C's buffer (an op whose output takes over the residual's):
+// C receives partial sums before the epilogue runs, so an overlapping residual is copied first.
 struct GemmEpilogue {
   enum class Act : uint8_t { kNone, kRelu, kClip, kSigmoid, kTanh, kGeluErf, kGeluTanh, kLeakyRelu, kHardSwish };
   const float* bias = nullptr;
