@@ -20,6 +20,7 @@ struct GraphPass {
   const char* name;
   int min_level;
   PassFn run;
+  bool cpu_only;  // makes ops only the CPU runs; skipped when a device provider is asked for
 };
 
 // Times a pass rewrote the graph, summed over rounds; only passes that fired are listed.
@@ -31,9 +32,10 @@ struct PassFired {
 // The passes in the order they run (passes.inc).
 const std::vector<GraphPass>& graph_passes();
 
-// Runs every pass whose min_level <= level, in rounds until none fires (at most a few rounds).
+// Runs every pass whose min_level <= level, in rounds until none fires (at most a few rounds);
+// with `device_asked` (a session that may place nodes on a GPU) the CPU-only passes are left out.
 // A graph that is not well formed (a value produced twice, an undefined input, a cycle) is left
 // alone so validation reports it as written.
-std::vector<PassFired> run_graph_passes(Model& model, int level);
+std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_asked = false);
 
 }  // namespace runnx

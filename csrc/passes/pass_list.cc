@@ -7,14 +7,18 @@
 namespace runnx {
 
 #define RUNNX_GRAPH_PASS(name, level) int pass_##name(Model& model);
+#define RUNNX_CPU_GRAPH_PASS(name, level) int pass_##name(Model& model);
 #include "passes/passes.inc"
 #undef RUNNX_GRAPH_PASS
+#undef RUNNX_CPU_GRAPH_PASS
 
 const std::vector<GraphPass>& graph_passes() {
   static const std::vector<GraphPass> passes = {
-#define RUNNX_GRAPH_PASS(name, level) {#name, level, &pass_##name},
+#define RUNNX_GRAPH_PASS(name, level) {#name, level, &pass_##name, false},
+#define RUNNX_CPU_GRAPH_PASS(name, level) {#name, level, &pass_##name, true},
 #include "passes/passes.inc"
 #undef RUNNX_GRAPH_PASS
+#undef RUNNX_CPU_GRAPH_PASS
   };
   return passes;
 }
@@ -63,7 +67,7 @@ bool well_formed(const Graph& g) {
 
 }  // namespace
 
-std::vector<PassFired> run_graph_passes(Model& model, int level) {
+std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_asked) {
   std::vector<PassFired> fired;
   if (level <= 0 || !well_formed(model.graph)) return fired;
   std::map<std::string, int> counts;
@@ -71,7 +75,7 @@ std::vector<PassFired> run_graph_passes(Model& model, int level) {
   for (int round = 0; round < kMaxRounds; ++round) {
     bool changed = false;
     for (const GraphPass& p : graph_passes()) {
-      if (p.min_level > level) continue;
+      if (p.min_level > level || (p.cpu_only && device_asked)) continue;
       int n = p.run(model);
       if (n > 0) {
         counts[p.name] += n;

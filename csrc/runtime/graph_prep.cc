@@ -36,7 +36,7 @@ Tensor constant_value(const Node& n) {
 
 }  // namespace
 
-std::vector<PassFired> prepare_graph(Model& model, int optimization_level) {
+std::vector<PassFired> prepare_graph(Model& model, int optimization_level, bool device_asked) {
   Graph& g = model.graph;
   std::vector<Node> kept;
   kept.reserve(g.nodes.size());
@@ -48,7 +48,7 @@ std::vector<PassFired> prepare_graph(Model& model, int optimization_level) {
     kept.push_back(std::move(n));
   }
   g.nodes = std::move(kept);
-  return run_graph_passes(model, optimization_level);
+  return run_graph_passes(model, optimization_level, device_asked);
 }
 
 }  // namespace runnx

@@ -154,7 +154,9 @@ void Session::build(const SessionOptions& options) {
     fail(ErrorKind::kUnsupportedOp, "the model imports ai.onnx opset ", opset, "; runnx supports opsets ",
          kMinOpset, " to ", kMaxOpset);
 
-  passes_fired_ = prepare_graph(model_, options.graph_optimization_level);
+  bool device_asked = false;
+  for (const ProviderRequest& p : options.providers) device_asked |= p.name != kCpuProviderName;
+  passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
 
   auto define = [&](const std::string& name) -> int {
     auto [it, added] = ids_.emplace(name, static_cast<int>(names_.size()));

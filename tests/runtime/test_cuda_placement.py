@@ -100,9 +100,21 @@ def test_placement_is_consistent_with_copies():
 def test_zoo_placement_reports_every_node(name):
     model = zoo.build(name, "tiny")
     p = cuda_placement(model)
-    sess = runnx.InferenceSession(model.SerializeToString())
+    # A CUDA session leaves out the CPU-only layout pass (nhwc_layout, level 99, the only pass
+    # there), so its graph is the CPU session's at level 2.
+    opts = runnx.SessionOptions()
+    opts.graph_optimization_level = runnx.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    sess = runnx.InferenceSession(model.SerializeToString(), opts)
     ops = [op for _, op, *_ in sess._sess.kernel_choices()]
     assert [n[1] for n in p["nodes"]] == ops  # same optimised graph, same order
+
+
+def test_cpu_only_layout_pass_is_left_out_of_cuda_sessions():
+    model = zoo.build("mobilenetv2", "tiny")
+    cpu_ops = {op for _, op, *_ in runnx.InferenceSession(model.SerializeToString())._sess.kernel_choices()}
+    assert "NhwcConv" in cpu_ops  # the CPU session takes the channels-last layout
+    cuda_ops = {op for _, op, *_ in cuda_placement(model)["nodes"]}
+    assert "NhwcConv" not in cuda_ops and cuda_ops & {"Conv", "FusedConv"}
 
 
 def test_placement_only_session_runs_on_the_cpu_and_says_so():
