@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "kernels/cpu/conv_simd.h"
@@ -189,6 +190,7 @@ class ConvKernel : public Kernel {
     if (fused_) act_ = parse_conv_activation(info.node);
     const_w_ = info.constant_input(1) != nullptr;
     force_ = forced_algo();
+    prepare_at_load(info);
   }
 
   void run(KernelContext& ctx) const override {
@@ -241,37 +243,98 @@ class ConvKernel : public Kernel {
   }
 
  private:
-  void run_f32(const Tensor& x, const Tensor& w, const Geom3& g, const ConvEpilogue& e,
-               Tensor& y, ThreadPool& pool) const {
-    const int64_t C = x.shape[1], M = w.shape[0], G = group_, Cg = C / G;
+  enum class Path { kGeneric, kDepthwise, kWinograd, kTransposed, kGemm };
+
+  // The float32 algorithm for C input and M output channels at geometry g.
+  Path choose_path(int64_t C, int64_t M, const Geom3& g) const {
+    const int64_t G = group_, Cg = C / G;
     const bool planar = g.k[0] == 1 && g.in[0] == 1;  // 1-D or 2-D
     const bool unit = g.s == std::array<int64_t, 3>{1, 1, 1} && g.d == g.s;
-    if (force_ == ForceAlgo::kGeneric) {
-      run_generic<float>(x, w, nullptr, g, y, pool);
-      return apply_epilogue(e, y, pool);
-    }
-    if (force_ != ForceAlgo::kIm2col && Cg == 1 && G > 1 && planar &&
-        g.k[1] <= 16 && g.k[2] <= 16)
-      return run_depthwise(x, w, g, e, y, pool);
+    if (force_ == ForceAlgo::kGeneric) return Path::kGeneric;
+    if (force_ != ForceAlgo::kIm2col && Cg == 1 && G > 1 && planar && g.k[1] <= 16 && g.k[2] <= 16)
+      return Path::kDepthwise;
     const bool wino_shape = G == 1 && planar && unit && g.k[1] == 3 && g.k[2] == 3 && const_w_;
     const int64_t tiles = ((g.out[1] + 3) / 4) * ((g.out[2] + 3) / 4);
-    const bool wino = wino_shape && (force_ == ForceAlgo::kWinograd ||
-                                     (force_ == ForceAlgo::kAuto && tiles >= kWinogradMinTiles &&
-                                      C >= 8 && M >= 8));
-    if (wino) {
-      std::call_once(wino_once_, [&] {
-        wino_ = std::make_unique<WinogradF43>(w.ptr<float>(), M, C);
-      });
-      wino_->run(x.ptr<float>(), x.shape[0], g.in[1], g.in[2], g.pb[1], g.pb[2], g.out[1],
-                 g.out[2], e, y.ptr<float>(), pool);
-      return;
-    }
+    if (wino_shape && (force_ == ForceAlgo::kWinograd ||
+                       (force_ == ForceAlgo::kAuto && tiles >= kWinogradMinTiles && C >= 8 && M >= 8)))
+      return Path::kWinograd;
     // 1x1 only: the packed W^T is a second copy of the weights (ResNet-50: 31 MB for its 1x1s
     // at 7x7; its 3x3s there would add 28 MB more for a few % at batch 1).
     if (force_ == ForceAlgo::kAuto && G == 1 && planar && const_w_ && g.k_size() == 1 &&
         g.out_size() <= kSmallImagePixels && M >= 16)
-      return run_gemm_transposed(x, w, g, e, y, pool);
-    run_gemm(x, w, g, e, y, pool);
+      return Path::kTransposed;
+    return Path::kGemm;
+  }
+
+  // The constant weights in the form `path` reads (each made once, whichever comes first: here
+  // at load or on the first run).
+  void prepare_weights(Path path, const float* w, int64_t C, int64_t M, const Geom3& g) const {
+    const int64_t G = group_, Mg = M / G, K = (C / G) * g.k_size();
+    switch (path) {
+      case Path::kWinograd:
+        std::call_once(wino_once_, [&] { wino_ = std::make_unique<WinogradF43>(w, M, C); });
+        break;
+      case Path::kTransposed:
+        std::call_once(wt_once_, [&] { wt_packed_ = pack_b_f32(K, M, w, K, true); });
+        break;
+      case Path::kGemm:
+        std::call_once(packed_once_, [&] {
+          for (int64_t gi = 0; gi < G; ++gi) packed_w_.push_back(pack_a_f32(Mg, K, w + gi * Mg * K, K));
+        });
+        break;
+      default:
+        break;
+    }
+  }
+
+  // When X's channels and spatial dims are fixed at load (the batch may vary: no path depends on
+  // it), the one path every run takes is known: its weights are prepared now and the original
+  // given back (ResNet-50 kept both copies, ~100 MB). Depthwise and forced paths read the original.
+  void prepare_at_load(const KernelInfo& info) {
+    const Tensor* w = info.constant_input(1);
+    if (!w || w->dtype != DType::kF32 || w->rank() < 3 || force_ != ForceAlgo::kAuto || !info.input_dims ||
+        !info.release_constant)
+      return;
+    const std::vector<int64_t> xd = info.input_dims(0);
+    if (xd.size() != w->shape.size() || xd[1] != w->shape[1] * group_ || w->shape[0] % group_ != 0) return;
+    for (size_t i = 1; i < xd.size(); ++i)
+      if (xd[i] <= 0) return;
+    Geom3 g;
+    try {
+      g = window_geometry(info.node, attrs_, {xd.begin() + 2, xd.end()}, {w->shape.begin() + 2, w->shape.end()});
+    } catch (const Error&) {
+      return;  // run() reports a bad geometry with the actual shapes
+    }
+    const Path path = choose_path(xd[1], w->shape[0], g);
+    if (path != Path::kWinograd && path != Path::kTransposed && path != Path::kGemm) return;
+    prepare_weights(path, w->ptr<float>(), xd[1], w->shape[0], g);
+    load_path_ = path;
+    info.release_constant(1);
+  }
+
+  void run_f32(const Tensor& x, const Tensor& w, const Geom3& g, const ConvEpilogue& e,
+               Tensor& y, ThreadPool& pool) const {
+    const int64_t C = x.shape[1], M = w.shape[0];
+    const Path path = choose_path(C, M, g);
+    // Shapes fixed at load cannot change, so this is a broken invariant, not a user error.
+    RUNNX_CHECK(!load_path_ || *load_path_ == path, kRuntime,
+                "convolution: X's shape at run time takes another path than the one prepared at load "
+                "(its original weights were released); please report this model");
+    if (const_w_) prepare_weights(path, w.ptr<float>(), C, M, g);
+    switch (path) {
+      case Path::kGeneric:
+        run_generic<float>(x, w, nullptr, g, y, pool);
+        return apply_epilogue(e, y, pool);
+      case Path::kDepthwise:
+        return run_depthwise(x, w, g, e, y, pool);
+      case Path::kWinograd:
+        return wino_->run(x.ptr<float>(), x.shape[0], g.in[1], g.in[2], g.pb[1], g.pb[2], g.out[1],
+                          g.out[2], e, y.ptr<float>(), pool);
+      case Path::kTransposed:
+        return run_gemm_transposed(x, w, g, e, y, pool);
+      case Path::kGemm:
+        return run_gemm(x, w, g, e, y, pool);
+    }
   }
 
   // Small images (ResNet's 7x7 stage): y^T[P, M] = col^T[P, K] * W^T[K, M] with W^T packed once.
@@ -282,7 +345,6 @@ class ConvKernel : public Kernel {
                            const ConvEpilogue& e, Tensor& yt, ThreadPool& pool) const {
     const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0];
     const int64_t ks = g.k_size(), K = C * ks, P = g.out_size(), IP = g.in_size();
-    std::call_once(wt_once_, [&] { wt_packed_ = pack_b_f32(K, M, wt.ptr<float>(), K, true); });
     const bool pointwise = ks == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
                            g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
     const int64_t per_group = std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
@@ -336,11 +398,7 @@ class ConvKernel : public Kernel {
     const bool big = N * M * P * K >= kParallelMacs;
     const bool per_image = !big || threads == 1 || N * G >= 2 * threads;
     const ConvSimd& simd = conv_simd();
-    if (const_w_)
-      std::call_once(packed_once_, [&] {
-        for (int64_t gi = 0; gi < G; ++gi) packed_w_.push_back(pack_a_f32(Mg, K, w + gi * Mg * K, K));
-      });
-    const std::vector<PackedA>& packed = packed_w_;
+    const std::vector<PackedA>& packed = packed_w_;  // prepared by run_f32 for constant W
 
     // Output rows [r0, r1) of image n, group gi; `par` spreads im2col and the tiles over the pool.
     auto chunk_fn = [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, bool par) {
@@ -546,12 +604,14 @@ class ConvKernel : public Kernel {
   bool fused_ = false, const_w_ = false;
   ConvEpilogue act_;  // FusedConv's activation (bias and residual are bound per run)
   ForceAlgo force_ = ForceAlgo::kAuto;
-  mutable std::once_flag wino_once_;  // Winograd weights are transformed on first use
+  // Constant weights prepared per path (prepare_weights), at load when the path is known then.
+  mutable std::once_flag wino_once_;  // Winograd's transformed weights
   mutable std::unique_ptr<WinogradF43> wino_;
-  mutable std::once_flag wt_once_;  // W^T packed on first use of run_gemm_transposed
+  mutable std::once_flag wt_once_;  // W^T packed for run_gemm_transposed
   mutable PackedB wt_packed_;
-  mutable std::once_flag packed_once_;     // constant weights packed per group on first GEMM use
+  mutable std::once_flag packed_once_;  // W packed per group for run_gemm
   mutable std::vector<PackedA> packed_w_;
+  std::optional<Path> load_path_;  // set when the weights were prepared at load and released
 };
 
 }  // namespace

@@ -83,6 +83,9 @@ struct KernelInfo {
   int num_threads = 1;
   // Call after keeping an own (packed) copy of constant input i: its mapped pages may go.
   std::function<void(int)> release_constant;
+  // Dims of input i as inferred at load: -1 where not a fixed number, empty when even the rank
+  // is unknown (or the session did not say).
+  std::function<std::vector<int64_t>(int)> input_dims;
 };
 
 using KernelFactory = std::function<std::unique_ptr<Kernel>(const KernelInfo&)>;

@@ -312,6 +312,12 @@ void Session::build(const SessionOptions& options) {
                       return constants_[in_ids[k]];
                     },
                     num_threads_};
+    info.input_dims = [this, &in_ids](int k) {
+      std::vector<int64_t> dims;
+      if (k < 0 || k >= (int)in_ids.size() || in_ids[k] < 0 || !types_[in_ids[k]].has_shape) return dims;
+      for (const SymDim& d : types_[in_ids[k]].dims) dims.push_back(d.is_const() ? d.value() : -1);
+      return dims;
+    };
     std::vector<bool> released(in_ids.size(), false);
     info.release_constant = [&](int k) {
       const Tensor* t = info.constant_input(k);
