@@ -1,5 +1,6 @@
-"""Convolutions whose input shape (all but the batch) is fixed at load prepare the weights of the
-one path they will take (Winograd, transposed GEMM, packed GEMM) at load and give the original back.
+"""Convolutions whose input shape (all but the batch) is fixed at load pack the weights of the one
+GEMM path they will take (transposed or packed) at load and give the original back; Winograd keeps
+the original and transforms on first use.
 
 Released heap bytes read back as zeros, so a conv that wrongly read its original afterwards, or a
 co-reader that lost bytes it still needs, gives wrong numbers here. Each case runs twice and at two
