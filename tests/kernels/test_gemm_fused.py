@@ -113,19 +113,21 @@ def test_large_tiles_split_over_threads(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("k", [7, 100, 300, 600])
+@pytest.mark.parametrize("k", [7, 100, 256, 257, 300, 600])
 def test_residual_sharing_c(mode, k):
     # An op whose output takes over its residual's buffer (in place): C and the residual are one
-    # array, over one K-block and several (C holds partial sums before the epilogue reads it).
+    # array, over one K-block (used in place: every path must read it before its store, few-row
+    # and right-edge tiles included) and several (C holds partial sums before the epilogue reads it).
     rng = np.random.default_rng(k)
-    for m, n, threads in ((50, 40, 1), (130, 200, 2)):
+    for m, n, threads in ((1, 33, 1), (3, 40, 2), (4, 17, 1), (7, 9, 1), (50, 40, 1), (130, 200, 2)):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         bias = rng.standard_normal(n).astype(np.float32)
-        c = rng.standard_normal((m, n)).astype(np.float32)
-        ref = np.maximum(a.astype(np.float64) @ b + c + bias, 0)
-        T.gemm_f32_fused(a, b, c, 0.0, threads, mode, bias, False, c, "relu")
-        np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+        for act in ("relu", "sigmoid"):  # in the store, and swept over the stored tile
+            c = rng.standard_normal((m, n)).astype(np.float32)
+            ref = ACTS[act](a.astype(np.float64) @ b + c + bias)
+            T.gemm_f32_fused(a, b, c, 0.0, threads, mode, bias, False, c, act)
+            np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=f"{mode} {act} m={m}")
 
 
 def test_rejects_bad_mode():

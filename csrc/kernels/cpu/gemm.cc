@@ -269,11 +269,14 @@ PackedA pack_a_f32(int64_t M, int64_t K, const float* A, int64_t lda) {
 namespace {
 
 // epi, with its residual moved into `keep` when it overlaps C[M, N]: C takes partial sums over
-// K-blocks (the portable path the whole product) before the epilogue reads the residual.
+// K-blocks (the portable path the whole product) before the epilogue reads the residual. An AVX2
+// tile path over one K-block with beta 0 (`one_pass`) reads each residual element before its only
+// store, so a residual that is exactly C (an in-place conv) is used as it is.
 GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, const float* C, int64_t ldc,
-                            std::vector<float>& keep) {
+                            bool one_pass, std::vector<float>& keep) {
   if (!epi.residual || M <= 0 || N <= 0) return epi;
   const float* r = epi.residual;
+  if (one_pass && r == C && epi.ldr == ldc) return epi;
   const bool overlap = r < C + (M - 1) * ldc + N && C < r + (M - 1) * epi.ldr + N;
   if (!overlap) return epi;
   keep.resize(static_cast<size_t>(M * N));
@@ -289,7 +292,8 @@ GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, const
 void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb, float* C, int64_t ldc,
                        float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
   std::vector<float> keep;
-  const GemmEpilogue epi = residual_apart(epi_in, A.M, N, C, ldc, keep);
+  const bool one_pass = A.panels && A.K <= sgemm_avx2_k_block() && beta == 0.f;
+  const GemmEpilogue epi = residual_apart(epi_in, A.M, N, C, ldc, one_pass, keep);
   if (A.panels) return sgemm_avx2_packed_a(A.M, N, A.K, A.data.get(), B, ldb, C, ldc, beta, epi, pool);
   gemm_f32_epilogue(A.M, N, A.K, A.data.get(), A.K, B, ldb, C, ldc, beta, epi, pool);
 }
@@ -297,7 +301,8 @@ void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb,
 void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
                      float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
   std::vector<float> keep;
-  const GemmEpilogue epi = residual_apart(epi_in, M, B.N, C, ldc, keep);
+  const bool one_pass = B.panels && B.K <= sgemm_avx2_k_block() && beta == 0.f;
+  const GemmEpilogue epi = residual_apart(epi_in, M, B.N, C, ldc, one_pass, keep);
   if (B.panels) return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
   gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
 }
@@ -306,7 +311,9 @@ void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
                        int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi_in,
                        ThreadPool* pool) {
   std::vector<float> keep;
-  const GemmEpilogue epi = residual_apart(epi_in, M, N, C, ldc, keep);
+  // Fewer than 4 rows take the GEMV-like path, which clears C before it accumulates.
+  const bool one_pass = use_avx2() && M >= 4 && K <= sgemm_avx2_k_block() && beta == 0.f;
+  const GemmEpilogue epi = residual_apart(epi_in, M, N, C, ldc, one_pass, keep);
   if (use_avx2()) return sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
   gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
   if (epi.trivial() || M <= 0 || N <= 0) return;

@@ -15,6 +15,10 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
                          int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
                          ThreadPool* pool);
 
+// The K-block depth: up to it, the tile paths store each element of C once, after the epilogue
+// read its residual (so a residual that is C itself needs no copy).
+int64_t sgemm_avx2_k_block();
+
 // Floats a packed B of K x N takes (16-column panels, K-blocked).
 int64_t sgemm_avx2_packed_floats(int64_t K, int64_t N);
 // Packs B (or B given transposed, N x K) into `out` (sgemm_avx2_packed_floats floats).

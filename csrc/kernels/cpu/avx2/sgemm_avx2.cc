@@ -560,6 +560,8 @@ void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, floa
   }
 }
 
+int64_t sgemm_avx2_k_block() { return kKc; }
+
 int64_t sgemm_avx2_packed_floats(int64_t K, int64_t N) { return std::max<int64_t>(K, 1) * panels_of(N) * kNr; }
 
 void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed, float* out,
