@@ -7,7 +7,8 @@ Usage:
 
 Per model it checks correctness first (max abs diff of every output vs onnxruntime, batches 1
 and 3), then times: session creation (median of a few, in process), batch-1
-latency p50/p90 with the engines interleaved A B / B A so a noisy shared host hurts both alike,
+latency p50/p90 with the engines in alternating blocks (A B / B A, each after the other's thread
+pool went idle: see bench/timing.py) so a noisy shared host hurts both alike,
 throughput at batch 32 (BERT full: batch 8), and, in a fresh subprocess per engine, the cold start
 (file to first result) and the peak RSS growth. If runnx cannot be imported or fails on a model,
 its cells show the error and onnxruntime's numbers are still printed.
@@ -37,6 +38,8 @@ if str(ROOT) not in sys.path:
 # holds runnx/_C*.so) instead of the installed package. Subprocess probes inherit it.
 if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[1:1] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
+
+from bench.timing import interleaved, time_call
 
 ENGINES = ("runnx", "ort")
 LABEL = {"runnx": "runnx", "ort": "onnxruntime"}
@@ -139,30 +142,6 @@ def run_probe(engine: str, path: str, inputs_npz: str, threads: int, timeout: fl
 # ----------------------------------------------------------------------------- in-process timing
 
 
-def _time_call(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def interleaved(fns: dict, reps: int, block: int = 4) -> dict[str, list[float]]:
-    """Times each callable `reps` times, in blocks that alternate the order (A B, B A, ...).
-
-    Each block starts with one untimed call: both engines' thread pools spin for a while after a
-    run, and that first call would otherwise pay for the other engine's spinning threads.
-    """
-    names = list(fns)
-    out: dict[str, list[float]] = {n: [] for n in names}
-    r = 0
-    while min(len(v) for v in out.values()) < reps:
-        for n in names if r % 2 == 0 else names[::-1]:
-            fns[n]()
-            for _ in range(min(block, reps - len(out[n]))):
-                out[n].append(_time_call(fns[n]))
-        r += 1
-    return out
-
-
 def _reps(per_call: float, budget: float, lo: int, hi: int) -> int:
     return int(max(lo, min(hi, budget / max(per_call, 1e-7))))
 
@@ -230,7 +209,7 @@ def bench_model(name: str, args) -> dict:
     creates = {e: [] for e in live}
     for r in range(n_create):
         for e in live if r % 2 == 0 else live[::-1]:
-            t = guarded(e, lambda e=e: _time_call(lambda: make_session(e, path, args.threads)))
+            t = guarded(e, lambda e=e: time_call(lambda: make_session(e, path, args.threads)))
             if t is not None:
                 creates[e].append(t)
     for e in live:
@@ -371,7 +350,7 @@ def header(args) -> None:
         f"{args.threads} both | scale: {args.scale} | ORT graph optimizations: default"
     )
     print(
-        "latency: batch 1, engines interleaved A B / B A, p50/p90 of every call; throughput: "
+        "latency: batch 1, engines in alternating settled blocks A B / B A, p50/p90 of every call; throughput: "
         "batch 32 (full BERT: batch 8, as batch 32 takes ~7 s a run), median of runs; "
         "session create: median of 3-5 in this process; cold start and peak RSS growth "
         "(VmHWM over create + batch-1 run + throughput-batch run, minus RSS after imports): "

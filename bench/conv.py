@@ -30,6 +30,9 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parent.parent
 if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[0:0] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+from bench.timing import SETTLE_S, interleaved, time_call
 
 # (c_in, c_out, k, stride, group, spatial in, uses) per model; spatial in is the input H = W.
 RESNET50 = [
@@ -139,24 +142,13 @@ def make_sessions(model_bytes, threads, algos):
 
 
 def time_interleaved(sessions, feeds, budget, clock=time.perf_counter, stat=statistics.median):
-    """Seconds per run of each session (median, or `stat`), runs interleaved (forward then
-    reverse order). clock=time.process_time counts CPU time instead of wall time: with one thread
-    that is robust against other processes sharing the cores."""
-    names = list(sessions)
-    for s in sessions.values():
-        s.run(None, feeds)
-    times = {n: [] for n in names}
-    t_end = time.perf_counter() + budget * len(names)
-    rounds = 0
-    while rounds < 3 or time.perf_counter() < t_end:
-        order = names if rounds % 2 == 0 else names[::-1]
-        for n in order:
-            t = clock()
-            sessions[n].run(None, feeds)
-            times[n].append(clock() - t)
-        rounds += 1
-        if rounds >= 200:
-            break
+    """Seconds per run of each session (median, or `stat`), in settled alternating blocks (see
+    bench/timing.py). clock=time.process_time counts CPU time instead of wall time: with one
+    thread that is robust against other processes sharing the cores."""
+    fns = {n: (lambda s=s: s.run(None, feeds)) for n, s in sessions.items()}
+    first = {n: time_call(f) for n, f in fns.items()}
+    reps = int(max(3, min(200, budget / max(max(first.values()), 1e-7))))
+    times = interleaved(fns, reps, block_s=budget / 3, clock=clock)
     return {n: stat(v) for n, v in times.items()}
 
 
@@ -210,9 +202,12 @@ def profile_model(model: str, batch: int, threads: int, runs: int, top: int, sta
         rs.run(None, feeds)
         osess.run(None, feeds)
     rs._sess.take_profile()
+    # Each engine's runs in one settled block: onnxruntime's workers spin ~40 ms after a run and
+    # would otherwise share the cores with runnx's nodes (bench/timing.py).
     wall = {"runnx": [], "ort": []}
-    for _ in range(runs):
-        for name, s in (("runnx", rs), ("ort", osess)):
+    for name, s in (("runnx", rs), ("ort", osess)):
+        time.sleep(SETTLE_S)
+        for _ in range(runs):
             t = time.perf_counter()
             s.run(None, feeds)
             wall[name].append(time.perf_counter() - t)

@@ -30,6 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[0:0] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+from bench.timing import SETTLE_S
 
 # (M, N, K): large squares, transformer shapes (M = batch*seq, K/N in 768/3072), batch-1 GEMV.
 DEFAULT_SHAPES = (
@@ -76,14 +79,16 @@ def matmul_model(n: int, k: int, seed: int = 0):
 
 def time_interleaved(runs: dict, budget: float, blocks: int = 4) -> dict[str, list[float]]:
     """Warms each engine up, then runs them in alternating blocks (A B B A ...), about `budget`
-    seconds per engine in all. Blocks rather than single calls: an engine whose idle threads
-    spin after a call (onnxruntime's do by default) would otherwise tax the other's next call."""
+    seconds per engine in all. Each block starts after the other engine's pool went idle
+    (onnxruntime's workers spin ~40 ms after a run; see bench/timing.py) with one untimed call."""
     for fn in runs.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in runs}
     names = list(runs)
     for b in range(blocks):
         for k in (names if b % 2 == 0 else names[::-1]):
+            time.sleep(SETTLE_S)
+            runs[k]()
             end = time.perf_counter() + budget / blocks
             n = 0
             while n < 2 or time.perf_counter() < end:
