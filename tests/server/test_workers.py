@@ -64,6 +64,15 @@ def test_two_workers_share_the_port_and_stop_together():
             assert s["execution_count"] == requests
             assert sum(b["compute_infer"]["count"] * b["batch_size"] for b in s["batch_stats"]) \
                 == rows
+            # /metrics adds them up too
+            status, _, body = Http(port).request("GET", "/metrics")
+            assert status == 200
+            text = body.decode()
+            assert _sample(text, 'runnx_inference_requests_total{model="mlp",version="1",'
+                                 'outcome="success"}') == requests
+            assert _sample(text, 'runnx_batch_size_count{model="mlp",version="1"}') == requests
+            assert _sample(text, 'runnx_batch_size_sum{model="mlp",version="1"}') == rows
+            assert _sample(text, 'runnx_http_responses_total{code="200"}') >= 2 * requests
         worker_pids = [int(p, 16) for p in pids]
         assert proc.pid not in worker_pids
     finally:
@@ -74,6 +83,12 @@ def test_two_workers_share_the_port_and_stop_together():
     while any(_alive(p) for p in worker_pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(p) for p in worker_pids)
+
+
+def _sample(text: str, series: str) -> float:
+    lines = [ln for ln in text.splitlines() if ln.startswith(series + " ")]
+    assert len(lines) == 1, (series, text[:2000])
+    return float(lines[0].split()[-1])
 
 
 def test_workers_argument_checks():
@@ -101,3 +116,30 @@ def test_statistics_of_workers_add_up():
         [(1, 1), (2, 1), (4, 1)]
     assert a["inference_count"] == 3 and len(a["batch_stats"]) == 2  # the parts are untouched
     assert merge_model_stats([a, a])["batch_stats"][1]["compute_infer"] == {"count": 2, "ns": 20}
+
+
+def test_metrics_of_workers_add_up():
+    from runnx.server.metrics import ModelMetrics, merge_prometheus_states, prometheus_text
+
+    a, b = ModelMetrics("m", "1"), ModelMetrics("m", "1")
+    a.success(2, 10.0, 300.0, 2, 0.001)
+    a.failure("rejected", 0.0001)
+    b.success(1, 5.0, 200.0, 4, 0.002)
+    other = ModelMetrics("n", "2")
+    other.success(1, 1.0, 1.0, 1, 0.003)
+    merged = merge_prometheus_states([a.prometheus_state(3), b.prometheus_state(1),
+                                      other.prometheus_state(0)])
+    m = next(s for s in merged if s["name"] == "m")
+    assert m["queue_depth"] == 4
+    assert m["outcomes"] == {"success": 2, "failure": 0, "rejected": 1, "expired": 0}
+    counts, total, count = m["batch"]
+    assert (count, total) == (2, 6) and sum(counts) == 2
+    assert m["e2e"][2] == 3 and abs(m["e2e"][1] - 0.0031) < 1e-12
+    assert a.prometheus_state(3)["batch"][2] == 1  # the parts are untouched
+    text = prometheus_text(merged, {200: 3})
+    assert _sample(text, 'runnx_queue_depth{model="m",version="1"}') == 4
+    assert _sample(text, 'runnx_request_duration_seconds_count{model="m",version="1"}') == 3
+    assert _sample(text, 'runnx_batch_size_bucket{model="m",version="1",le="2"}') == 1
+    assert _sample(text, 'runnx_batch_size_bucket{model="m",version="1",le="4"}') == 2
+    assert _sample(text, 'runnx_inference_requests_total{model="n",version="2",'
+                         'outcome="success"}') == 1

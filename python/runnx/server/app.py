@@ -28,7 +28,7 @@ from .kserve import (
     decode_infer_request,
     encode_infer_response,
 )
-from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS_S, prometheus_text
+from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS_S, merge_prometheus_states, prometheus_text
 from .repository import LoadError, NotFound, Repository, ServedModel, Unavailable
 from .runner import BatcherClosed, BatcherRunner, Closed, DeadlineExceeded, Overloaded, QueueFull
 from .shared_stats import SharedStats, merge_model_stats
@@ -199,10 +199,14 @@ class App:
         self._auth(ctx)
         if parts == ["metrics"]:
             self._method(method, "GET")
-            if self.fast is not None:
-                self.http_codes[200] = self.http_codes.get(200, 0) + self.fast.take_responses_ok()
-            text = prometheus_text([(m.metrics, m.runner.queue_depth()) for m in self.repo.served()],
-                                   self.http_codes)
+            states, codes = self._own_metrics(), dict(self._http_codes())
+            if self.shared is not None:  # --workers: add up every worker's counters
+                others = self.shared.others()
+                states = merge_prometheus_states(states + [s for o in others for s in o["metrics"]])
+                for o in others:
+                    for code, n in o["http_codes"].items():
+                        codes[int(code)] = codes.get(int(code), 0) + n
+            text = prometheus_text(states, codes)
             return await self._respond(ctx, 200, text.encode(),
                                        b"text/plain; version=0.0.4; charset=utf-8")
         if parts[0] != "v2":
@@ -290,19 +294,30 @@ class App:
             models = [m for m in self.repo.served() if m.name == name]
         stats = [m.metrics.triton_stats(*m.runner.executions()) for m in models]
         if self.shared is not None:
-            others = self.shared.others()
+            others = [s for o in self.shared.others() for s in o["stats"]]
             stats = [merge_model_stats([s, *(o for o in others if o["name"] == s["name"]
                                             and o["version"] == s["version"])]) for s in stats]
         await self._respond(ctx, 200, _json({"model_stats": stats}))
 
-    def _own_stats(self) -> list[dict]:
-        return [m.metrics.triton_stats(*m.runner.executions()) for m in self.repo.served()]
+    def _http_codes(self) -> dict[int, int]:
+        if self.fast is not None:  # the fast path counts its own 200s
+            self.http_codes[200] = self.http_codes.get(200, 0) + self.fast.take_responses_ok()
+        return self.http_codes
+
+    def _own_metrics(self) -> list[dict]:
+        return [m.metrics.prometheus_state(m.runner.queue_depth()) for m in self.repo.served()]
+
+    def _own_stats(self) -> dict:
+        """What this worker publishes for the others: Triton statistics and /metrics counters."""
+        return {"stats": [m.metrics.triton_stats(*m.runner.executions())
+                          for m in self.repo.served()],
+                "metrics": self._own_metrics(), "http_codes": self._http_codes()}
 
     def _stats_changed(self) -> bool:
-        seen = []
+        seen = [sum(self._http_codes().values())]
         for m in self.repo.served():
             m.metrics.sync()
-            seen.append((id(m), sum(m.metrics.outcomes.values())))
+            seen.append((id(m), sum(m.metrics.outcomes.values()), m.runner.queue_depth()))
         if seen == self._published:
             return False
         self._published = seen

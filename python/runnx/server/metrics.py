@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import bisect
+import json
 import time
 
 LATENCY_BUCKETS_S = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
                      50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 OUTCOMES = ("success", "failure", "rejected", "expired")
+HISTOGRAMS = ("queue", "compute", "e2e", "batch")
 
 
 class Histogram:
@@ -33,6 +35,16 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, v)] += 1
         self.sum += v
         self.count += 1
+
+    def state(self) -> list:
+        """[counts, sum, count]: what another process needs to add this histogram to its own."""
+        return [list(self.counts), self.sum, self.count]
+
+    def add_state(self, state) -> None:
+        counts, total, count = state
+        self.counts = [a + b for a, b in zip(self.counts, counts)]
+        self.sum += total
+        self.count += count
 
     def lines(self, name: str, labels: str) -> list[str]:
         out, acc = [], 0
@@ -76,11 +88,8 @@ class ModelMetrics:
             if not d["success"]:
                 continue
             self.outcomes["success"] += d["success"]
-            for h, (counts, total, count) in ((self.queue, d["queue"]), (self.compute, d["compute"]),
-                                              (self.e2e, d["e2e"]), (self.batch, d["batch"])):
-                h.counts = [a + b for a, b in zip(h.counts, counts)]
-                h.sum += total
-                h.count += count
+            for attr in HISTOGRAMS:
+                getattr(self, attr).add_state(d[attr])
             self.success_ns += d["success_ns"]
             self.queue_ns += d["queue_ns"]
             self.compute_ns += d["compute_ns"]
@@ -114,6 +123,12 @@ class ModelMetrics:
         self.fail_count += 1
         self.fail_ns += int(e2e_s * 1e9)
         self.e2e.observe(e2e_s)
+
+    def prometheus_state(self, queue_depth: int) -> dict:
+        """Everything ``/metrics`` shows for this version, as plain JSON (``--workers`` share it)."""
+        self.sync()
+        return {"name": self.name, "version": self.version, "queue_depth": queue_depth,
+                "outcomes": dict(self.outcomes), **{a: getattr(self, a).state() for a in HISTOGRAMS}}
 
     def triton_stats(self, executions: int, batch_sizes: dict | None = None) -> dict:
         """Triton's statistics JSON. ``batch_sizes`` (rows -> batches run, from the Batcher)
@@ -163,33 +178,56 @@ def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus_text(models: list[tuple[ModelMetrics, int]], http_codes: dict[int, int]) -> str:
-    """``models`` pairs each version's metrics with its current queue depth."""
+def merge_prometheus_states(parts: list[dict]) -> list[dict]:
+    """Adds up the ``prometheus_state`` of the same model versions from several processes."""
+    out: dict[tuple[str, str], dict] = {}
+    for p in parts:
+        key = (p["name"], p["version"])
+        mine = out.get(key)
+        if mine is None:
+            out[key] = json.loads(json.dumps(p))  # a deep copy
+            continue
+        mine["queue_depth"] += p["queue_depth"]
+        for outcome, n in p["outcomes"].items():
+            mine["outcomes"][outcome] = mine["outcomes"].get(outcome, 0) + n
+        for attr in HISTOGRAMS:
+            h = Histogram(())
+            h.counts, h.sum, h.count = mine[attr]
+            h.add_state(p[attr])
+            mine[attr] = h.state()
+    return list(out.values())
+
+
+def prometheus_text(states: list[dict], http_codes: dict[int, int]) -> str:
+    """``states``: each served version's ``prometheus_state``."""
     out = [
         ("# HELP runnx_inference_requests_total Inference requests by outcome "
          "(success, failure, rejected: queue full, expired: deadline passed in the queue)."),
         "# TYPE runnx_inference_requests_total counter",
     ]
-    labels = {id(m): f'model="{_escape(m.name)}",version="{_escape(m.version)}"' for m, _ in models}
-    for m, _ in models:
-        m.sync()
-    for m, _ in models:
-        for outcome, n in m.outcomes.items():
-            out.append(f'runnx_inference_requests_total{{{labels[id(m)]},outcome="{outcome}"}} {n}')
-    for metric, attr, help_ in (
-        ("runnx_queue_duration_seconds", "queue", "Time a request waited in the batch queue."),
-        ("runnx_compute_duration_seconds", "compute", "Compute time of the batch a request ran in."),
-        ("runnx_request_duration_seconds", "e2e", "Server-side end-to-end time of a request."),
-        ("runnx_batch_size", "batch", "Rows in the batch each request ran in."),
+    labels = [f'model="{_escape(m["name"])}",version="{_escape(m["version"])}"' for m in states]
+    for m, lab in zip(states, labels):
+        for outcome, n in m["outcomes"].items():
+            out.append(f'runnx_inference_requests_total{{{lab},outcome="{outcome}"}} {n}')
+    for metric, attr, bounds, help_ in (
+        ("runnx_queue_duration_seconds", "queue", LATENCY_BUCKETS_S,
+         "Time a request waited in the batch queue."),
+        ("runnx_compute_duration_seconds", "compute", LATENCY_BUCKETS_S,
+         "Compute time of the batch a request ran in."),
+        ("runnx_request_duration_seconds", "e2e", LATENCY_BUCKETS_S,
+         "Server-side end-to-end time of a request."),
+        ("runnx_batch_size", "batch", BATCH_BUCKETS, "Rows in the batch each request ran in."),
     ):
         out.append(f"# HELP {metric} {help_}")
         out.append(f"# TYPE {metric} histogram")
-        for m, _ in models:
-            out.extend(getattr(m, attr).lines(metric, labels[id(m)]))
+        for m, lab in zip(states, labels):
+            h = Histogram(bounds)
+            h.counts, h.sum, h.count = m[attr]
+            out.extend(h.lines(metric, lab))
     out.append("# HELP runnx_queue_depth Requests waiting in the model's queue.")
     out.append("# TYPE runnx_queue_depth gauge")
-    for m, depth in models:
-        out.append(f"runnx_queue_depth{{{labels[id(m)]}}} {depth}")
+    for m, lab in zip(states, labels):
+        out.append(f"runnx_queue_depth{{{lab}}} {m['queue_depth']}")
     out.append("# HELP runnx_http_responses_total HTTP responses by status code.")
     out.append("# TYPE runnx_http_responses_total counter")
     for code, n in sorted(http_codes.items()):

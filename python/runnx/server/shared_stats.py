@@ -1,6 +1,6 @@
-"""Statistics across ``runnx serve --workers N``: each worker publishes its Triton statistics to a
-folder the supervisor made, and whichever worker answers ``/stats`` adds up its own live figures
-and the others' latest. A worker publishes at most every ``PERIOD_S`` while it has answered
+"""Statistics across ``runnx serve --workers N``: each worker publishes its Triton statistics and
+its ``/metrics`` counters to a folder the supervisor made, and whichever worker answers ``/stats``
+or ``/metrics`` adds up its own live figures and the others' latest. A worker publishes at most every ``PERIOD_S`` while it has answered
 requests since, so the others' part lags by at most that (perf_analyzer reads ``/stats`` around
 windows of seconds).
 
@@ -52,7 +52,7 @@ class SharedStats:
         self.folder = folder
         self.path = os.path.join(folder, f"{os.getpid()}.json")
 
-    def publish(self, stats: list[dict]) -> None:
+    def publish(self, stats: dict) -> None:
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(stats, f)
@@ -70,7 +70,7 @@ class SharedStats:
                 continue
             try:
                 with open(full) as f:
-                    out.extend(json.load(f))
+                    out.append(json.load(f))
             except (OSError, ValueError):
                 continue  # a worker that never published, or gone with its folder
         return out

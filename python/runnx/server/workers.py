@@ -9,9 +9,9 @@ SIGTERM (the workers sit in their own process group, so a terminal's Ctrl-C does
 twice); a second signal is forwarded again and forces them out. A worker that exits with an error
 stops the others. A worker whose supervisor disappeared shuts itself down.
 
-Each worker counts its own metrics (``/metrics`` is per process); ``/stats`` adds up every
-worker's statistics (``shared_stats.py``: they meet in a folder the supervisor makes), so the
-statistics extension is advertised. The repository load/unload API is refused (a load would
+``/stats`` and ``/metrics`` add up every worker's figures (``shared_stats.py``: they meet in a
+folder the supervisor makes; the others' part lags by at most 25 ms), so the statistics extension
+is advertised. The repository load/unload API is refused (a load would
 reach one worker only).
 """
 
