@@ -41,6 +41,8 @@ constexpr int64_t kTileFloats = int64_t{1} << 16;
 // Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
 // the 36 transformed weight matrices cost more to stream than the multiplies they save).
 constexpr int64_t kWinogradMinTiles = 16;
+// Group-1 convs on at most this many input channels (stems: 7x7/s2 on RGB) run direct.
+constexpr int64_t kDirectMaxChannels = 4;
 // Images of at most this many output pixels run the GEMM transposed (see run_gemm_transposed).
 constexpr int64_t kSmallImagePixels = 64;
 // Floats of transposed input rows gathered for one GEMM (several images at batch > 1).
@@ -243,7 +245,7 @@ class ConvKernel : public Kernel {
   }
 
  private:
-  enum class Path { kGeneric, kDepthwise, kWinograd, kTransposed, kGemm };
+  enum class Path { kGeneric, kDepthwise, kDirect, kWinograd, kTransposed, kGemm };
 
   // The float32 algorithm for C input and M output channels at geometry g.
   Path choose_path(int64_t C, int64_t M, const Geom3& g) const {
@@ -253,6 +255,9 @@ class ConvKernel : public Kernel {
     if (force_ == ForceAlgo::kGeneric) return Path::kGeneric;
     if (force_ != ForceAlgo::kIm2col && Cg == 1 && G > 1 && planar && g.k[1] <= 16 && g.k[2] <= 16)
       return Path::kDepthwise;
+    if (force_ == ForceAlgo::kAuto && G == 1 && planar && const_w_ && C <= kDirectMaxChannels &&
+        g.k_size() > 1 && C * g.k_size() <= DirectNchwGeom::kMaxTaps && M >= 8)
+      return Path::kDirect;
     const bool wino_shape = G == 1 && planar && unit && g.k[1] == 3 && g.k[2] == 3 && const_w_;
     const int64_t tiles = ((g.out[1] + 3) / 4) * ((g.out[2] + 3) / 4);
     if (wino_shape && (force_ == ForceAlgo::kWinograd ||
@@ -273,6 +278,15 @@ class ConvKernel : public Kernel {
     switch (path) {
       case Path::kWinograd:
         std::call_once(wino_once_, [&] { wino_ = std::make_unique<WinogradF43>(w, M, C); });
+        break;
+      case Path::kDirect:
+        std::call_once(direct_once_, [&] {
+          // [M rounded up to 4 / 4][C * taps][4], zero past M: 4 channels' weights per tap.
+          const int64_t T = C * g.k_size(), Mp = (M + 3) / 4 * 4;
+          wdirect_.assign(static_cast<size_t>(Mp * T), 0.f);
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t t = 0; t < T; ++t) wdirect_[(m / 4 * T + t) * 4 + m % 4] = w[m * T + t];
+        });
         break;
       case Path::kTransposed:
         std::call_once(wt_once_, [&] { wt_packed_ = pack_b_f32(K, M, w, K, true); });
@@ -307,7 +321,7 @@ class ConvKernel : public Kernel {
       return;  // run() reports a bad geometry with the actual shapes
     }
     const Path path = choose_path(xd[1], w->shape[0], g);
-    if (path != Path::kTransposed && path != Path::kGemm) return;
+    if (path != Path::kTransposed && path != Path::kGemm && path != Path::kDirect) return;
     prepare_weights(path, w->ptr<float>(), xd[1], w->shape[0], g);
     load_path_ = path;
     info.release_constant(1);
@@ -331,10 +345,36 @@ class ConvKernel : public Kernel {
       case Path::kWinograd:
         return wino_->run(x.ptr<float>(), x.shape[0], g.in[1], g.in[2], g.pb[1], g.pb[2], g.out[1],
                           g.out[2], e, y.ptr<float>(), pool);
+      case Path::kDirect:
+        return run_direct(x, g, e, y, pool);
       case Path::kTransposed:
         return run_gemm_transposed(x, w, g, e, y, pool);
       case Path::kGemm:
         return run_gemm(x, w, g, e, y, pool);
+    }
+  }
+
+  // Few input channels (a stem): direct from the image's stride phases, 4 channels x 24 pixels
+  // per step (conv_direct_nchw_impl.h). im2col + GEMM spent a third of ResNet-50's 7x7/s2 stem
+  // gathering the 147-tap columns and packing them again for the GEMM.
+  void run_direct(const Tensor& xt, const Geom3& g, const ConvEpilogue& e, Tensor& yt,
+                  ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], C = xt.shape[1], M = yt.shape[1];
+    const DirectNchwGeom dg{C,      g.in[1], g.in[2], M,      g.out[1], g.out[2], g.k[1],
+                            g.k[2], g.s[1],  g.s[2],  g.d[1], g.d[2],   g.pb[1],  g.pb[2]};
+    const int64_t IP = g.in_size(), P = g.out_size(), rows = C * dg.H;
+    const float* x = xt.ptr<float>();
+    float* y = yt.ptr<float>();
+    const ConvSimd& simd = conv_simd();
+    float* ph = conv_scratch(3, dg.phases_floats());
+    const int64_t row_macs = std::max<int64_t>(1, dg.OW * M * C * g.k_size());
+    for (int64_t n = 0; n < N; ++n) {
+      pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dg.W)),
+                        [&](int64_t q0, int64_t q1) { simd.direct_nchw_phases(x + n * C * IP, dg, q0, q1, ph); });
+      const float* res = e.residual ? e.residual + n * M * P : nullptr;
+      pool.parallel_for(dg.OH, std::max<int64_t>(1, kParallelMacs / row_macs), [&](int64_t r0, int64_t r1) {
+        for (int64_t oh = r0; oh < r1; ++oh) simd.direct_nchw_row(ph, wdirect_.data(), dg, e, oh, res, y + n * M * P);
+      });
     }
   }
 
@@ -608,6 +648,8 @@ class ConvKernel : public Kernel {
   // Constant weights prepared per path (prepare_weights), at load when the path is known then.
   mutable std::once_flag wino_once_;  // Winograd's transformed weights
   mutable std::unique_ptr<WinogradF43> wino_;
+  mutable std::once_flag direct_once_;  // the direct path's weights [M / 4][taps][4]
+  mutable std::vector<float> wdirect_;
   mutable std::once_flag wt_once_;  // W^T packed for run_gemm_transposed
   mutable PackedB wt_packed_;
   mutable std::once_flag packed_once_;  // W packed per group for run_gemm

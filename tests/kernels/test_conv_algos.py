@@ -180,6 +180,44 @@ def test_gemm_paths(case, algo, n_threads, monkeypatch):
     check(y, ref, (c // group) * k[0] * k[1])
 
 
+# ---- direct: group 1 on <= 4 input channels (stems), 4 channels x 24 pixels per step ------------
+
+DIRECT_CASES = [
+    # (N, C, M, H, W, k, attrs)
+    (1, 3, 64, 29, 37, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # ResNet's stem, small
+    (3, 1, 9, 13, 11, (3, 3), {"pads": [1, 1, 1, 1]}),  # batch 3, M not a multiple of 4
+    (1, 4, 13, 9, 50, (5, 3), {"strides": [2, 3], "pads": [0, 2, 1, 0]}),  # asymmetric pads
+    (2, 2, 8, 12, 12, (3, 3), {"dilations": [2, 3], "pads": [2, 3, 1, 0]}),
+    (1, 3, 10, 1, 1, (3, 3), {"pads": [1, 1, 1, 1]}),  # one pixel: most taps in the padding
+    (1, 3, 8, 1, 29, (1, 5), {"strides": [1, 2], "pads": [0, 2, 0, 2]}),  # one row
+    (1, 2, 11, 19, 1, (4, 1), {"strides": [3, 1]}),  # one column
+    (1, 3, 16, 7, 58, (7, 7), {"strides": [2, 2], "pads": [0, 0, 0, 0]}),  # no pads, 26 outputs
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_direct(case, n_threads, monkeypatch):
+    n, c, m, h, w_, k, attrs = case
+    x = rand((n, c, h, w_), rng=RNG)
+    w = rand((m, c, *k), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=list(k), **attrs)
+    y = run(model, {"x": x}, "", monkeypatch, n_threads)
+    ref = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
+                  attrs.get("dilations", (1, 1)))
+    check(y, ref, c * k[0] * k[1])
+
+
+def test_direct_1d(monkeypatch):
+    x = rand((2, 3, 40), rng=RNG)
+    w = rand((12, 3, 5), rng=RNG)
+    model = conv_model(x.shape, w, None, kernel_shape=[5], strides=[2], pads=[2, 1])
+    y = run(model, {"x": x}, "", monkeypatch, 2)
+    ref = np_conv(x[:, :, None, :], w[:, :, None, :], None, (1, 2), (0, 2, 0, 1))
+    check(y, ref[:, :, 0, :], 15)
+
+
 # ---- depthwise ---------------------------------------------------------------------------------
 
 DW_CASES = [
@@ -280,6 +318,7 @@ FUSED_SHAPES = {
     "winograd": ((3, 6, 13, 7), (5, 6, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd"),
     "depthwise": ((1, 6, 13, 13), (6, 1, 3, 3), {"group": 6, "strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
     "generic": ((1, 4, 7, 5), (3, 4, 3, 3), {"pads": [1, 0, 1, 0]}, "generic"),
+    "direct": ((2, 3, 13, 19), (10, 3, 5, 5), {"strides": [2, 2], "pads": [2, 1, 2, 2]}, ""),
 }
 
 

@@ -63,6 +63,18 @@ struct DirectNhwcGeom {
   int64_t xs_c, xs_h, xs_w;  // element strides of the input image
 };
 
+// Direct group-1 conv of few input channels to NCHW planes (conv_direct_nchw_impl.h): the image's
+// rows split into stride phases of phase_w() floats ([C][H][sw] rows, then one zero row), weights
+// [M rounded up to 4 / 4][C * kh * kw][4] (zero past M).
+struct DirectNchwGeom {
+  static constexpr int64_t kMaxTaps = 256;  // C * kh * kw
+  int64_t C, H, W, M, OH, OW;
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pt, pl;
+  int64_t phase_w() const { return (OW + 7) / 8 * 8 + ((kw - 1) * dw) / sw; }
+  int64_t phases_floats() const { return (C * H * sw + 1) * phase_w(); }
+};
+
 struct ConvSimd {
   // y[r, 0:cols] = act(y + bias[m0 + r] + res[r, 0:cols]) for rows r of a tile (channels m0...);
   // res (may be null) is the residual at the tile's position, ldr floats per row.
@@ -87,6 +99,14 @@ struct ConvSimd {
                              float* zeros);
   // Output row oh ([OW, M]) of a direct conv (DirectNhwcGeom): y = epilogue(conv(x, w)).
   void (*direct_nhwc_row)(const float* x, const float* w, const DirectNhwcGeom& g,
+                          const ConvEpilogue& e, int64_t oh, const float* res, float* y);
+  // Phase rows [q0, q1) (q = c * H + ih) of image x for direct_nchw_row; the call that ends at
+  // C * H also zeroes the trailing zero row.
+  void (*direct_nchw_phases)(const float* x, const DirectNchwGeom& g, int64_t q0, int64_t q1,
+                             float* ph);
+  // Output row oh of every plane of y ([M, OH, OW]) = epilogue(conv), res the residual image or
+  // null, from the phases ph.
+  void (*direct_nchw_row)(const float* ph, const float* w, const DirectNchwGeom& g,
                           const ConvEpilogue& e, int64_t oh, const float* res, float* y);
 };
 
