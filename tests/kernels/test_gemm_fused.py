@@ -22,6 +22,11 @@ SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
 # Deeper K: several K-blocks (256), so partial sums accumulate in C before the epilogue.
 # N = 8, 24, 40: a right-edge panel of exactly 8 columns (the half-width kernel).
 DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40)]
+# Tall and narrow (a 1x1 convolution to a few channels: M = pixels, K = input channels): tiles of
+# one or two panels run row groups outer with A prefetched ahead; M tails off the 6-row group,
+# N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two.
+NARROW = [(200, 1, 96), (301, 8, 144), (233, 9, 33), (250, 16, 192), (197, 24, 144), (400, 31, 257),
+          (121, 32, 96), (67, 24, 520), (1000, 24, 20)]
 
 ACTS = {
     "": lambda v: v,
@@ -76,6 +81,14 @@ def test_bias_residual_relu(mode, m, n, k, beta):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m,n,k", NARROW)
+def test_tall_narrow(mode, m, n, k):
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    for threads, per_row, act, beta in ((1, False, "relu", 0.0), (2, True, "sigmoid", 1.0), (3, False, "clip", 0.0)):
+        run_case(mode, m, n, k, beta, threads, per_row, act, rng)
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("act", list(ACTS))
 @pytest.mark.parametrize("bias_per_row", [False, True])
 def test_each_activation(mode, act, bias_per_row):
@@ -119,7 +132,8 @@ def test_residual_sharing_c(mode, k):
     # array, over one K-block (used in place: every path must read it before its store, few-row
     # and right-edge tiles included) and several (C holds partial sums before the epilogue reads it).
     rng = np.random.default_rng(k)
-    for m, n, threads in ((1, 33, 1), (3, 40, 2), (4, 17, 1), (7, 9, 1), (50, 40, 1), (130, 200, 2)):
+    for m, n, threads in ((1, 33, 1), (3, 40, 2), (4, 17, 1), (7, 9, 1), (50, 40, 1), (130, 200, 2), (197, 24, 2),
+                         (121, 8, 1)):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         bias = rng.standard_normal(n).astype(np.float32)

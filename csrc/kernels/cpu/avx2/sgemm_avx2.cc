@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -225,21 +226,24 @@ template <int MR>
 inline void store_tile(const float* tile, const TileOut& o) {
   const GemmEpilogue* epi = o.epi;
   const bool heavy = epi && heavy_act(*epi);
-  if (o.ncols == kNr) {
+  // Full vectors (16 columns, or the 8 of a half-width edge panel: N = 24 is 16 + 8) go straight
+  // to C with the epilogue in registers; other widths go through the buffer below.
+  const bool two = o.ncols == kNr;
+  if (two || o.ncols == 8) {
     const __m256 vbeta = _mm256_set1_ps(o.beta);
     const bool col_bias = epi && epi->bias && !epi->bias_per_row;
     const bool row_bias = epi && epi->bias && epi->bias_per_row;
     const __m256 cb0 = col_bias ? _mm256_loadu_ps(epi->bias + o.col) : _mm256_setzero_ps();
-    const __m256 cb1 = col_bias ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
+    const __m256 cb1 = col_bias && two ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
     for (int i = 0; i < MR; ++i) {
       float* c = o.C + i * o.ldc;
       __m256 v0 = _mm256_load_ps(tile + i * kNr), v1 = _mm256_load_ps(tile + i * kNr + 8);
       if (o.accumulate) {
         v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
+        if (two) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
       } else if (o.beta != 0.f) {
         v0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c), v0);
-        v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8), v1);
+        if (two) v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8), v1);
       }
       if (epi) {
         if (col_bias) {
@@ -253,15 +257,15 @@ inline void store_tile(const float* tile, const TileOut& o) {
         if (epi->residual) {
           const float* r = epi->residual + (o.row + i) * epi->ldr + o.col;
           v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
-          v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
+          if (two) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
         }
         if (!heavy) {
           v0 = activate(v0, *epi);
-          v1 = activate(v1, *epi);
+          if (two) v1 = activate(v1, *epi);
         }
       }
       _mm256_storeu_ps(c, v0);
-      _mm256_storeu_ps(c + 8, v1);
+      if (two) _mm256_storeu_ps(c + 8, v1);
     }
     return;
   }
@@ -378,7 +382,9 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
   Tiling t;
   const int threads = pool ? pool->num_threads() : 1;
   t.parallel = threads > 1 && M * N * K >= kParallelMacs;
-  t.mc = even_tile(M, kMc, kMr);
+  // At most two panels wide (the narrow path streams A once, B stays in L1): taller tiles, so a
+  // thread's prefetch runs on into its own next rows.
+  t.mc = even_tile(M, N <= 2 * kNr ? 8 * kMc : kMc, kMr);
   t.nc = even_tile(N, kNcMax, kNr);
   auto count = [&] { return ((M + t.mc - 1) / t.mc) * ((N + t.nc - 1) / t.nc); };
   if (t.parallel) {
@@ -415,9 +421,52 @@ struct ASource {
   }
 };
 
-void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
+// The rows' residual, read at the store: fetched while the K loop runs.
+inline void prefetch_residual(const GemmEpilogue* epi, int64_t i, int mr, int64_t j, int ncols) {
+  if (!epi || !epi->residual) return;
+  for (int r = 0; r < mr; ++r) {
+    const float* res = epi->residual + (i + r) * epi->ldr + j;
+    _mm_prefetch(reinterpret_cast<const char*>(res), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(res + ncols - 1), _MM_HINT_T0);
+  }
+}
+
+// A tile of at most two panels (a 1x1 convolution to 16-32 channels: M = pixels, K = 96-192) is
+// bound by streaming A from memory, each row read once: row groups run outer, both panels (in L1)
+// inner, and the A rows two groups ahead (up to row M) are prefetched, a 6-row group per group.
+void narrow_tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t k0,
+                        int64_t kc, const ASource& a, const float* bblock, float* C, int64_t ldc, bool accumulate,
+                        float beta, const GemmEpilogue* epi) {
+  constexpr int64_t kAhead = 2 * kMr;
+  for (int64_t i = m0; i < m1; i += kMr) {
+    const int64_t ahead = i + kAhead;
+    if (ahead < M) {  // into L2 (T0, into L1, measured slower: it evicts the panels)
+      if (a.mpad) {
+        const char* p = reinterpret_cast<const char*>(a.at(ahead, k0, kc));
+        for (int64_t b = 0; b < kMr * kc * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
+      } else {
+        for (int64_t r = 0, rows = std::min<int64_t>(kMr, M - ahead); r < rows; ++r) {
+          const char* p = reinterpret_cast<const char*>(a.at(ahead + r, k0, kc));
+          for (int64_t b = 0; b < kc * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
+          _mm_prefetch(p + kc * 4 - 1, _MM_HINT_T1);
+        }
+      }
+    }
+    const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
+    for (int64_t j = n0; j < n1; j += kNr) {
+      const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
+      prefetch_residual(epi, i, mr, j, ncols);
+      const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
+      kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, bblock + (j / kNr) * kc * kNr, out);
+    }
+  }
+}
+
+void tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
                  const ASource& a, const float* bblock, float* C, int64_t ldc, bool accumulate, float beta,
                  const GemmEpilogue* epi) {
+  if (n1 - n0 <= 2 * kNr)
+    return narrow_tile_kblock(m0, m1, M, n0, n1, N, k0, kc, a, bblock, C, ldc, accumulate, beta, epi);
   const int64_t groups = (m1 - m0 + kMr - 1) / kMr;
   const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
   const int64_t per_group = (lines + groups - 1) / groups;
@@ -431,16 +480,26 @@ void tile_kblock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t N, int6
         for (const int64_t end = std::min(lines, line + per_group); line < end; ++line)
           _mm_prefetch(reinterpret_cast<const char*>(next + line * 16), _MM_HINT_T0);
       const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
-      if (epi && epi->residual)  // read at the store: fetched while the K loop runs
-        for (int r = 0; r < mr; ++r) {
-          const float* res = epi->residual + (i + r) * epi->ldr + j;
-          _mm_prefetch(reinterpret_cast<const char*>(res), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(res + ncols - 1), _MM_HINT_T0);
-        }
+      prefetch_residual(epi, i, mr, j, ncols);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
       kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out);
     }
   }
+}
+
+// tile(q) for q in [0, count), on the pool when `parallel`, one tile at a time from a shared
+// counter: the pool hands out at most four chunks per thread, and with ~30 equal tiles (1024^3)
+// a chunk of four left one core idle for most of a chunk at the end.
+template <typename F>
+void run_tiles(int64_t count, bool parallel, ThreadPool* pool, const F& tile) {
+  if (!parallel) {
+    for (int64_t q = 0; q < count; ++q) tile(q);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  pool->parallel_for(pool->num_threads(), 1, [&](int64_t, int64_t) {
+    for (int64_t q; (q = next.fetch_add(1, std::memory_order_relaxed)) < count;) tile(q);
+  });
 }
 
 void scale_c(int64_t M, int64_t N, float* C, int64_t ldc, float beta) {
@@ -587,20 +646,16 @@ void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float
                   int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
   const GemmEpilogue* fused = epi.trivial() ? nullptr : &epi;
   const Tiling t = choose_tiling(M, N, K, pool);
-  auto tiles = [&](int64_t t0, int64_t t1) {
-    for (int64_t q = t0; q < t1; ++q) {
-      const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
-      const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
-      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-        const int64_t kc = std::min(kKc, K - k0);
-        tile_kblock(m0, m1, n0, n1, N, k0, kc, a, Bp + k0 * npad, C, ldc, k0 > 0, beta,
-                    k0 + kc >= K ? fused : nullptr);
-      }
-      activation_sweep(fused, m0, m1, n0, n1, C, ldc);
+  run_tiles(t.m_tiles * t.n_tiles, t.parallel, pool, [&](int64_t q) {
+    const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
+    const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const int64_t kc = std::min(kKc, K - k0);
+      tile_kblock(m0, m1, M, n0, n1, N, k0, kc, a, Bp + k0 * npad, C, ldc, k0 > 0, beta,
+                  k0 + kc >= K ? fused : nullptr);
     }
-  };
-  if (t.parallel) pool->parallel_for(t.m_tiles * t.n_tiles, 1, tiles);
-  else tiles(0, t.m_tiles * t.n_tiles);
+    activation_sweep(fused, m0, m1, n0, n1, C, ldc);
+  });
 }
 
 // M <= 0, N <= 0 or K <= 0: nothing to multiply (true when the call is done).
@@ -683,16 +738,12 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
     auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B, ldb, false, N, k0, kc, bp, p0, p1); };
     if (t.parallel) pool->parallel_for(panels, 4, pack);
     else pack(0, panels);
-    auto tiles = [&](int64_t t0, int64_t t1) {
-      for (int64_t q = t0; q < t1; ++q) {
-        const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
-        const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
-        tile_kblock(m0, m1, n0, n1, N, k0, kc, a, bp, C, ldc, k0 > 0, beta, last ? fused : nullptr);
-        if (last) activation_sweep(fused, m0, m1, n0, n1, C, ldc);
-      }
-    };
-    if (t.parallel) pool->parallel_for(t.m_tiles * t.n_tiles, 1, tiles);
-    else tiles(0, t.m_tiles * t.n_tiles);
+    run_tiles(t.m_tiles * t.n_tiles, t.parallel, pool, [&](int64_t q) {
+      const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
+      const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
+      tile_kblock(m0, m1, M, n0, n1, N, k0, kc, a, bp, C, ldc, k0 > 0, beta, last ? fused : nullptr);
+      if (last) activation_sweep(fused, m0, m1, n0, n1, C, ldc);
+    });
   }
 }
 
