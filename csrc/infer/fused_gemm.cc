@@ -47,8 +47,23 @@ void fused_gemm(InferContext& ctx) {
 // Q [..., S, D], KT [..., D, Sk], V [..., Sk, Dv], mask -> [batch..., S, Dv] with the batch
 // dims of all four broadcast. The mask is added to the scores, so it shares their dtype (the
 // CUDA kernel reads it as Q's type).
+// Layout "bshd" (heads interleaved): Q [B, S, H, D], K [B, Sk, H, D], V [B, Sk, H, Dv] -> [B, S, H, Dv].
 void attention(InferContext& ctx) {
   const DType t = same_dtype(ctx, {0, 1, 2, 3});
+  if (ctx.node().get_string("layout", "") == "bshd") {
+    std::vector<SymDim> bh;  // [B, H] of all four
+    for (int i : {0, 1, 2, 3}) {
+      if (!ctx.has_input(i)) continue;
+      const std::vector<SymDim>* d = ctx.dims(i);
+      if (!d) return ctx.set_output_unknown_shape(0, t);
+      if (i < 3) ctx.check(d->size() == 4, "layout bshd needs Q, K and V of rank 4");
+      bh = broadcast_with(std::move(bh), i < 3 ? std::vector<SymDim>{(*d)[0], (*d)[2]}
+                                               : std::vector<SymDim>(d->begin(), d->end() - std::min<size_t>(2, d->size())));
+    }
+    ctx.check(bh.size() == 2, "the mask has more batch dims than [B, H] (layout bshd)");
+    ctx.set_output(0, t, {bh[0], (*ctx.dims(0))[1], bh[1], ctx.dims(2)->back()});
+    return;
+  }
   std::vector<SymDim> batch;
   for (int i : {0, 1, 2, 3}) {
     if (!ctx.has_input(i)) continue;

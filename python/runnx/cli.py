@@ -134,8 +134,9 @@ def _observed_shapes(model, feeds, threads: int) -> dict[str, list[int]]:
     return shapes
 
 
-def _node_flops(op: str, inputs: list[str], outputs: list[str], shapes) -> int | None:
-    """Multiply-add FLOPs (2 per MAC) of the matrix-product ops, None for the others or unknown."""
+def _node_flops(op: str, inputs: list[str], outputs: list[str], shapes, bshd: bool = False) -> int | None:
+    """Multiply-add FLOPs (2 per MAC) of the matrix-product ops, None for the others or unknown.
+    bshd: an attention whose K is [B, Sk, H, D] (layout "bshd") rather than K^T [..., D, Sk]."""
     def shape(i):
         return shapes.get(inputs[i]) if i < len(inputs) and inputs[i] else None
 
@@ -149,7 +150,7 @@ def _node_flops(op: str, inputs: list[str], outputs: list[str], shapes) -> int |
     if op in ("Conv", "FusedConv") and numel is not None and shape(1):
         return 2 * numel * int(np.prod(shape(1)[1:]))
     if op == "ScaledDotProductAttention" and numel is not None and shape(1) and shape(0):
-        s_k, d = shape(1)[-1], shape(0)[-1]
+        s_k, d = shape(1)[1 if bshd else -1], shape(0)[-1]
         return 2 * (numel // out[-1]) * s_k * (d + out[-1])
     return None
 
@@ -224,7 +225,7 @@ def cmd_inspect(args) -> int:
     inferred = sess._sess.inferred_types()
     total = 0
     for k, (name, op, domain, ins, outs, kernel) in enumerate(nodes):
-        flops = _node_flops(op, ins, outs, shapes)
+        flops = _node_flops(op, ins, outs, shapes, "(bshd)" in (kernel or ""))
         total += flops or 0
         out_s = " ".join(_shape_text(inferred.get(o), shapes.get(o)) for o in outs)
         line = (f"  {k:4d} {(domain + '.' if domain else '') + op:34s} {name[:40]:40s} -> {out_s:22s}"

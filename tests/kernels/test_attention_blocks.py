@@ -60,3 +60,74 @@ def test_mask_of_another_dtype_is_refused():
     model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1)
     with pytest.raises(runnx.InvalidModel, match="input 0 is tensor\\(float\\) but input 3 is tensor\\(float16\\)"):
         runnx.InferenceSession(model.SerializeToString())
+
+
+def _reference_bshd(q, k, v, mask, scale):
+    """Layout "bshd": the default layout's reference on the head-major views."""
+    y = _reference(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3), mask, scale)
+    return y.transpose(0, 2, 1, 3)
+
+
+BSHD_CASES = [  # q [B,S,H,D], k [B,Sk,H,D], v [B,Sk,H,Dv], mask (broadcast to [B,H,S,Sk])
+    ((1, 128, 12, 64), (1, 128, 12, 64), (1, 128, 12, 64), (1, 1, 1, 128)),  # BERT base, one item
+    ((3, 37, 2, 5), (3, 70, 2, 5), (3, 70, 2, 3), (3, 1, 37, 70)),            # odd S, Sk, D, Dv; batch 3
+    ((2, 1, 3, 7), (2, 1, 3, 7), (2, 1, 3, 7), None),                        # seq 1
+    ((1, 300, 1, 16), (1, 700, 1, 16), (1, 700, 1, 8), (1, 1, 300, 700)),    # one head, long keys: row blocks
+    ((2, 9, 4, 5), (1, 11, 4, 5), (2, 11, 1, 6), (9, 1)),                    # K's batch and V's heads broadcast
+]
+
+
+@pytest.mark.parametrize("q,k,v,mask", BSHD_CASES)
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_attention_bshd_matches_numpy(q, k, v, mask, n_threads):
+    rng = np.random.default_rng(sum(q) + 7 * n_threads)
+    feeds = {"q": rng.standard_normal(q).astype(f32), "k": rng.standard_normal(k).astype(f32),
+             "v": rng.standard_normal(v).astype(f32)}
+    if mask is not None:
+        # -10000 on a whole row (a per-row mask) would round the float32 scores to ~1e-3: there
+        # a plain random mask.
+        feeds["mask"] = (np.where(rng.random(mask) < 0.2, -10000.0, 0.0) if mask[-1] > 1
+                         else rng.standard_normal(mask)).astype(f32)
+    scale = 1 / np.sqrt(q[-1])
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1,
+                       attrs={"scale": float(scale), "layout": "bshd"})
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    (y,) = sess.run(None, feeds)
+    ref = _reference_bshd(feeds["q"], feeds["k"], feeds["v"], feeds.get("mask"), scale)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=5e-5)
+
+
+def test_attention_bshd_fully_masked_rows():
+    # A row masked with -inf everywhere is NaN (as the unfused graph gives) and leaves the other
+    # rows alone; a row with all keys but one masked by -10000 copies that key's V row.
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((2, 6, 3, 4)).astype(f32) for _ in range(3))
+    mask = np.zeros((2, 1, 6, 6), f32)
+    mask[0, 0, 1] = -np.inf
+    mask[1, 0, 4, :] = -10000.0
+    mask[1, 0, 4, 2] = 0.0
+    feeds = {"q": q, "k": k, "v": v, "mask": mask}
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bshd"})
+    (y,) = runnx.InferenceSession(model.SerializeToString(), threads(2)).run(None, feeds)
+    assert np.isnan(y[0, 1]).all() and not np.isnan(np.delete(y, 1, axis=1)).any()
+    np.testing.assert_allclose(y[1, 4], v[1, 2], rtol=1e-5, atol=1e-6)
+    with np.errstate(invalid="ignore"):
+        ref = _reference_bshd(q, k, v, mask, 1.0)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=5e-5)
+
+
+def test_attention_bshd_bad_shapes_and_layout():
+    rng = np.random.default_rng(1)
+    feeds = {"q": rng.standard_normal((1, 4, 2, 8)).astype(f32), "k": rng.standard_normal((1, 5, 2, 7)).astype(f32),
+             "v": rng.standard_normal((1, 5, 2, 8)).astype(f32)}
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bshd"})
+    with pytest.raises(runnx.RunnxError, match="do not chain"):
+        runnx.InferenceSession(model.SerializeToString()).run(None, feeds)
+    feeds["k"] = feeds["k"][..., :1].reshape(1, 5, 2)
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bshd"})
+    with pytest.raises(runnx.RunnxError, match="rank 4"):
+        runnx.InferenceSession(model.SerializeToString()).run(None, feeds)
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bhsd"})
+    with pytest.raises(runnx.InvalidModel, match="unknown layout"):
+        runnx.InferenceSession(model.SerializeToString())

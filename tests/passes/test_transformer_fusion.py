@@ -144,7 +144,88 @@ def test_bert_fusions_fire_and_match():
     fired = sess._passes_fired()
     # 2 layers: 2 GELU, 5 LayerNorms (embeddings + 2 per layer), 2 attentions.
     assert fired.get("gelu_fusion") == 2 and fired.get("layernorm_fusion") == 5 and fired.get("attention_fusion") == 2, fired
+    # Both attentions take their heads interleaved: no Transpose is left in the graph.
+    assert fired.get("attention_layout") == 2, fired
+    ops = [op for _, op, _, _, _, _ in sess._sess.kernel_choices()]
+    assert "Transpose" not in ops and ops.count("ScaledDotProductAttention") == 2, ops
     for batch in (1, 3):
         feeds = zoo.sample_inputs("bert", batch=batch, scale="tiny", seed=batch)
         for a, b in zip(sess.run(None, feeds), session(path, 0).run(None, feeds)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
+
+
+def _mha_model(b, s, h, d, dv, sk=None, mask_shape=None, k_perm=(0, 2, 3, 1), y_read_twice=False):
+    """Multi-head attention as exporters write it: per-head Reshape + Transpose of the Q, K and V
+    projections (K straight to K^T), attention, Transpose back and merge the heads."""
+    sk = sk or s
+    nodes = [helper.make_node("Reshape", ["xq", "sq"], ["q4"]), helper.make_node("Transpose", ["q4"], ["q"], perm=[0, 2, 1, 3]),
+             helper.make_node("Reshape", ["xk", "sk"], ["k4"]), helper.make_node("Transpose", ["k4"], ["kt"], perm=list(k_perm)),
+             helper.make_node("Reshape", ["xv", "sv"], ["v4"]), helper.make_node("Transpose", ["v4"], ["v"], perm=[0, 2, 1, 3]),
+             helper.make_node("MatMul", ["q", "kt"], ["sc"]), helper.make_node("Mul", ["sc", "c"], ["ss"])]
+    inputs = [("xq", FLOAT, [b, s, h * d]), ("xk", FLOAT, [b, sk, h * d]), ("xv", FLOAT, [b, sk, h * dv])]
+    last = "ss"
+    if mask_shape is not None:
+        nodes.append(helper.make_node("Add", ["ss", "mask"], ["sm"]))
+        inputs.append(("mask", FLOAT, list(mask_shape)))
+        last = "sm"
+    nodes += [helper.make_node("Softmax", [last], ["p"], axis=-1), helper.make_node("MatMul", ["p", "v"], ["a"]),
+              helper.make_node("Transpose", ["a"], ["at"], perm=[0, 2, 1, 3]), helper.make_node("Reshape", ["at", "so"], ["y"])]
+    outputs = [("y", FLOAT, None)]
+    if y_read_twice:
+        nodes.append(helper.make_node("Neg", ["a"], ["a_neg"]))
+        outputs.append(("a_neg", FLOAT, None))
+    inits = {"sq": np.array([b, s, h, d]), "sk": np.array([b, sk, h, d]), "sv": np.array([b, sk, h, dv]),
+             "so": np.array([b, s, h * dv]), "c": np.array(1 / np.sqrt(d), f32)}
+    return graph_model(nodes, inputs, outputs, inits)
+
+
+def _mha_feeds(m, rng):
+    feeds = {}
+    for vi in m.graph.input:
+        shape = [x.dim_value for x in vi.type.tensor_type.shape.dim]
+        feeds[vi.name] = (np.where(rng.random(shape) < 0.3, -10000.0, 0.0) if vi.name == "mask"
+                          else rng.standard_normal(shape) * 2).astype(f32)
+    return feeds
+
+
+MHA_CASES = [  # b, s, h, d, dv, sk, mask
+    (1, 16, 4, 8, 8, None, (1, 1, 1, 16)),     # BERT's [B,1,1,S] mask
+    (3, 7, 2, 5, 3, 11, (3, 1, 7, 11)),        # odd everything, S != Sk, full mask
+    (2, 1, 3, 4, 4, None, None),               # seq 1, no mask
+    (1, 70, 1, 16, 16, None, (70, 70)),        # one head, several row blocks
+]
+
+
+@pytest.mark.parametrize("b,s,h,d,dv,sk,mask", MHA_CASES)
+def test_attention_layout_folds_head_transposes(b, s, h, d, dv, sk, mask):
+    m = _mha_model(b, s, h, d, dv, sk, mask)
+    feeds = _mha_feeds(m, np.random.default_rng(b * 100 + s))
+    (plain,), (opt,), fired = run_both(m, feeds)
+    assert fired.get("attention_fusion") == 1 and fired.get("attention_layout") == 1, fired
+    ops = [op for _, op, _, _, _, _ in session(m, 99)._sess.kernel_choices()]
+    assert "Transpose" not in ops, ops
+    _close(opt, plain, 1e-5)
+
+
+def test_attention_layout_fully_masked_row():
+    m = _mha_model(2, 5, 3, 4, 4, None, (2, 1, 5, 5))
+    feeds = _mha_feeds(m, np.random.default_rng(9))
+    feeds["mask"][1, 0, 3] = -np.inf
+    (plain,), (opt,), fired = run_both(m, feeds)
+    assert fired.get("attention_layout") == 1, fired
+    assert np.isnan(opt[1, 3]).all() and np.isnan(plain[1, 3]).all()
+    opt[1, 3] = plain[1, 3] = 0
+    _close(opt, plain, 1e-5)
+
+
+@pytest.mark.parametrize("case", ["k_not_transposed_so", "y_read_elsewhere"])
+def test_attention_layout_left_alone(case):
+    # K^T made by another perm, or the head-major result read by another node: the Transposes stay.
+    kw = {"k_perm": (0, 2, 1, 3)} if case == "k_not_transposed_so" else {"y_read_twice": True}
+    # D = S = 6: K^T made with Q's perm still has a valid shape (the graph is just another one).
+    m = _mha_model(1, 6, 2, 6, 4, None, (1, 1, 1, 6), **kw)
+    feeds = _mha_feeds(m, np.random.default_rng(3))
+    plain, opt, fired = run_both(m, feeds)
+    assert fired.get("attention_fusion") == 1 and "attention_layout" not in fired, fired
+    for a, b in zip(opt, plain):
+        _close(a, b, 1e-5)
