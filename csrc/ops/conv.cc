@@ -114,6 +114,40 @@ void depthwise_plane(const T* x, const T* w, T bias, const Geom3& g, T* y) {
     }
 }
 
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in 8 x 8 blocks (both sides' lines
+// stay in L1).
+void transpose_block(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 8)
+    for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+      const int64_t r1 = std::min(rows, r0 + 8), c1 = std::min(cols, c0 + 8);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
+// Pixels [p0, p1) of one image's transposed col matrix (2-D or 1-D geometry): row p holds the
+// K = C * KH * KW taps of output pixel p in W's order, q = (c * KH + kh) * KW + kw.
+void im2row(const float* x, int64_t C, const Geom3& g, int64_t p0, int64_t p1, float* rows) {
+  const int64_t OW = g.out[2], KH = g.k[1], KW = g.k[2], H = g.in[1], W = g.in[2];
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t ih0 = (p / OW) * g.s[1] - g.pb[1], iw0 = (p % OW) * g.s[2] - g.pb[2];
+    float* dst = rows + (p - p0) * C * KH * KW;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t kh = 0; kh < KH; ++kh, dst += KW) {
+        const int64_t ih = ih0 + kh * g.d[1];
+        if (ih < 0 || ih >= H) {
+          std::fill(dst, dst + KW, 0.f);
+          continue;
+        }
+        const float* src = x + (c * H + ih) * W;
+        for (int64_t kw = 0; kw < KW; ++kw) {
+          const int64_t iw = iw0 + kw * g.d[2];
+          dst[kw] = iw >= 0 && iw < W ? src[iw] : 0.f;
+        }
+      }
+  }
+}
+
 enum class ForceAlgo { kAuto, kIm2col, kWinograd, kGeneric };
 
 ForceAlgo forced_algo() {
@@ -263,9 +297,8 @@ class ConvKernel : public Kernel {
     if (wino_shape && (force_ == ForceAlgo::kWinograd ||
                        (force_ == ForceAlgo::kAuto && tiles >= kWinogradMinTiles && C >= 8 && M >= 8)))
       return Path::kWinograd;
-    // 1x1 only: the packed W^T is a second copy of the weights (ResNet-50: 31 MB for its 1x1s
-    // at 7x7; its 3x3s there would add 28 MB more for a few % at batch 1).
-    if (force_ == ForceAlgo::kAuto && G == 1 && planar && const_w_ && g.k_size() == 1 &&
+    // With the shapes known at load the packed W^T replaces the original; else it is a second copy.
+    if (force_ == ForceAlgo::kAuto && G == 1 && planar && const_w_ &&
         g.out_size() <= kSmallImagePixels && M >= 16)
       return Path::kTransposed;
     return Path::kGemm;
@@ -381,7 +414,10 @@ class ConvKernel : public Kernel {
   // Small images (ResNet's 7x7 stage): y^T[P, M] = col^T[P, K] * W^T[K, M] with W^T packed once.
   // Straight, the P = 49 pixels are the GEMM's columns and fill four 16-wide panels 77%; as rows
   // they fill the 6-row tiles 91%, the channels fill whole panels, and at batch > 1 the images
-  // stack into one GEMM. The transposes in and out are a few % of the multiply-adds.
+  // stack into one GEMM. col^T is gathered straight (im2row) and the transposes in and out are
+  // split over the pool by pixels / channels: they are a few % of the multiply-adds, but ran on
+  // one thread at batch 1. 3x3 kernels take this path too (ResNet-50's 3x3 convs at 7x7 output:
+  // 64 -> 78 GFLOP/s at 1 thread); with the weights packed at load the original is released.
   void run_gemm_transposed(const Tensor& xt, const Tensor& wt, const Geom3& g,
                            const ConvEpilogue& e, Tensor& yt, ThreadPool& pool) const {
     const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0];
@@ -389,6 +425,11 @@ class ConvKernel : public Kernel {
     const bool pointwise = ks == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
                            g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
     const int64_t per_group = std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
+    // Gather tasks per image: channel blocks (pointwise) or pixel blocks (im2row), ~16K floats.
+    const int64_t in_step = pointwise ? 64 : std::max<int64_t>(1, 16384 / K);
+    const int64_t in_parts = pointwise ? (C + in_step - 1) / in_step : (P + in_step - 1) / in_step;
+    constexpr int64_t kOutStep = 64;  // output channels per transpose-back task
+    const int64_t out_parts = (M + kOutStep - 1) / kOutStep;
     float* at = conv_scratch(0, per_group * P * K);
     float* ct = conv_scratch(1, per_group * P * M);
     const float* x = xt.ptr<float>();
@@ -396,26 +437,29 @@ class ConvKernel : public Kernel {
     const ConvSimd& simd = conv_simd();
     for (int64_t n0 = 0; n0 < N; n0 += per_group) {
       const int64_t nn = std::min(per_group, N - n0);
-      pool.parallel_for(nn, 1, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
+      pool.parallel_for(nn * in_parts, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t i = t / in_parts, j0 = (t % in_parts) * in_step;
           const float* xn = x + (n0 + i) * C * IP;
+          float* ai = at + i * P * K;
           if (pointwise) {
-            transpose_matrix<float>(C, P, xn, P, at + i * P * K);
+            transpose_block(std::min(C, j0 + in_step) - j0, P, xn + j0 * P, P, ai + j0, K);
           } else {
-            float* col = conv_scratch(2, K * P);
-            im2col<float>(xn, C, g, 0, g.out[0] * g.out[1], col);
-            transpose_matrix<float>(K, P, col, P, at + i * P * K);
+            im2row(xn, C, g, j0, std::min(P, j0 + in_step), ai + j0 * K);
           }
         }
       });
       gemm_f32_packed(nn * P, at, K, wt_packed_, ct, M, 0.f, GemmEpilogue{}, &pool);
-      pool.parallel_for(nn, 1, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t n = n0 + i;
+      pool.parallel_for(nn * out_parts, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t i = t / out_parts, m0 = (t % out_parts) * kOutStep;
+          const int64_t m1 = std::min(M, m0 + kOutStep), n = n0 + i;
+          const float* ci = ct + i * P * M;
           float* yn = y + n * M * P;
-          transpose_matrix<float>(P, M, ct + i * P * M, M, yn);
+          transpose_block(P, m1 - m0, ci + m0, M, yn + m0 * P, P);
           if (!e.is_identity())
-            simd.epilogue_rows(e, 0, M, P, yn, P, e.residual ? e.residual + n * M * P : nullptr, P);
+            simd.epilogue_rows(e, m0, m1 - m0, P, yn + m0 * P, P,
+                               e.residual ? e.residual + (n * M + m0) * P : nullptr, P);
         }
       });
     }

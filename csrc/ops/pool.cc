@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/conv_simd.h"
 #include "ops/conv_util.h"
 #include "ops/kernel.h"
 #include "ops/op_util.h"
@@ -84,9 +85,15 @@ class PoolKernel : public Kernel {
     const int64_t planes = x.shape[0] * x.shape[1];
     const int64_t grain =
         std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, g.out_size() * g.k_size()));
+    // Float 1-D / 2-D MaxPool without indices: the vectorised separable plane (conv_simd).
+    const bool simd_max = max_ && !idx && x.dtype == DType::kF32 && g.k[0] == 1 && g.in[0] == 1;
+    const MaxPoolGeom mg{g.in[1], g.in[2], g.out[1], g.out[2], g.k[1], g.k[2],
+                         g.s[1],  g.s[2],  g.d[1],   g.d[2],   g.pb[1], g.pb[2]};
     dispatch_pool_type(x.dtype, node, max_, [&](auto tag) {
       using T = decltype(tag);
       ctx.pool().parallel_for(planes, grain, [&](int64_t p0, int64_t p1) {
+        std::vector<float> scratch;
+        if (simd_max) scratch.resize(static_cast<size_t>(mg.scratch_floats()));
         for (int64_t p = p0; p < p1; ++p) {
           const T* xp = x.ptr<T>() + p * g.in_size();
           T* yp = y.ptr<T>() + p * g.out_size();
@@ -94,6 +101,9 @@ class PoolKernel : public Kernel {
             if constexpr (std::is_floating_point_v<T>) avg_plane(xp, g, yp);
           } else if (idx) {
             max_plane_indices(xp, g, yp, idx->ptr<int64_t>() + p * g.out_size(), p * g.in_size());
+          } else if (simd_max) {
+            if constexpr (std::is_same_v<T, float>)
+              conv_simd().max_pool_plane(xp, mg, yp, scratch.data());
           } else {
             max_plane(xp, g, yp);
           }

@@ -161,6 +161,12 @@ GEMM_CASES = [
     (1, 6, 17, 11, 9, (1, 1), {"strides": [2, 2], "pads": [1, 0, 0, 1]}),  # through im2col
     (2, 11, 33, 8, 8, (1, 1), {}),  # exactly 64 pixels
     (1, 9, 16, 9, 9, (1, 1), {}),  # 81 pixels: the straight GEMM
+    # k > 1 at <= 64 output pixels: the transposed GEMM on rows gathered by im2row
+    (3, 16, 24, 13, 13, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # odd size to 7x7
+    (1, 13, 17, 8, 8, (3, 3), {"pads": [1, 0, 2, 1]}),  # asymmetric pads, 8x7
+    (1, 5, 16, 7, 7, (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    (2, 70, 130, 3, 5, (3, 2), {"pads": [1, 0, 1, 0]}),  # channels over one 64-channel step
+    (1, 7, 20, 1, 1, (3, 3), {"pads": [1, 1, 1, 1]}),  # one pixel
 ]
 
 
@@ -207,6 +213,15 @@ def test_direct(case, n_threads, monkeypatch):
     ref = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
                   attrs.get("dilations", (1, 1)))
     check(y, ref, c * k[0] * k[1])
+
+
+def test_transposed_1d(monkeypatch):
+    x = rand((2, 6, 20), rng=RNG)
+    w = rand((16, 6, 3), rng=RNG)
+    model = conv_model(x.shape, w, None, kernel_shape=[3], pads=[1, 0])
+    y = run(model, {"x": x}, "", monkeypatch, 2)
+    ref = np_conv(x[:, :, None, :], w[:, :, None, :], None, (1, 1), (0, 1, 0, 0))
+    check(y, ref[:, :, 0, :], 18)
 
 
 def test_direct_1d(monkeypatch):
@@ -315,6 +330,7 @@ FUSED_SHAPES = {
     "transposed": ((2, 6, 7, 7), (18, 6, 1, 1), {}, ""),
     "im2col": ((1, 5, 9, 7), (6, 5, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
     "transposed_im2col": ((1, 5, 13, 13), (20, 5, 1, 1), {"strides": [2, 2]}, ""),
+    "transposed_3x3": ((2, 5, 7, 6), (20, 5, 3, 3), {"pads": [1, 1, 1, 1]}, ""),
     "winograd": ((3, 6, 13, 7), (5, 6, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd"),
     "depthwise": ((1, 6, 13, 13), (6, 1, 3, 3), {"group": 6, "strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
     "generic": ((1, 4, 7, 5), (3, 4, 3, 3), {"pads": [1, 0, 1, 0]}, "generic"),

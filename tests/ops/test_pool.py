@@ -167,6 +167,35 @@ def test_max_pool_indices_3d_column_major():
     np.testing.assert_array_equal(ind, rind)
 
 
+# The separable 1-D/2-D MaxPool (rows split into stride phases): all-negative inputs so a pad
+# read as 0 instead of -inf would show, stride 2 on odd and even sizes, 1-wide images, stride >
+# kernel, dilation with stride, ceil_mode windows past the end, asymmetric pads, several threads.
+SEPARABLE_MAX_CASES = [
+    ((1, 5, 23, 17), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((2, 3, 24, 24), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 1, 1), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 9, 1), {"kernel_shape": [3, 1], "strides": [2, 1], "pads": [1, 0, 1, 0]}),
+    ((1, 2, 1, 13), {"kernel_shape": [1, 3], "strides": [1, 2], "pads": [0, 2, 0, 1]}),
+    ((1, 3, 11, 14), {"kernel_shape": [2, 2], "strides": [3, 3]}),
+    ((1, 2, 13, 12), {"kernel_shape": [3, 2], "strides": [2, 2], "dilations": [2, 3],
+                      "pads": [2, 1, 0, 2]}),
+    ((1, 2, 10, 11), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [0, 1, 1, 0],
+                      "ceil_mode": 1}),
+    ((1, 2, 10, 11), {"kernel_shape": [3, 3], "strides": [2, 3], "ceil_mode": 1}),
+    ((2, 3, 19), {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+]
+
+
+@pytest.mark.parametrize("x_shape,attrs", SEPARABLE_MAX_CASES)
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_max_pool_separable(x_shape, attrs, n_threads):
+    x = rand(x_shape, low=-3.0, high=-1.0)
+    model = make_model("MaxPool", {"x": x}, attrs=attrs, opset=12)
+    (expected,) = run_reference(model, {"x": x})
+    (y,) = run_runnx(model, {"x": x}, sess_options=threads(n_threads))
+    assert_close(y, expected)
+
+
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
 def test_pool_multithreaded(op):
     x = rand((2, 8, 20, 21))

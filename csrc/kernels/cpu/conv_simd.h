@@ -75,6 +75,18 @@ struct DirectNchwGeom {
   int64_t phases_floats() const { return (C * H * sw + 1) * phase_w(); }
 };
 
+// One plane of a 1-D/2-D float MaxPool (max_pool_impl.h); pads at the top / left, the bottom and
+// right follow from OH, OW (ceil_mode windows past the end read lowest()).
+struct MaxPoolGeom {
+  int64_t H, W, OH, OW;
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pt, pl;
+  int64_t out_w_padded() const { return (OW + 7) / 8 * 8; }
+  int64_t phase_w() const { return out_w_padded() + ((kw - 1) * dw) / sw; }  // floats read per phase
+  int64_t phase_stride() const { return (phase_w() + 7) / 8 * 8; }
+  int64_t scratch_floats() const { return H * out_w_padded() + 2 * sw * phase_stride(); }
+};
+
 struct ConvSimd {
   // y[r, 0:cols] = act(y + bias[m0 + r] + res[r, 0:cols]) for rows r of a tile (channels m0...);
   // res (may be null) is the residual at the tile's position, ldr floats per row.
@@ -108,6 +120,8 @@ struct ConvSimd {
   // null, from the phases ph.
   void (*direct_nchw_row)(const float* ph, const float* w, const DirectNchwGeom& g,
                           const ConvEpilogue& e, int64_t oh, const float* res, float* y);
+  // One MaxPool plane: y[OH, OW] from x[H, W]; scratch holds g.scratch_floats() floats.
+  void (*max_pool_plane)(const float* x, const MaxPoolGeom& g, float* y, float* scratch);
 };
 
 const ConvSimd& conv_simd();

@@ -327,8 +327,9 @@ static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradG
 #include "kernels/cpu/dwconv_nhwc_impl.h"
 #include "kernels/cpu/conv_direct_nhwc_impl.h"
 #include "kernels/cpu/conv_direct_nchw_impl.h"
+#include "kernels/cpu/max_pool_impl.h"
 
 static const runnx::ConvSimd kConvSimd = {epilogue_rows, depthwise_plane, winograd_input,
                                           winograd_output, depthwise_nhwc_row,
                                           direct_nhwc_row, direct_nchw_phases,
-                                          direct_nchw_row};
+                                          direct_nchw_row, max_pool_plane};
