@@ -24,9 +24,10 @@ SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
 DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40)]
 # Tall and narrow (a 1x1 convolution to a few channels: M = pixels, K = input channels): tiles of
 # one or two panels run row groups outer with A prefetched ahead; M tails off the 6-row group,
-# N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two.
+# N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two. A packed
+# B of N <= 4 (an MLP's last layer) takes dot products: K tails off 8 and 16, rows off 4.
 NARROW = [(200, 1, 96), (301, 8, 144), (233, 9, 33), (250, 16, 192), (197, 24, 144), (400, 31, 257),
-          (121, 32, 96), (67, 24, 520), (1000, 24, 20)]
+          (121, 32, 96), (67, 24, 520), (1000, 24, 20), (130, 4, 300), (77, 2, 17), (5, 3, 7), (32, 1, 256)]
 
 ACTS = {
     "": lambda v: v,
@@ -133,7 +134,7 @@ def test_residual_sharing_c(mode, k):
     # and right-edge tiles included) and several (C holds partial sums before the epilogue reads it).
     rng = np.random.default_rng(k)
     for m, n, threads in ((1, 33, 1), (3, 40, 2), (4, 17, 1), (7, 9, 1), (50, 40, 1), (130, 200, 2), (197, 24, 2),
-                         (121, 8, 1)):
+                         (121, 8, 1), (9, 1, 1), (70, 3, 2)):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         bias = rng.standard_normal(n).astype(np.float32)

@@ -238,11 +238,18 @@ PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool trans
   PackedB p;
   p.K = K;
   p.N = N;
-  p.panels = use_avx2();
+  p.dots = use_avx2() && N <= kSgemmDotCols;
+  p.panels = use_avx2() && !p.dots;
   p.data = aligned_buffer(p.panels ? sgemm_avx2_packed_floats(K, N) : K * N);
   float* buf = p.data.get();
   if (p.panels) {
     sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, nullptr);
+  } else if (p.dots) {
+    if (transposed) {
+      for (int64_t j = 0; j < N; ++j) std::memcpy(buf + j * K, B + j * ldb, K * sizeof(float));
+    } else {
+      transpose_matrix<float>(K, N, B, ldb, buf);
+    }
   } else if (transposed) {
     transpose_matrix<float>(N, K, B, ldb, buf);
   } else {
@@ -301,8 +308,9 @@ void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb,
 void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
                      float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
   std::vector<float> keep;
-  const bool one_pass = B.panels && B.K <= sgemm_avx2_k_block() && beta == 0.f;
+  const bool one_pass = (B.dots || (B.panels && B.K <= sgemm_avx2_k_block())) && beta == 0.f;
   const GemmEpilogue epi = residual_apart(epi_in, M, B.N, C, ldc, one_pass, keep);
+  if (B.dots) return sgemm_avx2_dots(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
   if (B.panels) return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
   gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
 }

@@ -45,10 +45,12 @@ void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t 
                        int64_t ldc);
 
 // B prepared once (constant weights) in the layout the microkernel streams: K-blocks of
-// 16-column panels under AVX2, plain row-major elsewhere. Cheap to copy (shared buffer).
+// 16-column panels under AVX2 (B^T, one dot product per element, when N <= 4), plain row-major
+// elsewhere. Cheap to copy (shared buffer).
 struct PackedB {
   int64_t K = 0, N = 0;
-  bool panels = false;           // AVX2 panel layout (else row-major K x N)
+  bool panels = false;           // AVX2 panel layout
+  bool dots = false;             // AVX2, N <= 4: B^T, N rows of K (else, without panels, K x N)
   std::shared_ptr<float> data;
   bool empty() const { return !data; }
 };

@@ -27,6 +27,13 @@ void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool t
 void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
                        float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
 
+// Columns up to which a constant B is kept as B^T for sgemm_avx2_dots.
+constexpr int64_t kSgemmDotCols = 4;
+// C = epilogue(A * B + beta*C) for N <= kSgemmDotCols, B given as Bt = B^T (N rows of K): one dot
+// product along K per element. Each element's residual is read before its only store.
+void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, float* C,
+                     int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
+
 // Floats a packed A of M x K takes (6-row micro-panels, K-blocked), and the packing itself.
 int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K);
 void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float* out);

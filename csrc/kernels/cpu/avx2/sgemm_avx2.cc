@@ -391,7 +391,10 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
     // Enough tiles that dynamic scheduling evens out (3 per thread), narrowing columns first
     // (a narrower tile repacks less of A than a shorter one re-reads of B).
     const int64_t want = 3 * threads;
-    while (count() < want && t.nc > 64) t.nc = even_tile(N, std::max<int64_t>(64, t.nc / 2), kNr);
+    // Rows fit one tile (M = 49 at 7x7, an MLP's batch): columns down to one panel first, so
+    // each part of B is streamed from L3 once, not once per row tile.
+    const int64_t min_nc = M <= kMc ? kNr : 64;
+    while (count() < want && t.nc > min_nc) t.nc = even_tile(N, std::max<int64_t>(min_nc, t.nc / 2), kNr);
     while (count() < want && t.mc > kMr) t.mc = even_tile(M, std::max<int64_t>(kMr, t.mc / 2), kMr);
     while (count() < want && t.nc > kNr) t.nc = even_tile(N, std::max<int64_t>(kNr, t.nc / 2), kNr);
   }
@@ -673,6 +676,69 @@ void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
                        float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   packed_tiles(M, N, K, ASource{A, lda, 0}, Bp, panels_of(N) * kNr, C, ldc, beta, epi, pool);
+}
+
+namespace {
+
+// t[i][j] (rows kSgemmDotCols apart) = A row i . Bt row j for R rows and N <= kSgemmDotCols columns:
+// two accumulators per row over interleaved 8-float steps of k, the tail of K in scalars.
+template <int R>
+void dot_rows(int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, float* t) {
+  for (int64_t j = 0; j < N; ++j) {
+    const float* b = Bt + j * K;
+    __m256 acc0[R], acc1[R];
+    for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+      const __m256 b0 = _mm256_loadu_ps(b + k), b1 = _mm256_loadu_ps(b + k + 8);
+      for (int i = 0; i < R; ++i) {
+        acc0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + i * lda + k), b0, acc0[i]);
+        acc1[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + i * lda + k + 8), b1, acc1[i]);
+      }
+    }
+    if (k + 8 <= K) {
+      const __m256 b0 = _mm256_loadu_ps(b + k);
+      for (int i = 0; i < R; ++i) acc0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + i * lda + k), b0, acc0[i]);
+      k += 8;
+    }
+    for (int i = 0; i < R; ++i) {
+      const __m256 v = _mm256_add_ps(acc0[i], acc1[i]);
+      __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_add_ss(h, _mm_movehdup_ps(h));
+      float sum = _mm_cvtss_f32(h);
+      for (int64_t q = k; q < K; ++q) sum += A[i * lda + q] * b[q];
+      t[i * kSgemmDotCols + j] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, float* C,
+                     int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  if (degenerate(M, N, K, C, ldc, beta, epi)) return;
+  constexpr int64_t kRows = 64;  // rows per pool task
+  auto rows = [&](int64_t q) {
+    for (int64_t i = q * kRows, i1 = std::min(M, i + kRows); i < i1; i += 4) {
+      const int r = static_cast<int>(std::min<int64_t>(4, i1 - i));
+      alignas(32) float t[4 * kSgemmDotCols];
+      const float* a = A + i * lda;
+      switch (r) {
+        case 4: dot_rows<4>(N, K, a, lda, Bt, t); break;
+        case 3: dot_rows<3>(N, K, a, lda, Bt, t); break;
+        case 2: dot_rows<2>(N, K, a, lda, Bt, t); break;
+        default: dot_rows<1>(N, K, a, lda, Bt, t); break;
+      }
+      if (beta != 0.f)
+        for (int u = 0; u < r; ++u)
+          for (int64_t j = 0; j < N; ++j) t[u * kSgemmDotCols + j] += beta * C[(i + u) * ldc + j];
+      if (!epi.trivial()) sgemm_avx2_epilogue_block(epilogue_at(epi, i, 0), 0, r, 0, N, t, kSgemmDotCols);
+      for (int u = 0; u < r; ++u) std::memcpy(C + (i + u) * ldc, t + u * kSgemmDotCols, N * sizeof(float));
+    }
+  };
+  const bool parallel = pool && pool->num_threads() > 1 && M * N * K >= kParallelMacs;
+  run_tiles((M + kRows - 1) / kRows, parallel, pool, rows);
 }
 
 int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K) {
