@@ -146,8 +146,8 @@ RUNNX_INLINE void layer_norm_rows(const T* __restrict x, T* __restrict y, T* mea
     const T* xr = x + row * len;
     T* yr = y + row * len;
     // An empty row has mean 0/0 = NaN, as the ONNX reference computes it.
-    const double mean = row_sum(xr, len) / len;
-    const double inv = 1.0 / std::sqrt(row_sum_sq_dev(xr, len, mean) / len + eps);
+    const double mean = row_sum<16>(xr, len) / len;
+    const double inv = 1.0 / std::sqrt(row_sum_sq_dev<16>(xr, len, mean) / len + eps);
     const T m = static_cast<T>(mean), s = static_cast<T>(inv);
     if (bias) {
       for (int64_t i = 0; i < len; ++i) yr[i] = (xr[i] - m) * s * scale[i] + bias[i];
@@ -228,6 +228,8 @@ class LayerNormKernel : public Kernel {
     int64_t stash = info.node.get_int("stash_type", 1);
     RUNNX_CHECK(stash == 1 || stash == 11, kInvalidModel, info.node.label(), ": stash_type ", stash,
                 " is not supported (1 = float)");
+    const_scale_ = FloatConstant(info, 1);
+    const_bias_ = FloatConstant(info, 2);
   }
 
   void run(KernelContext& ctx) const override {
@@ -237,41 +239,85 @@ class LayerNormKernel : public Kernel {
     int64_t rows = 1, len = 1;
     for (int64_t d = 0; d < x.rank(); ++d) (d < axis ? rows : len) *= x.shape[d];
     const Shape norm_shape(x.shape.begin() + axis, x.shape.end());
-    std::vector<double> scale = expand_param(ctx.required_input(1), norm_shape, "Scale", node);
+    const Tensor& scale_t = ctx.required_input(1);
+    const Tensor* bias_t = ctx.input(2);
+    check_param(scale_t.shape, norm_shape, "Scale", node);
+    if (bias_t) check_param(bias_t->shape, norm_shape, "B", node);
+    if (x.dtype == DType::kF32 && const_scale_.is(scale_t, len) && (!bias_t || const_bias_.is(*bias_t, len))) {
+      // The usual case (float32 constants of the normalised shape): no per-run conversion.
+      Tensor& y = ctx.allocate_output(0, x.dtype, x.shape);
+      Tensor* mean = ctx.wants_output(1) ? &ctx.allocate_output(1, DType::kF32, stat_shape(x.shape, axis)) : nullptr;
+      Tensor* inv = ctx.wants_output(2) ? &ctx.allocate_output(2, DType::kF32, stat_shape(x.shape, axis)) : nullptr;
+      if (rows == 0) return;
+      return compute<float>(ctx, x, y, mean, inv, rows, len, const_scale_.values.data(),
+                            bias_t ? const_bias_.values.data() : nullptr);
+    }
+    std::vector<double> scale = expand_param(scale_t, norm_shape, "Scale", node);
     std::vector<double> bias;
-    if (const Tensor* b = ctx.input(2)) bias = expand_param(*b, norm_shape, "B", node);
+    if (bias_t) bias = expand_param(*bias_t, norm_shape, "B", node);
 
     Tensor& y = ctx.allocate_output(0, x.dtype, x.shape);
-    Shape stat_shape = x.shape;
-    for (int64_t d = axis; d < x.rank(); ++d) stat_shape[d] = 1;
     const DType stat_type = x.dtype == DType::kF64 ? DType::kF64 : DType::kF32;
-    Tensor* mean = ctx.wants_output(1) ? &ctx.allocate_output(1, stat_type, stat_shape) : nullptr;
-    Tensor* inv = ctx.wants_output(2) ? &ctx.allocate_output(2, stat_type, stat_shape) : nullptr;
+    Tensor* mean = ctx.wants_output(1) ? &ctx.allocate_output(1, stat_type, stat_shape(x.shape, axis)) : nullptr;
+    Tensor* inv = ctx.wants_output(2) ? &ctx.allocate_output(2, stat_type, stat_shape(x.shape, axis)) : nullptr;
     if (rows == 0) return;
     switch (x.dtype) {
-      case DType::kF32:
-        return compute<float>(ctx, x, y, mean, inv, rows, len, scale, bias);
+      case DType::kF32: {
+        const std::vector<float> st(scale.begin(), scale.end()), bt(bias.begin(), bias.end());
+        return compute<float>(ctx, x, y, mean, inv, rows, len, st.data(), bt.empty() ? nullptr : bt.data());
+      }
       case DType::kF64:
-        return compute<double>(ctx, x, y, mean, inv, rows, len, scale, bias);
+        return compute<double>(ctx, x, y, mean, inv, rows, len, scale.data(), bias.empty() ? nullptr : bias.data());
       default:
         unsupported_dtype(node, x.dtype);
     }
   }
 
  private:
-  // Scale/B as `len` doubles: either exactly the normalised shape or broadcastable to it.
-  static std::vector<double> expand_param(const Tensor& t, const Shape& norm_shape,
-                                          const char* what, const Node& node) {
-    std::vector<double> v = tensor_to_f64(t);
-    Shape s = t.shape;
+  // A float32 Scale or B constant, read once at load.
+  struct FloatConstant {
+    std::vector<float> values;
+    const void* from = nullptr;  // the constant's data
+    FloatConstant() = default;
+    FloatConstant(const KernelInfo& info, int input) {
+      const Tensor* t = info.constant_input ? info.constant_input(input) : nullptr;
+      if (!t || t->dtype != DType::kF32) return;
+      values.assign(t->ptr<float>(), t->ptr<float>() + t->numel());
+      from = t->data;
+    }
+    // True when the run's tensor is that constant and holds one value per normalised element.
+    bool is(const Tensor& t, int64_t len) const {
+      return from && t.data == from && static_cast<int64_t>(values.size()) == len;
+    }
+  };
+
+  // X's shape with the normalised dims set to 1 (Mean and InvStdDev).
+  static Shape stat_shape(const Shape& x, int64_t axis) {
+    Shape s = x;
+    for (size_t d = static_cast<size_t>(axis); d < s.size(); ++d) s[d] = 1;
+    return s;
+  }
+
+  // Scale/B must be exactly the normalised shape or broadcastable to it.
+  static void check_param(const Shape& shape, const Shape& norm_shape, const char* what, const Node& node) {
+    Shape s = shape;
     while (s.size() > norm_shape.size() && s.front() == 1) s.erase(s.begin());
     bool ok = s.size() <= norm_shape.size();
     for (size_t i = 0; ok && i < s.size(); ++i) {
       int64_t want = norm_shape[norm_shape.size() - s.size() + i];
       ok = s[i] == want || s[i] == 1;
     }
-    RUNNX_CHECK(ok, kInvalidArgument, node.label(), ": ", what, " of shape ", shape_str(t.shape),
+    RUNNX_CHECK(ok, kInvalidArgument, node.label(), ": ", what, " of shape ", shape_str(shape),
                 " does not broadcast to the normalised shape ", shape_str(norm_shape));
+  }
+
+  // Scale/B as `len` doubles (checked by check_param).
+  static std::vector<double> expand_param(const Tensor& t, const Shape& norm_shape,
+                                          const char* what, const Node& node) {
+    check_param(t.shape, norm_shape, what, node);
+    std::vector<double> v = tensor_to_f64(t);
+    Shape s = t.shape;
+    while (s.size() > norm_shape.size() && s.front() == 1) s.erase(s.begin());
     const int64_t len = shape_numel(norm_shape);
     if (static_cast<int64_t>(v.size()) == len) return v;
     std::vector<int64_t> st = broadcast_strides(s, norm_shape);
@@ -290,23 +336,21 @@ class LayerNormKernel : public Kernel {
 
   template <typename T>
   void compute(KernelContext& ctx, const Tensor& x, Tensor& y, Tensor* mean_out, Tensor* inv_out,
-               int64_t rows, int64_t len, const std::vector<double>& scale,
-               const std::vector<double>& bias) const {
+               int64_t rows, int64_t len, const T* scale, const T* bias) const {
     const T* xp = x.ptr<T>();
     T* yp = y.ptr<T>();
-    std::vector<T> st(scale.begin(), scale.end()), bt(bias.begin(), bias.end());
     T* mean = mean_out ? mean_out->ptr<T>() : nullptr;
     T* inv = inv_out ? inv_out->ptr<T>() : nullptr;
-    const T* bias_p = bt.empty() ? nullptr : bt.data();
     auto fn = avx2_ ? layer_norm_rows_avx2<T> : layer_norm_rows_base<T>;
     ctx.pool().parallel_for(rows, row_grain(len), [&](int64_t begin, int64_t end) {
-      fn(xp, yp, mean, inv, st.data(), bias_p, len, eps_, begin, end);
+      fn(xp, yp, mean, inv, scale, bias, len, eps_, begin, end);
     });
   }
 
   int64_t axis_;
   float eps_;
   bool avx2_;
+  FloatConstant const_scale_, const_bias_;
 };
 
 }  // namespace

@@ -266,6 +266,31 @@ def test_layernorm_bad_scale_shape():
     expect_invalid("LayerNormalization", inputs, "Scale of shape")
 
 
+def test_layernorm_constant_scale_of_the_right_size_but_wrong_shape():
+    # Scale and B read once at load must still be checked against X's normalised shape on every run.
+    x = rand((3, 4, 6))
+    expect_invalid("LayerNormalization", {"x": x}, "Scale of shape",
+                   initializers={"scale": rand((6, 4))}, attrs={"axis": 1})
+
+
+def test_layernorm_overridden_constant_params():
+    # Scale and B that are initializers and graph inputs: a fed value replaces the one read at load.
+    from onnx import helper
+
+    x = rand((5, 12), np.float32, -3, 5)
+    init = {"scale": rand((12,), np.float32, 0.5, 2), "B": rand((12,))}
+    model = make_model("LayerNormalization", {"x": x}, initializers=init)
+    for name in init:
+        model.graph.input.append(helper.make_tensor_value_info(name, 1, [12]))
+    sess = runnx.InferenceSession(model.SerializeToString())
+    fed = {"scale": rand((12,), np.float32, 0.5, 2), "B": rand((12,))}
+    xd = x.astype(np.float64)
+    norm = (xd - xd.mean(-1, keepdims=True)) / np.sqrt(xd.var(-1, keepdims=True) + 1e-5)
+    for params, feeds in ((init, {"x": x}), (fed, {"x": x, **fed}), ({**init, "B": fed["B"]}, {"x": x, "B": fed["B"]})):
+        (y,) = sess.run(None, feeds)
+        assert_close(y, (norm * params["scale"] + params["B"]).astype(np.float32))
+
+
 def test_layernorm_bad_stash_type():
     x = rand((3, 8))
     with pytest.raises(runnx.InvalidModel, match="stash_type"):
