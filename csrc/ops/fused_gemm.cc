@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -61,13 +62,17 @@ class FusedGemmKernel : public Kernel {
     const int64_t K = trans_b_ ? b.shape[1] : b.shape[0], N = trans_b_ ? b.shape[0] : b.shape[1];
     RUNNX_CHECK(a.shape.back() == K, kInvalidArgument, node.label(), ": inner dimensions differ: A ",
                 shape_str(a.shape), ", B ", shape_str(b.shape), trans_b_ ? " (transposed)" : "");
-    Shape out(a.shape.begin(), a.shape.end() - 1);
+    // One allocation for the output's shape on the usual path (this runs per call per layer).
+    Shape out;
+    out.reserve(a.shape.size());
+    out.assign(a.shape.begin(), a.shape.end() - 1);
     out.push_back(N);
     if (bias) {
       RUNNX_CHECK(bias->numel() == N && bias->rank() >= 1 && bias->shape.back() == N, kInvalidArgument,
                   node.label(), ": bias of shape ", shape_str(bias->shape), " is not one value per output column (",
                   N, ")");
-      out = broadcast_shapes({&out, &bias->shape}, node);  // may only add leading 1s
+      // Its other dims are all 1: it only adds leading 1s when of higher rank.
+      if (bias->shape.size() > out.size()) out = broadcast_shapes({&out, &bias->shape}, node);
     }
     const int64_t rows = N > 0 ? shape_numel(out) / N : 0;
 
@@ -77,7 +82,7 @@ class FusedGemmKernel : public Kernel {
     epi.clip_hi = clip_hi_;
     const bool fused_residual = res && res->shape == out;
     if (!res || fused_residual) {
-      Tensor& y = ctx.allocate_output(0, DType::kF32, out);
+      Tensor& y = ctx.allocate_output(0, DType::kF32, std::move(out));
       if (y.numel() == 0) return;
       epi.act = act_;
       if (fused_residual) {

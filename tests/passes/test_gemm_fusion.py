@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -205,6 +205,26 @@ def test_fused_gemm_op_directly_runtime_b_and_errors():
         sess.run(None, {"a": a, "b": rng.standard_normal((4, 6)).astype(f32), "bias": bias})
     with pytest.raises(runnx.InvalidArgument, match="bias"):
         sess.run(None, {"a": a, "b": b, "bias": np.ones(3, f32)})
+
+
+
+@pytest.mark.parametrize("a_shape,bias_shape", [((2, 3, 5), (4,)), ((2, 3, 5), (1, 4)), ((2, 3, 5), (1, 1, 1, 4)),
+                                                ((5,), (4,)), ((5,), (1, 1, 4)), ((1, 5), (1, 1, 4))])
+def test_fused_gemm_bias_rank_sets_output_shape(a_shape, bias_shape):
+    # A bias of one value per column may carry leading 1s: the output takes them like numpy's
+    # broadcast (only a higher-rank bias adds dims), with B packed at load.
+    import runnx
+    rng = np.random.default_rng(len(a_shape) * 10 + len(bias_shape))
+    b = rng.standard_normal((4, 5)).astype(f32)
+    node = helper.make_node("FusedGemm", ["a", "b", "bias"], ["y"], domain="com.runnx", activation="Sigmoid", trans_b=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, FLOAT, None) for n in ("a", "bias")],
+                              [helper.make_tensor_value_info("y", FLOAT, None)], [numpy_helper.from_array(b, "b")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.runnx", 1)])
+    a, bias = rng.standard_normal(a_shape).astype(f32), rng.standard_normal(bias_shape).astype(f32)
+    got = runnx.InferenceSession(m.SerializeToString()).run(None, {"a": a, "bias": bias})[0]
+    ref = 1 / (1 + np.exp(-(a.astype(np.float64) @ b.T + bias)))
+    assert got.shape == ref.shape
+    _close(got, ref.astype(f32), 1e-5)
 
 
 # BERT tiny: 2 layers x 6 Linear MatMuls + the pooler Gemm (the 4 attention MatMuls have no constant B).
