@@ -7,6 +7,7 @@
 
 #include "bindings/device_value.h"
 #include "bindings/numpy_tensor.h"
+#include "ir/load_profile.h"
 #include "onnx/model_reader.h"
 #include "runtime/session.h"
 
@@ -47,11 +48,15 @@ std::unique_ptr<Session> open_session(py::object model, const py::dict& opts) {
     auto buf = std::make_shared<std::string>(model.cast<std::string>());
     py::gil_scoped_release nogil;
     Model m = load_model_from_bytes(buf->data(), buf->size(), buf);
-    return std::make_unique<Session>(std::move(m), so);
+    auto s = std::make_unique<Session>(std::move(m), so);
+    load_profile_flush("model from bytes");
+    return s;
   }
   std::string path = py::str(model).cast<std::string>();
   py::gil_scoped_release nogil;
-  return std::make_unique<Session>(load_model_from_file(path), so);
+  auto s = std::make_unique<Session>(load_model_from_file(path), so);
+  load_profile_flush(path);
+  return s;
 }
 
 // Per-thread scratch of run(): feed names and tensors keep their capacity between calls.
@@ -233,6 +238,8 @@ void register_session(py::module_& m) {
         d["plans"] = st.plans;
         d["inference_mismatches"] = st.inference_mismatches;
         d["first_inference_mismatch"] = st.first_inference_mismatch;
+        d["realigned_weight_bytes"] = st.realigned_weight_bytes;
+        d["static_plans"] = st.static_plans;
         return d;
       })
       .def("inferred_types", [](const Session& s) {

@@ -101,6 +101,10 @@ struct Model {
   std::shared_ptr<const void> mapping;
   const uint8_t* mapped_data = nullptr;
   size_t mapped_size = 0;
+  // Weight bytes copied to the heap because they sat misaligned for their dtype in the file.
+  // Float32 matrices that only GEMM kernels read (which pack them with unaligned loads) stay
+  // where they are (see runtime/graph_prep).
+  int64_t realigned_bytes = 0;
 
   // Opset for a domain ("" and "ai.onnx" are the same); 0 if not imported.
   int64_t opset(const std::string& domain) const;

@@ -14,6 +14,7 @@
 #include "onnx/fields.h"
 #include "onnx/mapped_file.h"
 #include "onnx/wire.h"
+#include "ir/load_profile.h"
 
 namespace runnx {
 
@@ -32,6 +33,7 @@ struct Context {
   std::shared_ptr<void> keepalive;  // owns the buffer; nullptr: copy whatever we keep
   ExternalData external;
   bool file_mapping = false;        // the buffer is a read-only file mapping
+  int64_t realigned_bytes = 0;      // weights copied to the heap because misaligned
 };
 
 // After a weight was copied out of a file mapping, its pages are dead weight in our RSS: tell the
@@ -183,7 +185,9 @@ Tensor decode_typed(const TensorFields& tf, DType dt, const Shape& shape, int64_
 
 // Reads a TensorProto: dims and type are checked (no negative dim, no overflow, at most
 // kMaxTensorBytes) before the data, and the data before any allocation.
-Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr) {
+// `may_stay_misaligned`: a main-graph initializer whose float32 matrix may be left misaligned in
+// place (prepare_graph decides from its readers whether it must be copied after all).
+Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr, bool may_stay_misaligned = false) {
   TensorFields tf;
   tf.offset = r.begin();
   while (r.next()) {
@@ -299,7 +303,8 @@ Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr) {
                   str_cat("holds ", tf.raw.size, " bytes but dims ", shape_str(shape), " of type ",
                           dtype_name(dt), " need ", nbytes));
     const bool aligned = reinterpret_cast<uintptr_t>(tf.raw.data) % dtype_size(dt) == 0;
-    if (ctx.keepalive && aligned && nbytes) {  // in place: weights stay in the mapped file
+    const bool matrix = dt == DType::kF32 && shape.size() == 2;
+    if (ctx.keepalive && nbytes && (aligned || (may_stay_misaligned && matrix))) {  // in place: weights stay in the mapped file
       Tensor t;
       t.dtype = dt;
       t.shape = shape;
@@ -309,6 +314,7 @@ Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr) {
     }
     Tensor t = Tensor::empty(dt, shape);
     if (nbytes) std::memcpy(t.data, tf.raw.data, nbytes);
+    if (!aligned) ctx.realigned_bytes += static_cast<int64_t>(nbytes);
     release_mapped_pages(ctx, tf.raw.data, nbytes);
     return t;
   }
@@ -535,7 +541,7 @@ void read_graph(Context& ctx, Reader r, int depth, Graph& g) {
       case F::graph::kDocString: g.doc = r.str("GraphProto.doc_string"); break;
       case F::graph::kInitializer: {
         std::string name;
-        Tensor t = read_tensor(ctx, r.message("GraphProto.initializer", "TensorProto"), &name);
+        Tensor t = read_tensor(ctx, r.message("GraphProto.initializer", "TensorProto"), &name, depth == 0);
         g.initializers.emplace_back(std::move(name), std::move(t));
         break;
       }
@@ -592,6 +598,7 @@ Model read_model(Context& ctx, Reader r) {
   if (!has_graph)
     fail(ErrorKind::kInvalidModel, "field 'ModelProto.graph' is missing: not found between byte ",
          r.begin(), " and byte ", r.end());
+  m.realigned_bytes = ctx.realigned_bytes;
   if (m.opsets.empty())
     fail(ErrorKind::kInvalidModel,
          "field 'ModelProto.opset_import' is missing: not found between byte ", r.begin(),
@@ -611,14 +618,20 @@ std::string dir_of(const std::string& path) {
 Model load_model_from_bytes(const void* data, size_t size, std::shared_ptr<void> keepalive,
                             const std::string& base_dir) {
   Context ctx{std::move(keepalive), ExternalData(base_dir)};
+  LoadPhase phase("protobuf read");
   return read_model(ctx, Reader(static_cast<const uint8_t*>(data), 0, size, "ModelProto"));
 }
 
 Model load_model_from_file(const std::string& path) {
-  std::shared_ptr<MappedFile> file = MappedFile::open_or_throw(path);
+  std::shared_ptr<MappedFile> file;
+  {
+    LoadPhase phase("file map");
+    file = MappedFile::open_or_throw(path);
+  }
   const uint8_t* data = file->data();
   const size_t size = file->size();
   Context ctx{file, ExternalData(dir_of(path)), true};
+  LoadPhase phase("protobuf read");
   Model m = read_model(ctx, Reader(data, 0, size, "ModelProto"));
   m.mapping = std::move(file);
   m.mapped_data = data;
@@ -630,6 +643,15 @@ void release_mapped_weight(const Model& m, const Tensor& t) {
   const auto* p = static_cast<const uint8_t*>(t.data);
   if (!m.mapped_data || !p || p < m.mapped_data || p + t.nbytes() > m.mapped_data + m.mapped_size) return;
   drop_file_pages(p, t.nbytes());
+}
+
+bool realign_weight(Model& m, Tensor& t) {
+  if (!is_misaligned(t)) return false;
+  Tensor copy = Tensor::clone(t);
+  release_mapped_weight(m, t);
+  m.realigned_bytes += static_cast<int64_t>(t.nbytes());
+  t = std::move(copy);
+  return true;
 }
 
 void release_unread_weight(const Tensor& t) { drop_file_pages(static_cast<const uint8_t*>(t.data), t.nbytes()); }

@@ -3,6 +3,7 @@
 // InvalidModel naming the field and the byte offset.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -11,7 +12,8 @@
 namespace runnx {
 
 // Memory-maps `path`; initializers point into the mapping (copied only when misaligned for their
-// dtype). External data files are resolved relative to the model's folder.
+// dtype, except main-graph float32 matrices: see realign_weight). External data files are
+// resolved relative to the model's folder.
 Model load_model_from_file(const std::string& path);
 // Drops the resident pages of a weight that lies in the model's file mapping (a kernel packed its
 // own copy). Clean file pages: a later read faults them back, so this is always safe.
@@ -20,6 +22,14 @@ void release_mapped_weight(const Model& m, const Tensor& t);
 // its own packed copy), wherever the bytes live: heap copies of misaligned weights, a model
 // parsed from bytes, the file mapping. Heap pages would read back as zeros: call it only then.
 void release_unread_weight(const Tensor& t);
+// A weight left misaligned in place by the reader (its bytes start off a multiple of its element
+// size) is copied to an aligned heap buffer and its file pages dropped; counted in
+// `m.realigned_bytes`. Returns false (nothing done) when `t` is aligned already.
+bool realign_weight(Model& m, Tensor& t);
+inline bool is_misaligned(const Tensor& t) {
+  const size_t align = dtype_size(t.dtype);
+  return t.data && align > 1 && reinterpret_cast<uintptr_t>(t.data) % align != 0;
+}
 
 // Parses a buffer. `keepalive` owns the bytes (initializers may point into them); pass nullptr to
 // make the reader copy what it keeps. `base_dir` resolves external data ("" refuses it).

@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <set>
 
 #include "passes/pass.h"
+#include "ir/load_profile.h"
 
 namespace runnx {
 
@@ -69,14 +71,22 @@ bool well_formed(const Graph& g) {
 
 std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_asked) {
   std::vector<PassFired> fired;
-  if (level <= 0 || !well_formed(model.graph)) return fired;
+  if (level <= 0) return fired;
+  {
+    LoadPhase phase("passes: well-formed check");
+    if (!well_formed(model.graph)) return fired;
+  }
   std::map<std::string, int> counts;
   constexpr int kMaxRounds = 4;  // a fusion can expose another; more rounds never helped
   for (int round = 0; round < kMaxRounds; ++round) {
     bool changed = false;
     for (const GraphPass& p : graph_passes()) {
       if (p.min_level > level || (p.cpu_only && device_asked)) continue;
+      const auto t0 = std::chrono::steady_clock::now();
       int n = p.run(model);
+      if (load_profile_enabled())
+        load_profile_add(std::string("pass ") + p.name,
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
       if (n > 0) {
         counts[p.name] += n;
         changed = true;

@@ -15,6 +15,7 @@ namespace runnx {
 struct ValueRecord {
   int64_t nbytes = -1;  // -1: not allocated by the executor (input, initializer, view, skipped)
   int alias_of = -1;    // value id whose buffer this value views, or -1
+  bool operator==(const ValueRecord& o) const { return nbytes == o.nbytes && alias_of == o.alias_of; }
 };
 
 struct StepInfo {
@@ -30,6 +31,9 @@ struct MemoryPlan {
   int64_t arena_bytes = 0;
   int64_t heap_bytes_unplanned = 0;  // bytes that stayed outside the arena in the observed run
   int inplace_count = 0;
+  // A plan made from static shapes keeps the records it was built from until the observing run
+  // it served compares them with what that run saw.
+  std::vector<ValueRecord> records;
 
   // Arenas returned by finished runs, reused by the next (one per concurrent run).
   std::unique_ptr<uint8_t, void (*)(void*)> take_arena();

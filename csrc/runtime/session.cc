@@ -6,10 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "common/status.h"
+#include "ir/load_profile.h"
 #include "onnx/model_reader.h"
 #include "runtime/graph_prep.h"
 #include "runtime/shape_inference.h"
@@ -23,6 +25,11 @@ namespace runnx {
 namespace {
 
 constexpr int64_t kMinOpset = 1;  // per-op `since` values refuse the old forms we lack
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -71,8 +78,11 @@ struct Session::RunState {
   std::vector<char> fed;              // per value id: fed this run
   std::vector<int> feed_ids, wanted;  // value ids of the feeds (feed order) and of the outputs
   std::vector<int64_t> key;           // the input-shape signature
-  std::shared_ptr<MemoryPlan> plan;   // null: observing run
+  std::shared_ptr<MemoryPlan> plan;   // null: every output on the heap
   uint8_t* arena = nullptr;
+  // The first run of a signature observes (sizes, views, inferred types checked), on a plan made
+  // from static shapes when they are known, else on the heap.
+  bool observing = false;
   std::vector<ValueRecord> records;   // filled by observing runs
   SymBindings bindings;               // observing runs: input symbols, to check inference
   // The step being run: its inputs and outputs, and which outputs went through `alloc`.
@@ -91,6 +101,7 @@ struct Session::RunState {
     const int v = (*step_outputs)[i];
     allocated[i] = 1;
     const int64_t bytes = shape_numel(shape) * static_cast<int64_t>(dtype_size(dtype));
+    if (observing && v >= 0) records[v].nbytes = bytes;
     if (plan && v >= 0 && plan->offset[v] >= 0 && plan->nbytes[v] == bytes) {
       Tensor t;
       t.dtype = dtype;
@@ -98,7 +109,6 @@ struct Session::RunState {
       t.data = arena + plan->offset[v];
       return t;
     }
-    if (!plan && v >= 0) records[v].nbytes = bytes;
     return Tensor::empty(dtype, std::move(shape));
   }
 
@@ -109,6 +119,7 @@ struct Session::RunState {
     for (Tensor& t : outs) t = Tensor{};
     plan.reset();
     arena = nullptr;
+    observing = false;
   }
 };
 
@@ -157,6 +168,8 @@ void Session::build(const SessionOptions& options) {
   bool device_asked = false;
   for (const ProviderRequest& p : options.providers) device_asked |= p.name != kCpuProviderName;
   passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
+  std::optional<LoadPhase> phase;
+  phase.emplace("validate and sort");
 
   auto define = [&](const std::string& name) -> int {
     auto [it, added] = ids_.emplace(name, static_cast<int>(names_.size()));
@@ -230,6 +243,7 @@ void Session::build(const SessionOptions& options) {
     fail(ErrorKind::kInvalidModel, "the graph has a cycle through ", cyc);
   }
 
+  phase.emplace("supported ops");
   // Every unsupported op, reported at once.
   std::map<std::string, std::vector<std::string>> unsupported;
   CpuProvider cpu;
@@ -254,6 +268,7 @@ void Session::build(const SessionOptions& options) {
     fail(ErrorKind::kUnsupportedOp, msg);
   }
 
+  phase.emplace("value ids");
   for (const Node* n : order)
     for (const std::string& o : n->outputs)
       if (!o.empty()) define(o);
@@ -274,6 +289,7 @@ void Session::build(const SessionOptions& options) {
     graph_input_ids_.push_back(ids_[i.name]);
   }
 
+  phase.emplace("shape inference");
   // Static dtype and shape inference. Overridable initializers are typed by their declaration.
   std::vector<const Tensor*> fixed = constants_;
   std::vector<const ValueInfo*> declared(nv, nullptr);
@@ -285,7 +301,10 @@ void Session::build(const SessionOptions& options) {
                               &declared});
   for (const ValueInfo& o : g.outputs) outputs_.push_back(with_inferred(o, types_[ids_[o.name]]));
 
+  phase.emplace("placement");
   place_nodes(order);
+  phase.reset();
+  const bool profiling_load = load_profile_enabled();
   const bool on_device = !options.placement_only &&
                          std::any_of(placement_.begin(), placement_.end(),
                                      [](const NodePlacement& p) { return p.device != DeviceKind::kCPU; });
@@ -323,16 +342,26 @@ void Session::build(const SessionOptions& options) {
       const Tensor* t = info.constant_input(k);
       if (!t || released[k]) return;
       released[k] = true;
+      LoadPhase release_phase("weight release (inside kernels)");
       release_mapped_weight(model_, *t);
       constant_releases[in_ids[k]]++;
       release_if_unread(in_ids[k], constant_reads, constant_releases);
     };
-    if (on_device && placement_[step_index].device != DeviceKind::kCPU) {
+    // Misaligned weights are left in the file only for a GEMM's B (see graph_prep); any other
+    // reader, or one on the device, gets the aligned copy before it looks.
+    const bool gemm_b_reader = n->op_type == "MatMul" || n->op_type == "Gemm" || n->op_type == "FusedGemm";
+    const bool host_step = !on_device || placement_[step_index].device == DeviceKind::kCPU;
+    for (size_t k = 0; k < in_ids.size(); ++k)
+      if (in_ids[k] >= 0 && constants_[in_ids[k]] && !(k == 1 && gemm_b_reader && host_step))
+        realign_weight(model_, *const_cast<Tensor*>(constants_[in_ids[k]]));
+    if (!host_step) {
       steps_.push_back(std::move(st));  // the device executor makes this step's kernel
       continue;
     }
     try {
+      const int64_t t0 = profiling_load ? now_ns() : 0;
       st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
+      if (profiling_load) load_profile_add("kernel " + n->op_type, now_ns() - t0);
     } catch (const Error& e) {
       std::string what = e.what();
       if (what.find(n->label()) == std::string::npos) what = n->label() + ": " + what;
@@ -340,6 +369,10 @@ void Session::build(const SessionOptions& options) {
     }
     steps_.push_back(std::move(st));
   }
+  // A GEMM that kept reading its misaligned B at run time (it did not pack it) reads a copy.
+  for (int v = 0; v < nv; ++v)
+    if (constants_[v] && constant_reads[v] > constant_releases[v])
+      realign_weight(model_, *const_cast<Tensor*>(constants_[v]));
 #ifdef RUNNX_WITH_CUDA
   if (on_device)
     for (const ProviderRequest& p : options.providers)
@@ -633,11 +666,8 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
   }
 
   if (options_.enable_mem_pattern) rs.plan = find_plan(rs.key);
-  std::unique_ptr<uint8_t, void (*)(void*)> arena(nullptr, std::free);
-  if (rs.plan) {
-    arena = rs.plan->take_arena();
-    rs.arena = arena.get();
-  } else {
+  if (!rs.plan) {
+    rs.observing = true;
     rs.records.assign(names_.size(), ValueRecord{});
     rs.bindings.clear();
     std::vector<std::string> conflicted;
@@ -645,6 +675,12 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
       const int v = graph_input_ids_[j];
       if (rs.fed[v]) bind_symbols(types_[v], *rs.slot[v], rs.bindings, conflicted);
     }
+    if (options_.enable_mem_pattern) rs.plan = static_plan(rs.bindings);
+  }
+  std::unique_ptr<uint8_t, void (*)(void*)> arena(nullptr, std::free);
+  if (rs.plan) {
+    arena = rs.plan->take_arena();
+    rs.arena = arena.get();
   }
   if (rs.values.size() != names_.size()) rs.values.resize(names_.size());
 
@@ -667,12 +703,18 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     out.push_back(borrowed ? Tensor::clone(*t) : std::move(rs.values[v]));
     if (!borrowed) rs.slot[v] = &out.back();  // a later request of v sees the moved tensor
   }
-  if (rs.plan) {
-    rs.plan->give_back(std::move(arena));
-  } else if (options_.enable_mem_pattern) {
-    std::vector<StepInfo> infos;
-    for (const Step& st : steps_) infos.push_back({st.inputs, st.outputs, st.kernel->inplace_input()});
-    std::shared_ptr<MemoryPlan> plan = build_memory_plan(infos, rs.records, pinned_);
+  if (!rs.observing || !options_.enable_mem_pattern) {
+    if (rs.plan) rs.plan->give_back(std::move(arena));
+  } else {
+    // The plan the observation gives (views share their source's buffer, sizes as produced);
+    // the static plan this run used is kept when it foresaw exactly that. Otherwise its arena
+    // serves the new plan when big enough, so the next run faults in no fresh pages.
+    std::shared_ptr<MemoryPlan> plan = rs.plan && rs.plan->records == rs.records
+                                           ? rs.plan
+                                           : std::shared_ptr<MemoryPlan>(build_memory_plan(step_infos(), rs.records, pinned_));
+    if (arena) (rs.plan->arena_bytes >= plan->arena_bytes ? plan : rs.plan)->give_back(std::move(arena));
+    plan->records.clear();
+    plan->records.shrink_to_fit();
     std::unique_lock<std::shared_mutex> lk(plans_mu_);
     if (plans_.size() >= 64) plans_.clear();  // bound the cache under a stream of new shapes
     plans_.emplace(rs.key, plan);
@@ -682,6 +724,46 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     stats_.plans++;
   }
   return out;
+}
+
+std::vector<StepInfo> Session::step_infos() const {
+  std::vector<StepInfo> infos;
+  infos.reserve(steps_.size());
+  for (const Step& st : steps_) infos.push_back({st.inputs, st.outputs, st.kernel->inplace_input()});
+  return infos;
+}
+
+// A plan for a signature's first run from static inference: every value whose shape the bound
+// input symbols fix gets an arena slot, so that run never holds its intermediates on the heap
+// (freed heap blocks stay in malloc's free lists, and the arena made after would come on top).
+// Values of unknown size stay on the heap; views it did not foresee are copied out of the arena.
+std::shared_ptr<MemoryPlan> Session::static_plan(const SymBindings& bindings) const {
+  std::vector<ValueRecord> records(names_.size());
+  bool any = false;
+  for (const Step& st : steps_)
+    for (int v : st.outputs) {
+      const InferredType& t = v >= 0 ? types_[v] : InferredType{};
+      const int64_t elem = v >= 0 && t.has_shape ? static_cast<int64_t>(dtype_size(t.dtype)) : 0;
+      if (elem == 0 || t.dtype == DType::kString) continue;
+      int64_t numel = 1;
+      for (const SymDim& d : t.dims) {
+        std::optional<int64_t> n = d.eval(bindings);
+        if (!n || *n < 0 || (*n > 0 && numel > kMaxTensorBytes / elem / *n)) {
+          numel = -1;
+          break;
+        }
+        numel *= *n;
+      }
+      if (numel < 0) continue;
+      records[v].nbytes = numel * elem;
+      any = true;
+    }
+  if (!any) return nullptr;
+  std::shared_ptr<MemoryPlan> plan = build_memory_plan(step_infos(), records, pinned_);
+  plan->records = std::move(records);
+  std::unique_lock<std::shared_mutex> lk(plans_mu_);
+  stats_.static_plans++;
+  return plan;
 }
 
 void Session::execute(RunState& rs) {
@@ -720,14 +802,13 @@ void Session::execute(RunState& rs) {
           auto* b = in ? static_cast<const uint8_t*>(in->data) : nullptr;
           if (b && p >= b && p < b + std::max<size_t>(in->nbytes(), 1)) alias = st.inputs[k];
         }
-        if (!plan) {
-          rs.records[v].alias_of = alias;
-        } else if (p && p >= rs.arena && p < arena_end && !plan->was_view[v]) {
+        if (rs.observing) rs.records[v].alias_of = alias;
+        if (plan && p && p >= rs.arena && p < arena_end && !plan->was_view[v]) {
           // A view into the arena that the plan did not foresee (data-dependent): copy it out.
           t = Tensor::clone(t);
         }
       }
-      if (!plan) {
+      if (rs.observing) {
         std::string msg = check_inferred(types_[v], t, rs.bindings);
         if (!msg.empty()) note_inference_mismatch(st.node->label() + " output '" + names_[v] + "': " + msg);
       }
@@ -754,7 +835,9 @@ std::vector<std::pair<std::string, InferredType>> Session::inferred_types() cons
 
 SessionStats Session::stats() const {
   std::shared_lock<std::shared_mutex> lk(plans_mu_);
-  return stats_;
+  SessionStats st = stats_;
+  st.realigned_weight_bytes = model_.realigned_bytes;
+  return st;
 }
 
 std::vector<ProfileEvent> Session::take_profile() {

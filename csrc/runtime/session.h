@@ -46,6 +46,10 @@ struct SessionStats {
   // function; checked on the first run of each shape signature), and the first such message.
   int64_t inference_mismatches = 0;
   std::string first_inference_mismatch;
+  // Weight bytes copied to the heap at load because they were misaligned in the file.
+  int64_t realigned_weight_bytes = 0;
+  // Plans made from static shapes before a signature's first run (no observing run on the heap).
+  int64_t static_plans = 0;
 };
 
 class Session {
@@ -120,6 +124,8 @@ class Session {
   int value_id(const std::string& name) const;
   void check_feed(const ValueInfo& info, const Tensor& t) const;
   std::shared_ptr<MemoryPlan> find_plan(const std::vector<int64_t>& key) const;
+  std::shared_ptr<MemoryPlan> static_plan(const SymBindings& bindings) const;
+  std::vector<StepInfo> step_infos() const;
   void execute(RunState& rs);
   void run_step(int s, const std::vector<const Tensor*>* ins, std::vector<Tensor>& outs,
                 const KernelContext::OutputAllocator* alloc) const;
