@@ -73,6 +73,8 @@ void im2col(const T* x, int64_t channels, const Geom3& g, int64_t r0, int64_t r1
             std::fill(dst, dst + lo, T(0));
             if (g.s[2] == 1) {
               std::copy(src + lo, src + hi, dst + lo);
+            } else if constexpr (std::is_same_v<T, float>) {
+              conv_simd().copy_strided(src + lo * g.s[2], g.s[2], hi - lo, dst + lo);
             } else {
               for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.s[2]];
             }

@@ -161,6 +161,10 @@ GEMM_CASES = [
     (1, 6, 17, 11, 9, (1, 1), {"strides": [2, 2], "pads": [1, 0, 0, 1]}),  # through im2col
     (2, 11, 33, 8, 8, (1, 1), {}),  # exactly 64 pixels
     (1, 9, 16, 9, 9, (1, 1), {}),  # 81 pixels: the straight GEMM
+    # im2col rows under stride 2 (16 floats in, 8 out by shuffles) and 3, long and odd widths
+    (1, 6, 10, 9, 41, (3, 3), {"strides": [2, 2], "pads": [1, 1, 0, 0]}),
+    (2, 5, 12, 12, 38, (1, 1), {"strides": [2, 2]}),
+    (1, 4, 9, 10, 40, (3, 3), {"strides": [3, 3], "pads": [0, 2, 1, 1]}),
     # k > 1 at <= 64 output pixels: the transposed GEMM on rows gathered by im2row
     (3, 16, 24, 13, 13, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # odd size to 7x7
     (1, 13, 17, 8, 8, (3, 3), {"pads": [1, 0, 2, 1]}),  # asymmetric pads, 8x7

@@ -120,6 +120,8 @@ struct ConvSimd {
   // null, from the phases ph.
   void (*direct_nchw_row)(const float* ph, const float* w, const DirectNchwGeom& g,
                           const ConvEpilogue& e, int64_t oh, const float* res, float* y);
+  // dst[i] = src[i * stride] for i < n (im2col's rows under a stride; stride 2 by shuffles).
+  void (*copy_strided)(const float* src, int64_t stride, int64_t n, float* dst);
   // One MaxPool plane: y[OH, OW] from x[H, W]; scratch holds g.scratch_floats() floats.
   void (*max_pool_plane)(const float* x, const MaxPoolGeom& g, float* y, float* scratch);
 };

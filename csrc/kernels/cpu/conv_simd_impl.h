@@ -329,7 +329,19 @@ static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradG
 #include "kernels/cpu/conv_direct_nchw_impl.h"
 #include "kernels/cpu/max_pool_impl.h"
 
+// Stride 2 reads 16 floats and keeps the even ones (the last vector only while it stays within
+// the 2n - 1 floats the scalar loop would read).
+static void copy_strided(const float* src, int64_t stride, int64_t n, float* dst) {
+  int64_t i = 0;
+  if (stride == 2)
+    for (; i + 8 < n; i += 8) {
+      const v8 a = load8(src + 2 * i), b = load8(src + 2 * i + 8);
+      store8(dst + i, __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14));
+    }
+  for (; i < n; ++i) dst[i] = src[i * stride];
+}
+
 static const runnx::ConvSimd kConvSimd = {epilogue_rows, depthwise_plane, winograd_input,
                                           winograd_output, depthwise_nhwc_row,
                                           direct_nhwc_row, direct_nchw_phases,
-                                          direct_nchw_row, max_pool_plane};
+                                          direct_nchw_row, copy_strided, max_pool_plane};
