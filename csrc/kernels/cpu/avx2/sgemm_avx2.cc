@@ -235,6 +235,16 @@ inline void store_tile(const float* tile, const TileOut& o) {
     const bool row_bias = epi && epi->bias && epi->bias_per_row;
     const __m256 cb0 = col_bias ? _mm256_loadu_ps(epi->bias + o.col) : _mm256_setzero_ps();
     const __m256 cb1 = col_bias && two ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
+    const float* res = epi ? epi->residual : nullptr;
+    // ReLU and Clip as one max/min pair with bounds set up once per tile (the per-vector switch
+    // of activate() cost ~10% of a K = 16 GEMM); LeakyRelu still goes through activate().
+    using Act = GemmEpilogue::Act;
+    const Act act = epi && !heavy ? epi->act : Act::kNone;
+    const bool clamp = act == Act::kRelu || act == Act::kClip;
+    const bool other = act != Act::kNone && !clamp;
+    const __m256 lo = _mm256_set1_ps(act == Act::kClip ? epi->clip_lo : 0.f);
+    const __m256 hi = _mm256_set1_ps(act == Act::kClip ? epi->clip_hi : std::numeric_limits<float>::infinity());
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       float* c = o.C + i * o.ldc;
       __m256 v0 = _mm256_load_ps(tile + i * kNr), v1 = _mm256_load_ps(tile + i * kNr + 8);
@@ -254,12 +264,15 @@ inline void store_tile(const float* tile, const TileOut& o) {
           v0 = _mm256_add_ps(v0, rb);
           v1 = _mm256_add_ps(v1, rb);
         }
-        if (epi->residual) {
-          const float* r = epi->residual + (o.row + i) * epi->ldr + o.col;
+        if (res) {
+          const float* r = res + (o.row + i) * epi->ldr + o.col;
           v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
           if (two) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
         }
-        if (!heavy) {
+        if (clamp) {
+          v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+          v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
+        } else if (other) {
           v0 = activate(v0, *epi);
           if (two) v1 = activate(v1, *epi);
         }
@@ -346,6 +359,43 @@ void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const floa
     for (int h = 0; h < NH; ++h) _mm256_store_ps(tile + i * kNr + 8 * h, acc[0][i][h]);
   store_tile<MR>(tile, out);
 }
+
+// 24 columns (a 16-column panel at B16 and an 8-wide edge panel at B8: MobileNetV2's 24-channel
+// projections) as MR <= 4 rows x 3 vectors, 12 accumulators: one pass over A, where the 6x16 and
+// 6x8 kernels take two and the 6x8's six FMA chains cannot hide the FMA latency. A in place.
+template <int MR>
+void micro_kernel_24(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict B16,
+                     const float* __restrict B8, const TileOut& out16, const TileOut& out8) {
+  __m256 acc[MR][3];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(B16 + k * kNr), b1 = _mm256_load_ps(B16 + k * kNr + 8);
+    const __m256 b2 = _mm256_load_ps(B8 + k * kNr);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(A + i * lda + k);
+      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+      acc[i][2] = _mm256_fmadd_ps(a, b2, acc[i][2]);
+    }
+  }
+  alignas(32) float t16[MR * kNr], t8[MR * kNr];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(t16 + i * kNr, acc[i][0]);
+    _mm256_store_ps(t16 + i * kNr + 8, acc[i][1]);
+    _mm256_store_ps(t8 + i * kNr, acc[i][2]);
+  }
+  store_tile<MR>(t16, out16);
+  store_tile<MR>(t8, out8);
+}
+
+using Kernel24 = void (*)(int64_t, const float*, int64_t, const float*, const float*, const TileOut&,
+                          const TileOut&);
+constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24<2>, micro_kernel_24<3>,
+                                    micro_kernel_24<4>};
 
 using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, const TileOut&);
 // [A packed][panel columns in use <= 8][rows in use]: fewer than 6 rows skip the unused
@@ -441,21 +491,32 @@ void narrow_tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n
                         int64_t kc, const ASource& a, const float* bblock, float* C, int64_t ldc, bool accumulate,
                         float beta, const GemmEpilogue* epi) {
   constexpr int64_t kAhead = 2 * kMr;
-  for (int64_t i = m0; i < m1; i += kMr) {
+  // Exactly 24 columns with A in place: 4-row steps of the 24-column kernel.
+  const bool cols24 = n1 - n0 == kNr + 8 && !a.mpad;
+  const int64_t step = cols24 ? 4 : kMr;
+  for (int64_t i = m0; i < m1; i += step) {
     const int64_t ahead = i + kAhead;
     if (ahead < M) {  // into L2 (T0, into L1, measured slower: it evicts the panels)
       if (a.mpad) {
         const char* p = reinterpret_cast<const char*>(a.at(ahead, k0, kc));
         for (int64_t b = 0; b < kMr * kc * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
       } else {
-        for (int64_t r = 0, rows = std::min<int64_t>(kMr, M - ahead); r < rows; ++r) {
+        for (int64_t r = 0, rows = std::min<int64_t>(step, M - ahead); r < rows; ++r) {
           const char* p = reinterpret_cast<const char*>(a.at(ahead + r, k0, kc));
           for (int64_t b = 0; b < kc * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
           _mm_prefetch(p + kc * 4 - 1, _MM_HINT_T1);
         }
       }
     }
-    const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
+    const int mr = static_cast<int>(std::min<int64_t>(step, m1 - i));
+    if (cols24) {
+      prefetch_residual(epi, i, mr, n0, 24);
+      const float* b16 = bblock + (n0 / kNr) * kc * kNr;
+      const TileOut out16{C + i * ldc + n0, ldc, kNr, accumulate, beta, epi, i, n0};
+      const TileOut out8{C + i * ldc + n0 + kNr, ldc, 8, accumulate, beta, epi, i, n0 + kNr};
+      kKernels24[mr](kc, a.at(i, k0, kc), a.lda, b16, b16 + kc * kNr, out16, out8);
+      continue;
+    }
     for (int64_t j = n0; j < n1; j += kNr) {
       const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
       prefetch_residual(epi, i, mr, j, ncols);
