@@ -231,6 +231,16 @@ class ConvKernel : public Kernel {
     prepare_at_load(info);
   }
 
+  // y may take over Z's buffer on the paths prepared at load that read each residual element
+  // before the store to that element or copy it first: the GEMM's (gemm_f32_packed_a keeps an
+  // overlapping residual apart), the transposed GEMM (epilogue on a copy) and direct. ResNet-50
+  // b32 kept the bottleneck's output and Z (each 103 MB) live together.
+  int inplace_input() const override {
+    const bool ok = load_path_ && (*load_path_ == Path::kGemm || *load_path_ == Path::kTransposed ||
+                                   *load_path_ == Path::kDirect);
+    return fused_ && ok ? 3 : -1;
+  }
+
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
     const Tensor& x = ctx.required_input(0);
@@ -436,6 +446,7 @@ class ConvKernel : public Kernel {
     float* ct = conv_scratch(1, per_group * P * M);
     const float* x = xt.ptr<float>();
     float* y = yt.ptr<float>();
+    const bool res_in_y = e.residual && e.residual < y + N * M * P && y < e.residual + N * M * P;
     const ConvSimd& simd = conv_simd();
     for (int64_t n0 = 0; n0 < N; n0 += per_group) {
       const int64_t nn = std::min(per_group, N - n0);
@@ -458,10 +469,12 @@ class ConvKernel : public Kernel {
           const int64_t m1 = std::min(M, m0 + kOutStep), n = n0 + i;
           const float* ci = ct + i * P * M;
           float* yn = y + n * M * P;
-          transpose_block(P, m1 - m0, ci + m0, M, yn + m0 * P, P);
-          if (!e.is_identity())
-            simd.epilogue_rows(e, m0, m1 - m0, P, yn + m0 * P, P,
-                               e.residual ? e.residual + (n * M + m0) * P : nullptr, P);
+          const float* res = e.residual ? e.residual + (n * M + m0) * P : nullptr;
+          // y may hold Z itself (inplace_input): the epilogue then runs on a copy before the store.
+          float* dst = res_in_y ? conv_scratch(2, (m1 - m0) * P) : yn + m0 * P;
+          transpose_block(P, m1 - m0, ci + m0, M, dst, P);
+          if (!e.is_identity()) simd.epilogue_rows(e, m0, m1 - m0, P, dst, P, res, P);
+          if (res_in_y) std::copy(dst, dst + (m1 - m0) * P, yn + m0 * P);
         }
       });
     }

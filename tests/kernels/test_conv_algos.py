@@ -363,6 +363,54 @@ def test_fused_conv(path, act, residual, monkeypatch):
     check(y, ACTS[act](conv), int(np.prod(w_shape[1:])), winograd=path == "winograd")
 
 
+INPLACE_CASES = {
+    # path: (x shape, w shape, attrs); Z and the output are intermediate values of one size
+    "pointwise": ((2, 7, 9, 10), (9, 7, 1, 1), {}),
+    "pointwise_k_blocks": ((1, 300, 9, 9), (20, 300, 1, 1), {}),  # K over one GEMM K-block
+    "im2col": ((1, 6, 19, 17), (10, 6, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "transposed": ((2, 40, 7, 7), (70, 40, 1, 1), {}),
+    "transposed_3x3": ((1, 9, 6, 7), (18, 9, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "direct": ((2, 3, 15, 16), (10, 3, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2]}),
+}
+
+
+@pytest.mark.parametrize("path", list(INPLACE_CASES))
+def test_fused_conv_output_takes_over_z(path, monkeypatch):
+    """z = Conv(r), y = Conv(FusedConv(x, w, b, z)): the FusedConv's output may share Z's buffer
+    (inplace_input), and must give the same result as with separate buffers."""
+    monkeypatch.delenv("RUNNX_CONV_ALGO", raising=False)
+    x_shape, w_shape, attrs = INPLACE_CASES[path]
+    x = rand(x_shape, rng=RNG)
+    w = rand(w_shape, rng=RNG, low=-0.5, high=0.5)
+    b = rand((w_shape[0],), rng=RNG)
+    conv = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)))
+    m = w_shape[0]
+    r = rand(conv.shape, rng=RNG)
+    w_in = rand((m, m, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    w_out = rand((5, m, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    nodes = [
+        helper.make_node("Conv", ["r", "w_in"], ["z"]),
+        helper.make_node("FusedConv", ["x", "w", "b", "z"], ["f"], domain="com.runnx",
+                         activation="Relu", kernel_shape=list(w_shape[2:]), **attrs),
+        helper.make_node("Conv", ["f", "w_out"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (b, "b"), (w_in, "w_in"), (w_out, "w_out")]]
+    graph = helper.make_graph(
+        nodes, "inplace",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+         helper.make_tensor_value_info("r", TensorProto.FLOAT, r.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.runnx", 1)])
+    model.ir_version = 8
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+    z = np_conv(r, w_in)
+    ref = np_conv(np.maximum(conv + z, 0), w_out)
+    for _ in range(2):  # the second run is on the plan
+        y = sess.run(None, {"x": x, "r": r})[0]
+        check(y, ref, int(np.prod(w_shape[1:])) + m * 2)
+    assert sess.memory_stats()["inplace_nodes"] == 1
+
+
 def test_fused_conv_without_bias(monkeypatch):
     x = rand((1, 3, 6, 6), rng=RNG)
     w = rand((4, 3, 1, 1), rng=RNG)
