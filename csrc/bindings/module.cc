@@ -11,6 +11,7 @@ void register_serving(py::module_& m);
 void register_cuda(py::module_& m);
 void register_reader_testing(py::module_& m);
 void register_kernel_testing(py::module_& m);
+void register_pool_testing(py::module_& m);
 }  // namespace runnx
 
 PYBIND11_MODULE(_C, m) {
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_C, m) {
   py::module_ testing = m.def_submodule("_testing", "hooks for the test suite only");
   runnx::register_reader_testing(testing);
   runnx::register_kernel_testing(testing);
+  runnx::register_pool_testing(testing);
 }

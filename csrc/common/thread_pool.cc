@@ -28,7 +28,8 @@ int ThreadPool::default_num_threads() {
 
 ThreadPool::ThreadPool(int num_threads) {
   num_threads_ = num_threads > 0 ? num_threads : default_num_threads();
-  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  shares_.reset(new Share[num_threads_]);
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -42,6 +43,10 @@ ThreadPool::~ThreadPool() {
 
 namespace {
 
+// The pool whose chunk this thread is running: a nested parallel_for on it runs inline (the
+// driving caller holds drive_mu_ itself, so try_lock would be undefined there).
+thread_local const ThreadPool* t_running_pool = nullptr;
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -52,21 +57,46 @@ inline void cpu_relax() {
 
 }  // namespace
 
-void ThreadPool::run_chunks() {
-  for (;;) {
-    int64_t b = next_.fetch_add(chunk_);
-    if (b >= n_) break;
-    try {
-      (*fn_)(b, std::min(n_, b + chunk_));
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (!error_) error_ = std::current_exception();
-      next_ = n_;  // stop handing out chunks
-    }
+void ThreadPool::run_chunk(int64_t chunk) {
+  const int64_t b = chunk * chunk_;
+  try {
+    (*fn_)(b, std::min(n_, b + chunk_));
+  } catch (...) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!error_) error_ = std::current_exception();
+    failed_ = true;  // stop handing out chunks
   }
 }
 
-bool ThreadPool::join(uint64_t ticket) {
+void ThreadPool::run_chunks(int self) {
+  constexpr uint64_t kLow = 0xffffffffu;
+  const ThreadPool* outer = std::exchange(t_running_pool, this);
+  // Own share, front first: the same rows this thread had in the previous kernel.
+  std::atomic<uint64_t>& own = shares_[self].range;
+  for (uint64_t r = own.load(); !failed_.load(std::memory_order_relaxed);) {
+    const uint64_t front = r & kLow, back = r >> 32;
+    if (front >= back) break;
+    if (own.compare_exchange_weak(r, r + 1)) {
+      run_chunk(static_cast<int64_t>(front));
+      r = own.load();
+    }
+  }
+  // Then the others' shares, from the back (their owners may still be working at the front).
+  for (int k = 1; k < num_threads_; ++k) {
+    std::atomic<uint64_t>& other = shares_[(self + k) % num_threads_].range;
+    for (uint64_t r = other.load(); !failed_.load(std::memory_order_relaxed);) {
+      const uint64_t front = r & kLow, back = r >> 32;
+      if (front >= back) break;
+      if (other.compare_exchange_weak(r, front | (back - 1) << 32)) {
+        run_chunk(static_cast<int64_t>(back - 1));
+        r = other.load();
+      }
+    }
+  }
+  t_running_pool = outer;
+}
+
+bool ThreadPool::join(uint64_t ticket, int self) {
   // Announce first, then re-check: the caller closes the ticket before it reads active_, so
   // either it sees this worker or this worker sees the ticket closed (both seq_cst).
   active_.fetch_add(1);
@@ -74,7 +104,7 @@ bool ThreadPool::join(uint64_t ticket) {
     active_.fetch_sub(1);
     return false;
   }
-  run_chunks();
+  run_chunks(self);
   // The last one out wakes a caller that stopped spinning (same seq_cst pairing as above).
   if (active_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
     std::lock_guard<std::mutex> lk(mu_);
@@ -83,7 +113,7 @@ bool ThreadPool::join(uint64_t ticket) {
   return true;
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int self) {
   uint64_t seen = 0;
   for (;;) {
     // Spin a little before sleeping: the next kernel usually follows within microseconds.
@@ -106,7 +136,7 @@ void ThreadPool::worker_loop() {
     }
     if (stop_.load()) return;
     seen = t;
-    if (t & 1) join(t);
+    if (t & 1) join(t, self);
   }
 }
 
@@ -114,14 +144,20 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  if (workers_.empty() || n <= grain) return fn(0, n);
+  if (workers_.empty() || n <= grain || t_running_pool == this) return fn(0, n);
   std::unique_lock<std::mutex> drive(drive_mu_, std::try_to_lock);
   if (!drive.owns_lock()) return fn(0, n);  // another caller owns the workers: run inline
   const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t{num_threads_} * 4);
   fn_ = &fn;
   n_ = n;
   chunk_ = (n + chunks - 1) / chunks;
-  next_ = 0;
+  const int64_t count = (n + chunk_ - 1) / chunk_;
+  for (int t = 0; t < num_threads_; ++t) {
+    const uint64_t front = static_cast<uint64_t>(count * t / num_threads_);
+    const uint64_t back = static_cast<uint64_t>(count * (t + 1) / num_threads_);
+    shares_[t].range.store(front | back << 32, std::memory_order_relaxed);
+  }
+  failed_.store(false, std::memory_order_relaxed);
   error_ = nullptr;
   const uint64_t open = (ticket_.load() | 1) + 2;  // the next job number, open
   ticket_.store(open);
@@ -129,7 +165,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     std::lock_guard<std::mutex> lk(mu_);  // a worker between its check and its wait holds mu_
     wake_.notify_all();
   }
-  run_chunks();
+  run_chunks(0);
   ticket_.store(open - 1);  // closed: late workers stay out
   // Joined workers are finishing their last chunk: spin a little, then sleep (on a crowded host a
   // spinning caller would take the core a preempted worker needs).

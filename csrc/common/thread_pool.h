@@ -1,7 +1,11 @@
 // A small fork-join pool. Workers spin briefly after a job (a model runs many short kernels back to
 // back) and then sleep on a condition variable, so an idle session burns no core.
-// The caller takes chunks like any worker and does not wait for workers that have not joined by
-// the time the chunks run out: a sleeping worker costs a tiny job nothing but its own wake-up.
+// Each thread owns a contiguous share of a job's chunks (the caller the first, worker i the
+// i+1-th) and runs it front to back, then takes chunks from the back of the others' shares: a
+// chain of kernels split the same way (pixels, rows) keeps each part of the activations on the
+// core that wrote it, and a worker that is slow or asleep is covered by the others.
+// The caller does not wait for workers that have not joined by the time the chunks run out: a
+// sleeping worker costs a tiny job nothing but its own wake-up.
 // parallel_for may be called from many threads at once: only one caller drives the workers at a
 // time; the others run their range inline rather than queue behind it.
 #pragma once
@@ -10,6 +14,7 @@
 #include <exception>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -32,10 +37,12 @@ class ThreadPool {
   static int default_num_threads();
 
  private:
-  void worker_loop();
+  void worker_loop(int self);
   // Takes part in job `ticket` if it is still open; false when it closed first.
-  bool join(uint64_t ticket);
-  void run_chunks();
+  bool join(uint64_t ticket, int self);
+  // Runs the chunks of share `self`, then steals from the other shares until none is left.
+  void run_chunks(int self);
+  void run_chunk(int64_t chunk);
 
   int num_threads_;
   std::vector<std::thread> workers_;
@@ -53,7 +60,13 @@ class ThreadPool {
   // The job in progress (written by the driving caller before it opens the ticket).
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
-  std::atomic<int64_t> next_{0};
+  // One share of chunk numbers per thread, [front, back) packed as front | back << 32: its owner
+  // takes from the front, others from the back (one CAS each). A line each: no false sharing.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range{0};
+  };
+  std::unique_ptr<Share[]> shares_;
+  std::atomic<bool> failed_{false};  // a chunk threw: hand out no more
   std::exception_ptr error_;  // first exception thrown by a chunk, rethrown to the caller
 };
 

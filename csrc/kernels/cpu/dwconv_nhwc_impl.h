@@ -61,8 +61,10 @@ static void dwn_pixel_checked(const float* const* rows, const float* w,
 template <int S>
 static void dwn_3x3_quad(const float* const* rows, const float* w, const runnx::DwNhwcGeom& g,
                          const runnx::ConvEpilogue& act, const float* bias, int64_t ow,
-                         const float* res, float* y) {
+                         const float* res, float* y, const float* const* next, int nnext) {
   const int64_t C = g.C, x0 = (ow * S - g.pl) * C;
+  for (int r = 0; r < nnext; ++r)
+    for (int64_t i = 0; i < 4 * S * C; i += 16) __builtin_prefetch(next[r] + x0 + i, 0, 2);
   float* yp = y + ow * C;
   const float* rp = res ? res + ow * C : nullptr;
   int64_t c = 0;
@@ -133,14 +135,23 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
   int64_t o1 = g.OW;
   while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
+  // The input rows the next output row adds (1 or 2, the stride) are prefetched a quad's share
+  // at a time while this row runs: at batch 32 they come from DRAM, and the row-interleaved
+  // channels-last stream (bench: 144ch @56 s1, 1 thread, 614 -> 462 us per image) defeats the
+  // hardware prefetcher.
+  const float* next[2];
+  int nnext = 0;
+  for (int64_t ih = oh * g.sh - g.pt + (g.kh - 1) * g.dh + 1; nnext < 2 && nnext < g.sh && ih < g.H;
+       ++ih)
+    if (ih >= 0) next[nnext++] = x + ih * g.W * g.C;
   int64_t ow = 0;
   for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
   if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
     for (; ow + 4 <= o1; ow += 4) {
       if (g.sw == 1)
-        dwn_3x3_quad<1>(rows, w, g, act, bias, ow, res, y);
+        dwn_3x3_quad<1>(rows, w, g, act, bias, ow, res, y, next, nnext);
       else
-        dwn_3x3_quad<2>(rows, w, g, act, bias, ow, res, y);
+        dwn_3x3_quad<2>(rows, w, g, act, bias, ow, res, y, next, nnext);
     }
   }
   for (; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);

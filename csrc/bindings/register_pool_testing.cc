@@ -1,0 +1,107 @@
+// Test hooks for the thread pool under concurrency: many callers at once, nested calls, chunks
+// that throw, and the CPU an idle pool burns.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/thread_pool.h"
+
+namespace py = pybind11;
+
+namespace runnx {
+namespace {
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// `callers` threads each run `iters` parallel_for calls over [0, n) on one pool; with `nested`,
+// every chunk also runs a parallel_for of its own over [0, 7). Returns, per caller, how many calls
+// visited some index other than exactly once (all zeros expected).
+std::vector<int> stress(int threads, int callers, int iters, int64_t n, int64_t grain, bool nested) {
+  ThreadPool pool(threads);
+  std::vector<int> bad(callers, 0);
+  std::vector<std::thread> ts;
+  for (int c = 0; c < callers; ++c)
+    ts.emplace_back([&, c] {
+      std::unique_ptr<std::atomic<int>[]> hits(new std::atomic<int>[n > 0 ? n : 1]);
+      for (int it = 0; it < iters; ++it) {
+        for (int64_t i = 0; i < n; ++i) hits[i] = 0;
+        std::atomic<int> inner_bad{0};
+        pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[i]++;
+          if (!nested) return;
+          std::atomic<int> inner[7] = {};
+          pool.parallel_for(7, 1, [&](int64_t ib, int64_t ie) {
+            for (int64_t i = ib; i < ie; ++i) inner[i]++;
+          });
+          for (auto& v : inner)
+            if (v != 1) inner_bad++;
+        });
+        bool ok = inner_bad == 0;
+        for (int64_t i = 0; i < n; ++i) ok = ok && hits[i] == 1;
+        if (!ok) bad[c]++;
+      }
+    });
+  for (auto& t : ts) t.join();
+  return bad;
+}
+
+}  // namespace
+
+void register_pool_testing(py::module_& m) {
+  m.def("thread_pool_stress", [](int threads, int callers, int iters, int64_t n, int64_t grain,
+                                 bool nested) {
+    py::gil_scoped_release nogil;
+    return stress(threads, callers, iters, n, grain, nested);
+  });
+  // parallel_for over [0, n) whose chunk holding index `throw_at` throws: the error reaches the
+  // caller (as RuntimeError), then the same pool covers [0, n) once more; returns that coverage.
+  m.def("thread_pool_throw_then_cover", [](int threads, int64_t n, int64_t grain, int64_t throw_at) {
+    ThreadPool pool(threads);
+    {
+      py::gil_scoped_release nogil;
+      bool threw = false;
+      try {
+        pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+          if (b <= throw_at && throw_at < e) throw std::runtime_error("chunk failed");
+        });
+      } catch (const std::runtime_error&) {
+        threw = true;
+      }
+      if (!threw) throw std::logic_error("the chunk's exception did not reach the caller");
+    }
+    std::vector<std::atomic<int>> hits(n);
+    {
+      py::gil_scoped_release nogil;
+      pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+    }
+    std::vector<int> out(n);
+    for (int64_t i = 0; i < n; ++i) out[i] = hits[i];
+    return out;
+  });
+  // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
+  m.def("thread_pool_idle_cpu", [](int threads, int jobs, double idle_s) {
+    py::gil_scoped_release nogil;
+    ThreadPool pool(threads);
+    std::atomic<int64_t> sink{0};
+    for (int j = 0; j < jobs; ++j)
+      pool.parallel_for(1 << 12, 1, [&](int64_t b, int64_t e) { sink += e - b; });
+    const double c0 = process_cpu_seconds();
+    std::this_thread::sleep_for(std::chrono::duration<double>(idle_s));
+    return process_cpu_seconds() - c0;
+  });
+}
+
+}  // namespace runnx
