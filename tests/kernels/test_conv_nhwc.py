@@ -201,6 +201,41 @@ def test_errors(monkeypatch):
         run(model, {"x": x, "z": rand((1, 6, 5, 4), rng=RNG)}, monkeypatch, 1)
 
 
+def np_depthwise_nhwc(x, wt, b, stride, pads):
+    """Depthwise 3x3 on NHWC by nine shifted slices (float64; fast enough for big planes)."""
+    n, h, w, c = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pads[0], pads[2]), (pads[1], pads[3]), (0, 0)))
+    oh = (h + pads[0] + pads[2] - 3) // stride + 1
+    ow = (w + pads[1] + pads[3] - 3) // stride + 1
+    y = np.broadcast_to(b.astype(np.float64), (n, oh, ow, c)).copy()
+    for kh in range(3):
+        for kw in range(3):
+            win = xp[:, kh : kh + stride * (oh - 1) + 1 : stride, kw : kw + stride * (ow - 1) + 1 : stride]
+            y += win * wt[:, 0, kh, kw].astype(np.float64)
+    return y
+
+
+@pytest.mark.parametrize("c,size,stride", [(96, 150, 1), (104, 290, 2), (100, 150, 1)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_depthwise_streamed_output(c, size, stride, residual, monkeypatch):
+    # Outputs of >= 16 MiB are stored non-temporally when C % 8 == 0 (96, 104); C = 100 keeps the
+    # plain stores. Two images, odd plane sizes (edge pixels take the checked path), one thread and
+    # two.
+    x = rand((2, size, size + 1, c), rng=RNG)
+    wt = rand((c, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    b = rand((c,), rng=RNG)
+    ref = np_depthwise_nhwc(x, wt, b, stride, (1, 1, 1, 1))
+    assert ref.nbytes // 2 >= 16 << 20
+    feeds = {"x": x}
+    if residual:
+        feeds["z"] = rand(ref.shape, rng=RNG)
+        ref = ref + feeds["z"]
+    model = nhwc_model(x.shape, wt, b, z=residual, activation="Clip", kernel_shape=[3, 3],
+                       strides=[stride, stride], pads=[1, 1, 1, 1], group=c)
+    for n_threads in (1, 2):
+        check(run(model, feeds, monkeypatch, n_threads), ACTS["Clip"](ref), 9)
+
+
 @pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
 def test_portable_paths():
     """This whole file again with the AVX2 routines disabled."""

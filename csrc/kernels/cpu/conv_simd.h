@@ -49,6 +49,10 @@ struct DwNhwcGeom {
   int64_t H, W, C, OH, OW;
   int64_t kh, kw, sh, sw, dh, dw;
   int64_t pt, pl;  // pads at the top / left
+  // Store y with non-temporal writes (an output far larger than the caches goes to DRAM anyway;
+  // this skips reading each line before writing it). Honoured where C % 8 == 0 and y is 32-byte
+  // aligned.
+  bool stream_out = false;
   int64_t padded_c() const { return (C + 7) / 8 * 8; }  // weights: [padded_c / 8][kh * kw][8]
 };
 

@@ -25,6 +25,18 @@ static inline v8 dwn_pixel8(const float* const* rows, int64_t kh_n, const float*
   return acc;
 }
 
+// A non-temporal store of 8 floats to a 32-byte aligned address (builtins: this file is included
+// inside a namespace, where intrinsic headers cannot go).
+static inline void dwn_store8_nt(float* p, v8 v) {
+#ifdef __AVX__
+  __builtin_ia32_movntps256(p, v);
+#else
+  typedef float v4 __attribute__((vector_size(16)));
+  __builtin_ia32_movntps(p, v4{v[0], v[1], v[2], v[3]});
+  __builtin_ia32_movntps(p + 4, v4{v[4], v[5], v[6], v[7]});
+#endif
+}
+
 static inline float dwn_pixel1(const float* const* rows, int64_t kh_n, const float* w,
                                const runnx::DwNhwcGeom& g, int64_t iw0, int64_t kw0, int64_t kw1,
                                int64_t c, float acc) {
@@ -58,7 +70,7 @@ static void dwn_pixel_checked(const float* const* rows, const float* w,
 }
 
 // Four pixels ow .. ow+3, all inside horizontally, 3x3 kernel at dilation 1.
-template <int S>
+template <int S, bool NT>
 static void dwn_3x3_quad(const float* const* rows, const float* w, const runnx::DwNhwcGeom& g,
                          const runnx::ConvEpilogue& act, const float* bias, int64_t ow,
                          const float* res, float* y, const float* const* next, int nnext) {
@@ -99,10 +111,17 @@ static void dwn_3x3_quad(const float* const* rows, const float* w, const runnx::
       a2 += load8(rp + 2 * C + c);
       a3 += load8(rp + 3 * C + c);
     }
-    store8(yp + c, activate(a0, act));
-    store8(yp + C + c, activate(a1, act));
-    store8(yp + 2 * C + c, activate(a2, act));
-    store8(yp + 3 * C + c, activate(a3, act));
+    if (NT) {
+      dwn_store8_nt(yp + c, activate(a0, act));
+      dwn_store8_nt(yp + C + c, activate(a1, act));
+      dwn_store8_nt(yp + 2 * C + c, activate(a2, act));
+      dwn_store8_nt(yp + 3 * C + c, activate(a3, act));
+    } else {
+      store8(yp + c, activate(a0, act));
+      store8(yp + C + c, activate(a1, act));
+      store8(yp + 2 * C + c, activate(a2, act));
+      store8(yp + 3 * C + c, activate(a3, act));
+    }
   }
   for (; c < C; ++c)
     for (int q = 0; q < 4; ++q) {
@@ -147,12 +166,18 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   int64_t ow = 0;
   for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
   if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
+    const bool nt = g.stream_out && g.C % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 32 == 0;
     for (; ow + 4 <= o1; ow += 4) {
-      if (g.sw == 1)
-        dwn_3x3_quad<1>(rows, w, g, act, bias, ow, res, y, next, nnext);
+      if (g.sw == 1 && nt)
+        dwn_3x3_quad<1, true>(rows, w, g, act, bias, ow, res, y, next, nnext);
+      else if (g.sw == 1)
+        dwn_3x3_quad<1, false>(rows, w, g, act, bias, ow, res, y, next, nnext);
+      else if (nt)
+        dwn_3x3_quad<2, true>(rows, w, g, act, bias, ow, res, y, next, nnext);
       else
-        dwn_3x3_quad<2>(rows, w, g, act, bias, ow, res, y, next, nnext);
+        dwn_3x3_quad<2, false>(rows, w, g, act, bias, ow, res, y, next, nnext);
     }
+    if (nt) __builtin_ia32_sfence();  // order the streamed row before the job's completion
   }
   for (; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
 }
