@@ -1,5 +1,7 @@
 #include "ir/load_profile.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +12,11 @@ namespace runnx {
 
 namespace {
 
-thread_local std::vector<std::pair<std::string, int64_t>> phases;
+struct Phase {
+  std::string name;
+  int64_t ns = 0, faults = 0;
+};
+thread_local std::vector<Phase> phases;
 
 }  // namespace
 
@@ -22,22 +28,29 @@ bool load_profile_enabled() {
   return on;
 }
 
-void load_profile_add(const std::string& name, int64_t ns) {
-  for (auto& [n, t] : phases)
-    if (n == name) {
-      t += ns;
+int64_t load_profile_faults() {
+  struct rusage ru;
+  return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
+void load_profile_add(const std::string& name, int64_t ns, int64_t faults) {
+  for (Phase& p : phases)
+    if (p.name == name) {
+      p.ns += ns;
+      p.faults += faults;
       return;
     }
-  phases.emplace_back(name, ns);
+  phases.push_back({name, ns, faults});
 }
 
 void load_profile_flush(const std::string& title) {
   if (!load_profile_enabled()) return;
-  std::stable_sort(phases.begin(), phases.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::stable_sort(phases.begin(), phases.end(), [](const Phase& a, const Phase& b) { return a.ns > b.ns; });
   int64_t total = 0;
-  for (const auto& p : phases) total += p.second;
+  for (const Phase& p : phases) total += p.ns;
   std::fprintf(stderr, "runnx load profile: %s (%.3f ms in phases)\n", title.c_str(), total / 1e6);
-  for (const auto& [n, t] : phases) std::fprintf(stderr, "  %9.3f ms  %s\n", t / 1e6, n.c_str());
+  for (const Phase& p : phases)
+    std::fprintf(stderr, "  %9.3f ms %7lld faults  %s\n", p.ns / 1e6, static_cast<long long>(p.faults), p.name.c_str());
   phases.clear();
 }
 

@@ -9,8 +9,10 @@
 namespace runnx {
 
 bool load_profile_enabled();
-// Adds `ns` to phase `name` of this thread's current load.
-void load_profile_add(const std::string& name, int64_t ns);
+// Adds `ns` (and `faults` minor page faults) to phase `name` of this thread's current load.
+void load_profile_add(const std::string& name, int64_t ns, int64_t faults = 0);
+// Minor page faults of this thread so far (what a phase costs in fresh pages).
+int64_t load_profile_faults();
 // Prints this thread's phases (largest first) under `title` and clears them.
 void load_profile_flush(const std::string& title);
 
@@ -18,19 +20,23 @@ void load_profile_flush(const std::string& title);
 class LoadPhase {
  public:
   explicit LoadPhase(const char* name) : name_(load_profile_enabled() ? name : nullptr) {
-    if (name_) t0_ = std::chrono::steady_clock::now();
+    if (name_) {
+      faults0_ = load_profile_faults();
+      t0_ = std::chrono::steady_clock::now();
+    }
   }
   ~LoadPhase() {
     if (name_)
-      load_profile_add(name_, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - t0_)
-                                  .count());
+      load_profile_add(name_,
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count(),
+                       load_profile_faults() - faults0_);
   }
   LoadPhase(const LoadPhase&) = delete;
 
  private:
   const char* name_;
   std::chrono::steady_clock::time_point t0_;
+  int64_t faults0_ = 0;
 };
 
 }  // namespace runnx

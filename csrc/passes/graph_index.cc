@@ -27,24 +27,15 @@ const std::vector<int> kNoConsumers;
 
 }  // namespace
 
-GraphIndex::GraphIndex(const Graph& g) {
-  for (const ValueInfo& vi : g.inputs) {
-    inputs_.insert(vi.name);
-    names_.insert(vi.name);
-  }
+GraphIndex::GraphIndex(const Graph& g) : graph_(g) {
+  for (const ValueInfo& vi : g.inputs) inputs_.insert(vi.name);
   for (const ValueInfo& vi : g.outputs) outputs_.insert(vi.name);
-  for (const auto& [name, t] : g.initializers) {
-    names_.insert(name);
+  for (const auto& [name, t] : g.initializers)
     if (!inputs_.count(name)) constants_.emplace(name, &t);
-  }
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
     const Node& n = g.nodes[k];
-    if (!n.name.empty()) names_.insert(n.name);
     for (const std::string& o : n.outputs)
-      if (!o.empty()) {
-        producer_.emplace(o, k);
-        names_.insert(o);
-      }
+      if (!o.empty()) producer_.emplace(o, k);
     for (const std::string& i : n.inputs)
       if (!i.empty()) consumers_[i].push_back(k);
     for (const Attribute& a : n.attrs) {
@@ -53,6 +44,19 @@ GraphIndex::GraphIndex(const Graph& g) {
         if (sg) collect_subgraph_reads(*sg, subgraph_uses_);
     }
   }
+}
+
+const std::set<std::string>& GraphIndex::names() const {
+  if (names_ready_) return names_;
+  names_ready_ = true;
+  for (const ValueInfo& vi : graph_.inputs) names_.insert(vi.name);
+  for (const auto& init : graph_.initializers) names_.insert(init.first);
+  for (const Node& n : graph_.nodes) {
+    if (!n.name.empty()) names_.insert(n.name);
+    for (const std::string& o : n.outputs)
+      if (!o.empty()) names_.insert(o);
+  }
+  return names_;
 }
 
 int GraphIndex::producer(const std::string& value) const {

@@ -29,14 +29,18 @@ class GraphIndex {
   // when that node is fused away.
   bool only_read_by(const std::string& value, int reader) const;
 
-  // Every name the graph holds (values and node names), for fresh_name().
-  const std::set<std::string>& names() const { return names_; }
+  // Every name the graph holds (values and node names), for fresh_name(). Gathered on first
+  // call (most passes match nothing and never ask); the graph must not have changed since.
+  const std::set<std::string>& names() const;
 
  private:
+  const Graph& graph_;
   std::map<std::string, int> producer_;
   std::map<std::string, std::vector<int>> consumers_;
   std::map<std::string, int> subgraph_uses_;
-  std::set<std::string> outputs_, inputs_, names_;
+  std::set<std::string> outputs_, inputs_;
+  mutable std::set<std::string> names_;
+  mutable bool names_ready_ = false;
   std::map<std::string, const Tensor*> constants_;
 };
 

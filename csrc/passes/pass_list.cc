@@ -77,19 +77,31 @@ std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_ask
     if (!well_formed(model.graph)) return fired;
   }
   std::map<std::string, int> counts;
+  // A pass that found nothing is not run again until another pass has changed the graph (passes
+  // are functions of the graph alone): a later round runs only what an edit may have fed.
+  const std::vector<GraphPass>& passes = graph_passes();
+  std::vector<int> idle_since(passes.size(), -1);  // the edit count when it last found nothing
+  int edits = 0;
   constexpr int kMaxRounds = 4;  // a fusion can expose another; more rounds never helped
   for (int round = 0; round < kMaxRounds; ++round) {
     bool changed = false;
-    for (const GraphPass& p : graph_passes()) {
-      if (p.min_level > level || (p.cpu_only && device_asked)) continue;
+    for (size_t i = 0; i < passes.size(); ++i) {
+      const GraphPass& p = passes[i];
+      if (p.min_level > level || (p.cpu_only && device_asked) || idle_since[i] == edits) continue;
+      const bool profiling = load_profile_enabled();
+      const int64_t f0 = profiling ? load_profile_faults() : 0;
       const auto t0 = std::chrono::steady_clock::now();
       int n = p.run(model);
-      if (load_profile_enabled())
+      if (profiling)
         load_profile_add(std::string("pass ") + p.name,
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count(),
+                         load_profile_faults() - f0);
       if (n > 0) {
         counts[p.name] += n;
         changed = true;
+        ++edits;
+      } else {
+        idle_since[i] = edits;
       }
     }
     if (!changed) break;

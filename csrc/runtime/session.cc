@@ -359,9 +359,9 @@ void Session::build(const SessionOptions& options) {
       continue;
     }
     try {
-      const int64_t t0 = profiling_load ? now_ns() : 0;
+      const int64_t t0 = profiling_load ? now_ns() : 0, f0 = profiling_load ? load_profile_faults() : 0;
       st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
-      if (profiling_load) load_profile_add("kernel " + n->op_type, now_ns() - t0);
+      if (profiling_load) load_profile_add("kernel " + n->op_type, now_ns() - t0, load_profile_faults() - f0);
     } catch (const Error& e) {
       std::string what = e.what();
       if (what.find(n->label()) == std::string::npos) what = n->label() + ": " + what;
