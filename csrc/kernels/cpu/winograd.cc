@@ -17,13 +17,17 @@ float* conv_scratch(int slot, int64_t floats) {
 
 namespace {
 
-// G for F(4, 3): the 6 x 3 kernel transform.
-constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
-                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                             {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                             {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                             {0, 0, 1}};
+// G for F(4, 3), the 6 x 3 kernel transform, applied to one column (a0, a1, a2):
+// rows (1/4, 0, 0), -(1, 1, 1)/6, -(1, -1, 1)/6, (1/24, 1/12, 1/6), (1/24, -1/12, 1/6), (0, 0, 1).
+inline void g_column(float a0, float a1, float a2, float* o, int64_t so) {
+  const float s = a0 + a2, p = a0 * (1.f / 24) + a2 * (1.f / 6), q = a1 * (1.f / 12);
+  o[0] = a0 * 0.25f;
+  o[so] = (s + a1) * (-1.f / 6);
+  o[2 * so] = (s - a1) * (-1.f / 6);
+  o[3 * so] = p + q;
+  o[4 * so] = p - q;
+  o[5 * so] = a2;
+}
 
 // Zero-padded copy of one input plane onto the tile grid: xp[r, s] = x[r - pt, s - pl].
 void pad_plane(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t ph,
@@ -45,20 +49,18 @@ void pad_plane(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, int
 
 }  // namespace
 
-WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C) : M_(M), C_(C) {
-  U_.resize(static_cast<size_t>(36 * M * C));
+WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C)
+    : M_(M), C_(C), U_(new float[static_cast<size_t>(36 * M * C)]) {
+  // U[xi][m][c] = (G g G^T)[xi] in float, two 6x3 passes of g_column (~70 flops a kernel):
+  // the double matrix products with G's zeros took ResNet-50's first run ~100 ms.
+  float* U = U_.get();
   for (int64_t m = 0; m < M; ++m)
     for (int64_t c = 0; c < C; ++c) {
       const float* g = w + (m * C + c) * 9;
-      double t[6][3];  // G g
-      for (int r = 0; r < 6; ++r)
-        for (int j = 0; j < 3; ++j)
-          t[r][j] = kG[r][0] * g[j] + kG[r][1] * g[3 + j] + kG[r][2] * g[6 + j];
-      for (int r = 0; r < 6; ++r)
-        for (int s = 0; s < 6; ++s) {
-          const double u = t[r][0] * kG[s][0] + t[r][1] * kG[s][1] + t[r][2] * kG[s][2];
-          U_[((r * 6 + s) * M + m) * C + c] = static_cast<float>(u);
-        }
+      float t[6][3], u[6][6];  // t = G g, u = t G^T
+      for (int j = 0; j < 3; ++j) g_column(g[j], g[3 + j], g[6 + j], &t[0][j], 3);
+      for (int r = 0; r < 6; ++r) g_column(t[r][0], t[r][1], t[r][2], &u[r][0], 1);
+      for (int xi = 0; xi < 36; ++xi) U[(xi * M + m) * C + c] = u[xi / 6][xi % 6];
     }
 }
 
@@ -86,7 +88,7 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
     };
     auto gemms = [&](int64_t i0, int64_t i1) {
       for (int64_t xi = i0; xi < i1; ++xi)
-        gemm_f32(M_, T, C_, U_.data() + xi * M_ * C_, C_, V + xi * ldv, T, Mo + xi * ldm, T, 0.f,
+        gemm_f32(M_, T, C_, U_.get() + xi * M_ * C_, C_, V + xi * ldv, T, Mo + xi * ldm, T, 0.f,
                  nullptr);
     };
     auto outputs = [&](int64_t m0, int64_t m1) {

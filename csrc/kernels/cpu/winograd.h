@@ -6,6 +6,7 @@
 // few float32 rounding steps more (relative error around 1e-5..1e-4 of the output's scale).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -15,7 +16,7 @@ namespace runnx {
 
 class WinogradF43 {
  public:
-  // w: [M, C, 3, 3]; transformed once here (in double) into U[36][M][C].
+  // w: [M, C, 3, 3]; transformed once here into U[36][M][C].
   WinogradF43(const float* w, int64_t M, int64_t C);
 
   // x [N, C, H, W] -> y [N, M, OH, OW] with OH = H + pt + pb - 2 (pads at the top/left given,
@@ -25,7 +26,7 @@ class WinogradF43 {
 
  private:
   int64_t M_, C_;
-  std::vector<float> U_;
+  std::unique_ptr<float[]> U_;
 };
 
 // Per-thread scratch buffers that grow and are kept (slot 0..3): no allocation per run.
