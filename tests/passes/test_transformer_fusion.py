@@ -1,5 +1,6 @@
-"""layernorm_fusion and attention_fusion: they fire on the exported patterns (and BERT), leave
-what they must, and level 99 computes what level 0 does on random inputs."""
+"""layernorm_fusion, attention_fusion and attention_layout (head Transposes folded into the
+attention): they fire on the exported patterns (and BERT), leave what they must, and level 99
+computes what level 0 does on random inputs."""
 
 import os
 import sys
