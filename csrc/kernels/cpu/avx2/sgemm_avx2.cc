@@ -236,14 +236,19 @@ inline void store_tile(const float* tile, const TileOut& o) {
     const __m256 cb0 = col_bias ? _mm256_loadu_ps(epi->bias + o.col) : _mm256_setzero_ps();
     const __m256 cb1 = col_bias && two ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
     const float* res = epi ? epi->residual : nullptr;
-    // ReLU and Clip as one max/min pair with bounds set up once per tile (the per-vector switch
-    // of activate() cost ~10% of a K = 16 GEMM); LeakyRelu still goes through activate().
+    // The cheap activations with their constants set up once per tile: ReLU and Clip as one
+    // max/min pair, LeakyRelu as a blend (activate()'s switch per vector, inlined with every
+    // exp/erf chain into this unrolled loop, cost ~10% of a K = 16 GEMM).
     using Act = GemmEpilogue::Act;
     const Act act = epi && !heavy ? epi->act : Act::kNone;
     const bool clamp = act == Act::kRelu || act == Act::kClip;
-    const bool other = act != Act::kNone && !clamp;
+    const bool leaky = act == Act::kLeakyRelu;
     const __m256 lo = _mm256_set1_ps(act == Act::kClip ? epi->clip_lo : 0.f);
     const __m256 hi = _mm256_set1_ps(act == Act::kClip ? epi->clip_hi : std::numeric_limits<float>::infinity());
+    const __m256 slope = _mm256_set1_ps(leaky ? epi->alpha : 0.f);
+    auto leak = [&](__m256 v) {
+      return _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+    };
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       float* c = o.C + i * o.ldc;
@@ -272,9 +277,9 @@ inline void store_tile(const float* tile, const TileOut& o) {
         if (clamp) {
           v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
           v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
-        } else if (other) {
-          v0 = activate(v0, *epi);
-          if (two) v1 = activate(v1, *epi);
+        } else if (leaky) {
+          v0 = leak(v0);
+          if (two) v1 = leak(v1);
         }
       }
       _mm256_storeu_ps(c, v0);
