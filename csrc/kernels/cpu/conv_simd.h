@@ -49,10 +49,10 @@ struct DwNhwcGeom {
   int64_t H, W, C, OH, OW;
   int64_t kh, kw, sh, sw, dh, dw;
   int64_t pt, pl;  // pads at the top / left
-  // Store y with non-temporal writes (an output far larger than the caches goes to DRAM anyway;
-  // this skips reading each line before writing it). Honoured where C % 8 == 0 and y is 32-byte
-  // aligned.
-  bool stream_out = false;
+  // For tensors far larger than the caches (they live in DRAM): prefetch the input rows the next
+  // output row adds, and store y with non-temporal writes (skips reading each line before writing
+  // it; honoured where C % 8 == 0 and y is 32-byte aligned).
+  bool prefetch_rows = false, stream_out = false;
   int64_t padded_c() const { return (C + 7) / 8 * 8; }  // weights: [padded_c / 8][kh * kw][8]
 };
 

@@ -154,14 +154,14 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
   int64_t o1 = g.OW;
   while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
-  // The input rows the next output row adds (1 or 2, the stride) are prefetched a quad's share
-  // at a time while this row runs: at batch 32 they come from DRAM, and the row-interleaved
-  // channels-last stream (bench: 144ch @56 s1, 1 thread, 614 -> 462 us per image) defeats the
-  // hardware prefetcher.
+  // An input in DRAM (prefetch_rows): the rows the next output row adds (1 or 2, the stride) are
+  // prefetched a quad's share at a time while this row runs; the hardware prefetcher falls
+  // behind on the channels-last rows (bench: 144ch @56 s1, b32, 1 thread, 614 -> 462 us per
+  // image). From the caches (batch 1) the extra instructions only cost (s2: 268 -> 295 us).
   const float* next[2];
   int nnext = 0;
-  for (int64_t ih = oh * g.sh - g.pt + (g.kh - 1) * g.dh + 1; nnext < 2 && nnext < g.sh && ih < g.H;
-       ++ih)
+  for (int64_t ih = oh * g.sh - g.pt + (g.kh - 1) * g.dh + 1;
+       g.prefetch_rows && nnext < 2 && nnext < g.sh && ih < g.H; ++ih)
     if (ih >= 0) next[nnext++] = x + ih * g.W * g.C;
   int64_t ow = 0;
   for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
