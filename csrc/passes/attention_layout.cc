@@ -6,7 +6,8 @@
 // head's rows in place, H*D floats apart, and writes Y' directly, so four copies per layer go.
 // All four Transposes must be there; Y must be read only by its Transpose. An input Transpose
 // that other nodes also read stays for them (dead_node_elimination drops it otherwise).
-// CPU-only: the CUDA attention kernel takes the default layout.
+// A layout pass (level 99, like nhwc_layout) and CPU-only: the CUDA attention kernel takes the
+// default layout, and a CUDA session's graph stays the CPU session's at level 2.
 #include "passes/graph_index.h"
 #include "passes/pass.h"
 

@@ -205,6 +205,8 @@ def test_attention_layout_folds_head_transposes(b, s, h, d, dv, sk, mask):
     assert fired.get("attention_fusion") == 1 and fired.get("attention_layout") == 1, fired
     ops = [op for _, op, _, _, _, _ in session(m, 99)._sess.kernel_choices()]
     assert "Transpose" not in ops, ops
+    # A layout pass: level 2 (what a CUDA session's graph equals) keeps the Transposes.
+    assert "attention_layout" not in session(m, 2)._passes_fired()
     _close(opt, plain, 1e-5)
 
 
