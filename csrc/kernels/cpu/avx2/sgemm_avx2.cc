@@ -443,9 +443,10 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
   t.nc = even_tile(N, kNcMax, kNr);
   auto count = [&] { return ((M + t.mc - 1) / t.mc) * ((N + t.nc - 1) / t.nc); };
   if (t.parallel) {
-    // Enough tiles that dynamic scheduling evens out (3 per thread), narrowing columns first
-    // (a narrower tile repacks less of A than a shorter one re-reads of B).
-    const int64_t want = 3 * threads;
+    // Enough tiles that dynamic scheduling evens out (3 per thread; 8 when at most two panels
+    // wide, where a shorter tile costs nothing: B is tiny and A is read once either way),
+    // narrowing columns first (a narrower tile repacks less of A than a shorter one re-reads of B).
+    const int64_t want = (N <= 2 * kNr ? 8 : 3) * threads;
     // Rows fit one tile (M = 49 at 7x7, an MLP's batch): columns down to one panel first, so
     // each part of B is streamed from L3 once, not once per row tile.
     const int64_t min_nc = M <= kMc ? kNr : 64;
