@@ -347,12 +347,11 @@ void Session::build(const SessionOptions& options) {
       constant_releases[in_ids[k]]++;
       release_if_unread(in_ids[k], constant_reads, constant_releases);
     };
-    // Misaligned weights are left in the file only for a GEMM's B (see graph_prep); any other
-    // reader, or one on the device, gets the aligned copy before it looks.
-    const bool gemm_b_reader = n->op_type == "MatMul" || n->op_type == "Gemm" || n->op_type == "FusedGemm";
+    // Misaligned weights are left in the file only for readers that take them in place (see
+    // graph_prep); any other reader, or one on the device, gets the aligned copy before it looks.
     const bool host_step = !on_device || placement_[step_index].device == DeviceKind::kCPU;
     for (size_t k = 0; k < in_ids.size(); ++k)
-      if (in_ids[k] >= 0 && constants_[in_ids[k]] && !(k == 1 && gemm_b_reader && host_step))
+      if (in_ids[k] >= 0 && constants_[in_ids[k]] && !(host_step && reads_misaligned_in_place(*n, k)))
         realign_weight(model_, *const_cast<Tensor*>(constants_[in_ids[k]]));
     if (!host_step) {
       steps_.push_back(std::move(st));  // the device executor makes this step's kernel
@@ -369,9 +368,14 @@ void Session::build(const SessionOptions& options) {
     }
     steps_.push_back(std::move(st));
   }
-  // A GEMM that kept reading its misaligned B at run time (it did not pack it) reads a copy.
+  // A GEMM that kept reading its misaligned B at run time (it did not pack it) reads a copy;
+  // Gather's data stays in place (it copies rows bytewise).
+  std::vector<int> gather_reads(nv, 0);
+  for (const Step& st : steps_)
+    if (st.kernel && st.node->op_type == "Gather" && reads_misaligned_in_place(*st.node, 0) && st.inputs[0] >= 0)
+      gather_reads[st.inputs[0]]++;
   for (int v = 0; v < nv; ++v)
-    if (constants_[v] && constant_reads[v] > constant_releases[v])
+    if (constants_[v] && constant_reads[v] - constant_releases[v] - gather_reads[v] > 0)
       realign_weight(model_, *const_cast<Tensor*>(constants_[v]));
 #ifdef RUNNX_WITH_CUDA
   if (on_device)

@@ -26,10 +26,13 @@ def _close(got, want, tol=1e-4):
 
 
 def _serialize(build, arrays, misaligned=True) -> bytes:
-    """build(pad) serialized with the first name padding that puts the raw bytes of every array
-    in `arrays` at a file offset that is not (or is) a multiple of 4."""
+    """build(pad) serialized with the first padding (weight names, and the model's doc string,
+    which comes before the graph) that puts the raw bytes of every array in `arrays` at a file
+    offset that is not (or is) a multiple of 4."""
     for pad in range(64):
-        data = build("_" * pad).SerializeToString()
+        model = build("_" * (pad % 8))
+        model.doc_string = "_" * (pad // 8)
+        data = model.SerializeToString()
         offsets = [data.find(a.tobytes()[:64]) for a in arrays]
         assert min(offsets) > 0
         if all((o % 4 != 0) == misaligned for o in offsets):
@@ -108,6 +111,36 @@ def test_misaligned_matrix_read_by_another_op_is_copied_aligned(tmp_path, how):
     y, z = sess.run(None, {"x": x, "x2": x2})
     _close(y, _mm(x, w))
     np.testing.assert_array_equal(z, x2 * w)
+
+
+@pytest.mark.parametrize("how", ["file", "bytes"])
+def test_misaligned_embedding_is_gathered_in_place_and_shared_with_a_gemm(tmp_path, how):
+    """Gather copies rows (axis 0) or single elements (axis 1) straight from the misaligned file
+    bytes; a Gemm reading the same table as B^T (tied embeddings) packs it from there too."""
+    rng = np.random.default_rng(15)
+    table = rand((N, K), rng=rng)
+
+    def build(pad):
+        t = "E" + pad
+        nodes = [
+            helper.make_node("Gather", [t, "ids"], ["rows"], axis=0),
+            helper.make_node("Gather", [t, "cols"], ["elems"], axis=1),
+            helper.make_node("Gemm", ["x", t], ["logits"], transB=1),
+        ]
+        ints = [helper.make_tensor_value_info(n, TensorProto.INT64, ["n"]) for n in ("ids", "cols")]
+        return _model(nodes, ints + [_fin("x", ["b", K])],
+                      [_fin("rows", ["n", K]), _fin("elems", [N, "n"]), _fin("logits", ["b", N])],
+                      [numpy_helper.from_array(table, t)])
+
+    sess = _session(_serialize(build, [table]), how, tmp_path)
+    assert sess._sess.stats()["realigned_weight_bytes"] == 0
+    for n in (1, 7, 3):
+        ids, cols = rng.integers(0, N, n), rng.integers(0, K, n)
+        x = rand((2, K), rng=rng)
+        rows, elems, logits = sess.run(None, {"ids": ids, "cols": cols, "x": x})
+        np.testing.assert_array_equal(rows, table[ids])
+        np.testing.assert_array_equal(elems, table[:, cols])
+        _close(logits, _mm(x, table.T))
 
 
 def test_misaligned_weights_of_other_shapes_are_copied_by_the_reader(tmp_path):
