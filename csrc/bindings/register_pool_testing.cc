@@ -24,6 +24,21 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+// How many times one parallel_for over [0, n) visited each index (every entry must be 1).
+std::vector<int> coverage(ThreadPool& pool, int64_t n, int64_t grain) {
+  std::unique_ptr<std::atomic<int>[]> hits(new std::atomic<int>[n > 0 ? n : 1]);
+  for (int64_t i = 0; i < n; ++i) hits[i] = 0;
+  {
+    py::gil_scoped_release nogil;
+    pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    });
+  }
+  std::vector<int> out(n);
+  for (int64_t i = 0; i < n; ++i) out[i] = hits[i];
+  return out;
+}
+
 // `callers` threads each run `iters` parallel_for calls over [0, n) on one pool; with `nested`,
 // every chunk also runs a parallel_for of its own over [0, 7). Returns, per caller, how many calls
 // visited some index other than exactly once (all zeros expected).
@@ -59,6 +74,10 @@ std::vector<int> stress(int threads, int callers, int iters, int64_t n, int64_t 
 }  // namespace
 
 void register_pool_testing(py::module_& m) {
+  m.def("thread_pool_coverage", [](int64_t n, int64_t grain, int threads) {
+    ThreadPool pool(threads);
+    return coverage(pool, n, grain);
+  });
   m.def("thread_pool_stress", [](int threads, int callers, int iters, int64_t n, int64_t grain,
                                  bool nested) {
     py::gil_scoped_release nogil;
@@ -80,16 +99,7 @@ void register_pool_testing(py::module_& m) {
       }
       if (!threw) throw std::logic_error("the chunk's exception did not reach the caller");
     }
-    std::vector<std::atomic<int>> hits(n);
-    {
-      py::gil_scoped_release nogil;
-      pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) hits[i]++;
-      });
-    }
-    std::vector<int> out(n);
-    for (int64_t i = 0; i < n; ++i) out[i] = hits[i];
-    return out;
+    return coverage(pool, n, grain);
   });
   // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
   m.def("thread_pool_idle_cpu", [](int threads, int jobs, double idle_s) {
