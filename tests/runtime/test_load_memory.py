@@ -40,15 +40,14 @@ def _serialize(build, arrays, misaligned=True) -> bytes:
     raise AssertionError("could not place the weights at the wanted alignment")
 
 
-def _session(data: bytes, how: str, tmp_path, level=99, threads=1) -> runnx.InferenceSession:
+def _session(data: bytes, how: str, tmp_path, level: int) -> runnx.InferenceSession:
+    """The model loaded from `data` itself or from a file holding it."""
     so = runnx.SessionOptions()
     so.graph_optimization_level = level
-    so.intra_op_num_threads = threads
-    if how == "bytes":
-        return runnx.InferenceSession(data, so)
-    path = tmp_path / "m.onnx"
-    path.write_bytes(data)
-    return runnx.InferenceSession(str(path), so)
+    if how == "file":
+        (tmp_path / "m.onnx").write_bytes(data)
+        data = str(tmp_path / "m.onnx")
+    return runnx.InferenceSession(data, so)
 
 
 def _model(nodes, inputs, outputs, inits, opset=17):
@@ -105,7 +104,7 @@ def test_misaligned_matrix_read_by_another_op_is_copied_aligned(tmp_path, how):
         return _model(nodes, [_fin("x", ["b", K]), _fin("x2", [K, N])], [_fin("y", ["b", N]), _fin("z", [K, N])],
                       [numpy_helper.from_array(w, "W" + pad)])
 
-    sess = _session(_serialize(build, [w]), how, tmp_path)
+    sess = _session(_serialize(build, [w]), how, tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == w.nbytes
     x, x2 = rand((3, K), rng=rng), rand((K, N), rng=rng)
     y, z = sess.run(None, {"x": x, "x2": x2})
@@ -132,7 +131,7 @@ def test_misaligned_embedding_is_gathered_in_place_and_shared_with_a_gemm(tmp_pa
                       [_fin("rows", ["n", K]), _fin("elems", [N, "n"]), _fin("logits", ["b", N])],
                       [numpy_helper.from_array(table, t)])
 
-    sess = _session(_serialize(build, [table]), how, tmp_path)
+    sess = _session(_serialize(build, [table]), how, tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == 0
     for n in (1, 7, 3):
         ids, cols = rng.integers(0, N, n), rng.integers(0, K, n)
@@ -153,7 +152,7 @@ def test_misaligned_weights_of_other_shapes_are_copied_by_the_reader(tmp_path):
         return _model(nodes, [_fin("x", [1, 3, 5, 6])], [_fin("y", [1, 4, 5, 6])],
                       [numpy_helper.from_array(w, "W" + pad), numpy_helper.from_array(b, "B" + pad)])
 
-    sess = _session(_serialize(build, [w, b]), "file", tmp_path)
+    sess = _session(_serialize(build, [w, b]), "file", tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == w.nbytes + b.nbytes
     x = rand((1, 3, 5, 6), rng=rng)
     (y,) = sess.run(None, {"x": x})
@@ -173,7 +172,7 @@ def test_aligned_weights_are_never_copied(tmp_path):
         nodes = [helper.make_node("Mul", ["x2", "W" + pad], ["z"])]
         return _model(nodes, [_fin("x2", [K, N])], [_fin("z", [K, N])], [numpy_helper.from_array(w, "W" + pad)])
 
-    sess = _session(_serialize(build, [w], misaligned=False), "file", tmp_path)
+    sess = _session(_serialize(build, [w], misaligned=False), "file", tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == 0
     x2 = rand((K, N), rng=rng)
     np.testing.assert_array_equal(sess.run(None, {"x2": x2})[0], x2 * w)
