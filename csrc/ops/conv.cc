@@ -412,13 +412,21 @@ class ConvKernel : public Kernel {
     float* y = yt.ptr<float>();
     const ConvSimd& simd = conv_simd();
     float* ph = conv_scratch(3, dg.phases_floats());
-    const int64_t row_macs = std::max<int64_t>(1, dg.OW * M * C * g.k_size());
+    // Tasks of one output row and a range of 4-channel blocks: few rows (1-D signals) split
+    // the channels too, so every thread has work.
+    const int64_t blocks = (M + 3) / 4, threads = pool.num_threads();
+    const int64_t parts = std::clamp<int64_t>((4 * threads + dg.OH - 1) / dg.OH, 1, blocks);
+    const int64_t task_macs = std::max<int64_t>(1, dg.OW * M * C * g.k_size() / parts);
     for (int64_t n = 0; n < N; ++n) {
       pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dg.W)),
                         [&](int64_t q0, int64_t q1) { simd.direct_nchw_phases(x + n * C * IP, dg, q0, q1, ph); });
       const float* res = e.residual ? e.residual + n * M * P : nullptr;
-      pool.parallel_for(dg.OH, std::max<int64_t>(1, kParallelMacs / row_macs), [&](int64_t r0, int64_t r1) {
-        for (int64_t oh = r0; oh < r1; ++oh) simd.direct_nchw_row(ph, wdirect_.data(), dg, e, oh, res, y + n * M * P);
+      pool.parallel_for(dg.OH * parts, std::max<int64_t>(1, kParallelMacs / task_macs), [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t part = t % parts, m0 = part * blocks / parts * 4;
+          const int64_t m1 = std::min(M, (part + 1) * blocks / parts * 4);
+          simd.direct_nchw_row(ph, wdirect_.data(), dg, e, t / parts, m0, m1, res, y + n * M * P);
+        }
       });
     }
   }

@@ -228,13 +228,16 @@ def test_transposed_1d(monkeypatch):
     check(y, ref[:, :, 0, :], 18)
 
 
-def test_direct_1d(monkeypatch):
-    x = rand((2, 3, 40), rng=RNG)
-    w = rand((12, 3, 5), rng=RNG)
-    model = conv_model(x.shape, w, None, kernel_shape=[5], strides=[2], pads=[2, 1])
+@pytest.mark.parametrize("shape,m,k,stride", [((2, 3, 40), 12, 5, 2), ((1, 1, 3001), 30, 9, 3)])
+def test_direct_1d(shape, m, k, stride, monkeypatch):
+    """1-D: one output row, so the channels are split over the threads too (30 = 7.5 blocks of 4)."""
+    x = rand(shape, rng=RNG)
+    w = rand((m, shape[1], k), rng=RNG)
+    b = rand((m,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=[k], strides=[stride], pads=[2, 1])
     y = run(model, {"x": x}, "", monkeypatch, 2)
-    ref = np_conv(x[:, :, None, :], w[:, :, None, :], None, (1, 2), (0, 2, 0, 1))
-    check(y, ref[:, :, 0, :], 15)
+    ref = np_conv(x[:, :, None, :], w[:, :, None, :], b, (1, stride), (0, 2, 0, 1))
+    check(y, ref[:, :, 0, :], shape[1] * k)
 
 
 # ---- depthwise ---------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ static void direct_nchw_block(const float* ph, const int64_t* xoff, int64_t ntap
 }
 
 static void direct_nchw_row(const float* ph, const float* w, const runnx::DirectNchwGeom& g,
-                            const runnx::ConvEpilogue& e, int64_t oh, const float* res, float* y) {
+                            const runnx::ConvEpilogue& e, int64_t oh, int64_t m_begin, int64_t m_end,
+                            const float* res, float* y) {
   const int64_t T = g.C * g.kh * g.kw, Wq = g.phase_w(), P = g.OH * g.OW;
   const int64_t zero_row = g.C * g.H * g.sw * Wq;
   int64_t xoff[runnx::DirectNchwGeom::kMaxTaps];
@@ -60,14 +61,14 @@ static void direct_nchw_row(const float* ph, const float* w, const runnx::Direct
     }
   const int64_t vecs = (g.OW + 7) / 8;
   v8 acc[4][3];
-  for (int64_t m0 = 0; m0 < g.M; m0 += 4) {
+  for (int64_t m0 = m_begin; m0 < m_end; m0 += 4) {
     const float* wb = w + m0 * T;  // [T][4] for channels m0..m0+3
     for (int64_t v0 = 0; v0 < vecs; v0 += 3) {
       const int64_t nv = min64(3, vecs - v0), j0 = 8 * v0;
       if (nv == 3) direct_nchw_block<3>(ph, xoff, T, wb, j0, acc);
       else if (nv == 2) direct_nchw_block<2>(ph, xoff, T, wb, j0, acc);
       else direct_nchw_block<1>(ph, xoff, T, wb, j0, acc);
-      for (int64_t m = m0; m < min64(g.M, m0 + 4); ++m) {
+      for (int64_t m = m0; m < min64(m_end, m0 + 4); ++m) {
         const int64_t o = m * P + oh * g.OW;
         const float b = e.bias ? e.bias[m] : 0.f;
         for (int64_t v = 0; v < nv; ++v) {

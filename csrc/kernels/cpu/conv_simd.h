@@ -120,10 +120,11 @@ struct ConvSimd {
   // C * H also zeroes the trailing zero row.
   void (*direct_nchw_phases)(const float* x, const DirectNchwGeom& g, int64_t q0, int64_t q1,
                              float* ph);
-  // Output row oh of every plane of y ([M, OH, OW]) = epilogue(conv), res the residual image or
-  // null, from the phases ph.
+  // Output row oh of planes [m_begin, m_end) of y ([M, OH, OW]; m_begin a multiple of 4) =
+  // epilogue(conv), res the residual image or null, from the phases ph.
   void (*direct_nchw_row)(const float* ph, const float* w, const DirectNchwGeom& g,
-                          const ConvEpilogue& e, int64_t oh, const float* res, float* y);
+                          const ConvEpilogue& e, int64_t oh, int64_t m_begin, int64_t m_end,
+                          const float* res, float* y);
   // dst[i] = src[i * stride] for i < n (im2col's rows under a stride; stride 2 by shuffles).
   void (*copy_strided)(const float* src, int64_t stride, int64_t n, float* dst);
   // One MaxPool plane: y[OH, OW] from x[H, W]; scratch holds g.scratch_floats() floats.
