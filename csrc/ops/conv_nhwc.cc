@@ -30,11 +30,12 @@ constexpr int64_t kParallelMacs = int64_t{1} << 17;
 // bench/conv.py --profile (1 thread), MobileNetV2's stem 3x3/s2 3->32 at 224: im2col + GEMM
 // 865 us, direct 497 us (onnxruntime 439).
 constexpr int64_t kDirectMaxChannels = 4;
-// Depthwise tensors at least this big live in DRAM (MobileNetV2 at batch 32: 14-154 MB): the
-// kernel prefetches the input rows ahead, and stores the output with non-temporal writes, which
-// skip reading every line before writing it (bench, 1 thread, b32 per image: 96ch @112 s2
-// 1180-1270 -> 950-1040 us, 144ch @56 s1 790-800 -> 510 us). Smaller ones stay in the caches for
-// the next conv, where both only cost.
+// Depthwise tensors this big live in DRAM or at best L3 (MobileNetV2 at batch 32: 10-154 MB): the
+// kernel prefetches the input rows ahead (bench, 1 thread, b32 per image: 384ch @14 s1 97-105 ->
+// 88-92 us), and an output of kStreamBytes is stored with non-temporal writes, which skip reading
+// every line before writing it (96ch @112 s2 1180-1270 -> 950-1040 us, 144ch @56 s1 790-800 ->
+// 510 us). Batch 1 tensors (<= 4.8 MB) stay in the caches for the next conv, where both only cost.
+constexpr int64_t kPrefetchBytes = int64_t{8} << 20;
 constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 class NhwcConvKernel : public Kernel {
@@ -197,7 +198,7 @@ class NhwcConvKernel : public Kernel {
     const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
     DwNhwcGeom dg{H,      W,      C_,     OH,     OW,      KH_,     KW_,
                   g.s[1], g.s[2], g.d[1], g.d[2], g.pb[1], g.pb[2]};
-    dg.prefetch_rows = N * H * W * C_ * int64_t{sizeof(float)} >= kStreamBytes;
+    dg.prefetch_rows = N * H * W * C_ * int64_t{sizeof(float)} >= kPrefetchBytes;
     dg.stream_out = N * OH * OW * C_ * int64_t{sizeof(float)} >= kStreamBytes;
     const float* x = xt.ptr<float>();
     const ConvSimd& simd = conv_simd();

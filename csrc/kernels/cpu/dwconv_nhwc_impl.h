@@ -154,10 +154,10 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
   int64_t o1 = g.OW;
   while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
-  // An input in DRAM (prefetch_rows): the rows the next output row adds (1 or 2, the stride) are
-  // prefetched a quad's share at a time while this row runs; the hardware prefetcher falls
-  // behind on the channels-last rows (bench: 144ch @56 s1, b32, 1 thread, 614 -> 462 us per
-  // image). From the caches (batch 1) the extra instructions only cost (s2: 268 -> 295 us).
+  // An input beyond the caches (prefetch_rows): the rows the next output row adds (1 or 2, the
+  // stride) are prefetched a quad's share at a time while this row runs; the hardware prefetcher
+  // falls behind on the channels-last rows (bench: 144ch @56 s1, b32, 1 thread, 614 -> 462 us
+  // per image). From the caches (batch 1) the extra instructions only cost (s2: 268 -> 295 us).
   const float* next[2];
   int nnext = 0;
   for (int64_t ih = oh * g.sh - g.pt + (g.kh - 1) * g.dh + 1;
