@@ -2,11 +2,13 @@
 // that throw, and the CPU an idle pool burns.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -100,6 +102,27 @@ void register_pool_testing(py::module_& m) {
       if (!threw) throw std::logic_error("the chunk's exception did not reach the caller");
     }
     return coverage(pool, n, grain);
+  });
+  // The CPU masks the workers ran one job's chunks under (each chunk sleeps 2 ms so workers join),
+  // to check that they keep off the caller's CPU and within the process's mask.
+  m.def("thread_pool_worker_masks", [](int threads) {
+    py::gil_scoped_release nogil;
+    ThreadPool pool(threads);
+    const std::thread::id caller = std::this_thread::get_id();
+    std::mutex mu;
+    std::vector<std::vector<int>> masks;
+    pool.parallel_for(4 * threads, 1, [&](int64_t, int64_t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (std::this_thread::get_id() == caller) return;
+      cpu_set_t set;
+      if (sched_getaffinity(0, sizeof(set), &set) != 0) return;
+      std::vector<int> cpus;
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &set)) cpus.push_back(c);
+      std::lock_guard<std::mutex> lk(mu);
+      masks.push_back(cpus);
+    });
+    return masks;
   });
   // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
   m.def("thread_pool_idle_cpu", [](int threads, int jobs, double idle_s) {

@@ -1,5 +1,6 @@
 #include "common/thread_pool.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -29,6 +30,11 @@ int ThreadPool::default_num_threads() {
 ThreadPool::ThreadPool(int num_threads) {
   num_threads_ = num_threads > 0 ? num_threads : default_num_threads();
   shares_.reset(new Share[num_threads_]);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) allowed_cpus_.push_back(c);
+  }
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -140,6 +146,17 @@ void ThreadPool::worker_loop(int self) {
   }
 }
 
+void ThreadPool::keep_workers_off(int cpu) {
+  if (cpu == kept_off_cpu_ || cpu < 0 || allowed_cpus_.size() < 2) return;
+  kept_off_cpu_ = cpu;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : allowed_cpus_)
+    if (c != cpu) CPU_SET(c, &set);
+  // A failure (the mask changed under us, a sandbox refusing it) only loses the placement.
+  for (auto& w : workers_) pthread_setaffinity_np(w.native_handle(), sizeof(set), &set);
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
@@ -159,6 +176,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
   failed_.store(false, std::memory_order_relaxed);
   error_ = nullptr;
+  keep_workers_off(sched_getcpu());
   const uint64_t open = (ticket_.load() | 1) + 2;  // the next job number, open
   ticket_.store(open);
   if (sleepers_.load() > 0) {

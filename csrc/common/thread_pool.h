@@ -8,6 +8,9 @@
 // sleeping worker costs a tiny job nothing but its own wake-up.
 // parallel_for may be called from many threads at once: only one caller drives the workers at a
 // time; the others run their range inline rather than queue behind it.
+// Workers keep off the CPU the driving caller runs on: Linux wakes a sleeping thread on its
+// waker's CPU when that looks cheap, and a worker queued behind a busy caller does nothing until
+// the load balancer moves it, which it may not do for hundreds of milliseconds.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -43,10 +46,14 @@ class ThreadPool {
   // Runs the chunks of share `self`, then steals from the other shares until none is left.
   void run_chunks(int self);
   void run_chunk(int64_t chunk);
+  // Restricts the workers to the allowed CPUs but `cpu` (the caller's) when that changed.
+  void keep_workers_off(int cpu);
 
   int num_threads_;
   std::vector<std::thread> workers_;
   std::mutex drive_mu_;  // held by the caller currently using the workers
+  std::vector<int> allowed_cpus_;  // the process's CPU mask when the pool was made
+  int kept_off_cpu_ = -1;          // the caller's CPU the workers were last kept off
 
   // ticket_ = 2 * job number + 1 while that job takes helpers, + 0 once the caller closed it.
   std::atomic<uint64_t> ticket_{0};

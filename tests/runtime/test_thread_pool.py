@@ -1,7 +1,9 @@
 """The session thread pool (csrc/common/thread_pool.*): every index once under many concurrent
 callers and nested calls, a chunk's exception reaching its caller with the pool still usable, and
-no core burnt while a pool or a session sits idle (process CPU time, generous bounds)."""
+no core burnt while a pool or a session sits idle (process CPU time, generous bounds), and workers
+kept off the driving caller's CPU."""
 
+import os
 import threading
 import time
 
@@ -81,3 +83,13 @@ def test_concurrent_runs_share_the_pool():
     assert len(results) == 60
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two allowed CPUs")
+def test_workers_keep_off_the_callers_cpu():
+    # Linux tends to wake a worker on its waker's CPU, where it waits behind the busy caller.
+    allowed = set(os.sched_getaffinity(0))
+    masks = T.thread_pool_worker_masks(2)
+    assert masks, "no worker took a chunk"
+    for m in masks:
+        assert set(m) < allowed and len(m) == len(allowed) - 1
