@@ -235,3 +235,21 @@ def test_out_of_range_gather_index_is_an_error_naming_the_node():
         sess.run(None, {"i": np.array([1, 4], np.int64)})
     (y,) = sess.run(None, {"i": np.array([2], np.int64)})  # the next run is clean
     np.testing.assert_array_equal(y, [[6, 7, 8]])
+
+
+def test_attention_in_bshd_layout_stays_on_the_cpu():
+    # attention_layout (CPU-only) makes these; the device kernel reads only the default layout.
+    rng = np.random.default_rng(0)
+    q = helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 5, 2, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    node = helper.make_node("ScaledDotProductAttention", ["q", "q", "q"], ["y"], name="sdpa",
+                            domain="com.runnx", layout="bshd", scale=0.3)
+    graph = helper.make_graph([node], "g", [q], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.runnx", 1)])
+    feeds = {"q": rng.standard_normal((1, 5, 2, 8)).astype(np.float32)}
+    (expected,) = runnx.InferenceSession(model.SerializeToString(), providers=[CPU]).run(None, feeds)
+    sess = _cuda(model)
+    np.testing.assert_allclose(sess.run(None, feeds)[0], expected, rtol=1e-5, atol=1e-6)
+    assert sess._placement() == [("sdpa", "ScaledDotProductAttention", "cpu", sess._placement()[0][3])]
+    assert "layout 'bshd'" in sess._placement()[0][3]

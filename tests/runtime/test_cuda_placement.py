@@ -310,3 +310,16 @@ def test_quantized_forms_without_a_cuda_kernel_fall_back(op, feeds, kw, reason):
 def test_quantized_forms_go_to_the_device(op, feeds, kw):
     (node,) = cuda_placement(make_model(op, feeds, **kw), 0)["nodes"]
     assert node[2:] == ("cuda", ""), node
+
+
+def test_attention_in_bshd_layout_stays_on_the_cpu_with_its_reason():
+    # attention_layout (CPU-only, level 99) makes these; the device kernel takes the default only.
+    q = _vi("q", TensorProto.FLOAT, [1, 5, 2, 8])
+    m = _graph([helper.make_node("ScaledDotProductAttention", ["q", "q", "q"], ["y"], name="sdpa",
+                                 domain="com.runnx", layout="bshd")],
+               [q], [_vi("y", TensorProto.FLOAT, None)])
+    m.opset_import.append(helper.make_opsetid("com.runnx", 1))
+    (node,) = cuda_placement(m, 0)["nodes"]
+    assert node[:3] == ("sdpa", "ScaledDotProductAttention", "cpu") and "layout 'bshd'" in node[3]
+    m.graph.node[0].attribute.pop()  # the default layout goes to the device
+    assert cuda_placement(m, 0)["nodes"] == [("sdpa", "ScaledDotProductAttention", "cuda", "")]

@@ -1,6 +1,7 @@
 // com.runnx ScaledDotProductAttention on the device: the fused online-softmax kernel
 // (attention.h) reads Q, K^T and V through strides, so no head-split copy is made.
 #include <algorithm>
+#include <string>
 
 #include "cuda/cuda_kernel.h"
 #include "cuda/kernels/attention.h"
@@ -98,6 +99,10 @@ void register_cuda_attention_ops(CudaOpRegistry& r) {
       [](const CudaNodeInfo& info) {
         std::string why = check_dtypes(info, {DType::kF32, DType::kF16}, {0, 1, 2, 3});
         if (!why.empty()) return why;
+        // The CPU-only attention_layout pass makes "bshd" nodes; the device kernel reads only the
+        // default layout, so such a node stays on the CPU.
+        const std::string layout = info.node.get_string("layout", "");
+        if (!layout.empty()) return "layout '" + layout + "' (the CUDA kernel takes the default only)";
         for (int k = 0; k < 3; ++k) {
           const InferredType* t = info.inputs[k];
           if (!t || !t->has_shape || t->rank() != info.inputs[0]->rank() || t->rank() < 2 || t->rank() > 4)
