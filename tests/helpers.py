@@ -107,6 +107,18 @@ def threads(n: int) -> runnx.SessionOptions:
     return so
 
 
+def session_from(data: bytes, how: str, tmp_path, level: int) -> runnx.InferenceSession:
+    """A session on serialized model `data`, given as the bytes themselves (`how` = "bytes") or
+    as a file holding them ("file"), at graph_optimization_level `level`."""
+    so = runnx.SessionOptions()
+    so.graph_optimization_level = level
+    if how == "file":
+        (tmp_path / "m.onnx").write_bytes(data)
+        return runnx.InferenceSession(str(tmp_path / "m.onnx"), so)
+    assert how == "bytes", how
+    return runnx.InferenceSession(data, so)
+
+
 def run_reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return list(ReferenceEvaluator(model).run(None, feeds))
 

@@ -10,7 +10,7 @@ heap, and must give the same results as later runs.
 import numpy as np
 import pytest
 import runnx
-from helpers import rand
+from helpers import rand, session_from
 from onnx import TensorProto, helper, numpy_helper
 
 K, N = 48, 80  # 15 KiB: whole pages inside, so releases drop pages
@@ -38,16 +38,6 @@ def _serialize(build, arrays, misaligned=True) -> bytes:
         if all((o % 4 != 0) == misaligned for o in offsets):
             return data
     raise AssertionError("could not place the weights at the wanted alignment")
-
-
-def _session(data: bytes, how: str, tmp_path, level: int) -> runnx.InferenceSession:
-    """The model loaded from `data` itself or from a file holding it."""
-    so = runnx.SessionOptions()
-    so.graph_optimization_level = level
-    if how == "file":
-        (tmp_path / "m.onnx").write_bytes(data)
-        data = str(tmp_path / "m.onnx")
-    return runnx.InferenceSession(data, so)
 
 
 def _model(nodes, inputs, outputs, inits, opset=17):
@@ -81,7 +71,7 @@ def test_misaligned_gemm_weights_are_packed_from_the_file_without_a_copy(tmp_pat
         )
 
     data = _serialize(build, [w1, w2, w3])
-    sess = _session(data, how, tmp_path, level)
+    sess = session_from(data, how, tmp_path, level)
     bias_copied = bias.nbytes if data.find(bias.tobytes()) % 4 else 0  # a vector: copied when misaligned
     assert sess._sess.stats()["realigned_weight_bytes"] == bias_copied
     for b, c in ((1, 3), (5, 1), (1, 3)):
@@ -104,7 +94,7 @@ def test_misaligned_matrix_read_by_another_op_is_copied_aligned(tmp_path, how):
         return _model(nodes, [_fin("x", ["b", K]), _fin("x2", [K, N])], [_fin("y", ["b", N]), _fin("z", [K, N])],
                       [numpy_helper.from_array(w, "W" + pad)])
 
-    sess = _session(_serialize(build, [w]), how, tmp_path, 99)
+    sess = session_from(_serialize(build, [w]), how, tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == w.nbytes
     x, x2 = rand((3, K), rng=rng), rand((K, N), rng=rng)
     y, z = sess.run(None, {"x": x, "x2": x2})
@@ -131,7 +121,7 @@ def test_misaligned_embedding_is_gathered_in_place_and_shared_with_a_gemm(tmp_pa
                       [_fin("rows", ["n", K]), _fin("elems", [N, "n"]), _fin("logits", ["b", N])],
                       [numpy_helper.from_array(table, t)])
 
-    sess = _session(_serialize(build, [table]), how, tmp_path, 99)
+    sess = session_from(_serialize(build, [table]), how, tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == 0
     for n in (1, 7, 3):
         ids, cols = rng.integers(0, N, n), rng.integers(0, K, n)
@@ -152,7 +142,7 @@ def test_misaligned_weights_of_other_shapes_are_copied_by_the_reader(tmp_path):
         return _model(nodes, [_fin("x", [1, 3, 5, 6])], [_fin("y", [1, 4, 5, 6])],
                       [numpy_helper.from_array(w, "W" + pad), numpy_helper.from_array(b, "B" + pad)])
 
-    sess = _session(_serialize(build, [w, b]), "file", tmp_path, 99)
+    sess = session_from(_serialize(build, [w, b]), "file", tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == w.nbytes + b.nbytes
     x = rand((1, 3, 5, 6), rng=rng)
     (y,) = sess.run(None, {"x": x})
@@ -172,7 +162,7 @@ def test_aligned_weights_are_never_copied(tmp_path):
         nodes = [helper.make_node("Mul", ["x2", "W" + pad], ["z"])]
         return _model(nodes, [_fin("x2", [K, N])], [_fin("z", [K, N])], [numpy_helper.from_array(w, "W" + pad)])
 
-    sess = _session(_serialize(build, [w], misaligned=False), "file", tmp_path, 99)
+    sess = session_from(_serialize(build, [w], misaligned=False), "file", tmp_path, 99)
     assert sess._sess.stats()["realigned_weight_bytes"] == 0
     x2 = rand((K, N), rng=rng)
     np.testing.assert_array_equal(sess.run(None, {"x2": x2})[0], x2 * w)

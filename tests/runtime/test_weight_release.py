@@ -9,8 +9,7 @@ folded view sharing the bytes of a weight still read.
 
 import numpy as np
 import pytest
-import runnx
-from helpers import rand
+from helpers import rand, session_from
 from onnx import TensorProto, helper, numpy_helper
 
 K, N = 64, 96  # a 24 KiB weight: several whole pages
@@ -38,16 +37,6 @@ def _serialize_with_offset(build, want_misaligned: bool, w: np.ndarray) -> bytes
     raise AssertionError("could not place the weight at the wanted alignment")
 
 
-def _load(data: bytes, how: str, tmp_path, level: int) -> runnx.InferenceSession:
-    so = runnx.SessionOptions()
-    so.graph_optimization_level = level
-    if how == "bytes":
-        return runnx.InferenceSession(data, so)
-    path = tmp_path / "m.onnx"
-    path.write_bytes(data)
-    return runnx.InferenceSession(str(path), so)
-
-
 @pytest.mark.parametrize("level", [0, 99])
 @pytest.mark.parametrize("how", ["file", "bytes"])
 @pytest.mark.parametrize("misaligned", [True, False])
@@ -70,7 +59,7 @@ def test_weight_also_read_by_another_op_keeps_its_bytes(tmp_path, level, how, mi
         )
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
-    sess = _load(_serialize_with_offset(build, misaligned, w), how, tmp_path, level)
+    sess = session_from(_serialize_with_offset(build, misaligned, w), how, tmp_path, level)
     for batch in (1, 5, 1):
         x, x2 = rand((batch, K), rng=rng), rand((K, N), rng=rng)
         y, z = sess.run(None, {"x": x, "x2": x2})
@@ -99,7 +88,7 @@ def test_weight_packed_by_two_readers_still_computes(tmp_path, how, misaligned):
         )
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
-    sess = _load(_serialize_with_offset(build, misaligned, w), how, tmp_path, 99)
+    sess = session_from(_serialize_with_offset(build, misaligned, w), how, tmp_path, 99)
     for batch in (3, 1, 3):
         x = rand((batch, K), rng=rng)
         (y,) = sess.run(None, {"x": x})
@@ -127,7 +116,7 @@ def test_weight_that_is_a_graph_output_or_overridable_keeps_its_bytes(tmp_path, 
         )
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
-    sess = _load(_serialize_with_offset(build, True, w), how, tmp_path, 99)
+    sess = session_from(_serialize_with_offset(build, True, w), how, tmp_path, 99)
     x = rand((2, K), rng=rng)
     y, yv, w_out = sess.run(None, {"x": x})
     _close(y, _mm(x, w))
@@ -165,7 +154,7 @@ def test_folded_view_of_a_weight_still_read_keeps_the_shared_bytes(tmp_path, how
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
     for misaligned in (True, False):
-        sess = _load(_serialize_with_offset(build, misaligned, w), how, tmp_path, 99)
+        sess = session_from(_serialize_with_offset(build, misaligned, w), how, tmp_path, 99)
         x, x2 = rand((4, K), rng=rng), rand((K * N,), rng=rng)
         y, z = sess.run(None, {"x": x, "x2": x2})
         _close(y, _mm(x, w.reshape(K, N)))
