@@ -16,7 +16,9 @@ LATENCY_BUCKETS_S = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 1
                      50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 OUTCOMES = ("success", "failure", "rejected", "expired")
-HISTOGRAMS = ("queue", "compute", "e2e", "batch")
+BUCKETS = {"queue": LATENCY_BUCKETS_S, "compute": LATENCY_BUCKETS_S, "e2e": LATENCY_BUCKETS_S,
+           "batch": BATCH_BUCKETS}
+HISTOGRAMS = tuple(BUCKETS)
 
 
 class Histogram:
@@ -39,6 +41,12 @@ class Histogram:
     def state(self) -> list:
         """[counts, sum, count]: what another process needs to add this histogram to its own."""
         return [list(self.counts), self.sum, self.count]
+
+    @classmethod
+    def from_state(cls, bounds, state) -> Histogram:
+        h = cls(bounds)
+        h.add_state(state)
+        return h
 
     def add_state(self, state) -> None:
         counts, total, count = state
@@ -191,8 +199,7 @@ def merge_prometheus_states(parts: list[dict]) -> list[dict]:
         for outcome, n in p["outcomes"].items():
             mine["outcomes"][outcome] = mine["outcomes"].get(outcome, 0) + n
         for attr in HISTOGRAMS:
-            h = Histogram(())
-            h.counts, h.sum, h.count = mine[attr]
+            h = Histogram.from_state(BUCKETS[attr], mine[attr])
             h.add_state(p[attr])
             mine[attr] = h.state()
     return list(out.values())
@@ -209,21 +216,16 @@ def prometheus_text(states: list[dict], http_codes: dict[int, int]) -> str:
     for m, lab in zip(states, labels):
         for outcome, n in m["outcomes"].items():
             out.append(f'runnx_inference_requests_total{{{lab},outcome="{outcome}"}} {n}')
-    for metric, attr, bounds, help_ in (
-        ("runnx_queue_duration_seconds", "queue", LATENCY_BUCKETS_S,
-         "Time a request waited in the batch queue."),
-        ("runnx_compute_duration_seconds", "compute", LATENCY_BUCKETS_S,
-         "Compute time of the batch a request ran in."),
-        ("runnx_request_duration_seconds", "e2e", LATENCY_BUCKETS_S,
-         "Server-side end-to-end time of a request."),
-        ("runnx_batch_size", "batch", BATCH_BUCKETS, "Rows in the batch each request ran in."),
+    for metric, attr, help_ in (
+        ("runnx_queue_duration_seconds", "queue", "Time a request waited in the batch queue."),
+        ("runnx_compute_duration_seconds", "compute", "Compute time of the batch a request ran in."),
+        ("runnx_request_duration_seconds", "e2e", "Server-side end-to-end time of a request."),
+        ("runnx_batch_size", "batch", "Rows in the batch each request ran in."),
     ):
         out.append(f"# HELP {metric} {help_}")
         out.append(f"# TYPE {metric} histogram")
         for m, lab in zip(states, labels):
-            h = Histogram(bounds)
-            h.counts, h.sum, h.count = m[attr]
-            out.extend(h.lines(metric, lab))
+            out.extend(Histogram.from_state(BUCKETS[attr], m[attr]).lines(metric, lab))
     out.append("# HELP runnx_queue_depth Requests waiting in the model's queue.")
     out.append("# TYPE runnx_queue_depth gauge")
     for m, lab in zip(states, labels):
