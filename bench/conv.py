@@ -32,7 +32,7 @@ if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[0:0] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
-from bench.timing import SETTLE_S, interleaved, time_call
+from bench.timing import SETTLE_S, interleaved_for
 
 # (c_in, c_out, k, stride, group, spatial in, uses) per model; spatial in is the input H = W.
 RESNET50 = [
@@ -146,9 +146,7 @@ def time_interleaved(sessions, feeds, budget, clock=time.perf_counter, stat=stat
     bench/timing.py). clock=time.process_time counts CPU time instead of wall time: with one
     thread that is robust against other processes sharing the cores."""
     fns = {n: (lambda s=s: s.run(None, feeds)) for n, s in sessions.items()}
-    first = {n: time_call(f) for n, f in fns.items()}
-    reps = int(max(3, min(200, budget / max(max(first.values()), 1e-7))))
-    times = interleaved(fns, reps, block_s=budget / 3, clock=clock)
+    times = interleaved_for(fns, budget, clock=clock, hi=200)
     return {n: stat(v) for n, v in times.items()}
 
 

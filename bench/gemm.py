@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[0:0] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
-from bench.timing import SETTLE_S
+from bench.timing import interleaved_for
 
 # (M, N, K): large squares, transformer shapes (M = batch*seq, K/N in 768/3072), batch-1 GEMV.
 DEFAULT_SHAPES = (
@@ -77,28 +76,6 @@ def matmul_model(n: int, k: int, seed: int = 0):
     return model.SerializeToString()
 
 
-def time_interleaved(runs: dict, budget: float, blocks: int = 4) -> dict[str, list[float]]:
-    """Warms each engine up, then runs them in alternating blocks (A B B A ...), about `budget`
-    seconds per engine in all. Each block starts after the other engine's pool went idle
-    (onnxruntime's workers spin ~40 ms after a run; see bench/timing.py) with one untimed call."""
-    for fn in runs.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    names = list(runs)
-    for b in range(blocks):
-        for k in (names if b % 2 == 0 else names[::-1]):
-            time.sleep(SETTLE_S)
-            runs[k]()
-            end = time.perf_counter() + budget / blocks
-            n = 0
-            while n < 2 or time.perf_counter() < end:
-                t = time.perf_counter()
-                runs[k]()
-                times[k].append(time.perf_counter() - t)
-                n += 1
-    return times
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -141,7 +118,7 @@ def main(argv=None) -> int:
             runs["ort"] = lambda osess=osess, a=a: osess.run(None, {"a": a})
             np.testing.assert_allclose(rs.run(None, {"a": a})[0], osess.run(None, {"a": a})[0],
                                        rtol=1e-3, atol=1e-3 * np.sqrt(k))
-        times = time_interleaved(runs, args.budget)
+        times = interleaved_for(runs, args.budget)
         rg = flop / statistics.median(times["runnx"]) / 1e9
         line = (f"{m:5d} {n:5d} {k:5d} | {peak:6.1f} | {kb:11.1f} {km:7.1f} {100 * km / peak:5.0f}% | {rg:7.1f}")
         if "ort" in times:

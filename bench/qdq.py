@@ -5,8 +5,8 @@ same model unfused (level 1: DequantizeLinear -> float op -> QuantizeLinear) and
     RUNNX_DEV_BUILD=build/dev python bench/qdq.py ...   # a developer build of runnx
 
 Each zoo model ("full") is quantized by bench/gpu_bench.py's qdq_quantize (numpy, calibrated on
-two random batches). Times are the best of `repeats` runs per engine, the three engines
-interleaved round by round so a noisy shared host hurts them alike; also printed: the largest
+two random batches). Times are the best of 3 x `repeats` runs per engine, the three engines
+alternating in settled blocks (bench/timing.py) so a noisy shared host hurts them alike; also printed: the largest
 output difference fused vs unfused (the integer ops round once, the float path may land one
 quantization step away).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +28,7 @@ import runnx
 
 from bench.gpu_bench import qdq_quantize
 from bench.models import zoo
+from bench.timing import interleaved
 
 
 def runnx_session(data: bytes, level: int, threads: int):
@@ -36,16 +36,6 @@ def runnx_session(data: bytes, level: int, threads: int):
     so.graph_optimization_level = runnx.GraphOptimizationLevel(level)
     so.intra_op_num_threads = threads
     return runnx.InferenceSession(data, so)
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
 
 
 def main(argv=None) -> int:
@@ -69,10 +59,8 @@ def main(argv=None) -> int:
         for batch in (int(b) for b in args.batches.split(",")):
             feeds = zoo.sample_inputs(name, batch, "full", seed=0)
             engines = {"unfused": plain, "fused": fused, "ort": theirs}
-            best = dict.fromkeys(engines, float("inf"))
-            for _ in range(3):  # rounds, the engines interleaved
-                for k, sess in engines.items():
-                    best[k] = min(best[k], best_ms(lambda s=sess, f=feeds: s.run(None, f), args.repeats))
+            fns = {k: (lambda s=sess, f=feeds: s.run(None, f)) for k, sess in engines.items()}
+            best = {k: min(v) * 1e3 for k, v in interleaved(fns, 3 * args.repeats).items()}
             diff = max(float(np.max(np.abs(a - b))) for a, b in zip(plain.run(None, feeds), fused.run(None, feeds)))
             print(f"{name:<10}{batch:>6}{best['unfused']:>12.3f}{best['fused']:>10.3f}{best['ort']:>10.3f}{diff:>20.2e}")
     return 0

@@ -43,3 +43,12 @@ def interleaved(fns: dict, reps: int, block_s: float = 0.25, settle_s: float = S
                 out[n].append(clock() - t)
         r += 1
     return out
+
+
+def interleaved_for(fns: dict, budget: float, clock=time.perf_counter, hi: int = 1000
+                    ) -> dict[str, list[float]]:
+    """About `budget` seconds of calls per engine (at least 3, at most `hi`), in settled
+    alternating blocks of about a quarter of that."""
+    per_call = max(time_call(f) for f in fns.values())  # also a warm-up
+    reps = int(max(3, min(hi, budget / max(per_call, 1e-7))))
+    return interleaved(fns, reps, block_s=budget / 4, clock=clock)
