@@ -296,7 +296,8 @@ class ConvKernel : public Kernel {
   // The float32 algorithm for C input and M output channels at geometry g.
   Path choose_path(int64_t C, int64_t M, const Geom3& g) const {
     const int64_t G = group_, Cg = C / G;
-    const bool planar = g.k[0] == 1 && g.in[0] == 1;  // 1-D or 2-D
+    // 1-D or 2-D: one depth slice in and out (a padded depth would add output slices)
+    const bool planar = g.k[0] == 1 && g.in[0] == 1 && g.pb[0] == 0 && g.pe[0] == 0;
     const bool unit = g.s == std::array<int64_t, 3>{1, 1, 1} && g.d == g.s;
     if (force_ == ForceAlgo::kGeneric) return Path::kGeneric;
     if (force_ != ForceAlgo::kIm2col && Cg == 1 && G > 1 && planar && g.k[1] <= 16 && g.k[2] <= 16)

@@ -133,7 +133,8 @@ class AttentionKernel : public Kernel {
     Tensor& y = ctx.allocate_output(0, DType::kF32, out);
     if (y.numel() == 0) return;
     const int64_t nb = shape_numel(batch);
-    // Q's rows and V are read in place; K (as K^T) is packed per task, transposing it for bshd.
+    // Q's rows and V are read in place; K (as K^T) is packed once per matrix and chunk, transposing it
+    // for bshd.
     const Matrices mq = bshd_ ? interleaved(q.shape, batch) : stacked(q.shape, batch);
     const Matrices mk = bshd_ ? interleaved(k.shape, batch) : stacked(k.shape, batch);
     const Matrices mv = bshd_ ? interleaved(v.shape, batch) : stacked(v.shape, batch);
@@ -151,9 +152,14 @@ class AttentionKernel : public Kernel {
                             [&](int64_t t0, int64_t t1) {
       thread_local std::vector<float> scores, mask_rows;
       scores.resize(static_cast<size_t>(block_rows * Sk));
+      PackedB kt;  // K^T of matrix `kt_of`: a chunk's consecutive tasks share it
+      int64_t kt_of = -1;
       for (int64_t task = t0; task < t1; ++task) {
         const int64_t t = task / blocks, i0 = (task % blocks) * block_rows, r = std::min(block_rows, S - i0);
-        const PackedB kt = pack_b_f32(D, Sk, K + mk.start[t], mk.ld, /*transposed=*/bshd_);
+        if (t != kt_of) {
+          kt = pack_b_f32(D, Sk, K + mk.start[t], mk.ld, /*transposed=*/bshd_);
+          kt_of = t;
+        }
         gemm_f32_packed(r, Q + mq.start[t] + i0 * mq.ld, mq.ld, kt, scores.data(), Sk, 0.f, GemmEpilogue{}, nullptr);
         const float* mrow = nullptr;
         int64_t mask_ld = 0;

@@ -86,7 +86,8 @@ class PoolKernel : public Kernel {
     const int64_t grain =
         std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, g.out_size() * g.k_size()));
     // Float 1-D / 2-D MaxPool without indices: the vectorised separable plane (conv_simd).
-    const bool simd_max = max_ && !idx && x.dtype == DType::kF32 && g.k[0] == 1 && g.in[0] == 1;
+    const bool simd_max = max_ && !idx && x.dtype == DType::kF32 && g.k[0] == 1 && g.in[0] == 1 &&
+                          g.pb[0] == 0 && g.pe[0] == 0;  // a padded depth would add output slices
     const MaxPoolGeom mg{g.in[1], g.in[2], g.out[1], g.out[2], g.k[1], g.k[2],
                          g.s[1],  g.s[2],  g.d[1],   g.d[2],   g.pb[1], g.pb[2]};
     dispatch_pool_type(x.dtype, node, max_, [&](auto tag) {

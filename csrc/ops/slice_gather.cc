@@ -116,15 +116,15 @@ class GatherKernel : public Kernel {
     auto* dst = static_cast<uint8_t*>(y.data);
     by_size(es, [&](auto u) {
       using U = decltype(u);
-      const U* S = reinterpret_cast<const U*>(src);
       U* D = reinterpret_cast<U*>(dst);
       if (inner == 1) {
         // Gathering single elements (e.g. along the last axis): one flat loop per outer row.
         ctx.pool().parallel_for(outer, rows_grain(ni), [&](int64_t b, int64_t e) {
           for (int64_t o = b; o < e; ++o) {
-            const U* s = S + o * dim;
+            // Byte copies: a weight left misaligned in the file may be read here (graph_prep).
+            const uint8_t* s = src + o * dim * sizeof(U);
             U* d = D + o * ni;
-            for (int64_t k = 0; k < ni; ++k) d[k] = s[idx[k]];
+            for (int64_t k = 0; k < ni; ++k) std::memcpy(d + k, s + idx[k] * sizeof(U), sizeof(U));
           }
         });
         return;
@@ -132,7 +132,7 @@ class GatherKernel : public Kernel {
       ctx.pool().parallel_for(outer * ni, rows_grain(inner), [&](int64_t b, int64_t e) {
         for (int64_t row = b; row < e; ++row) {
           const int64_t o = row / ni, k = row % ni;
-          std::memcpy(D + row * inner, S + (o * dim + idx[k]) * inner, inner * sizeof(U));
+          std::memcpy(D + row * inner, src + (o * dim + idx[k]) * inner * sizeof(U), inner * sizeof(U));
         }
       });
     });

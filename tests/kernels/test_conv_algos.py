@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 import runnx
-from helpers import rand, threads
+from helpers import make_model, rand, run_reference, threads
 from onnx import TensorProto, helper, numpy_helper
 
 RNG = np.random.default_rng(20261129)
@@ -468,3 +468,18 @@ def rerun_portable(test_file):
 @pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
 def test_portable_paths():
     rerun_portable(__file__)
+
+
+@pytest.mark.parametrize("c_in,group,k,hw", [(3, 1, 3, 12), (8, 8, 3, 12), (32, 1, 3, 5)])
+def test_conv_3d_with_one_depth_slice_and_depth_pads(c_in, group, k, hw):
+    # Depth 1 with a 1-deep kernel but depth pads: every output slice but the middle one is bias
+    # only, so the 2-D paths (direct stem, depthwise, transposed GEMM) must not take it.
+    rng = np.random.default_rng(c_in)
+    x = rng.standard_normal((1, c_in, 1, hw, hw)).astype(np.float32)
+    w = rng.standard_normal((16 if group == 1 else c_in, c_in // group, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(w.shape[0]).astype(np.float32)
+    model = make_model("Conv", {"x": x}, initializers={"w": w, "b": b},
+                       attrs={"group": group, "pads": [1, 1, 1, 1, 1, 1]})
+    (y,) = runnx.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    (ref,) = run_reference(model, {"x": x})
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)

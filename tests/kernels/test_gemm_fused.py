@@ -129,7 +129,7 @@ def test_large_tiles_split_over_threads(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("k", [7, 100, 256, 257, 300, 600])
+@pytest.mark.parametrize("k", [0, 7, 100, 256, 257, 300, 600])
 def test_residual_sharing_c(mode, k):
     # An op whose output takes over its residual's buffer (in place): C and the residual are one
     # array, over one K-block (used in place: every path must read it before its store, few-row

@@ -287,3 +287,18 @@ def test_average_pool_rejects_int():
         run_runnx(
             make_model("AveragePool", {"x": x}, attrs={"kernel_shape": [2, 2]}, opset=13), {"x": x}
         )
+
+
+@pytest.mark.parametrize("pads", [[1, 1, 1, 1, 1, 1], [0, 1, 1, 2, 1, 1], [1, 0, 0, 0, 0, 0]])
+def test_max_pool_3d_with_one_depth_slice_and_depth_pads(pads):
+    # A depth of 1 with a 1-deep kernel is planar only without depth pads: padded slices are -inf.
+    # (onnx.reference gives NaN for a window of padding only; runnx, like its scalar loops, the
+    # lowest float.)
+    x = rand((1, 3, 1, 9, 11))
+    model = make_model("MaxPool", {"x": x},
+                       attrs={"kernel_shape": [1, 3, 3], "pads": pads, "strides": [1, 2, 2]})
+    (y,) = run_runnx(model, {"x": x})
+    (ref,) = run_reference(model, {"x": x})
+    assert y.shape == ref.shape
+    np.testing.assert_array_equal(y[np.isnan(ref)], np.finfo(np.float32).min)
+    np.testing.assert_array_equal(y[~np.isnan(ref)], ref[~np.isnan(ref)])

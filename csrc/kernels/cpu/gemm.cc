@@ -279,11 +279,12 @@ namespace {
 // K-blocks (the portable path the whole product) before the epilogue reads the residual. An AVX2
 // tile path over one K-block with beta 0 (`one_pass`) reads each residual element before its only
 // store, so a residual that is exactly C (an in-place conv) is used as it is.
-GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, const float* C, int64_t ldc,
-                            bool one_pass, std::vector<float>& keep) {
+GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, int64_t K, const float* C,
+                            int64_t ldc, bool one_pass, std::vector<float>& keep) {
   if (!epi.residual || M <= 0 || N <= 0) return epi;
   const float* r = epi.residual;
-  if (one_pass && r == C && epi.ldr == ldc) return epi;
+  // K = 0 clears C before the epilogue reads the residual: no single pass then.
+  if (one_pass && K > 0 && r == C && epi.ldr == ldc) return epi;
   const bool overlap = r < C + (M - 1) * ldc + N && C < r + (M - 1) * epi.ldr + N;
   if (!overlap) return epi;
   keep.resize(static_cast<size_t>(M * N));
@@ -300,7 +301,7 @@ void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb,
                        float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
   std::vector<float> keep;
   const bool one_pass = A.panels && A.K <= sgemm_avx2_k_block() && beta == 0.f;
-  const GemmEpilogue epi = residual_apart(epi_in, A.M, N, C, ldc, one_pass, keep);
+  const GemmEpilogue epi = residual_apart(epi_in, A.M, N, A.K, C, ldc, one_pass, keep);
   if (A.panels) return sgemm_avx2_packed_a(A.M, N, A.K, A.data.get(), B, ldb, C, ldc, beta, epi, pool);
   gemm_f32_epilogue(A.M, N, A.K, A.data.get(), A.K, B, ldb, C, ldc, beta, epi, pool);
 }
@@ -309,7 +310,7 @@ void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, f
                      float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
   std::vector<float> keep;
   const bool one_pass = (B.dots || (B.panels && B.K <= sgemm_avx2_k_block())) && beta == 0.f;
-  const GemmEpilogue epi = residual_apart(epi_in, M, B.N, C, ldc, one_pass, keep);
+  const GemmEpilogue epi = residual_apart(epi_in, M, B.N, B.K, C, ldc, one_pass, keep);
   if (B.dots) return sgemm_avx2_dots(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
   if (B.panels) return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
   gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
@@ -321,7 +322,7 @@ void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
   std::vector<float> keep;
   // Fewer than 4 rows take the GEMV-like path, which clears C before it accumulates.
   const bool one_pass = use_avx2() && M >= 4 && K <= sgemm_avx2_k_block() && beta == 0.f;
-  const GemmEpilogue epi = residual_apart(epi_in, M, N, C, ldc, one_pass, keep);
+  const GemmEpilogue epi = residual_apart(epi_in, M, N, K, C, ldc, one_pass, keep);
   if (use_avx2()) return sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
   gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
   if (epi.trivial() || M <= 0 || N <= 0) return;
