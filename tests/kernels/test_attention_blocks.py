@@ -131,3 +131,17 @@ def test_attention_bshd_bad_shapes_and_layout():
     model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bhsd"})
     with pytest.raises(runnx.InvalidModel, match="unknown layout"):
         runnx.InferenceSession(model.SerializeToString())
+
+
+def test_attention_bshd_mask_with_extra_batch_dims_is_refused():
+    # bshd output is [B, S, H, Dv]: a mask that broadcasts the batch to three dims has no place in it.
+    rng = np.random.default_rng(2)
+    feeds = {"q": rng.standard_normal((2, 4, 3, 8)).astype(f32), "k": rng.standard_normal((2, 5, 3, 8)).astype(f32),
+             "v": rng.standard_normal((2, 5, 3, 8)).astype(f32), "mask": np.zeros((2, 2, 3, 4, 5), f32)}
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bshd"})
+    with pytest.raises(runnx.RunnxError, match=r"more batch dims than \[B, H\]"):  # shape inference or run
+        runnx.InferenceSession(model.SerializeToString()).run(None, feeds)
+    feeds["mask"] = np.zeros((2, 1, 4, 5), f32)  # [B, 1, S, Sk] broadcasts over the heads
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"layout": "bshd"})
+    (y,) = runnx.InferenceSession(model.SerializeToString()).run(None, feeds)
+    assert y.shape == (2, 4, 3, 8)
