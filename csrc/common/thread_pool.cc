@@ -53,6 +53,9 @@ namespace {
 // driving caller holds drive_mu_ itself, so try_lock would be undefined there).
 thread_local const ThreadPool* t_running_pool = nullptr;
 
+// A worker's spin before it sleeps (see worker_loop).
+constexpr std::chrono::microseconds kMinSpin(50), kMaxSpin(1000);
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -120,10 +123,17 @@ bool ThreadPool::join(uint64_t ticket, int self) {
 }
 
 void ThreadPool::worker_loop(int self) {
+  using std::chrono::microseconds;
   uint64_t seen = 0;
+  microseconds spin_for(kMinSpin);
   for (;;) {
-    // Spin a little before sleeping: the next kernel usually follows within microseconds.
-    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    // Spin before sleeping: the next kernel of a run follows within microseconds, and the next
+    // run of a caller's loop often within a few hundred (a sleeping worker wakes late on this
+    // kind of VM, so the first kernel of each run would pay for it). Spin about twice the last
+    // gap between jobs, within [kMinSpin, kMaxSpin]; a longer gap (an idle server) goes back to
+    // the short spin, so an idle pool burns nothing.
+    const auto idle_from = std::chrono::steady_clock::now();
+    const auto spin_until = idle_from + spin_for;
     uint64_t t = ticket_.load();
     for (int i = 0; t == seen && !stop_.load(std::memory_order_relaxed); ++i) {
       cpu_relax();
@@ -141,6 +151,8 @@ void ThreadPool::worker_loop(int self) {
       t = ticket_.load();
     }
     if (stop_.load()) return;
+    const auto gap = std::chrono::duration_cast<microseconds>(std::chrono::steady_clock::now() - idle_from);
+    spin_for = 2 * gap <= kMaxSpin ? std::max(kMinSpin, 2 * gap) : kMinSpin;
     seen = t;
     if (t & 1) join(t, self);
   }
