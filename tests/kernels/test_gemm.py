@@ -119,7 +119,7 @@ def test_gemm_ex_rejects_bad_arguments():
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 13])
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 255, 257, 515])
-@pytest.mark.parametrize("n", [41, 300])
+@pytest.mark.parametrize("n", [17, 41, 300])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
     # Few rows of A read in place (a view with row stride > K) against a packed B, K not a multiple

@@ -21,7 +21,8 @@ SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
           for i, m in enumerate(SIZES) for j in range(3)]
 # Deeper K: several K-blocks (256), so partial sums accumulate in C before the epilogue.
 # N = 8, 24, 40: a right-edge panel of exactly 8 columns (the half-width kernel).
-DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40)]
+DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40),
+        (9, 40, 255), (20, 50, 256)]
 # Tall and narrow (a 1x1 convolution to a few channels: M = pixels, K = input channels): tiles of
 # one or two panels run row groups outer with A prefetched ahead; M tails off the 6-row group,
 # N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two. A packed
@@ -29,7 +30,7 @@ DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513)
 # N = 24 exactly runs a 4-row x 24-column kernel: rows off 4, K = 1.
 NARROW = [(200, 1, 96), (301, 8, 144), (233, 9, 33), (250, 16, 192), (197, 24, 144), (400, 31, 257),
           (121, 32, 96), (67, 24, 520), (1000, 24, 20), (130, 4, 300), (77, 2, 17), (5, 3, 7), (32, 1, 256),
-          (2, 24, 50), (31, 24, 1), (45, 24, 96)]
+          (2, 24, 50), (31, 24, 1), (45, 24, 96), (67, 3, 41), (9, 4, 16), (70, 4, 515)]
 
 ACTS = {
     "": lambda v: v,
@@ -87,7 +88,8 @@ def test_bias_residual_relu(mode, m, n, k, beta):
 @pytest.mark.parametrize("m,n,k", NARROW)
 def test_tall_narrow(mode, m, n, k):
     rng = np.random.default_rng(m * 7 + n * 3 + k)
-    for threads, per_row, act, beta in ((1, False, "relu", 0.0), (2, True, "sigmoid", 1.0), (3, False, "clip", 0.0)):
+    for threads, per_row, act, beta in ((1, False, "relu", 0.0), (2, True, "sigmoid", 1.0), (3, False, "clip", 0.0),
+                                        (2, False, "leaky_relu", 0.0)):
         run_case(mode, m, n, k, beta, threads, per_row, act, rng)
 
 
@@ -123,28 +125,47 @@ def test_no_epilogue_and_empty(mode):
 def test_large_tiles_split_over_threads(mode):
     # Big enough to run on the pool (several row and column tiles, B chunks of packed_a).
     rng = np.random.default_rng(11)
-    for m, n, k in ((130, 1100, 70), (260, 90, 1030)):
+    # Row groups and panels that do not split evenly (tiles of 66 and 72 rows), and rows that fit
+    # one tile (columns split down to single panels).
+    for m, n, k in ((130, 1100, 70), (260, 90, 1030), (500, 700, 40), (50, 600, 40)):
         for threads in (2, 3):
             run_case(mode, m, n, k, 0.0, threads, mode == "packed_a", "gelu", rng)
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("k", [0, 7, 100, 256, 257, 300, 600])
-def test_residual_sharing_c(mode, k):
+@pytest.mark.parametrize("k", [0, 7, 100, 255, 256, 257, 300, 513, 600])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_residual_sharing_c(mode, k, beta):
     # An op whose output takes over its residual's buffer (in place): C and the residual are one
     # array, over one K-block (used in place: every path must read it before its store, few-row
-    # and right-edge tiles included) and several (C holds partial sums before the epilogue reads it).
+    # and right-edge tiles included) and several (C holds partial sums before the epilogue reads
+    # it: each tile keeps a copy of its block), on one thread and split over several.
     rng = np.random.default_rng(k)
     for m, n, threads in ((1, 33, 1), (3, 40, 2), (4, 17, 1), (7, 9, 1), (50, 40, 1), (130, 200, 2), (197, 24, 2),
-                         (121, 8, 1), (9, 1, 1), (70, 3, 2)):
+                         (121, 8, 1), (9, 1, 1), (70, 3, 2), (300, 700, 3)):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         bias = rng.standard_normal(n).astype(np.float32)
-        for act in ("relu", "sigmoid"):  # in the store, and swept over the stored tile
+        # in the store (relu, hard_swish) and swept over the stored tile (sigmoid)
+        for act in ("relu", "sigmoid", "hard_swish"):
             c = rng.standard_normal((m, n)).astype(np.float32)
-            ref = ACTS[act](a.astype(np.float64) @ b + c + bias)
-            T.gemm_f32_fused(a, b, c, 0.0, threads, mode, bias, False, c, act)
-            np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=f"{mode} {act} m={m}")
+            ref = ACTS[act](a.astype(np.float64) @ b + (1 + beta) * c + bias)
+            T.gemm_f32_fused(a, b, c, beta, threads, mode, bias, False, c, act, -0.5, 1.5, ALPHA.get(act, 0.1))
+            np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)), err_msg=f"{mode} {act} m={m}")
+
+
+def test_residual_overlapping_c_shifted():
+    # A residual that overlaps C but is not C itself (one row further on): copied before any store.
+    rng = np.random.default_rng(5)
+    for mode in MODES:
+        for m, n, k in ((40, 50, 30), (130, 200, 600), (2, 30, 9)):
+            buf = rng.standard_normal((m + 1, n)).astype(np.float32)
+            a = rng.standard_normal((m, k)).astype(np.float32)
+            b = rng.standard_normal((k, n)).astype(np.float32)
+            c, res = buf[:m], buf[1:]
+            ref = a.astype(np.float64) @ b + res
+            T.gemm_f32_fused(a, b, c, 0.0, 2, mode, None, False, res, "")
+            np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=f"{mode} m={m}")
 
 
 def test_rejects_bad_mode():

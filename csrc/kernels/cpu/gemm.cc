@@ -235,25 +235,29 @@ std::shared_ptr<float> aligned_buffer(int64_t floats) {
 }  // namespace
 
 PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed) {
+  using Layout = PackedB::Layout;
   PackedB p;
   p.K = K;
   p.N = N;
-  p.dots = use_avx2() && N <= kSgemmDotCols;
-  p.panels = use_avx2() && !p.dots;
-  p.data = aligned_buffer(p.panels ? sgemm_avx2_packed_floats(K, N) : K * N);
+  p.layout = !use_avx2() ? Layout::kRowMajor : N <= kSgemmDotCols ? Layout::kDots : Layout::kPanels;
+  p.data = aligned_buffer(p.layout == Layout::kPanels ? sgemm_avx2_packed_floats(K, N) : K * N);
   float* buf = p.data.get();
-  if (p.panels) {
-    sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, nullptr);
-  } else if (p.dots) {
-    if (transposed) {
-      for (int64_t j = 0; j < N; ++j) std::memcpy(buf + j * K, B + j * ldb, K * sizeof(float));
-    } else {
-      transpose_matrix<float>(K, N, B, ldb, buf);
-    }
-  } else if (transposed) {
-    transpose_matrix<float>(N, K, B, ldb, buf);
-  } else {
-    for (int64_t k = 0; k < K; ++k) std::memcpy(buf + k * N, B + k * ldb, N * sizeof(float));
+  switch (p.layout) {
+    case Layout::kPanels: sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, nullptr); break;
+    case Layout::kDots:
+      if (transposed) {
+        for (int64_t j = 0; j < N; ++j) std::memcpy(buf + j * K, B + j * ldb, K * sizeof(float));
+      } else {
+        transpose_matrix<float>(K, N, B, ldb, buf);
+      }
+      break;
+    case Layout::kRowMajor:
+      if (transposed) {
+        transpose_matrix<float>(N, K, B, ldb, buf);
+      } else {
+        for (int64_t k = 0; k < K; ++k) std::memcpy(buf + k * N, B + k * ldb, N * sizeof(float));
+      }
+      break;
   }
   return p;
 }
@@ -273,18 +277,10 @@ PackedA pack_a_f32(int64_t M, int64_t K, const float* A, int64_t lda) {
   return p;
 }
 
-namespace {
-
-// epi, with its residual moved into `keep` when it overlaps C[M, N]: C takes partial sums over
-// K-blocks (the portable path the whole product) before the epilogue reads the residual. An AVX2
-// tile path over one K-block with beta 0 (`one_pass`) reads each residual element before its only
-// store, so a residual that is exactly C (an in-place conv) is used as it is.
-GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, int64_t K, const float* C,
-                            int64_t ldc, bool one_pass, std::vector<float>& keep) {
+GemmEpilogue gemm_residual_copy(const GemmEpilogue& epi, int64_t M, int64_t N, const float* C, int64_t ldc,
+                                std::vector<float>& keep) {
   if (!epi.residual || M <= 0 || N <= 0) return epi;
   const float* r = epi.residual;
-  // K = 0 clears C before the epilogue reads the residual: no single pass then.
-  if (one_pass && K > 0 && r == C && epi.ldr == ldc) return epi;
   const bool overlap = r < C + (M - 1) * ldc + N && C < r + (M - 1) * epi.ldr + N;
   if (!overlap) return epi;
   keep.resize(static_cast<size_t>(M * N));
@@ -295,35 +291,32 @@ GemmEpilogue residual_apart(const GemmEpilogue& epi, int64_t M, int64_t N, int64
   return e;
 }
 
-}  // namespace
-
+// The AVX2 entry points keep an overlapping residual apart themselves (a per-tile copy where C is
+// the residual); the portable GEMM fills C over all of K before the epilogue reads it.
 void gemm_f32_packed_a(const PackedA& A, int64_t N, const float* B, int64_t ldb, float* C, int64_t ldc,
-                       float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
-  std::vector<float> keep;
-  const bool one_pass = A.panels && A.K <= sgemm_avx2_k_block() && beta == 0.f;
-  const GemmEpilogue epi = residual_apart(epi_in, A.M, N, A.K, C, ldc, one_pass, keep);
+                       float beta, const GemmEpilogue& epi, ThreadPool* pool) {
   if (A.panels) return sgemm_avx2_packed_a(A.M, N, A.K, A.data.get(), B, ldb, C, ldc, beta, epi, pool);
   gemm_f32_epilogue(A.M, N, A.K, A.data.get(), A.K, B, ldb, C, ldc, beta, epi, pool);
 }
 
 void gemm_f32_packed(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
-                     float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
-  std::vector<float> keep;
-  const bool one_pass = (B.dots || (B.panels && B.K <= sgemm_avx2_k_block())) && beta == 0.f;
-  const GemmEpilogue epi = residual_apart(epi_in, M, B.N, B.K, C, ldc, one_pass, keep);
-  if (B.dots) return sgemm_avx2_dots(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
-  if (B.panels) return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
-  gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
+                     float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+  switch (B.layout) {
+    case PackedB::Layout::kDots:
+      return sgemm_avx2_dots(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
+    case PackedB::Layout::kPanels:
+      return sgemm_avx2_packed(M, B.N, B.K, A, lda, B.data.get(), C, ldc, beta, epi, pool);
+    case PackedB::Layout::kRowMajor:
+      return gemm_f32_epilogue(M, B.N, B.K, A, lda, B.data.get(), B.N, C, ldc, beta, epi, pool);
+  }
 }
 
 void gemm_f32_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                        int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi_in,
                        ThreadPool* pool) {
+  if (use_avx2()) return sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, epi_in, pool);
   std::vector<float> keep;
-  // Fewer than 4 rows take the GEMV-like path, which clears C before it accumulates.
-  const bool one_pass = use_avx2() && M >= 4 && K <= sgemm_avx2_k_block() && beta == 0.f;
-  const GemmEpilogue epi = residual_apart(epi_in, M, N, K, C, ldc, one_pass, keep);
-  if (use_avx2()) return sgemm_avx2_epilogue(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
+  const GemmEpilogue epi = gemm_residual_copy(epi_in, M, N, C, ldc, keep);
   gemm_impl<float>(M, N, K, A, lda, B, ldb, C, ldc, beta, pool);
   if (epi.trivial() || M <= 0 || N <= 0) return;
   auto rows = [&](int64_t r0, int64_t r1) { gemm_epilogue_f32(epi, r0, r1, 0, N, C, ldc); };

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/thread_pool.h"
 
@@ -40,6 +41,12 @@ struct GemmEpilogue {
   bool trivial() const { return !bias && !residual && act == Act::kNone; }
 };
 
+// epi with a residual that overlaps C[M, N] (ldc) copied into `keep` as it is now (residual and
+// ldr point there); epi itself when they do not overlap. For the drivers, where C's stores could
+// reach a residual element before the epilogue reads it.
+GemmEpilogue gemm_residual_copy(const GemmEpilogue& epi, int64_t M, int64_t N, const float* C, int64_t ldc,
+                                std::vector<float>& keep);
+
 // Applies `epi` to rows [i0, i1) and columns [j0, j1) of C (already holding acc + beta*C_old).
 void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* C,
                        int64_t ldc);
@@ -48,9 +55,13 @@ void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t 
 // 16-column panels under AVX2 (B^T, one dot product per element, when N <= 4), plain row-major
 // elsewhere. Cheap to copy (shared buffer).
 struct PackedB {
+  enum class Layout : uint8_t {
+    kRowMajor,  // K x N as given (the portable GEMM)
+    kPanels,    // AVX2: K-blocks of 16-column panels
+    kDots,      // AVX2, N <= 4: B^T, N rows of K
+  };
   int64_t K = 0, N = 0;
-  bool panels = false;           // AVX2 panel layout
-  bool dots = false;             // AVX2, N <= 4: B^T, N rows of K (else, without panels, K x N)
+  Layout layout = Layout::kRowMajor;
   std::shared_ptr<float> data;
   bool empty() const { return !data; }
 };

@@ -1,5 +1,6 @@
 // AVX2/FMA single-precision GEMM (compiled in csrc/kernels/cpu/avx2/ with -mavx2 -mfma; call only
-// when cpu_features().has_avx2_fma()). Same contracts as the entry points in gemm.h.
+// when cpu_features().has_avx2_fma()). Same contracts as the entry points in gemm.h, a residual
+// that overlaps C included (each entry point copies only what its stores could overwrite first).
 #pragma once
 #include <cstdint>
 
@@ -14,10 +15,6 @@ void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
 void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                          int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
                          ThreadPool* pool);
-
-// The K-block depth: up to it, the tile paths store each element of C once, after the epilogue
-// read its residual (so a residual that is C itself needs no copy).
-int64_t sgemm_avx2_k_block();
 
 // Floats a packed B of K x N takes (16-column panels, K-blocked).
 int64_t sgemm_avx2_packed_floats(int64_t K, int64_t N);

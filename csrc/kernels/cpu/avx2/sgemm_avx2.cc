@@ -48,17 +48,19 @@ float* aligned_floats(int64_t n) {
   return p;
 }
 
-// The calling thread's buffer for B packed on the fly, grown as needed and kept: attention calls
-// small GEMMs thousands of times per run. (Pool workers write into the caller's buffer; no GEMM
-// runs inside another on the same thread.)
-float* b_scratch(int64_t floats) {
-  thread_local std::unique_ptr<float, FreeDeleter> buf;
-  thread_local int64_t capacity = 0;
-  if (floats > capacity) {
-    buf.reset(aligned_floats(floats));
-    capacity = floats;
+// Per-thread buffers, grown as needed and kept (attention calls small GEMMs thousands of times
+// per run): kPackB holds B packed on the fly by the calling thread (pool workers read the
+// caller's), kTile a tile's own copy of its residual (on the thread that runs the tile). No GEMM
+// runs inside another on the same thread.
+enum Scratch { kPackB, kTile, kScratchKinds };
+float* scratch(Scratch kind, int64_t floats) {
+  thread_local std::unique_ptr<float, FreeDeleter> buf[kScratchKinds];
+  thread_local int64_t capacity[kScratchKinds] = {};
+  if (floats > capacity[kind]) {
+    buf[kind].reset(aligned_floats(floats));
+    capacity[kind] = floats;
   }
-  return buf.get();
+  return buf[kind].get();
 }
 
 int64_t panels_of(int64_t N) { return (N + kNr - 1) / kNr; }
@@ -202,13 +204,13 @@ GemmEpilogue epilogue_at(const GemmEpilogue& epi, int64_t row, int64_t col) {
   return e;
 }
 
-// Sigmoid, Tanh, GELU, HardSwish: long exp/erf/tanh chains run faster as a sweep over a whole
+// Sigmoid, Tanh, GELU: long exp/erf/tanh chains run faster as a sweep over a whole
 // tile (many independent vectors in flight) than interleaved with the stores of each 6x16 tile
 // (measured: 512x768x768 + bias + residual + GELU 3-4% slower in registers). Their bias and
 // residual still go in registers; the tile driver sweeps the activation (activation_sweep).
 bool heavy_act(const GemmEpilogue& epi) {
   using A = GemmEpilogue::Act;
-  return epi.act != A::kNone && epi.act != A::kRelu && epi.act != A::kClip && epi.act != A::kLeakyRelu;
+  return epi.act == A::kSigmoid || epi.act == A::kTanh || epi.act == A::kGeluErf || epi.act == A::kGeluTanh;
 }
 
 // After a tile's last K-block: the heavy activation over C[m0:m1, n0:n1] (bias/residual are in).
@@ -237,17 +239,24 @@ inline void store_tile(const float* tile, const TileOut& o) {
     const __m256 cb1 = col_bias && two ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
     const float* res = epi ? epi->residual : nullptr;
     // The cheap activations with their constants set up once per tile: ReLU and Clip as one
-    // max/min pair, LeakyRelu as a blend (activate()'s switch per vector, inlined with every
-    // exp/erf chain into this unrolled loop, cost ~10% of a K = 16 GEMM).
+    // max/min pair, LeakyRelu as a blend, HardSwish as v * clamp(alpha * v + shift, 0, 1)
+    // (activate()'s switch per vector, inlined with every exp/erf chain into this unrolled loop,
+    // cost ~10% of a K = 16 GEMM).
     using Act = GemmEpilogue::Act;
     const Act act = epi && !heavy ? epi->act : Act::kNone;
     const bool clamp = act == Act::kRelu || act == Act::kClip;
     const bool leaky = act == Act::kLeakyRelu;
+    const bool hswish = act == Act::kHardSwish;
     const __m256 lo = _mm256_set1_ps(act == Act::kClip ? epi->clip_lo : 0.f);
     const __m256 hi = _mm256_set1_ps(act == Act::kClip ? epi->clip_hi : std::numeric_limits<float>::infinity());
-    const __m256 slope = _mm256_set1_ps(leaky ? epi->alpha : 0.f);
-    auto leak = [&](__m256 v) {
-      return _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+    const __m256 slope = _mm256_set1_ps(leaky || hswish ? epi->alpha : 0.f);
+    const __m256 shift = _mm256_set1_ps(hswish ? epi->shift : 0.f);
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+    auto finish = [&](__m256 v) {
+      if (clamp) return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      if (leaky) return _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+      if (hswish) return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, slope, shift), zero), one));
+      return v;
     };
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
@@ -263,24 +272,19 @@ inline void store_tile(const float* tile, const TileOut& o) {
       if (epi) {
         if (col_bias) {
           v0 = _mm256_add_ps(v0, cb0);
-          v1 = _mm256_add_ps(v1, cb1);
+          if (two) v1 = _mm256_add_ps(v1, cb1);
         } else if (row_bias) {
           const __m256 rb = _mm256_set1_ps(epi->bias[o.row + i]);
           v0 = _mm256_add_ps(v0, rb);
-          v1 = _mm256_add_ps(v1, rb);
+          if (two) v1 = _mm256_add_ps(v1, rb);
         }
         if (res) {
           const float* r = res + (o.row + i) * epi->ldr + o.col;
           v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
           if (two) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
         }
-        if (clamp) {
-          v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
-          v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
-        } else if (leaky) {
-          v0 = leak(v0);
-          if (two) v1 = leak(v1);
-        }
+        v0 = finish(v0);
+        if (two) v1 = finish(v1);
       }
       _mm256_storeu_ps(c, v0);
       if (two) _mm256_storeu_ps(c + 8, v1);
@@ -416,68 +420,74 @@ constexpr const MicroKernel* kKernels[2][2] = {{KernelRow<false, 2>::by_rows, Ke
 
 // ---- drivers ---------------------------------------------------------------------------------
 
-// How C is cut into tasks: mc rows (multiple of 6) by nc columns (multiple of 16), small enough
-// that every thread has a couple of tiles when the product is worth parallelising.
-struct Tiling {
-  int64_t mc, nc, m_tiles, n_tiles;
-  bool parallel;
-};
-
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Tiles of at most `max` that split `n` evenly (rounded up to `unit`): 128 rows become 66 + 62,
-// not 72 + 56, so the threads finish together.
-int64_t even_tile(int64_t n, int64_t max, int64_t unit) {
-  max = std::max(unit, max / unit * unit);  // tiles start on panel / micro-panel boundaries
-  const int64_t count = (n + max - 1) / max;
-  return std::min(max, round_up((n + count - 1) / count, unit));
-}
+// Rows [m0, m1) x columns [n0, n1) of C: one task.
+struct TileRect {
+  int64_t m0, m1, n0, n1;
+};
+
+// How C is cut into tasks: m_tiles x n_tiles tiles over its 6-row groups and 16-column panels,
+// each tile an even share of both (1024 rows in 15 tiles are 66 or 72 rows, not 14 x 72 and a
+// 16: the threads finish together), numbered row-major.
+struct Tiling {
+  int64_t M, N, groups, panels, m_tiles, n_tiles;
+  bool parallel;
+  int64_t count() const { return m_tiles * n_tiles; }
+  TileRect tile(int64_t q) const {
+    const int64_t a = q / n_tiles, b = q % n_tiles;
+    return {std::min(M, a * groups / m_tiles * kMr), std::min(M, (a + 1) * groups / m_tiles * kMr),
+            b * panels / n_tiles * kNr, std::min(N, (b + 1) * panels / n_tiles * kNr)};
+  }
+};
 
 Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
-  Tiling t;
   const int threads = pool ? pool->num_threads() : 1;
-  t.parallel = threads > 1 && M * N * K >= kParallelMacs;
+  Tiling t{M, N, (M + kMr - 1) / kMr, (N + kNr - 1) / kNr, 1, 1, threads > 1 && M * N * K >= kParallelMacs};
   // At most two panels wide (the narrow path streams A once, B stays in L1): taller tiles, so a
   // thread's prefetch runs on into its own next rows.
-  t.mc = even_tile(M, N <= 2 * kNr ? 8 * kMc : kMc, kMr);
-  t.nc = even_tile(N, kNcMax, kNr);
-  auto count = [&] { return ((M + t.mc - 1) / t.mc) * ((N + t.nc - 1) / t.nc); };
+  const bool narrow = N <= 2 * kNr;
+  t.m_tiles = (t.groups * kMr + (narrow ? 8 * kMc : kMc) - 1) / (narrow ? 8 * kMc : kMc);
+  t.n_tiles = (t.panels + kNcMax / kNr - 1) / (kNcMax / kNr);
   if (t.parallel) {
-    // Enough tiles that dynamic scheduling evens out (3 per thread; 8 when at most two panels
-    // wide, where a shorter tile costs nothing: B is tiny and A is read once either way),
-    // narrowing columns first (a narrower tile repacks less of A than a shorter one re-reads of B).
-    const int64_t want = (N <= 2 * kNr ? 8 : 3) * threads;
-    // Rows fit one tile (M = 49 at 7x7, an MLP's batch): columns down to one panel first, so
-    // each part of B is streamed from L3 once, not once per row tile.
-    const int64_t min_nc = M <= kMc ? kNr : 64;
-    while (count() < want && t.nc > min_nc) t.nc = even_tile(N, std::max<int64_t>(min_nc, t.nc / 2), kNr);
-    while (count() < want && t.mc > kMr) t.mc = even_tile(M, std::max<int64_t>(kMr, t.mc / 2), kMr);
-    while (count() < want && t.nc > kNr) t.nc = even_tile(N, std::max<int64_t>(kNr, t.nc / 2), kNr);
+    // Enough tiles that stealing evens out (3 per thread; 8 when at most two panels wide, where
+    // a shorter tile costs nothing: B is tiny and A is read once either way), narrowing columns
+    // first (a narrower tile repacks less of A than a shorter one re-reads of B), down to 4
+    // panels, or to one when all rows fit one tile (M = 49 at 7x7, an MLP's batch: each part of
+    // B is then streamed from L3 once, not once per row tile).
+    const int64_t want = (narrow ? 8 : 3) * threads;
+    auto split = [&](int64_t& tiles, int64_t units, int64_t min_units) {
+      while (t.count() < want) {
+        const int64_t more = std::min(tiles * 2, units / min_units);
+        if (more <= tiles) break;
+        tiles = more;
+      }
+    };
+    split(t.n_tiles, t.panels, M <= kMc ? 1 : 4);
+    split(t.m_tiles, t.groups, 1);
+    split(t.n_tiles, t.panels, 1);
   }
   if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs) {
-    // One column range per thread: the caller takes the first at once and a worker the second,
-    // so call after call each core streams the same part of B from its own L2.
+    // One column range per thread: thread t takes the t-th at once, so call after call each core
+    // streams the same part of B from its own L2.
     t.parallel = true;
-    t.nc = round_up((N + threads - 1) / threads, kNr);
+    t.n_tiles = std::min<int64_t>(threads, t.panels);
   }
-  t.m_tiles = (M + t.mc - 1) / t.mc;
-  t.n_tiles = (N + t.nc - 1) / t.nc;
   return t;
 }
 
-// C[m0:m1, n0:n1] for one K-block whose panels start at `bblock` (panel p at bblock + p*kc*16):
-// each panel (in L1) meets every 6-row group of the tile's A rows (in L2) in turn. The next panel
-// is prefetched into L1 a slice per row group: B of a BERT layer (2-9 MB) comes from L3, and the
-// first row group of each panel otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core).
 // Where a tile's A rows come from: A itself (row i at A + i*lda), or A packed once
-// (pack_a_block's layout: K-block k0 at A + k0*mpad, its 6-row group from row i at + i*kc).
+// (sgemm_avx2_pack_a's layout: K-block k0 at A + k0*mpad, its 6-row group from row i at + i*kc);
+// row i of the tile is row row0 + i of A.
 struct ASource {
   const float* A;
   int64_t lda;     // in place
   int64_t mpad;    // packed: rows rounded up to 6 (0: in place)
+  int64_t row0 = 0;
   const float* at(int64_t i, int64_t k0, int64_t kc) const {
-    return mpad ? A + k0 * mpad + i * kc : A + i * lda + k0;
+    return mpad ? A + k0 * mpad + (row0 + i) * kc : A + (row0 + i) * lda + k0;
   }
+  ASource from_row(int64_t r) const { return {A, lda, mpad, row0 + r}; }
 };
 
 // The rows' residual, read at the store: fetched while the K loop runs.
@@ -490,41 +500,44 @@ inline void prefetch_residual(const GemmEpilogue* epi, int64_t i, int mr, int64_
   }
 }
 
+// The tile functions below see one tile: C, A's rows (ASource), the epilogue and the K-block's
+// panels (panel p at bblock + p*kc*16) all start at its corner; `rows` x `cols` of C, and A has
+// `rows_left` rows from the tile's first on (the narrow path prefetches past the tile).
+
 // A tile of at most two panels (a 1x1 convolution to 16-32 channels: M = pixels, K = 96-192) is
 // bound by streaming A from memory, each row read once: row groups run outer, both panels (in L1)
-// inner, and the A rows two groups ahead (up to row M) are prefetched, a 6-row group per group.
-void narrow_tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t k0,
-                        int64_t kc, const ASource& a, const float* bblock, float* C, int64_t ldc, bool accumulate,
-                        float beta, const GemmEpilogue* epi) {
+// inner, and the A rows two groups ahead (up to the last row) are prefetched, a 6-row group per group.
+void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int64_t kc, const ASource& a,
+                        const float* bblock, float* C, int64_t ldc, bool accumulate, float beta,
+                        const GemmEpilogue* epi) {
   constexpr int64_t kAhead = 2 * kMr;
   // Exactly 24 columns with A in place: 4-row steps of the 24-column kernel.
-  const bool cols24 = n1 - n0 == kNr + 8 && !a.mpad;
+  const bool cols24 = cols == kNr + 8 && !a.mpad;
   const int64_t step = cols24 ? 4 : kMr;
-  for (int64_t i = m0; i < m1; i += step) {
+  for (int64_t i = 0; i < rows; i += step) {
     const int64_t ahead = i + kAhead;
-    if (ahead < M) {  // into L2 (T0, into L1, measured slower: it evicts the panels)
+    if (ahead < rows_left) {  // into L2 (T0, into L1, measured slower: it evicts the panels)
       if (a.mpad) {
         const char* p = reinterpret_cast<const char*>(a.at(ahead, k0, kc));
         for (int64_t b = 0; b < kMr * kc * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
       } else {
-        for (int64_t r = 0, rows = std::min<int64_t>(step, M - ahead); r < rows; ++r) {
+        for (int64_t r = 0, n = std::min<int64_t>(step, rows_left - ahead); r < n; ++r) {
           const char* p = reinterpret_cast<const char*>(a.at(ahead + r, k0, kc));
           for (int64_t b = 0; b < kc * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
           _mm_prefetch(p + kc * 4 - 1, _MM_HINT_T1);
         }
       }
     }
-    const int mr = static_cast<int>(std::min<int64_t>(step, m1 - i));
+    const int mr = static_cast<int>(std::min<int64_t>(step, rows - i));
     if (cols24) {
-      prefetch_residual(epi, i, mr, n0, 24);
-      const float* b16 = bblock + (n0 / kNr) * kc * kNr;
-      const TileOut out16{C + i * ldc + n0, ldc, kNr, accumulate, beta, epi, i, n0};
-      const TileOut out8{C + i * ldc + n0 + kNr, ldc, 8, accumulate, beta, epi, i, n0 + kNr};
-      kKernels24[mr](kc, a.at(i, k0, kc), a.lda, b16, b16 + kc * kNr, out16, out8);
+      prefetch_residual(epi, i, mr, 0, 24);
+      const TileOut out16{C + i * ldc, ldc, kNr, accumulate, beta, epi, i, 0};
+      const TileOut out8{C + i * ldc + kNr, ldc, 8, accumulate, beta, epi, i, kNr};
+      kKernels24[mr](kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out16, out8);
       continue;
     }
-    for (int64_t j = n0; j < n1; j += kNr) {
-      const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
+    for (int64_t j = 0; j < cols; j += kNr) {
+      const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
       prefetch_residual(epi, i, mr, j, ncols);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
       kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, bblock + (j / kNr) * kc * kNr, out);
@@ -532,24 +545,27 @@ void narrow_tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n
   }
 }
 
-void tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t k0, int64_t kc,
-                 const ASource& a, const float* bblock, float* C, int64_t ldc, bool accumulate, float beta,
-                 const GemmEpilogue* epi) {
-  if (n1 - n0 <= 2 * kNr)
-    return narrow_tile_kblock(m0, m1, M, n0, n1, N, k0, kc, a, bblock, C, ldc, accumulate, beta, epi);
-  const int64_t groups = (m1 - m0 + kMr - 1) / kMr;
+// One K-block of a tile: each panel (in L1) meets every 6-row group of the tile's A rows (in L2)
+// in turn. The next panel is prefetched into L1 a slice per row group: B of a BERT layer (2-9 MB)
+// comes from L3, and the first row group of each panel otherwise stalls on it (128x3072x768:
+// 7.3 -> 6.9 ms on one core).
+void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int64_t kc, const ASource& a,
+                 const float* bblock, float* C, int64_t ldc, bool accumulate, float beta, const GemmEpilogue* epi) {
+  if (cols <= 2 * kNr)
+    return narrow_tile_kblock(rows, rows_left, cols, k0, kc, a, bblock, C, ldc, accumulate, beta, epi);
+  const int64_t groups = (rows + kMr - 1) / kMr;
   const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
   const int64_t per_group = (lines + groups - 1) / groups;
-  for (int64_t j = n0; j < n1; j += kNr) {
+  for (int64_t j = 0; j < cols; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
-    const float* next = j + kNr < n1 ? panel + kc * kNr : nullptr;
-    const int ncols = static_cast<int>(std::min<int64_t>(kNr, N - j));
+    const float* next = j + kNr < cols ? panel + kc * kNr : nullptr;
+    const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
     int64_t line = 0;
-    for (int64_t i = m0; i < m1; i += kMr) {
+    for (int64_t i = 0; i < rows; i += kMr) {
       if (next)
         for (const int64_t end = std::min(lines, line + per_group); line < end; ++line)
           _mm_prefetch(reinterpret_cast<const char*>(next + line * 16), _MM_HINT_T0);
-      const int mr = static_cast<int>(std::min<int64_t>(kMr, m1 - i));
+      const int mr = static_cast<int>(std::min<int64_t>(kMr, rows - i));
       prefetch_residual(epi, i, mr, j, ncols);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
       kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out);
@@ -557,18 +573,46 @@ void tile_kblock(int64_t m0, int64_t m1, int64_t M, int64_t n0, int64_t n1, int6
   }
 }
 
-// tile(q) for q in [0, count), on the pool when `parallel`, one tile at a time from a shared
-// counter: the pool hands out at most four chunks per thread, and with ~30 equal tiles (1024^3)
-// a chunk of four left one core idle for most of a chunk at the end.
+// tile(q) for q in [0, count), on the pool when `parallel`. Thread t runs its own contiguous
+// share of the row-major tile order, [t*count/T, (t+1)*count/T), front to back, then takes
+// tiles from the back of the others' shares. So thread t computes the t-th band of rows, the
+// same rows the pool gives it in the next kernel (a depthwise conv split by rows reads them
+// where they were written: another core's fresh lines read ~2x slower on this VM), and the
+// threads still even out tile by tile (the pool's own chunks, at most four per thread, left one
+// core idle for most of a chunk at 1024^3).
 template <typename F>
 void run_tiles(int64_t count, bool parallel, ThreadPool* pool, const F& tile) {
-  if (!parallel) {
+  if (!parallel || count == 1) {
     for (int64_t q = 0; q < count; ++q) tile(q);
     return;
   }
-  std::atomic<int64_t> next{0};
-  pool->parallel_for(pool->num_threads(), 1, [&](int64_t, int64_t) {
-    for (int64_t q; (q = next.fetch_add(1, std::memory_order_relaxed)) < count;) tile(q);
+  constexpr uint64_t kLow = 0xffffffffu;
+  const int threads = pool->num_threads();
+  // [front, back) as front | back << 32, one line each: the owner takes the front, others the back.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range;
+  };
+  std::unique_ptr<Share[]> shares(new Share[threads]);
+  for (int t = 0; t < threads; ++t)
+    shares[t].range.store(static_cast<uint64_t>(count * t / threads) |
+                          static_cast<uint64_t>(count * (t + 1) / threads) << 32, std::memory_order_relaxed);
+  pool->parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t self = t0; self < t1; ++self) {
+      std::atomic<uint64_t>& own = shares[self].range;
+      for (uint64_t r = own.load(); (r & kLow) < (r >> 32);)
+        if (own.compare_exchange_weak(r, r + 1)) {
+          tile(static_cast<int64_t>(r & kLow));
+          r = own.load();
+        }
+      for (int k = 1; k < threads; ++k) {
+        std::atomic<uint64_t>& other = shares[(self + k) % threads].range;
+        for (uint64_t r = other.load(); (r & kLow) < (r >> 32);)
+          if (other.compare_exchange_weak(r, (r & kLow) | ((r >> 32) - 1) << 32)) {
+            tile(static_cast<int64_t>((r >> 32) - 1));
+            r = other.load();
+          }
+      }
+    }
   });
 }
 
@@ -689,8 +733,6 @@ void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, floa
   }
 }
 
-int64_t sgemm_avx2_k_block() { return kKc; }
-
 int64_t sgemm_avx2_packed_floats(int64_t K, int64_t N) { return std::max<int64_t>(K, 1) * panels_of(N) * kNr; }
 
 void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed, float* out,
@@ -710,21 +752,43 @@ void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool t
 
 namespace {
 
+// epi safe from C's stores: a residual that overlaps C is copied into `keep`, unless it is C
+// itself (same rows, same stride) and `in_place` (the path reads each element before the only
+// store to it, or keeps a copy per tile). K = 0 scales C before the epilogue reads it: copied.
+GemmEpilogue residual_guard(const GemmEpilogue& epi, int64_t M, int64_t N, int64_t K, const float* C, int64_t ldc,
+                            bool in_place, std::vector<float>& keep) {
+  if (in_place && K > 0 && epi.residual == C && epi.ldr == ldc) return epi;
+  return gemm_residual_copy(epi, M, N, C, ldc, keep);
+}
+
 // C[:, 0:N] over all of K with B packed whole (panel blocks at Bp + k0*npad): each tile keeps its C
 // block in cache across the K-blocks and applies the epilogue in registers on the last one.
 void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float* Bp, int64_t npad, float* C,
                   int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
-  const GemmEpilogue* fused = epi.trivial() ? nullptr : &epi;
+  const bool fused = !epi.trivial();
+  // A residual that is C itself: over one K-block each element is read before its only store;
+  // over several, C takes partial sums first, so each tile copies its block of it beforehand
+  // (on the core that runs the tile: the copy stays in its L2 until the epilogue reads it).
+  const bool save_residual = epi.residual == C && epi.ldr == ldc && K > kKc;
   const Tiling t = choose_tiling(M, N, K, pool);
-  run_tiles(t.m_tiles * t.n_tiles, t.parallel, pool, [&](int64_t q) {
-    const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
-    const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
+  run_tiles(t.count(), t.parallel, pool, [&](int64_t q) {
+    const TileRect r = t.tile(q);
+    const int64_t rows = r.m1 - r.m0, cols = r.n1 - r.n0;
+    float* c = C + r.m0 * ldc + r.n0;
+    GemmEpilogue e = epilogue_at(epi, r.m0, r.n0);
+    if (save_residual) {
+      float* copy = scratch(kTile, rows * cols);
+      for (int64_t i = 0; i < rows; ++i) std::memcpy(copy + i * cols, c + i * ldc, cols * sizeof(float));
+      e.residual = copy;
+      e.ldr = cols;
+    }
+    const ASource at = a.from_row(r.m0);
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
-      tile_kblock(m0, m1, M, n0, n1, N, k0, kc, a, Bp + k0 * npad, C, ldc, k0 > 0, beta,
-                  k0 + kc >= K ? fused : nullptr);
+      tile_kblock(rows, M - r.m0, cols, k0, kc, at, Bp + k0 * npad + r.n0 * kc, c, ldc, k0 > 0, beta,
+                  fused && k0 + kc >= K ? &e : nullptr);
     }
-    activation_sweep(fused, m0, m1, n0, n1, C, ldc);
+    if (fused) activation_sweep(&e, 0, rows, 0, cols, c, ldc);
   });
 }
 
@@ -740,63 +804,82 @@ bool degenerate(int64_t M, int64_t N, int64_t K, float* C, int64_t ldc, float be
 }  // namespace
 
 void sgemm_avx2_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
-                       float* C, int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+                       float* C, int64_t ldc, float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, true, keep);
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   packed_tiles(M, N, K, ASource{A, lda, 0}, Bp, panels_of(N) * kNr, C, ldc, beta, epi, pool);
 }
 
 namespace {
 
-// t[i][j] (rows kSgemmDotCols apart) = A row i . Bt row j for R rows and N <= kSgemmDotCols columns:
-// two accumulators per row over interleaved 8-float steps of k, the tail of K in scalars.
-template <int R>
-void dot_rows(int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, float* t) {
-  for (int64_t j = 0; j < N; ++j) {
-    const float* b = Bt + j * K;
-    __m256 acc0[R], acc1[R];
-    for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 16 <= K; k += 16) {
-      const __m256 b0 = _mm256_loadu_ps(b + k), b1 = _mm256_loadu_ps(b + k + 8);
+// t[i][j] (rows kSgemmDotCols apart) = A row i . Bt row j for R rows and NC columns, k outer so
+// each A row is read once: R*NC accumulators, doubled over interleaved 8-float steps of k when
+// that alone would leave fewer than 8 FMA chains; the tail of K in scalars.
+template <int R, int NC>
+void dot_rows(int64_t K, const float* A, int64_t lda, const float* Bt, float* t) {
+  constexpr int KS = R * NC >= 8 ? 1 : 2;
+  __m256 acc[KS][R][NC];
+#pragma GCC unroll 2
+  for (int s = 0; s < KS; ++s)
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NC; ++j) acc[s][i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 * KS <= K; k += 8 * KS)
+#pragma GCC unroll 2
+    for (int s = 0; s < KS; ++s)
+#pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
-        acc0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + i * lda + k), b0, acc0[i]);
-        acc1[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + i * lda + k + 8), b1, acc1[i]);
+        const __m256 a = _mm256_loadu_ps(A + i * lda + k + 8 * s);
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j)
+          acc[s][i][j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(Bt + j * K + k + 8 * s), acc[s][i][j]);
       }
-    }
-    if (k + 8 <= K) {
-      const __m256 b0 = _mm256_loadu_ps(b + k);
-      for (int i = 0; i < R; ++i) acc0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + i * lda + k), b0, acc0[i]);
-      k += 8;
-    }
+  for (; k + 8 <= K; k += 8)
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
-      const __m256 v = _mm256_add_ps(acc0[i], acc1[i]);
+      const __m256 a = _mm256_loadu_ps(A + i * lda + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < NC; ++j) acc[0][i][j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(Bt + j * K + k), acc[0][i][j]);
+    }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < NC; ++j) {
+      const __m256 v = KS == 2 ? _mm256_add_ps(acc[0][i][j], acc[KS - 1][i][j]) : acc[0][i][j];
       __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
       h = _mm_add_ps(h, _mm_movehl_ps(h, h));
       h = _mm_add_ss(h, _mm_movehdup_ps(h));
       float sum = _mm_cvtss_f32(h);
-      for (int64_t q = k; q < K; ++q) sum += A[i * lda + q] * b[q];
+      for (int64_t q = k; q < K; ++q) sum += A[i * lda + q] * Bt[j * K + q];
       t[i * kSgemmDotCols + j] = sum;
     }
-  }
 }
+
+using DotRows = void (*)(int64_t, const float*, int64_t, const float*, float*);
+template <int NC>
+struct DotRow {
+  static constexpr DotRows by_rows[5] = {nullptr, dot_rows<1, NC>, dot_rows<2, NC>, dot_rows<3, NC>,
+                                         dot_rows<4, NC>};
+};
+// [columns][rows]; four columns take three rows a step (12 accumulators stay in registers).
+constexpr const DotRows* kDotRows[kSgemmDotCols + 1] = {nullptr, DotRow<1>::by_rows, DotRow<2>::by_rows,
+                                                        DotRow<3>::by_rows, DotRow<4>::by_rows};
 
 }  // namespace
 
 void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, float* C,
-                     int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+                     int64_t ldc, float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, true, keep);
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   constexpr int64_t kRows = 64;  // rows per pool task
+  const int64_t step = N == 4 ? 3 : 4;
   auto rows = [&](int64_t q) {
-    for (int64_t i = q * kRows, i1 = std::min(M, i + kRows); i < i1; i += 4) {
-      const int r = static_cast<int>(std::min<int64_t>(4, i1 - i));
+    for (int64_t i = q * kRows, i1 = std::min(M, i + kRows); i < i1; i += step) {
+      const int r = static_cast<int>(std::min<int64_t>(step, i1 - i));
       alignas(32) float t[4 * kSgemmDotCols];
-      const float* a = A + i * lda;
-      switch (r) {
-        case 4: dot_rows<4>(N, K, a, lda, Bt, t); break;
-        case 3: dot_rows<3>(N, K, a, lda, Bt, t); break;
-        case 2: dot_rows<2>(N, K, a, lda, Bt, t); break;
-        default: dot_rows<1>(N, K, a, lda, Bt, t); break;
-      }
+      kDotRows[N][r](K, A + i * lda, lda, Bt, t);
       if (beta != 0.f)
         for (int u = 0; u < r; ++u)
           for (int64_t j = 0; j < N; ++j) t[u * kSgemmDotCols + j] += beta * C[(i + u) * ldc + j];
@@ -828,14 +911,16 @@ void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float*
 }
 
 void sgemm_avx2_packed_a(int64_t M, int64_t N, int64_t K, const float* Ap, const float* B, int64_t ldb, float* C,
-                         int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool) {
+                         int64_t ldc, float beta, const GemmEpilogue& epi_in, ThreadPool* pool) {
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, true, keep);
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   // B is packed a column chunk at a time over all of K (at most ~4 MB: it stays in L3 while
   // every row tile streams it), then the chunk's tiles run with their epilogue.
   const int64_t chunk = std::max<int64_t>(kNr, std::min(round_up(N, kNr), (int64_t{1} << 20) / K / kNr * kNr));
   const ASource a{Ap, 0, round_up(M, kMr)};
   const bool parallel = pool && pool->num_threads() > 1 && M * N * K >= kParallelMacs;
-  float* bp = b_scratch(K * chunk);
+  float* bp = scratch(kPackB, K * chunk);
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
     const int64_t w = std::min(chunk, N - n0), panels = panels_of(w), npad = panels * kNr;
     const int64_t kblocks = (K + kKc - 1) / kKc;
@@ -853,29 +938,37 @@ void sgemm_avx2_packed_a(int64_t M, int64_t N, int64_t K, const float* Ap, const
 }
 
 void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                         int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi,
+                         int64_t ldb, float* C, int64_t ldc, float beta, const GemmEpilogue& epi_in,
                          ThreadPool* pool) {
+  // Fewer than 4 rows (gemv_like) clear C before they accumulate; more, over several K-blocks,
+  // leave partial sums in C: a residual that is C itself is used in place over one block only.
+  std::vector<float> keep;
+  const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, M >= 4 && K <= kKc, keep);
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   if (M < 4) return gemv_like(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
 
-  // B is packed one K-block at a time (kKc x N floats), then every tile runs that block.
+  // B is packed one K-block at a time (kKc x N floats), then every tile runs that block (each
+  // thread the same tiles each time, unless it steals: its C block stays in its cache).
   const int64_t panels = panels_of(N);
   const int64_t kc_max = std::min(K, kKc);
-  float* bp = b_scratch(panels * kc_max * kNr);
+  float* bp = scratch(kPackB, panels * kc_max * kNr);
   const Tiling t = choose_tiling(M, N, K, pool);
   const ASource a{A, lda, 0};
-  const GemmEpilogue* fused = epi.trivial() ? nullptr : &epi;
+  const bool fused = !epi.trivial();
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
     const int64_t kc = std::min(kKc, K - k0);
     const bool last = k0 + kc >= K;
     auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B, ldb, false, N, k0, kc, bp, p0, p1); };
     if (t.parallel) pool->parallel_for(panels, 4, pack);
     else pack(0, panels);
-    run_tiles(t.m_tiles * t.n_tiles, t.parallel, pool, [&](int64_t q) {
-      const int64_t m0 = (q % t.m_tiles) * t.mc, m1 = std::min(M, m0 + t.mc);
-      const int64_t n0 = (q / t.m_tiles) * t.nc, n1 = std::min(N, n0 + t.nc);
-      tile_kblock(m0, m1, M, n0, n1, N, k0, kc, a, bp, C, ldc, k0 > 0, beta, last ? fused : nullptr);
-      if (last) activation_sweep(fused, m0, m1, n0, n1, C, ldc);
+    run_tiles(t.count(), t.parallel, pool, [&](int64_t q) {
+      const TileRect r = t.tile(q);
+      float* c = C + r.m0 * ldc + r.n0;
+      const GemmEpilogue e = epilogue_at(epi, r.m0, r.n0);
+      const GemmEpilogue* out = fused && last ? &e : nullptr;
+      tile_kblock(r.m1 - r.m0, M - r.m0, r.n1 - r.n0, k0, kc, a.from_row(r.m0), bp + r.n0 * kc, c, ldc, k0 > 0,
+                  beta, out);
+      if (out) activation_sweep(out, 0, r.m1 - r.m0, 0, r.n1 - r.n0, c, ldc);
     });
   }
 }
