@@ -12,6 +12,7 @@ void register_cuda(py::module_& m);
 void register_reader_testing(py::module_& m);
 void register_kernel_testing(py::module_& m);
 void register_pool_testing(py::module_& m);
+void register_load_testing(py::module_& m);
 }  // namespace runnx
 
 PYBIND11_MODULE(_C, m) {
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_C, m) {
   runnx::register_reader_testing(testing);
   runnx::register_kernel_testing(testing);
   runnx::register_pool_testing(testing);
+  runnx::register_load_testing(testing);
 }

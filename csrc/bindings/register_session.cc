@@ -47,15 +47,17 @@ std::unique_ptr<Session> open_session(py::object model, const py::dict& opts) {
   if (py::isinstance<py::bytes>(model)) {  // the Python layer turns other buffers into bytes
     auto buf = std::make_shared<std::string>(model.cast<std::string>());
     py::gil_scoped_release nogil;
+    LoadProfile profile("model from bytes");
     Model m = load_model_from_bytes(buf->data(), buf->size(), buf);
     auto s = std::make_unique<Session>(std::move(m), so);
-    load_profile_flush("model from bytes");
+    profile.succeeded();
     return s;
   }
   std::string path = py::str(model).cast<std::string>();
   py::gil_scoped_release nogil;
+  LoadProfile profile(path);
   auto s = std::make_unique<Session>(load_model_from_file(path), so);
-  load_profile_flush(path);
+  profile.succeeded();
   return s;
 }
 

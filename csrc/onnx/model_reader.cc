@@ -185,8 +185,9 @@ Tensor decode_typed(const TensorFields& tf, DType dt, const Shape& shape, int64_
 
 // Reads a TensorProto: dims and type are checked (no negative dim, no overflow, at most
 // kMaxTensorBytes) before the data, and the data before any allocation.
-// `may_stay_misaligned`: a main-graph initializer whose float32 matrix may be left misaligned in
-// place (prepare_graph decides from its readers whether it must be copied after all).
+// `may_stay_misaligned`: a main-graph initializer whose float32 matrix (or conv weight, rank >= 2)
+// may be left misaligned in place (prepare_graph decides from its readers whether it must be
+// copied after all).
 Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr, bool may_stay_misaligned = false) {
   TensorFields tf;
   tf.offset = r.begin();
@@ -303,7 +304,7 @@ Tensor read_tensor(Context& ctx, Reader r, std::string* name_out = nullptr, bool
                   str_cat("holds ", tf.raw.size, " bytes but dims ", shape_str(shape), " of type ",
                           dtype_name(dt), " need ", nbytes));
     const bool aligned = reinterpret_cast<uintptr_t>(tf.raw.data) % dtype_size(dt) == 0;
-    const bool matrix = dt == DType::kF32 && shape.size() == 2;
+    const bool matrix = dt == DType::kF32 && shape.size() >= 2;
     if (ctx.keepalive && nbytes && (aligned || (may_stay_misaligned && matrix))) {  // in place: weights stay in the mapped file
       Tensor t;
       t.dtype = dt;

@@ -12,7 +12,7 @@
 namespace runnx {
 
 // Memory-maps `path`; initializers point into the mapping (copied only when misaligned for their
-// dtype, except main-graph float32 matrices: see realign_weight). External data files are
+// dtype, except main-graph float32 tensors of rank >= 2: see realign_weight). External data files are
 // resolved relative to the model's folder.
 Model load_model_from_file(const std::string& path);
 // Drops the resident pages of a weight that lies in the model's file mapping (a kernel packed its

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/thread_pool.h"
+#include "onnx/model_reader.h"
 #include "ops/kernel.h"
 #include "passes/graph_index.h"
 #include "passes/pass.h"
@@ -118,6 +119,10 @@ int pass_constant_folding(Model& model) {
       if (!all_constant) continue;
       const OpSchema* schema = OpRegistry::global().find(n.domain, n.op_type, opset);
       if (!schema) continue;
+      // Kernels read aligned data; a weight left misaligned in the file (graph_prep) is copied
+      // first (the initializer itself, so every later reader gets the copy too).
+      for (const Tensor* t : ins)
+        if (t && is_misaligned(*t)) realign_weight(model, *const_cast<Tensor*>(t));
       if (!pool) pool = std::make_unique<ThreadPool>(1);
       try {
         KernelInfo info{n, opset, [&ins](int i) -> const Tensor* { return i < (int)ins.size() ? ins[i] : nullptr; },

@@ -2,8 +2,14 @@
 // its constant weights and bias: s = scale / sqrt(var + eps), W'[m] = W[m] * s[m],
 // b'[m] = (b[m] - mean[m]) * s[m] + B[m] (computed in double). Needs W, the conv bias and every
 // BN parameter to be float32 constants, and the conv's output to be read by the BN alone.
+// W may sit misaligned in the model file (graph_prep leaves a Conv's weight there for this pass):
+// rows are copied out bytewise, and the folded weights of all convs share one load block (huge
+// pages when it is big: writing them is most of this pass's cost in page faults).
 #include <cmath>
+#include <cstring>
 
+#include "common/load_memory.h"
+#include "onnx/model_reader.h"
 #include "passes/graph_index.h"
 #include "passes/pass.h"
 
@@ -19,8 +25,38 @@ const Tensor* channel_vector(const GraphIndex& idx, const std::string& name, int
 
 struct Fold {
   int conv, bn;
-  Tensor w, b;
+  const Tensor *w, *cb, *scale, *shift, *mean, *var;
+  double eps;
+  size_t offset;  // of W' in the block; b' follows it
+  Tensor w_out, b_out;
 };
+
+size_t aligned64(size_t n) { return (n + 63) / 64 * 64; }
+
+// W'[m] = W[m] * s[m], b' = (b - mean) * s + B, into the block at f.offset.
+void fold(Fold& f, const std::shared_ptr<void>& block) {
+  const Tensor& w = *f.w;
+  const int64_t M = w.shape[0];
+  const int64_t per = w.numel() / std::max<int64_t>(M, 1);
+  auto* base = static_cast<uint8_t*>(block.get()) + f.offset;
+  auto* wo = reinterpret_cast<float*>(base);
+  auto* bo = reinterpret_cast<float*>(base + aligned64(w.nbytes()));
+  const auto* wi = static_cast<const uint8_t*>(w.data);
+  for (int64_t m = 0; m < M; ++m) {
+    const double s = f.scale->ptr<float>()[m] / std::sqrt(double(f.var->ptr<float>()[m]) + f.eps);
+    float* row = wo + m * per;
+    std::memcpy(row, wi + m * per * sizeof(float), per * sizeof(float));
+    for (int64_t i = 0; i < per; ++i) row[i] = static_cast<float>(row[i] * s);
+    const double b0 = f.cb ? f.cb->ptr<float>()[m] : 0.0;
+    bo[m] = static_cast<float>((b0 - f.mean->ptr<float>()[m]) * s + f.shift->ptr<float>()[m]);
+  }
+  f.w_out.dtype = f.b_out.dtype = DType::kF32;
+  f.w_out.shape = w.shape;
+  f.b_out.shape = {M};
+  f.w_out.data = wo;
+  f.b_out.data = bo;
+  f.w_out.owner = f.b_out.owner = block;
+}
 
 }  // namespace
 
@@ -29,6 +65,7 @@ int pass_conv_bn_folding(Model& model) {
   GraphIndex idx(g);
   std::vector<Fold> folds;
   std::vector<bool> used(g.nodes.size(), false);
+  size_t block_bytes = 0;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
     const Node& bn = g.nodes[k];
     if (!is_onnx_op(bn, "BatchNormalization") || bn.inputs.size() != 5 || bn.outputs.empty() ||
@@ -52,21 +89,19 @@ int pass_conv_bn_folding(Model& model) {
     const Tensor* mean = channel_vector(idx, bn.inputs[3], M);
     const Tensor* var = channel_vector(idx, bn.inputs[4], M);
     if ((has_bias && !cb) || !scale || !shift || !mean || !var) continue;
-    const double eps = bn.get_float("epsilon", 1e-5f);
-    Fold f{p, k, Tensor::empty(DType::kF32, w->shape), Tensor::empty(DType::kF32, {M})};
-    const int64_t per = w->numel() / std::max<int64_t>(M, 1);
-    for (int64_t m = 0; m < M; ++m) {
-      const double s = scale->ptr<float>()[m] / std::sqrt(double(var->ptr<float>()[m]) + eps);
-      for (int64_t i = 0; i < per; ++i)
-        f.w.ptr<float>()[m * per + i] = static_cast<float>(w->ptr<float>()[m * per + i] * s);
-      const double b0 = cb ? cb->ptr<float>()[m] : 0.0;
-      f.b.ptr<float>()[m] =
-          static_cast<float>((b0 - mean->ptr<float>()[m]) * s + shift->ptr<float>()[m]);
-    }
     used[p] = used[k] = true;
-    folds.push_back(std::move(f));
+    folds.push_back({p, k, w, cb, scale, shift, mean, var, bn.get_float("epsilon", 1e-5f), block_bytes, {}, {}});
+    block_bytes += aligned64(w->nbytes()) + aligned64(M * sizeof(float));
   }
   if (folds.empty()) return 0;
+  std::shared_ptr<void> block = alloc_load_block(block_bytes);
+  for (Fold& f : folds) fold(f, block);
+  // The original weights nothing else reads give their file pages back now (not when the
+  // session is done building): the folded copies replace them.
+  for (const Fold& f : folds) {
+    const std::string& wn = g.nodes[f.conv].inputs[1];
+    if (idx.only_read_by(wn, f.conv) && !idx.is_graph_input(wn)) release_mapped_weight(model, *f.w);
+  }
   // Edits after matching: new initializers may move the ones the index points into.
   std::set<std::string> taken = idx.names();
   std::vector<bool> dead(g.nodes.size(), false);
@@ -75,8 +110,8 @@ int pass_conv_bn_folding(Model& model) {
     const std::string base = conv.name.empty() ? conv.outputs[0] : conv.name;
     const std::string wn = fresh_name(taken, base + ".weight_bn");
     const std::string bnm = fresh_name(taken, base + ".bias_bn");
-    g.initializers.emplace_back(wn, std::move(f.w));
-    g.initializers.emplace_back(bnm, std::move(f.b));
+    g.initializers.emplace_back(wn, std::move(f.w_out));
+    g.initializers.emplace_back(bnm, std::move(f.b_out));
     conv.inputs.resize(3);
     conv.inputs[1] = wn;
     conv.inputs[2] = bnm;

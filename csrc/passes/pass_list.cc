@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <set>
 
@@ -88,14 +87,12 @@ std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_ask
     for (size_t i = 0; i < passes.size(); ++i) {
       const GraphPass& p = passes[i];
       if (p.min_level > level || (p.cpu_only && device_asked) || idle_since[i] == edits) continue;
-      const bool profiling = load_profile_enabled();
-      const int64_t f0 = profiling ? load_profile_faults() : 0;
-      const auto t0 = std::chrono::steady_clock::now();
-      int n = p.run(model);
-      if (profiling)
-        load_profile_add(std::string("pass ") + p.name,
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count(),
-                         load_profile_faults() - f0);
+      int n;
+      {
+        const std::string name = p.name;
+        LoadPhase phase("pass ", &name);
+        n = p.run(model);
+      }
       if (n > 0) {
         counts[p.name] += n;
         changed = true;

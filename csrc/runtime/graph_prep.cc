@@ -11,6 +11,8 @@ namespace runnx {
 
 namespace {
 
+bool is_onnx_conv(const Node& n) { return n.op_type == "Conv" && (n.domain.empty() || n.domain == "ai.onnx"); }
+
 template <typename T>
 Tensor make_tensor(DType dtype, Shape shape, const std::vector<T>& values) {
   Tensor t = Tensor::empty(dtype, std::move(shape));
@@ -37,22 +39,26 @@ Tensor constant_value(const Node& n) {
   fail(ErrorKind::kUnsupportedOp, n.label(), ": attribute '", a.name, "' is not supported");
 }
 
-// The reader leaves misaligned float32 matrices in the file. Those whose every reader takes them
-// in place (reads_misaligned_in_place) stay there: a GEMM packs straight from the file pages
-// instead of from a heap copy made first (BERT: 336 MB), a Gather copies the rows it needs (BERT's
-// 94 MB word embeddings: no copy, untouched rows never resident). Every other reader gets an
-// aligned copy now, before any pass reads the values.
-void realign_weights(Model& model) {
+// The reader leaves misaligned float32 tensors of rank >= 2 in the file. Those whose every reader
+// takes them in place (reads_misaligned_in_place) stay there: a GEMM packs straight from the file
+// pages instead of from a heap copy made first (BERT: 336 MB), a Gather copies the rows it needs
+// (BERT's 94 MB word embeddings: no copy, untouched rows never resident). So does a Conv's weight
+// when the passes run: conv_bn_folding reads it bytewise into its folded copy (ResNet-50: 69 MB
+// not copied first), and the session realigns one left unfolded before its kernel is built.
+// Every other reader gets an aligned copy now, before any pass reads the values.
+void realign_weights(Model& model, int optimization_level) {
   Graph& g = model.graph;
   bool any = false;
   for (const auto& [name, t] : g.initializers) any |= is_misaligned(t);
   if (!any) return;
-  std::set<std::string> elsewhere;  // read other than as a GEMM's B, or seen by the caller
+  std::set<std::string> elsewhere;  // read other than in place, or seen by the caller
   for (const ValueInfo& vi : g.inputs) elsewhere.insert(vi.name);
   for (const ValueInfo& vi : g.outputs) elsewhere.insert(vi.name);
   for (const Node& n : g.nodes)
-    for (size_t k = 0; k < n.inputs.size(); ++k)
-      if (!reads_misaligned_in_place(n, k)) elsewhere.insert(n.inputs[k]);
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const bool folded_weight = optimization_level >= 1 && k == 1 && is_onnx_conv(n);
+      if (!folded_weight && !reads_misaligned_in_place(n, k)) elsewhere.insert(n.inputs[k]);
+    }
   for (auto& [name, t] : g.initializers)
     if (elsewhere.count(name)) realign_weight(model, t);
 }
@@ -83,7 +89,7 @@ std::vector<PassFired> prepare_graph(Model& model, int optimization_level, bool 
   }
   {
     LoadPhase phase("realign weights");
-    realign_weights(model);
+    realign_weights(model, optimization_level);
   }
   return run_graph_passes(model, optimization_level, device_asked);
 }

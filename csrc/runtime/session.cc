@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "common/load_memory.h"
 #include "common/status.h"
 #include "ir/load_profile.h"
 #include "onnx/model_reader.h"
@@ -25,11 +26,6 @@ namespace runnx {
 namespace {
 
 constexpr int64_t kMinOpset = 1;  // per-op `since` values refuse the old forms we lack
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -167,6 +163,7 @@ void Session::build(const SessionOptions& options) {
 
   bool device_asked = false;
   for (const ProviderRequest& p : options.providers) device_asked |= p.name != kCpuProviderName;
+  LoadMemoryScope load_memory;  // weights packed or folded here may take huge pages
   passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
   std::optional<LoadPhase> phase;
   phase.emplace("validate and sort");
@@ -304,7 +301,6 @@ void Session::build(const SessionOptions& options) {
   phase.emplace("placement");
   place_nodes(order);
   phase.reset();
-  const bool profiling_load = load_profile_enabled();
   const bool on_device = !options.placement_only &&
                          std::any_of(placement_.begin(), placement_.end(),
                                      [](const NodePlacement& p) { return p.device != DeviceKind::kCPU; });
@@ -342,7 +338,7 @@ void Session::build(const SessionOptions& options) {
       const Tensor* t = info.constant_input(k);
       if (!t || released[k]) return;
       released[k] = true;
-      LoadPhase release_phase("weight release (inside kernels)");
+      LoadPhase release_phase("weight release");
       release_mapped_weight(model_, *t);
       constant_releases[in_ids[k]]++;
       release_if_unread(in_ids[k], constant_reads, constant_releases);
@@ -358,9 +354,8 @@ void Session::build(const SessionOptions& options) {
       continue;
     }
     try {
-      const int64_t t0 = profiling_load ? now_ns() : 0, f0 = profiling_load ? load_profile_faults() : 0;
+      LoadPhase kernel_phase("kernel ", &n->op_type);
       st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
-      if (profiling_load) load_profile_add("kernel " + n->op_type, now_ns() - t0, load_profile_faults() - f0);
     } catch (const Error& e) {
       std::string what = e.what();
       if (what.find(n->label()) == std::string::npos) what = n->label() + ": " + what;

@@ -132,9 +132,12 @@ def test_misaligned_embedding_is_gathered_in_place_and_shared_with_a_gemm(tmp_pa
         _close(logits, _mm(x, table.T))
 
 
-def test_misaligned_weights_of_other_shapes_are_copied_by_the_reader(tmp_path):
+def test_misaligned_conv_weight_without_bn_is_copied_aligned(tmp_path):
+    """A conv weight stays in the file through the passes (BN folding would read it there); the
+    session copies it aligned before the Conv kernel reads it. A misaligned vector is copied by
+    the reader."""
     rng = np.random.default_rng(12)
-    w = rand((4, 3, 3, 3), rng=rng)  # a conv weight: not a matrix
+    w = rand((4, 3, 3, 3), rng=rng)
     b = rand((4,), rng=rng)
 
     def build(pad):
@@ -152,6 +155,57 @@ def test_misaligned_weights_of_other_shapes_are_copied_by_the_reader(tmp_path):
         for j in range(3):
             want += np.einsum("mc,bchw->bmhw", w[:, :, i, j], xp[:, :, i:i + 5, j:j + 6])
     _close(y, (want + b[None, :, None, None]).astype(np.float64))
+
+
+def _conv_ref(x, w, pad):
+    """Stride-1 2-D convolution in float64 with `pad` zeros on each side."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    kh, kw = w.shape[2:]
+    oh, ow = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("mc,bchw->bmhw", w[:, :, i, j], x[:, :, i:i + oh, j:j + ow])
+    return y
+
+
+def _bn_ref(y, p, eps=1e-5):
+    s = p["scale"] / np.sqrt(p["var"].astype(np.float64) + eps)
+    return (y - p["mean"][None, :, None, None]) * s[None, :, None, None] + p["shift"][None, :, None, None]
+
+
+@pytest.mark.parametrize("level", [0, 1, 99])
+@pytest.mark.parametrize("how", ["file", "bytes"])
+def test_misaligned_conv_weights_are_bn_folded_from_the_file_without_a_copy(tmp_path, level, how):
+    """Conv -> BN -> Relu -> Conv (no BN): at level >= 1 BN folding reads the first weight from the
+    file and only the second (read by its Conv kernel) is copied aligned; level 0 copies both."""
+    rng = np.random.default_rng(13)
+    w1, w2 = rand((7, 3, 3, 3), rng=rng), rand((5, 7, 1, 1), rng=rng)
+    bn = {"scale": rand((7,), rng=rng), "shift": rand((7,), rng=rng), "mean": rand((7,), rng=rng),
+          "var": rand((7,), low=0.2, high=2.0, rng=rng)}
+
+    def build(pad):
+        nodes = [
+            helper.make_node("Conv", ["x", "W1" + pad], ["c1"], pads=[1, 1, 1, 1]),
+            helper.make_node("BatchNormalization", ["c1", "scale", "shift", "mean", "var"], ["b1"]),
+            helper.make_node("Relu", ["b1"], ["r1"]),
+            helper.make_node("Conv", ["r1", "W2" + pad], ["y"]),
+        ]
+        inits = [numpy_helper.from_array(w1, "W1" + pad), numpy_helper.from_array(w2, "W2" + pad)]
+        inits += [numpy_helper.from_array(v, k) for k, v in bn.items()]
+        return _model(nodes, [_fin("x", ["b", 3, 6, 5])], [_fin("y", ["b", 5, 6, 5])], inits)
+
+    data = _serialize(build, [w1, w2])
+    sess = session_from(data, how, tmp_path, level)
+    vectors = sum(v.nbytes for v in bn.values() if data.find(v.tobytes()) % 4)  # copied by the reader
+    copied = w2.nbytes + (w1.nbytes if level == 0 else 0)
+    assert sess._sess.stats()["realigned_weight_bytes"] == vectors + copied
+    if level:
+        assert sess._passes_fired().get("conv_bn_folding") == 1
+    for b in (1, 2, 1):
+        x = rand((b, 3, 6, 5), rng=rng)
+        (y,) = sess.run(None, {"x": x})
+        _close(y, _conv_ref(np.maximum(_bn_ref(_conv_ref(x, w1, 1), bn), 0), w2, 0))
 
 
 def test_aligned_weights_are_never_copied(tmp_path):

@@ -1,0 +1,85 @@
+#include "common/load_memory.h"
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/status.h"
+
+namespace runnx {
+
+namespace {
+
+std::atomic<int> mode_{static_cast<int>(HugePageMode::kAuto)};
+std::atomic<int64_t> huge_blocks{0}, advice_refused{0}, malloc_blocks{0};
+
+bool huge_pages_wanted() {
+  static const bool off = [] {
+    const char* v = std::getenv("RUNNX_HUGE_PAGES");
+    return v && v[0] == '0';
+  }();
+  return !off;
+}
+
+constexpr size_t kPage = 4096;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// `len` bytes (a whole number of pages) starting on a 2 MiB boundary, or nullptr.
+void* map_aligned(size_t len, HugePageMode mode) {
+  if (mode == HugePageMode::kMapFails) return nullptr;
+  void* raw = ::mmap(nullptr, len + kHugePageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t start = round_up(lo, kHugePageBytes);
+  const uintptr_t end = lo + len + kHugePageBytes;
+  if (start > lo) ::munmap(raw, start - lo);
+  if (end > start + len) ::munmap(reinterpret_cast<void*>(start + len), end - (start + len));
+  return reinterpret_cast<void*>(start);
+}
+
+std::shared_ptr<void> malloc_block(size_t bytes) {
+  void* p = std::aligned_alloc(64, round_up(bytes ? bytes : 1, 64));
+  RUNNX_CHECK(p, kResourceExhausted, "out of memory allocating ", bytes, " bytes");
+  malloc_blocks++;
+  return std::shared_ptr<void>(p, std::free);
+}
+
+}  // namespace
+
+void set_huge_page_mode(HugePageMode mode) { mode_ = static_cast<int>(mode); }
+
+std::shared_ptr<void> alloc_load_block(size_t bytes) {
+  const auto mode = static_cast<HugePageMode>(mode_.load());
+  if (bytes < kHugeBlockMin || mode == HugePageMode::kOff || !huge_pages_wanted()) return malloc_block(bytes);
+  const size_t len = round_up(bytes, kPage);
+  void* p = map_aligned(len, mode);
+  if (!p) return malloc_block(bytes);
+  const bool advised = mode != HugePageMode::kAdviceFails && ::madvise(p, len, MADV_HUGEPAGE) == 0;
+  (advised ? huge_blocks : advice_refused)++;
+  return std::shared_ptr<void>(p, [len](void* q) { ::munmap(q, len); });
+}
+
+std::shared_ptr<float> alloc_load_floats(int64_t n) {
+  std::shared_ptr<void> block = alloc_load_block(static_cast<size_t>(n > 0 ? n : 1) * sizeof(float));
+  return std::shared_ptr<float>(block, static_cast<float*>(block.get()));
+}
+
+namespace {
+thread_local int load_scope_depth = 0;
+}  // namespace
+
+LoadMemoryScope::LoadMemoryScope() { ++load_scope_depth; }
+LoadMemoryScope::~LoadMemoryScope() { --load_scope_depth; }
+
+std::shared_ptr<float> alloc_kept_floats(int64_t n) {
+  if (load_scope_depth > 0) return alloc_load_floats(n);
+  std::shared_ptr<void> block = malloc_block(static_cast<size_t>(n > 0 ? n : 1) * sizeof(float));
+  return std::shared_ptr<float>(block, static_cast<float*>(block.get()));
+}
+
+LoadMemoryStats load_memory_stats() { return {huge_blocks.load(), advice_refused.load(), malloc_blocks.load()}; }
+
+}  // namespace runnx

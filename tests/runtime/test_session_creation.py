@@ -1,0 +1,168 @@
+"""Session creation: load blocks (huge pages and their fallbacks) and the load profile.
+
+Weights folded or packed at creation live in load blocks: from 2 MiB they are mapped 2 MiB-aligned
+and advised MADV_HUGEPAGE; when the advice is refused they keep 4 KiB pages, when mapping fails
+they come from malloc. Whichever way, the session computes the same numbers.
+`RUNNX_LOAD_PROFILE=1` prints one report per creation; phases count self time (a nested phase is
+not counted twice) and a failed creation's phases end in its own report, marked failed.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import runnx
+from helpers import rand
+from onnx import TensorProto, helper, numpy_helper
+
+T = runnx._C._testing
+MIB = 1 << 20
+
+
+@pytest.fixture
+def huge_page_mode():
+    """Sets the load-block mode for one test and restores the default after it."""
+    yield T.set_huge_page_mode
+    T.set_huge_page_mode("auto")
+
+
+def _delta(before, after):
+    return {k: after[k] - before[k] for k in before}
+
+
+@pytest.mark.parametrize(
+    "mode, nbytes, counter, aligned_2m",
+    [
+        ("auto", 2 * MIB + 4096 + 12, None, True),  # huge_blocks, or advice_refused without THP
+        ("advice_fails", 3 * MIB, "advice_refused", True),
+        ("map_fails", 3 * MIB, "malloc_blocks", False),
+        ("off", 3 * MIB, "malloc_blocks", False),
+        ("auto", 2 * MIB - 64, "malloc_blocks", False),  # below the huge-page size
+    ],
+)
+def test_load_block_is_usable_whichever_way_it_was_made(huge_page_mode, mode, nbytes, counter, aligned_2m):
+    huge_page_mode(mode)
+    before = T.load_memory_stats()
+    probe = T.probe_load_block(nbytes)
+    d = _delta(before, T.load_memory_stats())
+    assert probe["intact"] and probe["aligned_64"]
+    if aligned_2m:
+        assert probe["aligned_2m"]
+    if counter is None:
+        assert d["huge_blocks"] + d["advice_refused"] == 1 and d["malloc_blocks"] == 0
+    else:
+        assert d[counter] == 1 and sum(d.values()) == 1
+
+
+def _big_conv_bn(rng, c=256):
+    """Conv(c -> c, 3x3) -> BN -> Relu: the folded weight (c*c*9 floats, 2.4 MB) is one load block."""
+    w = rand((c, c, 3, 3), low=-0.05, high=0.05, rng=rng)
+    bn = [rand((c,), rng=rng), rand((c,), rng=rng), rand((c,), rng=rng), rand((c,), low=0.5, high=2.0, rng=rng)]
+    names = ["scale", "shift", "mean", "var"]
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c"] + names, ["b"]),
+        helper.make_node("Relu", ["b"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(w, "W")] + [numpy_helper.from_array(v, n) for v, n in zip(bn, names)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 5, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 5, 4])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    def reference(x):
+        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+        y = np.zeros((1, c, 5, 4))
+        for i in range(3):
+            for j in range(3):
+                y += np.einsum("mc,bchw->bmhw", w[:, :, i, j], xp[:, :, i:i + 5, j:j + 4])
+        s = bn[0] / np.sqrt(bn[3].astype(np.float64) + 1e-5)
+        y = (y - bn[2][None, :, None, None]) * s[None, :, None, None] + bn[1][None, :, None, None]
+        return np.maximum(y, 0)
+
+    return model, reference
+
+
+def test_sessions_give_the_same_results_whichever_way_load_blocks_are_made(huge_page_mode):
+    rng = np.random.default_rng(30)
+    model, reference = _big_conv_bn(rng)
+    x = rand((1, 256, 5, 4), rng=rng)
+    want = reference(x)
+    results = {}
+    for mode in ("auto", "advice_fails", "map_fails", "off"):
+        huge_page_mode(mode)
+        before = T.load_memory_stats()
+        sess = runnx.InferenceSession(model.SerializeToString())
+        d = _delta(before, T.load_memory_stats())
+        assert d["huge_blocks"] + d["advice_refused"] >= (1 if mode in ("auto", "advice_fails") else 0)
+        if mode in ("map_fails", "off"):
+            assert d["huge_blocks"] + d["advice_refused"] == 0
+        (results[mode],) = sess.run(None, {"x": x})
+        np.testing.assert_allclose(results[mode], want, rtol=1e-4, atol=1e-4)
+        del sess
+    for mode in ("advice_fails", "map_fails", "off"):
+        np.testing.assert_array_equal(results[mode], results["auto"])
+
+
+def test_nested_load_phases_are_not_counted_twice():
+    d = T.nested_load_phases(3000)
+    assert d["inner"] >= 3_000_000  # the inner spin, all of it
+    assert d["outer"] >= 6_000_000  # the outer phase's own two spins
+    assert d["outer"] + d["inner"] <= d["elapsed_ns"]  # self times add up to at most the whole
+
+
+_PROFILE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import runnx
+    bad_path, good_bytes_path = sys.argv[1], sys.argv[2]
+    try:
+        runnx.InferenceSession(bad_path)
+    except runnx.RunnxError as e:
+        print("failed as expected:", type(e).__name__, file=sys.stderr)
+    else:
+        raise SystemExit("the bad model loaded")
+    runnx.InferenceSession(open(good_bytes_path, "rb").read())
+    """
+)
+
+
+def _reports(stderr):
+    """{title line: [phase names]} of each load profile report, in order."""
+    reports = []
+    for line in stderr.splitlines():
+        if line.startswith("runnx load profile: "):
+            reports.append((line, []))
+        elif reports and line.startswith("  ") and "faults" in line:
+            reports[-1][1].append(line.split("faults", 1)[1].strip())
+    return reports
+
+
+def test_a_failed_load_reports_its_phases_and_leaves_none_to_the_next(tmp_path):
+    bad = helper.make_model(
+        helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    good = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    (tmp_path / "bad.onnx").write_bytes(bad.SerializeToString())
+    (tmp_path / "good.onnx").write_bytes(good.SerializeToString())
+    env = dict(os.environ, RUNNX_LOAD_PROFILE="1", PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.run([sys.executable, "-c", _PROFILE_SCRIPT, str(tmp_path / "bad.onnx"), str(tmp_path / "good.onnx")],
+                       capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    assert "failed as expected: UnsupportedOp" in p.stderr
+    reports = _reports(p.stderr)
+    assert len(reports) == 2, p.stderr
+    (bad_title, bad_phases), (good_title, good_phases) = reports
+    assert "bad.onnx (failed)" in bad_title
+    assert "file map" in bad_phases and "protobuf read" in bad_phases and "supported ops" in bad_phases
+    assert "model from bytes" in good_title and "(failed)" not in good_title
+    assert "protobuf read" in good_phases and "kernel Relu" in good_phases
+    assert "file map" not in good_phases  # the failed load's phases stayed in its own report
