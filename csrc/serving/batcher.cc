@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace runnx {
 
@@ -51,6 +52,8 @@ Batcher::Batcher(Session& session, BatcherOptions options)
                 dims_str(vi), ": its first dim is not a batch dim; use max_batch_size=0 for this model");
   }
   batch_sizes_.reset(new std::atomic<int64_t>[opt_.max_batch_size + 2]());
+  // Until a batch has finished nothing is known of the clients: no group goes early.
+  expected_rows_.store(std::numeric_limits<int64_t>::max());
   live_workers_ = opt_.instance_count;
   for (int i = 0; i < opt_.instance_count; ++i) workers_.emplace_back([this] { worker_main(); });
   reaper_ = std::thread([this] { reaper_main(); });
@@ -175,6 +178,7 @@ bool Batcher::run_inline(Request* const* reqs, size_t count) {
         batch.reqs.push_back(r);
       }
       batch.rows = rows;
+      add_in_flight(rows);
       inline_runs_.fetch_add(static_cast<int64_t>(count), std::memory_order_relaxed);
       run_batch(batch, false);  // frees the slot
       ran = true;
@@ -194,15 +198,19 @@ SubmitResult Batcher::enqueue(Request* r, bool wake) {
     return SubmitResult::kQueueFull;
   }
   r->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+  r->seen = Clock::time_point{};
   // Timeouts beyond kMaxWaitUs (about 11 days) mean none: the sum must not overflow the clock.
   r->deadline = r->timeout_us > 0 && r->timeout_us <= kMaxWaitUs
                     ? r->enqueued + std::chrono::microseconds(r->timeout_us)
                     : Clock::time_point::max();
   const int64_t rows = r->rows;
   const bool has_deadline = r->deadline != Clock::time_point::max();
+  // Counted before the push: a leader that sees the request also sees it in flight.
+  add_in_flight(rows);
   // The ring holds at least max_queue_size cells and queued_ counts every request in the ring,
   // so this push has room; the check is a guard, not a path.
   if (!ring_.try_push(r)) {
+    in_flight_rows_.fetch_sub(rows, std::memory_order_seq_cst);
     queued_.fetch_sub(1, std::memory_order_relaxed);
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return SubmitResult::kQueueFull;
@@ -217,6 +225,20 @@ SubmitResult Batcher::enqueue(Request* r, bool wake) {
   if (has_deadline || total >= wake_at_rows_.load(std::memory_order_seq_cst)) wake_.notify_all();
   if (has_deadline) reaper_wake_.notify_all();
   return SubmitResult::kAccepted;
+}
+
+void Batcher::add_in_flight(int64_t rows) {
+  const int64_t now = in_flight_rows_.fetch_add(rows, std::memory_order_seq_cst) + rows;
+  int64_t peak = in_flight_peak_.load(std::memory_order_relaxed);
+  while (peak < now && !in_flight_peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void Batcher::end_period() {
+  const int64_t peak = in_flight_peak_.exchange(in_flight_rows_.load(std::memory_order_seq_cst),
+                                                std::memory_order_relaxed);
+  // Fewer expected rows may be all the waiting leader needs (another worker leads meanwhile).
+  if (expected_rows_.exchange(peak, std::memory_order_seq_cst) > peak) wake_.notify_all();
 }
 
 void Batcher::worker_main() {
@@ -260,6 +282,7 @@ void Batcher::reaper_main() {
 }
 
 bool Batcher::lead(Batch& batch) {
+  const Clock::time_point term_start = Clock::now();
   for (;;) {
     // Rows counted from here on are either drained below or seen by the check before sleeping.
     const int64_t base_rows = arrived_rows_.load(std::memory_order_seq_cst);
@@ -276,7 +299,7 @@ bool Batcher::lead(Batch& batch) {
     }
     Clock::time_point wake_at = Clock::time_point::max();
     int64_t need_rows = 1;
-    bool found = choose(Clock::now(), stopping, batch, wake_at, need_rows);
+    bool found = choose(Clock::now(), term_start, stopping, batch, wake_at, need_rows);
     if (found || (stopping && pending_.empty())) {
       wake_.done();
       // Leaving to run a batch: the deadlines still pending are the reaper's while no one leads.
@@ -300,9 +323,10 @@ void Batcher::drain_ring() {
 // 1 (a first request starts a timer). Else the fewest rows that fill a waiting group (a group
 // fills only when an arrival brings at least that many rows; a new key's group needs
 // max_batch_size, and its timer runs later than the waiting ones'). With preferred sizes, 1: an
-// arrival of higher priority can change the prefix sums.
-bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at,
-                     int64_t& need_rows) {
+// arrival of higher priority can change the prefix sums. Or the rows still missing from the
+// expected in flight.
+bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool stopping, Batch& batch,
+                     Clock::time_point& wake_at, int64_t& need_rows) {
   const int64_t max_rows = opt_.max_batch_size;
   const auto delay = std::chrono::microseconds(opt_.max_queue_delay_us);
   expired_scratch_.clear();
@@ -330,9 +354,11 @@ bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::
         g.full = true;
         break;
       }
+      // A request that came while every worker was busy waits from the moment one is free.
+      if (r->seen == Clock::time_point{}) r->seen = std::max(r->enqueued, term_start);
       g.reqs.push_back(r);
       g.rows += r->rows;
-      g.oldest = std::min(g.oldest, r->enqueued);
+      g.oldest = std::min(g.oldest, r->seen);
       if (max_rows == 0 || g.rows == max_rows) {  // no batch dim: every request runs alone
         g.full = true;
         break;
@@ -346,10 +372,14 @@ bool Batcher::choose(Clock::time_point now, bool stopping, Batch& batch, Clock::
             [&](int a, int b) { return ServiceOrder()(groups_[a].reqs.front(), groups_[b].reqs.front()); });
 
   need_rows = pending_.empty() || !opt_.preferred_batch_sizes.empty() ? 1 : std::max<int64_t>(max_rows, 1);
+  // Every row expected in flight is here (queued or running): nobody else is coming soon.
+  const int64_t missing =
+      expected_rows_.load(std::memory_order_seq_cst) - in_flight_rows_.load(std::memory_order_seq_cst);
+  if (!pending_.empty() && missing > 0) need_rows = std::min(need_rows, missing);
   for (int gi : group_order_) {
     Group& g = groups_[gi];
     size_t count = 0;
-    if (g.full || stopping || delay.count() == 0 || now >= g.oldest + delay) {
+    if (g.full || stopping || delay.count() == 0 || missing <= 0 || now >= g.oldest + delay) {
       count = g.reqs.size();
     } else if (!opt_.preferred_batch_sizes.empty()) {
       // The largest preferred size that a prefix of the candidates fills exactly goes now.
@@ -461,6 +491,7 @@ void Batcher::run_batch(Batch& batch, bool deliver) {
     else
       settle(r, outcome, kind, error);
   }
+  end_period();
 }
 
 void Batcher::answer(Request* r, Outcome outcome, ErrorKind kind, std::string msg) {
@@ -469,6 +500,7 @@ void Batcher::answer(Request* r, Outcome outcome, ErrorKind kind, std::string ms
 }
 
 void Batcher::settle(Request* r, Outcome outcome, ErrorKind kind, std::string msg) {
+  in_flight_rows_.fetch_sub(r->rows, std::memory_order_seq_cst);
   r->outcome = outcome;
   r->error_kind = kind;
   r->error = std::move(msg);

@@ -7,6 +7,13 @@
 // outputs into zero-copy views) while the next idle worker becomes the leader. Idle workers sleep.
 // Finished requests go to their CompletionChannel.
 //
+// Closed-loop clients (each sends its next request when the previous is answered) come back
+// just after their batch: a worker that dispatched whatever had arrived by then would split them
+// into a full batch and a small one, forever. So, with a queue delay, a group waits (at most the
+// delay, counted from when a free worker first saw its request) while fewer rows are in flight
+// than were at the busiest moment between the last two batch completions, and goes at once
+// when all of them are back.
+//
 // A lone request may skip the queue: run_inline() runs it on the caller's thread when nothing is
 // queued, a worker slot is free and recent batches were cheap (at most max_inline_us), saving the
 // two thread hand-offs (producer -> worker -> consumer) that cost more than a small model's
@@ -110,19 +117,24 @@ class Batcher {
     std::vector<Request*> reqs;
     int64_t rows = 0;
     bool full = false;  // max_batch_size reached, or the next compatible request does not fit
-    Clock::time_point oldest = Clock::time_point::max();
+    Clock::time_point oldest = Clock::time_point::max();  // earliest `seen` of its requests
   };
 
   void worker_main();
   void reaper_main();
   bool lead(Batch& batch);  // leader only: false when the batcher is stopping and empty
   void drain_ring();
-  bool choose(Clock::time_point now, bool stopping, Batch& batch, Clock::time_point& wake_at, int64_t& need_rows);
+  // term_start: when this leader took over (requests that arrived before were seen no earlier).
+  bool choose(Clock::time_point now, Clock::time_point term_start, bool stopping, Batch& batch,
+              Clock::time_point& wake_at, int64_t& need_rows);
   void take(Group& g, size_t count, Clock::time_point now, Batch& batch);
   // Runs a batch that holds a running_ slot, frees the slot, then answers (deliver: through
   // the channels; else in place).
   void run_batch(Batch& batch, bool deliver = true);
   SubmitResult enqueue(Request* r, bool wake);
+  void add_in_flight(int64_t rows);
+  // A batch finished: the peak in flight since the previous one becomes the rows to expect.
+  void end_period();
   // Sets the outcome and counts it; answer() also hands `r` to its channel.
   void settle(Request* r, Outcome outcome, ErrorKind kind, std::string msg);
   void answer(Request* r, Outcome outcome, ErrorKind kind = ErrorKind::kRuntime, std::string msg = {});
@@ -146,6 +158,12 @@ class Batcher {
   alignas(64) std::atomic<int> running_{0};
   std::atomic<int64_t> recent_compute_us_{-1};
   std::atomic<int> submitting_{0};
+  // Rows accepted and not yet answered (queued or running), their peak since the last batch
+  // finished, and the previous such period's peak: the rows the leader expects to see in flight
+  // (none can be until a batch has finished).
+  alignas(64) std::atomic<int64_t> in_flight_rows_{0};
+  std::atomic<int64_t> in_flight_peak_{0};
+  std::atomic<int64_t> expected_rows_{0};
   std::atomic<bool> closed_{false};    // submit refuses
   std::atomic<bool> stopping_{false};  // workers exit once nothing is queued
   std::atomic<bool> discard_{false};   // queued requests are answered kClosed instead of run

@@ -35,6 +35,7 @@ struct Request {
   int key_id = -1;                 // the key interned by the scheduler
   uint64_t seq = 0;                // arrival order, FIFO within a priority
   Clock::time_point enqueued{}, deadline = Clock::time_point::max();
+  Clock::time_point seen{};        // when a free worker (the leader) first saw it; {}: not yet
 
   // The answer.
   Outcome outcome = Outcome::kPending;

@@ -509,6 +509,51 @@ def test_batch_fills_from_requests_of_several_rows(mlp_session):
             assert fut.result(timeout=30).batch_size == 8
 
 
+def test_group_goes_once_the_rows_expected_in_flight_are_back(mlp_session):
+    # Closed-loop clients: a group stops waiting for the delay once as many rows are in flight
+    # as were at the busiest moment between the last two batch completions (before the first
+    # completion it never does). Preferred sizes (2, 4) make the first batches go; the 5- and
+    # 3-row batches below can only go by the in-flight rule (the delay is never waited out).
+    rng = np.random.default_rng(15)
+
+    def run(b, rows_and_priorities):
+        xs = [x_rows(rng, n) for n, _ in rows_and_priorities]
+        futs = [b.submit({"x": x}, priority=p) for x, (_, p) in zip(xs, rows_and_priorities)]
+        results = [fut.result(timeout=30) for fut in futs]
+        for res, x in zip(results, xs):
+            assert_result(res, single(mlp_session, {"x": x}))
+        return [res.batch_size for res in results]
+
+    with runnx.Batcher(
+        mlp_session, max_batch_size=8, max_queue_delay_us=LONG_US, preferred_batch_sizes=(2, 4)
+    ) as b:
+        # 3 rows wait (3 is not a preferred size); with 1 more, 4 is preferred.
+        assert run(b, [(3, 0), (1, 0)]) == [4, 4]
+        # 4 expected: the 3 rows wait for the 2 more; the urgent ones run first in the batch.
+        assert run(b, [(3, 5), (2, 0)]) == [5, 5]
+        assert run(b, [(2, 0)]) == [2]  # preferred; the peak of its period was 2 rows ...
+        assert run(b, [(3, 0)]) == [3]  # ... so 3 rows are all that is expected
+        assert b.stats()["batch_sizes"] == {2: 1, 3: 1, 4: 1, 5: 1}
+
+
+def test_missing_rows_are_waited_for_at_most_the_delay(mlp_session):
+    rng = np.random.default_rng(16)
+    delay_us = 200_000
+    with runnx.Batcher(mlp_session, max_batch_size=4, max_queue_delay_us=delay_us) as b:
+        xs = [x_rows(rng, 1) for _ in range(4)]
+        futs = [b.submit({"x": x}) for x in xs]  # full: no waiting
+        assert [f.result(timeout=30).batch_size for f in futs] == [4] * 4
+        # 4 rows expected, 1 comes: it waits out the delay (the queue time counts from submit),
+        # then runs alone.
+        x = x_rows(rng, 1)
+        res = b.submit({"x": x}).result(timeout=30)
+        assert res.batch_size == 1 and res.queue_us >= delay_us
+        assert_result(res, single(mlp_session, {"x": x}))
+        # Its period's peak was 1 row: the next lone request is all that is expected.
+        x = x_rows(rng, 1)
+        assert_result(b.submit({"x": x}).result(timeout=30), single(mlp_session, {"x": x}))
+
+
 def test_deadline_answered_while_every_worker_is_busy():
     so = runnx.SessionOptions()
     so.intra_op_num_threads = 1
