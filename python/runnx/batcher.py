@@ -228,8 +228,10 @@ class Batcher:
     bytes (a session is created with ``sess_options``). ``max_batch_size`` 0 means the model has
     no batch dim and every request runs alone; otherwise dim 0 of every input is the batch dim
     and a request may itself carry several rows. A batch waits at most ``max_queue_delay_us`` for
-    more requests and goes at once when it fills ``max_batch_size`` or one of
-    ``preferred_batch_sizes``. At most ``max_queue_size`` requests wait; beyond that ``submit``
+    more requests (counted from when a free worker first saw its oldest) and goes at once when it
+    fills ``max_batch_size`` or one of ``preferred_batch_sizes``, or when as many rows are in
+    flight as were at the busiest moment between the last two batch completions (closed-loop
+    clients answered by the last batch are all back). At most ``max_queue_size`` requests wait; beyond that ``submit``
     raises :class:`runnx.QueueFull` at once. ``instance_count`` worker threads run batches.
     ``max_inline_us``: :meth:`infer` may run a lone request on the event loop's own thread while
     the batcher is idle and batches take at most this long (0: always through the workers).
