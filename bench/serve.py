@@ -3,7 +3,7 @@
 Usage:
     python bench/serve.py [--models mlp,resnet50] [--concurrency 1,8,64] [--scale full|tiny]
                           [--window-ms 3000] [--threads 0] [--loadgen perf_analyzer|asyncio]
-                          [--workers 1,2]
+                          [--workers 1,2] [--rounds 1]
     RUNNX_DEV_BUILD=build/dev python bench/serve.py ...     # a developer build of runnx
 
 Both servers run as subprocesses on 127.0.0.1 and speak KServe v2 with the binary tensor
@@ -18,8 +18,10 @@ closed-loop generator instead (same table).
 
 Per model and concurrency it prints throughput, p50/p99 end-to-end latency, and the server
 process's CPU use (cores busy: CPU seconds / wall seconds; and CPU milliseconds per inference,
-which a busy shared host distorts least), then checks the targets of the serving issue. The
-host is shared: compare the two servers within a run, not across runs.
+which a busy shared host distorts least), then checks the targets of the serving issue. All
+servers stay up for a model and each concurrency is measured on them back to back (``--rounds
+N``: N times, in alternating order; medians shown). The host is shared: compare the servers
+within a run, not across runs.
 """
 
 from __future__ import annotations
@@ -295,6 +297,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads of both servers")
     ap.add_argument("--loadgen", choices=("perf_analyzer", "asyncio"), default="perf_analyzer")
     ap.add_argument("--workers", default="1", help="runnx server processes, a list (1,2)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every server this many times per concurrency, in alternating "
+                         "order (A B, B A, ...); the table shows medians")
     ap.add_argument("--baseline-app", nargs=3, metavar=("MODEL", "NAME", "PORT"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -332,33 +337,59 @@ def main(argv=None) -> int:
                 "--log-level", "warning", "--workers", str(w), "--port"]
         servers["ort-app"] = [sys.executable, str(Path(__file__).resolve()), "--threads",
                               str(args.threads), "--baseline-app", path, name]
-        for server, cmd in servers.items():
-            port = free_port()
-            cmd = cmd + [str(port)]
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-            try:
-                wait_ready(port, f"/v2/models/{name}", proc)
-                for conc in concs:
-                    cpu0, t0 = cpu_seconds(proc.pid, tree=True), time.perf_counter()
-                    try:
-                        if exe:
-                            r = perf_analyzer(exe, pa_env, name, port, conc, args.window_ms,
-                                              count_window=compute_us > 20000)
-                        else:
-                            seconds = max(args.window_ms / 1000 * 3, 4 * conc * compute_us / 1e6)
-                            r = asyncio.run(_asyncio_load(port, name, body, hl, conc, seconds))
-                    except Exception as e:  # noqa: BLE001  (reported in the table)
-                        r = {"error": str(e)[:200]}
-                    r["cpu"] = (cpu_seconds(proc.pid, tree=True) - cpu0) / (time.perf_counter() - t0)
-                    r.update(model=name, server=server, conc=conc, model_compute_us=compute_us)
-                    rows.append(r)
-                    print_row(r, flush=True)
-            finally:
+        # Every server stays up while the others are measured (idle, they cost nothing), so
+        # each concurrency is measured on all of them back to back: a host whose load moves
+        # within minutes then shifts them alike. --rounds repeats that, in alternating order.
+        procs, ports = {}, {}
+        try:
+            for server, cmd in servers.items():
+                ports[server] = free_port()
+                procs[server] = subprocess.Popen(cmd + [str(ports[server])], env=env,
+                                                 stdout=subprocess.DEVNULL)
+            for server in servers:
+                wait_ready(ports[server], f"/v2/models/{name}", procs[server])
+            for conc in concs:
+                runs = {server: [] for server in servers}
+                for rnd in range(args.rounds):
+                    for server in (list(servers) if rnd % 2 == 0 else list(servers)[::-1]):
+                        proc = procs[server]
+                        cpu0, t0 = cpu_seconds(proc.pid, tree=True), time.perf_counter()
+                        try:
+                            if exe:
+                                r = perf_analyzer(exe, pa_env, name, ports[server], conc,
+                                                  args.window_ms, count_window=compute_us > 20000)
+                            else:
+                                seconds = max(args.window_ms / 1000 * 3,
+                                              4 * conc * compute_us / 1e6)
+                                r = asyncio.run(_asyncio_load(ports[server], name, body, hl, conc,
+                                                              seconds))
+                        except Exception as e:  # noqa: BLE001  (reported in the table)
+                            r = {"error": str(e)[:200]}
+                        wall = time.perf_counter() - t0
+                        r["cpu"] = (cpu_seconds(proc.pid, tree=True) - cpu0) / wall
+                        r.update(model=name, server=server, conc=conc, model_compute_us=compute_us)
+                        runs[server].append(r)
+                        print_row(r, flush=True)
+                rows += [median_row(runs[server]) for server in servers]
+        finally:
+            for proc in procs.values():
                 proc.terminate()
+            for proc in procs.values():
                 proc.wait(60)
     print()
     print_table(rows, exe is not None, why)
     return 0
+
+
+def median_row(runs: list[dict]) -> dict:
+    """One row from a server's rounds at one concurrency: the median of each figure."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    row = dict(ok[0], rounds=len(ok), unsteady=any(r.get("unsteady") for r in ok))
+    for k in ("thr", "p50_us", "p99_us", "queue_us", "compute_us", "cpu"):
+        row[k] = statistics.median(r[k] for r in ok)
+    return row
 
 
 def print_row(r: dict, flush: bool = False) -> None:
