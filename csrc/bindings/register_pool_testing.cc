@@ -111,17 +111,20 @@ void register_pool_testing(py::module_& m) {
     const std::thread::id caller = std::this_thread::get_id();
     std::mutex mu;
     std::vector<std::vector<int>> masks;
-    pool.parallel_for(4 * threads, 1, [&](int64_t, int64_t) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      if (std::this_thread::get_id() == caller) return;
-      cpu_set_t set;
-      if (sched_getaffinity(0, sizeof(set), &set) != 0) return;
-      std::vector<int> cpus;
-      for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(c, &set)) cpus.push_back(c);
-      std::lock_guard<std::mutex> lk(mu);
-      masks.push_back(cpus);
-    });
+    // On a loaded host the caller may take every chunk before a fresh worker is scheduled:
+    // repeat the job (up to ~2 s) until some worker has run a chunk.
+    for (int attempt = 0; attempt < 100 && masks.empty(); ++attempt)
+      pool.parallel_for(4 * threads, 1, [&](int64_t, int64_t) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (std::this_thread::get_id() == caller) return;
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) != 0) return;
+        std::vector<int> cpus;
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+          if (CPU_ISSET(c, &set)) cpus.push_back(c);
+        std::lock_guard<std::mutex> lk(mu);
+        masks.push_back(cpus);
+      });
     return masks;
   });
   // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
