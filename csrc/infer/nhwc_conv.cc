@@ -48,6 +48,10 @@ void nhwc_conv(InferContext& ctx) {
 
 }  // namespace
 
-void register_nhwc_conv_infer(InferRegistry& r) { r.add("NhwcConv", "com.runnx", nhwc_conv); }
+void register_nhwc_conv_infer(InferRegistry& r) {
+  r.add("NhwcConv", "com.runnx", nhwc_conv);
+  // Its projection's W, B, Z sit at NhwcConv's slots and kernel_shape is always set.
+  r.add("NhwcDwProject", "com.runnx", nhwc_conv);
+}
 
 }  // namespace runnx

@@ -37,6 +37,73 @@ constexpr int64_t kDirectMaxChannels = 4;
 // 510 us). Batch 1 tensors (<= 4.8 MB) stay in the caches for the next conv, where both only cost.
 constexpr int64_t kPrefetchBytes = int64_t{8} << 20;
 constexpr int64_t kStreamBytes = int64_t{16} << 20;
+// NhwcDwProject's depthwise band (floats of scratch per thread): with the input rows it reads
+// and the projection's output rows it stays in a 1 MB L2.
+constexpr int64_t kBandFloats = int64_t{32} << 10;
+// ... but at least this many pixels (more rows on small planes, spanning images): the 1x1 GEMM on
+// a band re-reads W_p (C x M, up to 600 KB) per band (bench at batch 32, 960ch @7 -> 160:
+// bands of 28 pixels took 1.08-1.3x the unfused pair).
+constexpr int64_t kMinBandPixels = 96;
+
+// Depthwise weights [C, 1, kh, kw] blocked [C rounded up to 8 / 8][kh * kw][8] (zero past C).
+std::vector<float> pack_depthwise(const float* wp, int64_t C, int64_t ks) {
+  const int64_t Cp = (C + 7) / 8 * 8;
+  std::vector<float> out(static_cast<size_t>(ks * Cp), 0.f);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < ks; ++t) out[(c / 8 * ks + t) * 8 + c % 8] = wp[c * ks + t];
+  return out;
+}
+
+DwNhwcGeom depthwise_geometry(const Geom3& g, int64_t N, int64_t C, int64_t KH, int64_t KW) {
+  DwNhwcGeom dg{g.in[1], g.in[2], C,      g.out[1], g.out[2], KH,      KW,
+                g.s[1],  g.s[2],  g.d[1], g.d[2],   g.pb[1],  g.pb[2]};
+  dg.prefetch_rows = N * g.in[1] * g.in[2] * C * int64_t{sizeof(float)} >= kPrefetchBytes;
+  return dg;
+}
+
+// y = act(conv + z) where Z's shape differs from the conv's (the Add it came from broadcast):
+// numpy broadcasting over the four dims, y allocated with the broadcast shape. e: the activation.
+void add_broadcast_residual(KernelContext& ctx, const Tensor& conv, const Tensor& z,
+                            ConvEpilogue e) {
+  const Node& node = ctx.node();
+  const Shape& conv_shape = conv.shape;
+  RUNNX_CHECK(z.rank() <= 4, kInvalidArgument, node.label(), ": Z ", shape_str(z.shape),
+              " does not broadcast with the output ", shape_str(conv_shape));
+  Shape zs(4 - z.rank(), 1);
+  zs.insert(zs.end(), z.shape.begin(), z.shape.end());
+  Shape out(4);
+  for (int i = 0; i < 4; ++i) {
+    RUNNX_CHECK(zs[i] == conv_shape[i] || zs[i] == 1 || conv_shape[i] == 1, kInvalidArgument,
+                node.label(), ": Z ", shape_str(z.shape), " does not broadcast with the output ",
+                shape_str(conv_shape));
+    out[i] = zs[i] == 1 ? conv_shape[i] : zs[i];
+  }
+  Tensor& y = ctx.allocate_output(0, DType::kF32, out);
+  if (y.numel() == 0) return;
+  // Element strides of the conv result and of Z along each output dim (0 where broadcast).
+  int64_t sc[4], sz[4], c_acc = 1, z_acc = 1;
+  for (int i = 3; i >= 0; --i) {
+    sc[i] = conv_shape[i] == 1 ? 0 : c_acc;
+    sz[i] = zs[i] == 1 ? 0 : z_acc;
+    c_acc *= conv_shape[i];
+    z_acc *= zs[i];
+  }
+  const float* cp = conv.ptr<float>();
+  const float* zp = z.ptr<float>();
+  float* yp = y.ptr<float>();
+  int64_t o = 0;
+  for (int64_t i0 = 0; i0 < out[0]; ++i0)
+    for (int64_t i1 = 0; i1 < out[1]; ++i1)
+      for (int64_t i2 = 0; i2 < out[2]; ++i2)
+        for (int64_t i3 = 0; i3 < out[3]; ++i3, ++o) {
+          const int64_t ci = i0 * sc[0] + i1 * sc[1] + i2 * sc[2] + i3 * sc[3];
+          const int64_t zi = i0 * sz[0] + i1 * sz[1] + i2 * sz[2] + i3 * sz[3];
+          yp[o] = cp[ci] + zp[zi];
+        }
+  e.bias = nullptr;
+  e.residual = nullptr;
+  if (!e.is_identity()) conv_simd().epilogue_rows(e, 0, 1, y.numel(), yp, 0, nullptr, 0);
+}
 
 class NhwcConvKernel : public Kernel {
  public:
@@ -67,10 +134,7 @@ class NhwcConvKernel : public Kernel {
     const float* wp = w->ptr<float>();
     const int64_t ks = KH_ * KW_;
     if (depthwise_) {
-      const int64_t Cp = (C_ + 7) / 8 * 8;  // blocks of 8 channels, each [ks][8]
-      wdw_.assign(static_cast<size_t>(ks * Cp), 0.f);
-      for (int64_t c = 0; c < C_; ++c)
-        for (int64_t t = 0; t < ks; ++t) wdw_[(c / 8 * ks + t) * 8 + c % 8] = wp[c * ks + t];
+      wdw_ = pack_depthwise(wp, C_, ks);
     } else {
       // B[(kh, kw, c), m] = W[m, c, kh, kw]: the order the channels-last im2col writes.
       const int64_t K = ks * C_;
@@ -196,9 +260,7 @@ class NhwcConvKernel : public Kernel {
   void run_depthwise(const Tensor& xt, const Geom3& g, const ConvEpilogue& e, float* y,
                      ThreadPool& pool) const {
     const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
-    DwNhwcGeom dg{H,      W,      C_,     OH,     OW,      KH_,     KW_,
-                  g.s[1], g.s[2], g.d[1], g.d[2], g.pb[1], g.pb[2]};
-    dg.prefetch_rows = N * H * W * C_ * int64_t{sizeof(float)} >= kPrefetchBytes;
+    DwNhwcGeom dg = depthwise_geometry(g, N, C_, KH_, KW_);
     dg.stream_out = N * OH * OW * C_ * int64_t{sizeof(float)} >= kStreamBytes;
     const float* x = xt.ptr<float>();
     const ConvSimd& simd = conv_simd();
@@ -245,48 +307,12 @@ class NhwcConvKernel : public Kernel {
   // Z of another shape than the conv's output (the Add it came from broadcast): conv + bias
   // into a temporary, then act(conv + z) with numpy broadcasting over the four dims.
   void run_broadcast_residual(KernelContext& ctx, const Tensor& x, const Tensor& z, const Geom3& g,
-                              const Shape& conv_shape, ConvEpilogue e) const {
-    const Node& node = ctx.node();
-    RUNNX_CHECK(z.rank() <= 4, kInvalidArgument, node.label(), ": Z ", shape_str(z.shape),
-                " does not broadcast with the output ", shape_str(conv_shape));
-    Shape zs(4 - z.rank(), 1);
-    zs.insert(zs.end(), z.shape.begin(), z.shape.end());
-    Shape out(4);
-    for (int i = 0; i < 4; ++i) {
-      RUNNX_CHECK(zs[i] == conv_shape[i] || zs[i] == 1 || conv_shape[i] == 1, kInvalidArgument,
-                  node.label(), ": Z ", shape_str(z.shape), " does not broadcast with the output ",
-                  shape_str(conv_shape));
-      out[i] = zs[i] == 1 ? conv_shape[i] : zs[i];
-    }
+                              const Shape& conv_shape, const ConvEpilogue& e) const {
     Tensor conv = Tensor::empty(DType::kF32, conv_shape);
     ConvEpilogue plain;
     plain.bias = e.bias;
     if (conv.numel() > 0) compute(x, g, plain, conv.ptr<float>(), ctx.pool());
-    Tensor& y = ctx.allocate_output(0, DType::kF32, out);
-    if (y.numel() == 0) return;
-    // Element strides of the conv result and of Z along each output dim (0 where broadcast).
-    int64_t sc[4], sz[4], c_acc = 1, z_acc = 1;
-    for (int i = 3; i >= 0; --i) {
-      sc[i] = conv_shape[i] == 1 ? 0 : c_acc;
-      sz[i] = zs[i] == 1 ? 0 : z_acc;
-      c_acc *= conv_shape[i];
-      z_acc *= zs[i];
-    }
-    const float* cp = conv.ptr<float>();
-    const float* zp = z.ptr<float>();
-    float* yp = y.ptr<float>();
-    int64_t o = 0;
-    for (int64_t i0 = 0; i0 < out[0]; ++i0)
-      for (int64_t i1 = 0; i1 < out[1]; ++i1)
-        for (int64_t i2 = 0; i2 < out[2]; ++i2)
-          for (int64_t i3 = 0; i3 < out[3]; ++i3, ++o) {
-            const int64_t ci = i0 * sc[0] + i1 * sc[1] + i2 * sc[2] + i3 * sc[3];
-            const int64_t zi = i0 * sz[0] + i1 * sz[1] + i2 * sz[2] + i3 * sz[3];
-            yp[o] = cp[ci] + zp[zi];
-          }
-    e.bias = nullptr;
-    e.residual = nullptr;
-    if (!e.is_identity()) conv_simd().epilogue_rows(e, 0, 1, y.numel(), yp, 0, nullptr, 0);
+    add_broadcast_residual(ctx, conv, z, e);
   }
 
   WindowAttrs attrs_;
@@ -298,11 +324,145 @@ class NhwcConvKernel : public Kernel {
   std::vector<float> wdirect_;  // direct: [KH * KW * C][M rounded up to 8]
 };
 
+// NhwcDwProject (com.runnx, made by nhwc_dw_project_fusion): y = conv1x1(act(dw(x) + b_dw)) +
+// b_p + z. Inputs X, W_p [M, C, 1, 1], B_p, Z, W_dw [C, 1, KH, KW], B_dw; the attributes are the
+// depthwise conv's (its activation included). Per band of output rows (numbered across the
+// images): the depthwise rows into a per-thread scratch of ~kBandFloats (it stays in L2), then
+// one sgemm of the band against W_p packed at load, bias and residual in its epilogue, into y.
+// Bands are split over the pool, each thread a contiguous share, as the convs around it split.
+class NhwcDwProjectKernel : public Kernel {
+ public:
+  explicit NhwcDwProjectKernel(const KernelInfo& info) : attrs_(info.node) {
+    const Node& node = info.node;
+    act_ = parse_conv_activation(node);
+    const Tensor* wp = info.constant_input(1);
+    const Tensor* wd = info.constant_input(4);
+    RUNNX_CHECK(wp && wd && wp->dtype == DType::kF32 && wd->dtype == DType::kF32 &&
+                    wp->rank() == 4 && wd->rank() == 4,
+                kInvalidModel, node.label(),
+                ": NhwcDwProject needs constant float32 weights of rank 4 (inputs 1 and 4)");
+    C_ = wd->shape[0];
+    M_ = wp->shape[0];
+    KH_ = wd->shape[2];
+    KW_ = wd->shape[3];
+    RUNNX_CHECK(wd->shape[1] == 1 && node.get_int("group", 1) == C_ && KH_ <= 16 &&
+                    wp->shape[1] == C_ && wp->shape[2] == 1 && wp->shape[3] == 1,
+                kInvalidModel, node.label(), ": NhwcDwProject needs a depthwise W ",
+                shape_str(wd->shape), " (group = C, at most 16 rows) and a 1x1 W ",
+                shape_str(wp->shape), " on its channels");
+    RUNNX_CHECK(attrs_.kernel == std::vector<int64_t>({KH_, KW_}), kInvalidModel, node.label(),
+                ": kernel_shape must be set and match W ", shape_str(wd->shape));
+    z_is_x_ = node.inputs.size() > 3 && node.inputs[3] == node.inputs[0];
+    wdw_ = pack_depthwise(wd->ptr<float>(), C_, KH_ * KW_);
+    std::vector<float> b(static_cast<size_t>(C_ * M_));  // B[c, m] = W_p[m, c]
+    for (int64_t m = 0; m < M_; ++m)
+      for (int64_t c = 0; c < C_; ++c) b[c * M_ + m] = wp->ptr<float>()[m * C_ + c];
+    packed_ = pack_b_f32(C_, M_, b.data(), M_, false);
+    if (info.release_constant) {
+      info.release_constant(1);
+      info.release_constant(4);
+    }
+  }
+
+  // The GEMM reads each residual element before its only store of it (one K-block: C <= 256,
+  // else it copies an overlapping residual first) and the depthwise part never reads Z. Not when
+  // Z is X itself (MobileNetV2's first block adds its input back): y would overwrite rows of X
+  // that another band's depthwise still reads.
+  int inplace_input() const override { return z_is_x_ ? -1 : 3; }
+
+  std::string describe() const override {
+    return std::string("nhwc depthwise + 1x1 projection per row band, sgemm ") + gemm_f32_isa();
+  }
+
+  void run(KernelContext& ctx) const override {
+    const Node& node = ctx.node();
+    const Tensor& x = ctx.required_input(0);
+    const Tensor* bp = ctx.input(2);
+    const Tensor* z = ctx.input(3);
+    const Tensor* bd = ctx.input(5);
+    RUNNX_CHECK(x.rank() == 4 && x.dtype == DType::kF32 && x.shape[3] == C_, kInvalidArgument,
+                node.label(), ": X must be a float32 [N, H, W, ", C_, "] tensor, got ",
+                dtype_name(x.dtype), " ", shape_str(x.shape));
+    RUNNX_CHECK(!bp || (bp->dtype == DType::kF32 && bp->rank() == 1 && bp->shape[0] == M_),
+                kInvalidArgument, node.label(), ": B must be float32 of shape [", M_, "]");
+    RUNNX_CHECK(!bd || (bd->dtype == DType::kF32 && bd->rank() == 1 && bd->shape[0] == C_),
+                kInvalidArgument, node.label(), ": the depthwise bias must be float32 of shape [",
+                C_, "]");
+    RUNNX_CHECK(!z || z->dtype == DType::kF32, kInvalidArgument, node.label(),
+                ": the residual input Z must be float32");
+    const Geom3 g = window_geometry(node, attrs_, {x.shape[1], x.shape[2]}, {KH_, KW_});
+    const Shape out = {x.shape[0], g.out[1], g.out[2], M_};
+    ConvEpilogue dw = act_;
+    dw.bias = bd ? bd->ptr<float>() : nullptr;
+    const float* bias = bp ? bp->ptr<float>() : nullptr;
+    if (z && z->shape != out) {  // a residual that broadcasts: through a temporary
+      Tensor conv = Tensor::empty(DType::kF32, out);
+      if (conv.numel() > 0) compute(x, g, dw, bias, nullptr, conv.ptr<float>(), ctx.pool());
+      return add_broadcast_residual(ctx, conv, *z, ConvEpilogue{});
+    }
+    Tensor& y = ctx.allocate_output(0, DType::kF32, out);
+    if (y.numel() == 0) return;
+    const float* zp = z ? z->ptr<float>() : nullptr;
+    const float *x0 = x.ptr<float>(), *y0 = y.ptr<float>();
+    if (y0 < x0 + x.numel() && x0 < y0 + y.numel()) {  // y shares X's bytes (a view of Z)
+      Tensor tmp = Tensor::empty(DType::kF32, out);
+      compute(x, g, dw, bias, zp, tmp.ptr<float>(), ctx.pool());
+      std::memcpy(y.ptr<float>(), tmp.ptr<float>(), sizeof(float) * y.numel());
+      return;
+    }
+    compute(x, g, dw, bias, zp, y.ptr<float>(), ctx.pool());
+  }
+
+ private:
+  void compute(const Tensor& xt, const Geom3& g, const ConvEpilogue& dw, const float* bias,
+               const float* res, float* y, ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+    const DwNhwcGeom dg = depthwise_geometry(g, N, C_, KH_, KW_);
+    // Output rows are numbered across the images (n * OH + oh; y's pixels follow that order), so
+    // a band of a small plane may span images: the GEMM needs enough rows to use each packed
+    // panel of W_p well. At least one band per thread.
+    const int64_t rows = N * OH, threads = pool.num_threads();
+    int64_t band = std::max<int64_t>(kBandFloats / std::max<int64_t>(1, OW * C_),
+                                     (kMinBandPixels + OW - 1) / std::max<int64_t>(1, OW));
+    band = std::clamp<int64_t>(std::min(band, (rows + threads - 1) / threads), 1, rows);
+    const int64_t bands = (rows + band - 1) / band;
+    GemmEpilogue epi;  // bias per column (output channel), no activation
+    epi.bias = bias;
+    epi.ldr = M_;
+    const float* x = xt.ptr<float>();
+    const ConvSimd& simd = conv_simd();
+    pool.parallel_for(bands, 1, [&](int64_t t0, int64_t t1) {
+      float* zeros = conv_scratch(3, W * C_);
+      float* d = conv_scratch(1, band * OW * C_);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r0 = t * band, r1 = std::min(rows, r0 + band);
+        for (int64_t r = r0; r < r1; ++r)
+          simd.depthwise_nhwc_row(x + r / OH * H * W * C_, wdw_.data(), dg, dw, r % OH, nullptr,
+                                  d + (r - r0) * OW * C_, zeros);
+        const int64_t p0 = r0 * OW;  // the band's first output pixel
+        GemmEpilogue ep = epi;
+        ep.residual = res ? res + p0 * M_ : nullptr;
+        gemm_f32_packed((r1 - r0) * OW, d, C_, packed_, y + p0 * M_, M_, 0.f, ep, nullptr);
+      }
+    });
+  }
+
+  WindowAttrs attrs_;
+  ConvEpilogue act_;  // the depthwise conv's activation
+  int64_t M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
+  bool z_is_x_ = false;
+  PackedB packed_;          // the projection: [C, M]
+  std::vector<float> wdw_;  // [C rounded up to 8 / 8][KH * KW][8]
+};
+
 }  // namespace
 
 void register_nhwc_conv_ops(OpRegistry& r) {
   r.add("NhwcConv", "com.runnx", 1, [](const KernelInfo& info) -> std::unique_ptr<Kernel> {
     return std::make_unique<NhwcConvKernel>(info);
+  });
+  r.add("NhwcDwProject", "com.runnx", 1, [](const KernelInfo& info) -> std::unique_ptr<Kernel> {
+    return std::make_unique<NhwcDwProjectKernel>(info);
   });
 }
 

@@ -91,6 +91,8 @@ DEPTHWISE_CASES = [
     (1, 10, 9, 9, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2)),  # dilation
     (1, 12, 8, 6, (1, 3), (1, 2), (0, 1, 0, 1), (1, 1)),
     (1, 32, 29, 29, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    (2, 11, 9, 13, (3, 3), (2, 1), (1, 1, 1, 1), (1, 1)),  # strides differing per axis
+    (1, 20, 8, 9, (3, 3), (1, 2), (1, 0, 1, 1), (1, 1)),
 ]
 
 
@@ -99,6 +101,21 @@ DEPTHWISE_CASES = [
 def test_depthwise(case, n_threads, monkeypatch):
     n, c, h, w, k, s, p, d = case
     conv_case(n, c, c, h, w, k, s, p, d, True, n_threads=n_threads, monkeypatch=monkeypatch)
+
+
+# The 3x3 row kernel cuts each output row into an edge pixel per padded side and steps of 8, 4, 2
+# and 1 pixels: every width from 1 to 21 covers each mix of steps, with and without the left /
+# right padding column (pads (0, 0) and (1, 0): no right padding at even widths, stride 2), and
+# C = 13 (one 8-channel vector and a tail of 5) and 16.
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 0, 0, 0), (1, 1, 0, 0), (0, 0, 1, 1)])
+@pytest.mark.parametrize("c", [13, 16])
+def test_depthwise_3x3_row_steps(stride, pads, c, monkeypatch):
+    for w in range(1, 22):
+        if w + pads[1] + pads[3] < 3:
+            continue
+        conv_case(2, c, c, 3, w, (3, 3), (stride, stride), pads, (1, 1), True, act="Clip",
+                  residual=w % 2 == 0, n_threads=1, monkeypatch=monkeypatch)
 
 
 GEMM_CASES = [

@@ -89,7 +89,8 @@ def test_borders_are_transposes_only():
     model = block_model()
     sess = session(model, 99)
     ops = [op for _, op, _, _, _, _ in sess._sess.kernel_choices()]
-    assert ops.count("NhwcConv") == 8 and "Conv" not in ops
+    # (nhwc_dw_project_fusion then merges two depthwise + projection pairs)
+    assert ops.count("NhwcConv") + 2 * ops.count("NhwcDwProject") == 8 and "Conv" not in ops
     assert ops.count("Transpose") == 3
 
 

@@ -3,14 +3,11 @@
 // one load and one FMA, with no shuffles and no padded plane copy. Part of conv_simd_impl.h (uses
 // its v8 helpers; compiled portable and AVX2).
 //
-// Rows that fall in the padding read a zero row instead (no per-tap checks on them); columns
-// that fall in the padding are only possible for the first and last few outputs, which take the
-// checked per-pixel loop. 3x3 at dilation 1 runs four output pixels per step (four independent
-// accumulator chains hide the FMA latency) with channels innermost, so the 3 x (3 + 3 * stride)
-// input pixels a step reads stay in L1 across the channel blocks. Weights are blocked
-// [C / 8][kh * kw][8] so a channel block's taps sit at constant offsets from one pointer, and the
-// kernel rows run as a (not unrolled) loop: unrolled, GCC kept 27 tap addresses in stack slots
-// and reloaded one per input load.
+// Rows that fall in the padding read a zero row instead (no per-tap checks on them). 3x3 at
+// dilation 1, stride 1 or 2, with at most one padding column a side (MobileNet's) runs steps of
+// 8, 4, 2 and 1 pixels (dwn_3x3_run) and a one-pixel step with the padded tap left out at each
+// padded edge; other kernels take the checked per-pixel loop. Weights are blocked
+// [C / 8][kh * kw][8] so a channel block's taps sit at constant offsets from one pointer.
 
 // One pixel, channels [c0, c0 + 8), kernel columns [kw0, kw1) only (the rest is padding).
 static inline v8 dwn_pixel8(const float* const* rows, int64_t kh_n, const float* w,
@@ -69,65 +66,128 @@ static void dwn_pixel_checked(const float* const* rows, const float* w,
   }
 }
 
-// Four pixels ow .. ow+3, all inside horizontally, 3x3 kernel at dilation 1.
-template <int S, bool NT>
-static void dwn_3x3_quad(const float* const* rows, const float* w, const runnx::DwNhwcGeom& g,
-                         const runnx::ConvEpilogue& act, const float* bias, int64_t ow,
-                         const float* res, float* y, const float* const* next, int nnext) {
-  const int64_t C = g.C, x0 = (ow * S - g.pl) * C;
-  for (int r = 0; r < nnext; ++r)
-    for (int64_t i = 0; i < 4 * S * C; i += 16) __builtin_prefetch(next[r] + x0 + i, 0, 2);
-  float* yp = y + ow * C;
-  const float* rp = res ? res + ow * C : nullptr;
+// P output pixels of a 3x3 kernel at dilation 1 and stride S, whose windows start at input column
+// iw0: the step reads columns iw0 .. iw0 + (P - 1) * S + 2. L: the first of them is left padding,
+// R: the last is right padding (their taps are left out at compile time). Each input vector is
+// loaded once per kernel row and fed to every output it touches, FMA straight into P independent
+// accumulators (P = 8: 8 chains hide the FMA latency; 3 weights + 8 accumulators + the input stay
+// in registers). Channels are innermost, so the few input pixels a step reads stay in L1 across
+// the channel blocks.
+// ReLU, Clip or no activation as one clamp in registers (no switch per vector); NaN passes.
+struct DwnClamp {
+  bool on;
+  v8 lo, hi;
+  explicit DwnClamp(const runnx::ConvEpilogue& e) {
+    using A = runnx::ConvActivation;
+    on = e.act == A::kNone || e.act == A::kRelu || e.act == A::kClip;
+    lo = splat(e.act == A::kRelu ? 0.f : e.act == A::kClip ? e.alpha : -__builtin_inff());
+    hi = splat(e.act == A::kClip ? e.beta : __builtin_inff());
+  }
+  v8 apply(v8 v, const runnx::ConvEpilogue& act) const {
+    if (!on) return activate(v, act);
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+  }
+};
+
+// Not inlined: the row function would otherwise hold all seven step variants in one body.
+template <int S, int P, bool L, bool R>
+__attribute__((noinline)) static void dwn_3x3_run(const float* const* rows, const float* w,
+                                                  int64_t C, int64_t iw0,
+                                                  const runnx::ConvEpilogue& act,
+                                                  const DwnClamp& clamp, const float* bias,
+                                                  const float* res, float* y, bool nt) {
+  constexpr int NC = (P - 1) * S + 3;
+  const int64_t x0 = (iw0 + L) * C;  // the first column read; column j sits at (j - L) * C
   int64_t c = 0;
   for (; c + 8 <= C; c += 8) {
+    v8 a[P];
     const v8 b = bias ? load8(bias + c) : splat(0.f);
-    v8 a0 = b, a1 = b, a2 = b, a3 = b;
+#pragma GCC unroll 8
+    for (int o = 0; o < P; ++o) a[o] = b;
     const float* wb = w + c * 9;
 #pragma GCC unroll 1
     for (int kh = 0; kh < 3; ++kh) {
-      const float* p = rows[kh] + x0 + c;  // input column 0 of the step; column j at p + j * C
-      const float* q = p + 3 * C;
+      // A running pointer, one add per column (indexed offsets took a register each, spilled).
+      const float* p = rows[kh] + x0 + c;
       const v8 w0 = load8(wb + kh * 24), w1 = load8(wb + kh * 24 + 8);
       const v8 w2 = load8(wb + kh * 24 + 16);
-      if (S == 1) {
-        const v8 x1 = load8(p + C), x2 = load8(p + 2 * C), x3 = load8(q), x4 = load8(q + C);
-        a0 += w0 * load8(p) + w1 * x1 + w2 * x2;
-        a1 += w0 * x1 + w1 * x2 + w2 * x3;
-        a2 += w0 * x2 + w1 * x3 + w2 * x4;
-        a3 += w0 * x3 + w1 * x4 + w2 * load8(q + 2 * C);
-      } else {
-        const float* r = q + 3 * C;
-        const v8 x2 = load8(p + 2 * C), x4 = load8(q + C), x6 = load8(r);
-        a0 += w0 * load8(p) + w1 * load8(p + C) + w2 * x2;
-        a1 += w0 * x2 + w1 * load8(q) + w2 * x4;
-        a2 += w0 * x4 + w1 * load8(q + 2 * C) + w2 * x6;
-        a3 += w0 * x6 + w1 * load8(r + C) + w2 * load8(r + 2 * C);
+#pragma GCC unroll 32
+      for (int j = L; j < NC - R; ++j) {
+        const v8 x = load8(p);
+        p += C;
+        // Column j is tap t of output o when o * S + t == j.
+        if (j % S == 0 && j / S < P) a[j / S] += w0 * x;
+        if ((j - 1) % S == 0 && j >= 1 && (j - 1) / S < P) a[(j - 1) / S] += w1 * x;
+        if ((j - 2) % S == 0 && j >= 2 && (j - 2) / S < P) a[(j - 2) / S] += w2 * x;
       }
     }
-    if (rp) {
-      a0 += load8(rp + c);
-      a1 += load8(rp + C + c);
-      a2 += load8(rp + 2 * C + c);
-      a3 += load8(rp + 3 * C + c);
+    float* q = y + c;
+    if (clamp.on && !res && !nt) {  // the common case without a branch per vector
+#pragma GCC unroll 8
+      for (int o = 0; o < P; ++o, q += C) store8(q, clamp.apply(a[o], act));
+      continue;
     }
-    if (NT) {
-      dwn_store8_nt(yp + c, activate(a0, act));
-      dwn_store8_nt(yp + C + c, activate(a1, act));
-      dwn_store8_nt(yp + 2 * C + c, activate(a2, act));
-      dwn_store8_nt(yp + 3 * C + c, activate(a3, act));
-    } else {
-      store8(yp + c, activate(a0, act));
-      store8(yp + C + c, activate(a1, act));
-      store8(yp + 2 * C + c, activate(a2, act));
-      store8(yp + 3 * C + c, activate(a3, act));
+#pragma GCC unroll 8
+    for (int o = 0; o < P; ++o, q += C) {
+      v8 v = a[o];
+      if (res) v += load8(res + o * C + c);
+      v = clamp.apply(v, act);
+      if (nt)
+        dwn_store8_nt(q, v);
+      else
+        store8(q, v);
     }
   }
   for (; c < C; ++c)
-    for (int q = 0; q < 4; ++q) {
-      const float v = dwn_pixel1(rows, 3, w, g, (ow + q) * S - g.pl, 0, 3, c, bias ? bias[c] : 0.f);
-      yp[q * C + c] = activate1(v + (rp ? rp[q * C + c] : 0.f), act);
+    for (int o = 0; o < P; ++o) {
+      const int64_t kw0 = L && o == 0 ? 1 : 0, kw1 = R && o == P - 1 ? 2 : 3;
+      const runnx::DwNhwcGeom g{0, 0, C, 0, 0, 3, 3, S, S, 1, 1, 0, 0};
+      const float v = dwn_pixel1(rows, 3, w, g, iw0 + o * S, kw0, kw1, c, bias ? bias[c] : 0.f);
+      y[o * C + c] = activate1(v + (res ? res[o * C + c] : 0.f), act);
     }
+}
+
+// The 3x3 / dilation 1 / stride 1 or 2 row with at most one column of padding on each side:
+// an edge pixel that reads padding takes a one-pixel step with that tap left out, the rest
+// steps of 8, 4, 2 and 1 pixels.
+template <int S>
+static void dwn_3x3_row(const float* const* rows, const float* w, const runnx::DwNhwcGeom& g,
+                        const runnx::ConvEpilogue& act, const float* bias, const float* res,
+                        float* y, const float* const* next, int nnext, bool nt) {
+  const int64_t C = g.C, OW = g.OW;
+  const bool left = g.pl == 1, right = (OW - 1) * S - g.pl + 2 >= g.W;
+  auto at = [&](int64_t ow) { return res ? res + ow * C : nullptr; };
+  const DwnClamp clamp(act);
+  if (OW == 1 && left && right)
+    return dwn_3x3_run<S, 1, true, true>(rows, w, C, -1, act, clamp, bias, res, y, nt);
+  int64_t ow = 0, end = OW - right;
+  if (left) dwn_3x3_run<S, 1, true, false>(rows, w, C, -1, act, clamp, bias, res, y, nt), ow = 1;
+  for (; ow + 8 <= end; ow += 8) {
+    const int64_t x0 = (ow * S - g.pl) * C;
+    for (int r = 0; r < nnext; ++r)
+      for (int64_t i = 0; i < 8 * S * C; i += 16) __builtin_prefetch(next[r] + x0 + i, 0, 2);
+    dwn_3x3_run<S, 8, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                    y + ow * C, nt);
+  }
+  if (ow + 4 <= end) {
+    dwn_3x3_run<S, 4, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                    y + ow * C, nt);
+    ow += 4;
+  }
+  if (ow + 2 <= end) {
+    dwn_3x3_run<S, 2, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                    y + ow * C, nt);
+    ow += 2;
+  }
+  if (ow < end) {
+    dwn_3x3_run<S, 1, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                    y + ow * C, nt);
+    ++ow;
+  }
+  if (right)
+    dwn_3x3_run<S, 1, false, true>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                   y + ow * C, nt);
 }
 
 static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNhwcGeom& g,
@@ -149,13 +209,8 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   runnx::ConvEpilogue act = e;
   act.bias = nullptr;
   const float* bias = e.bias;
-  // Outputs [o0, o1) read only columns inside the row.
-  int64_t o0 = 0;
-  while (o0 < g.OW && o0 * g.sw - g.pl < 0) ++o0;
-  int64_t o1 = g.OW;
-  while (o1 > o0 && (o1 - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.W) --o1;
   // An input beyond the caches (prefetch_rows): the rows the next output row adds (1 or 2, the
-  // stride) are prefetched a quad's share at a time while this row runs; the hardware prefetcher
+  // stride) are prefetched a step's share at a time while this row runs; the hardware prefetcher
   // falls behind on the channels-last rows (bench: 144ch @56 s1, b32, 1 thread, 614 -> 462 us
   // per image). From the caches (batch 1) the extra instructions only cost (s2: 268 -> 295 us).
   const float* next[2];
@@ -163,21 +218,15 @@ static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNh
   for (int64_t ih = oh * g.sh - g.pt + (g.kh - 1) * g.dh + 1;
        g.prefetch_rows && nnext < 2 && nnext < g.sh && ih < g.H; ++ih)
     if (ih >= 0) next[nnext++] = x + ih * g.W * g.C;
-  int64_t ow = 0;
-  for (; ow < o0; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
-  if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2)) {
+  if (g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && g.pl <= 1 &&
+      (g.sw == 1 || g.sw == 2) && (g.OW - 1) * g.sw - g.pl + 2 <= g.W) {
     const bool nt = g.stream_out && g.C % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 32 == 0;
-    for (; ow + 4 <= o1; ow += 4) {
-      if (g.sw == 1 && nt)
-        dwn_3x3_quad<1, true>(rows, w, g, act, bias, ow, res, y, next, nnext);
-      else if (g.sw == 1)
-        dwn_3x3_quad<1, false>(rows, w, g, act, bias, ow, res, y, next, nnext);
-      else if (nt)
-        dwn_3x3_quad<2, true>(rows, w, g, act, bias, ow, res, y, next, nnext);
-      else
-        dwn_3x3_quad<2, false>(rows, w, g, act, bias, ow, res, y, next, nnext);
-    }
+    if (g.sw == 1)
+      dwn_3x3_row<1>(rows, w, g, act, bias, res, y, next, nnext, nt);
+    else
+      dwn_3x3_row<2>(rows, w, g, act, bias, res, y, next, nnext, nt);
     if (nt) __builtin_ia32_sfence();  // order the streamed row before the job's completion
+    return;
   }
-  for (; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
+  for (int64_t ow = 0; ow < g.OW; ++ow) dwn_pixel_checked(rows, w, g, act, bias, ow, res, y);
 }

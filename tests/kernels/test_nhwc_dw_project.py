@@ -1,0 +1,137 @@
+"""NhwcDwProject (com.runnx; made by nhwc_dw_project_fusion): depthwise conv + activation, then a
+1x1 projection with bias and residual, computed per band of output rows, against the float64
+numpy convolutions. Awkward shapes: channels that are no multiple of 8 (tails of the vectors),
+images 1x1, one row, widths below 4 and odd, stride 2 on odd sizes, asymmetric pads, batch 1 and
+3, one and two threads; planes big enough for several row bands per image; a residual of the
+output's shape and one that broadcasts; no biases. test_portable_paths reruns the file with
+RUNNX_DISABLE_AVX2=1.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import runnx
+from helpers import rand, threads
+from kernels.test_conv_algos import ACT_PARAMS, ACTS, check, np_conv, rerun_portable
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(20261201)
+
+
+def fused_model(x_shape, wp, bp, wd, bd, z=False, activation="", **attrs):
+    """One NhwcDwProject: X (and Z) graph inputs, the weights and biases constants."""
+    inits = [numpy_helper.from_array(wp, "wp"), numpy_helper.from_array(wd, "wd")]
+    names = ["x", "wp", "", "", "wd", ""]
+    if bp is not None:
+        inits.append(numpy_helper.from_array(bp, "bp"))
+        names[2] = "bp"
+    if bd is not None:
+        inits.append(numpy_helper.from_array(bd, "bd"))
+        names[5] = "bd"
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
+    if z:
+        inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+        names[3] = "z"
+    while names[-1] == "":
+        names.pop()
+    if activation:
+        attrs["activation"] = activation
+    if activation in ACT_PARAMS:
+        attrs["activation_params"] = ACT_PARAMS[activation]
+    node = helper.make_node("NhwcDwProject", names, ["y"], domain="com.runnx",
+                            group=wd.shape[0], kernel_shape=list(wd.shape[2:]), **attrs)
+    graph = helper.make_graph(
+        [node], "dwp", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.runnx", 1)]
+    )
+    m.ir_version = 8
+    return m
+
+
+def to_nhwc(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def fused_case(n, c, m, h, w, k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1), act="Clip",
+               residual=None, bias=True, n_threads=2, monkeypatch=None):
+    x = rand((n, c, h, w), rng=RNG)
+    wd = rand((c, 1, *k), rng=RNG, low=-0.5, high=0.5)
+    wp = rand((m, c, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    bd = rand((c,), rng=RNG) if bias else None
+    bp = rand((m,), rng=RNG) if bias else None
+    d = ACTS[act](np_conv(x, wd, bd, stride, pads, (1, 1), c))
+    ref = to_nhwc(np_conv(d, wp, bp))
+    feeds = {"x": to_nhwc(x)}
+    if residual is not None:
+        feeds["z"] = rand(ref.shape if residual == "full" else residual, rng=RNG)
+        ref = ref + feeds["z"]
+    model = fused_model(feeds["x"].shape, wp, bp, wd, bd, z=residual is not None, activation=act,
+                        strides=list(stride), pads=list(pads))
+    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    for _ in range(2):  # the second run works in the session's memory plan
+        y = sess.run(None, feeds)[0]
+        check(y, ref, 9 + c)
+
+
+CASES = [
+    # (N, C, M, H, W, stride, pads)
+    (1, 8, 5, 7, 7, (1, 1), (1, 1, 1, 1)),
+    (1, 13, 24, 5, 9, (1, 1), (1, 1, 1, 1)),  # a vector and a 5-channel tail
+    (3, 5, 7, 11, 13, (2, 2), (1, 1, 1, 1)),  # stride 2 on odd sizes, batch 3
+    (1, 17, 3, 1, 1, (1, 1), (1, 1, 1, 1)),  # a 1x1 image
+    (2, 9, 16, 1, 9, (1, 1), (1, 1, 1, 1)),  # one row
+    (1, 24, 33, 6, 3, (1, 1), (1, 1, 1, 1)),  # width below 4
+    (1, 16, 8, 9, 2, (2, 2), (0, 1, 1, 0)),  # TF-style asymmetric pads
+    (1, 12, 6, 8, 8, (1, 1), (0, 0, 0, 0)),  # no pads
+    (2, 96, 24, 40, 41, (1, 1), (1, 1, 1, 1)),  # several row bands per image
+    (1, 144, 40, 29, 29, (2, 2), (1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", CASES)
+def test_shapes(case, n_threads, monkeypatch):
+    n, c, m, h, w, s, p = case
+    fused_case(n, c, m, h, w, stride=s, pads=p, n_threads=n_threads, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("residual", [None, "full"])
+@pytest.mark.parametrize("act", list(ACTS))
+def test_epilogues(act, residual, monkeypatch):
+    """Every depthwise activation, with and without the projection's residual."""
+    fused_case(2, 11, 9, 6, 7, act=act, residual=residual, monkeypatch=monkeypatch)
+
+
+def test_without_biases_and_other_kernels(monkeypatch):
+    fused_case(1, 10, 6, 7, 6, bias=False, residual="full", monkeypatch=monkeypatch)
+    fused_case(1, 10, 6, 9, 8, k=(5, 5), pads=(2, 2, 2, 2), act="Relu", monkeypatch=monkeypatch)
+    fused_case(1, 7, 4, 8, 9, k=(1, 3), stride=(1, 2), pads=(0, 1, 0, 1), monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("z_shape", [(1, 1, 6), (1, 5, 1, 6), (3, 5, 4, 6)])
+def test_broadcast_residual(z_shape, monkeypatch):
+    """A residual of another shape broadcasts over the channels-last dims, as the Add did."""
+    fused_case(1 if z_shape[0] != 3 else 3, 9, 6, 5, 4, residual=z_shape, monkeypatch=monkeypatch)
+
+
+def test_errors():
+    wd = rand((4, 1, 3, 3), rng=RNG)
+    wp = rand((5, 4, 1, 1), rng=RNG)
+    x = rand((1, 6, 6, 4), rng=RNG)
+    bad_group = fused_model(x.shape, wp, None, rand((4, 2, 3, 3), rng=RNG), None)
+    with pytest.raises(runnx.InvalidModel, match="depthwise"):
+        runnx.InferenceSession(bad_group.SerializeToString())
+    sess = runnx.InferenceSession(fused_model(x.shape[:3] + (None,), wp, None, wd, None)
+                                  .SerializeToString())
+    with pytest.raises(runnx.InvalidArgument, match="X must be"):
+        sess.run(None, {"x": rand((1, 6, 6, 3), rng=RNG)})
+
+
+@pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
+def test_portable_paths():
+    """This whole file again with the AVX2 routines disabled."""
+    rerun_portable(__file__)

@@ -1,0 +1,136 @@
+"""nhwc_dw_project_fusion: NhwcConv(depthwise) -> NhwcConv(1x1 projection [+ Z]) becomes one
+NhwcDwProject when the depthwise output has no other reader and the projection no activation;
+the outputs match the unoptimised graph (level 0). Awkward shapes: channels no multiple of 8,
+one-row and tiny images, stride 2 on odd sizes, batch 1 and 3, residual or none, ReLU6 / ReLU /
+no activation on the depthwise conv; MobileNetV2 (tiny) fuses every block."""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from helpers import rand
+from onnx import helper
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+from pass_helpers import FLOAT, graph_model, session
+
+from bench.models import zoo
+
+MODELS = os.path.join(os.path.dirname(__file__), "..", "models")
+RNG = np.random.default_rng(23)
+
+
+def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+def w(*shape):
+    return (RNG.standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def kernel_ops(sess):
+    return [op for _, op, _, _, _, _ in sess._sess.kernel_choices()]
+
+
+def block(c=6, expand=13, stride=1, residual=True, dw_act="Clip", proj_act=None,
+          dw_output=False, batch=1, h=7, wd=9):
+    """1x1 s -> 1x1 expand + ReLU6 -> depthwise 3x3 [+ act] -> 1x1 project [+ act] [+ s] (the
+    residual comes from a chain member, as in MobileNetV2)."""
+    nodes = [helper.make_node("Conv", ["x", "ws"], ["s"], kernel_shape=[1, 1])]
+    if expand:
+        nodes += [helper.make_node("Conv", ["s", "we", "be"], ["e"], kernel_shape=[1, 1]),
+                  helper.make_node("Clip", ["e", "lo", "hi"], ["e_c"])]
+    else:  # MobileNetV2's first block: the depthwise conv reads the value the residual adds
+        expand = c
+    nodes.append(helper.make_node("Conv", ["e_c" if expand != c else "s", "wd", "bd"], ["d"],
+                                  group=expand, kernel_shape=[3, 3], strides=[stride, stride],
+                                  pads=[1, 1, 1, 1]))
+    d = "d"
+    if dw_act == "Clip":
+        nodes.append(helper.make_node("Clip", ["d", "lo", "hi"], ["d_a"]))
+        d = "d_a"
+    elif dw_act == "Relu":
+        nodes.append(helper.make_node("Relu", ["d"], ["d_a"]))
+        d = "d_a"
+    nodes.append(helper.make_node("Conv", [d, "wp", "bp"], ["p"], kernel_shape=[1, 1]))
+    y = "p"
+    if proj_act:
+        nodes.append(helper.make_node(proj_act, ["p"], ["p_a"]))
+        y = "p_a"
+    if residual:
+        nodes.append(helper.make_node("Add", [y, "s"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", [y], ["y"]))
+    inits = {"ws": w(c, c, 1, 1), "we": w(expand, c, 1, 1), "be": w(expand), "lo": np.float32(0), "hi": np.float32(6),
+             "wd": w(expand, 1, 3, 3), "bd": w(expand), "wp": w(c, expand, 1, 1), "bp": w(c)}
+    outputs = [("y", FLOAT, None)] + ([(d, FLOAT, None)] if dw_output else [])
+    return graph_model(nodes, [("x", FLOAT, [batch, c, h, wd])], outputs, inits)
+
+
+def compare(model, feeds, threads=2):
+    """Level 0 vs level 99 (run three times: the later runs work in the memory plan, where y
+    may take over the residual's buffer); returns the passes fired and the level-99 kernel ops."""
+    plain = session(model, 0).run(None, feeds)
+    opt = session(model, 99, threads)
+    for _ in range(3):
+        out = opt.run(None, feeds)
+        for a, b in zip(out, plain):
+            close(a, b)
+    return opt._passes_fired(), kernel_ops(opt)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "batch,h,wd,stride,residual",
+    [(1, 7, 9, 1, True), (3, 5, 3, 1, True), (1, 1, 1, 1, True), (1, 1, 7, 1, False),
+     (2, 9, 11, 2, False), (1, 2, 2, 2, False), (1, 30, 26, 1, True)],
+)
+def test_block_fuses_and_matches(batch, h, wd, stride, residual, threads):
+    model = block(stride=stride, residual=residual, batch=batch, h=h, wd=wd)
+    fired, ops = compare(model, {"x": rand((batch, 6, h, wd), rng=RNG)}, threads)
+    assert fired.get("nhwc_dw_project_fusion") == 1
+    assert ops.count("NhwcDwProject") == 1 and ops.count("NhwcConv") == 2
+
+
+@pytest.mark.parametrize("dw_act", ["Clip", "Relu", None])
+@pytest.mark.parametrize("c,expand", [(16, 96), (5, 17), (24, 8)])
+def test_activations_and_channels(dw_act, c, expand):
+    model = block(c=c, expand=expand, dw_act=dw_act, batch=2, h=6, wd=5)
+    fired, _ = compare(model, {"x": rand((2, c, 6, 5), rng=RNG)})
+    assert fired.get("nhwc_dw_project_fusion") == 1
+
+
+@pytest.mark.parametrize("batch,h,wd", [(1, 30, 26), (2, 9, 7)])
+def test_residual_is_the_depthwise_input(batch, h, wd):
+    """Z is X: y must not take over Z's buffer (other bands' depthwise rows still read X)."""
+    model = block(c=16, expand=None, batch=batch, h=h, wd=wd)
+    fired, ops = compare(model, {"x": rand((batch, 16, h, wd), rng=RNG)})
+    assert fired.get("nhwc_dw_project_fusion") == 1 and ops.count("NhwcDwProject") == 1
+
+
+def test_projection_with_activation_is_left_alone():
+    model = block(proj_act="Relu", residual=False)
+    fired, ops = compare(model, {"x": rand((1, 6, 7, 9), rng=RNG)})
+    assert fired.get("nhwc_layout") == 4 and "nhwc_dw_project_fusion" not in fired
+    assert "NhwcDwProject" not in ops
+
+
+def test_depthwise_output_read_elsewhere_is_left_alone():
+    model = block(dw_output=True)
+    fired, ops = compare(model, {"x": rand((1, 6, 7, 9), rng=RNG)})
+    assert "nhwc_dw_project_fusion" not in fired and ops.count("NhwcConv") == 4
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_mobilenetv2_tiny(batch):
+    """Every inverted residual block (9 in the tiny model) ends in a fused depthwise + projection."""
+    path = os.path.join(MODELS, "mobilenetv2_tiny.onnx")
+    n_dw = sum(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+               for n in onnx.load(path).graph.node)
+    feeds = zoo.sample_inputs("mobilenetv2", batch=batch, scale="tiny", seed=7)
+    fired, ops = compare(path, feeds)
+    assert n_dw >= 9 and fired.get("nhwc_dw_project_fusion") == n_dw
+    assert ops.count("NhwcDwProject") == n_dw
