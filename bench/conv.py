@@ -158,8 +158,9 @@ def _node_times(events, stat) -> dict[tuple[str, str], float]:
     return {k: stat(v) for k, v in per.items()}
 
 
-def _conv_shapes(path: str) -> dict[str, str]:
-    """Conv node name -> 'kxk/s g C->M @H' from the model file (onnx shape inference)."""
+def _conv_shapes(path: str) -> dict[str, tuple[str, tuple]]:
+    """Conv node name -> ('kxk/s g C->M @H', (C, M, kh, kw, H, OH)) from the model file (onnx
+    shape inference); the tuple is the key that pairs it with ORT's node (_ort_conv_key)."""
     m = onnx.shape_inference.infer_shapes(onnx.load(path))
     dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
             for v in list(m.graph.value_info) + list(m.graph.input)}
@@ -171,9 +172,39 @@ def _conv_shapes(path: str) -> dict[str, str]:
         w = inits[n.input[1]]
         a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
         x = dims.get(n.input[0], [0, w[1] * a.get("group", 1), 0])
-        out[n.name] = (f"{w[2]}x{w[3]}/s{a.get('strides', [1])[0]} g{a.get('group', 1)} "
-                       f"{x[1]}->{w[0]} @{x[2] if len(x) > 2 else '?'}")
+        y = dims.get(n.output[0], [0, w[0], 0])
+        label = (f"{w[2]}x{w[3]}/s{a.get('strides', [1])[0]} g{a.get('group', 1)} "
+                 f"{x[1]}->{w[0]} @{x[2] if len(x) > 2 else '?'}")
+        out[n.name] = (label, (x[1], w[0], w[2], w[3], x[2] if len(x) > 2 else 0, y[2] if len(y) > 2 else 0))
     return out
+
+
+def _ort_conv_key(event) -> tuple | None:
+    """(C, M, kh, kw, H, OH) of an ORT Conv event from its recorded input/output shapes."""
+    try:
+        ins = [next(iter(d.values())) for d in event["args"]["input_type_shape"]]
+        y = next(iter(event["args"]["output_type_shape"][0].values()))
+        x, w = ins[0], ins[1]
+        return (x[1], w[0], w[2], w[3], x[2], y[2])
+    except (KeyError, IndexError, StopIteration, TypeError):
+        return None
+
+
+def _pair_convs(r_convs, r_keys, o_convs, o_keys) -> dict:
+    """runnx conv -> ORT conv: in execution order within each shape key (the engines order a
+    block's downsample and conv2 differently, so pairing by global order swapped them), else by
+    global order when the counts match."""
+    by_key = {}
+    for k in o_convs:
+        by_key.setdefault(o_keys.get(k), []).append(k)
+    out = {}
+    for k in r_convs:
+        queue = by_key.get(r_keys.get(k))
+        if queue:
+            out[k] = queue.pop(0)
+    if len(out) == len(r_convs):
+        return out
+    return dict(zip(r_convs, o_convs)) if len(r_convs) == len(o_convs) else {}
 
 
 def profile_model(model: str, batch: int, threads: int, runs: int, top: int, stat) -> None:
@@ -214,8 +245,9 @@ def profile_model(model: str, batch: int, threads: int, runs: int, top: int, sta
     with open(trace) as f:
         ev = json.load(f)
     os.unlink(trace)
-    o_events = [(e["name"].removesuffix("_kernel_time"), e["args"]["op_name"], e["dur"])
-                for e in ev if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    o_raw = [e for e in ev if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    o_events = [(e["name"].removesuffix("_kernel_time"), e["args"]["op_name"], e["dur"]) for e in o_raw]
+    o_keys = {(e["name"].removesuffix("_kernel_time"), e["args"]["op_name"]): _ort_conv_key(e) for e in o_raw}
     o_nodes = _node_times(o_events[len(o_events) * 3 // (runs + 3):], stat)  # less warm-up
     print(f"\n{model} batch {batch}, {threads} thread(s): run wall median "
           f"runnx {statistics.median(wall['runnx']) * 1e3:.2f} ms, "
@@ -232,15 +264,16 @@ def profile_model(model: str, batch: int, threads: int, runs: int, top: int, sta
         print(f"{op:22s} {v['runnx'][0] / 1e3:9.3f} {v['runnx'][1]:4d} "
               f"{v['ort'][0] / 1e3:9.3f} {v['ort'][1]:4d}")
     shapes = _conv_shapes(path)
-    # ORT names its NCHWc nodes after their outputs: pair the convolutions by execution order.
+    # ORT names its NCHWc nodes after their outputs: pair the convolutions by shape, then order.
     r_convs = [k for k in r_nodes if "Conv" in k[1]]
     o_convs = [k for k in o_nodes if "Conv" in k[1]]
-    partner = dict(zip(r_convs, o_convs)) if len(r_convs) == len(o_convs) else {}
+    r_keys = {k: shapes[k[0]][1] for k in r_convs if k[0] in shapes}
+    partner = _pair_convs(r_convs, r_keys, o_convs, o_keys)
     print(f"slowest {top} runnx nodes (us; ORT's matching convolution and the ratio):")
     for key, us in sorted(r_nodes.items(), key=lambda kv: -kv[1])[:top]:
         o_us = o_nodes[partner[key]] if key in partner else None
         o_txt = f"{o_us:8.1f}  {us / o_us:5.2f}" if o_us else f"{'-':>8s}  {'':5s}"
-        print(f"  {us:8.1f} {o_txt}  {key[1]:12s} {key[0]:24s} {shapes.get(key[0], '')}")
+        print(f"  {us:8.1f} {o_txt}  {key[1]:12s} {key[0]:24s} {shapes.get(key[0], ('',))[0]}")
 
 
 def main(argv=None) -> int:

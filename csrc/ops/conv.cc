@@ -47,6 +47,12 @@ constexpr int64_t kDirectMaxChannels = 4;
 constexpr int64_t kSmallImagePixels = 64;
 // Floats of transposed input rows gathered for one GEMM (several images at batch > 1).
 constexpr int64_t kTransposedRowsBudget = int64_t{1} << 20;
+// The split GEMM path (run_gemm_split): each GEMM call's B (X's columns or the im2col block) is
+// at most this many floats, so the GEMM packs it into the caller's L2 and the call's output
+// columns stay there too; and an image is split over the threads only when each gets at least
+// kSplitMinCols output columns (below that, the shared tiles of one parallel GEMM balance better).
+constexpr int64_t kSliceFloats = int64_t{1} << 16;
+constexpr int64_t kSplitMinCols = 256;
 
 // Rows [r0, r1) of the output grid (a row = one (od, oh) pair, OW positions) of the col matrix
 // for one group: col[q, (r - r0) * OW + ow], q = ((c * KD + kd) * KH + kh) * KW + kw.
@@ -81,6 +87,75 @@ void im2col(const T* x, int64_t channels, const Geom3& g, int64_t r0, int64_t r1
             std::fill(dst + hi, dst + OW, T(0));
           }
         }
+}
+
+// A 1x1 window with unit strides and no pads: X itself is the GEMM's B (no im2col).
+bool is_pointwise(const Geom3& g) {
+  return g.k_size() == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
+         g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
+}
+
+// Column-stride phases (2-D windows, column stride >= 2, column dilation 1, k > 1 columns):
+// each input row is split once into its stride phases, zero-padded, so that every tap's part of
+// an output row is one contiguous run of a phase (copy_strided per tap and output row was 12% of
+// a 3x3/s2 conv at 1 thread; each input row feeds KW taps and up to two output rows).
+bool phased_im2col(const Geom3& g) {
+  const bool planar = g.k[0] == 1 && g.in[0] == 1 && g.pb[0] == 0 && g.pe[0] == 0;
+  return planar && g.s[2] >= 2 && g.d[2] == 1 && g.k[2] > 1;
+}
+
+// Floats of phase scratch for `out_rows` output rows: the input rows they read, s[2] phases each.
+int64_t phase_floats(const Geom3& g, int64_t out_rows) {
+  const int64_t rows = (out_rows - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
+  return rows * g.s[2] * (g.out[2] + (g.k[2] - 1) / g.s[2]);
+}
+
+// im2col of output rows [r0, r1) of one channel plane x (phased_im2col geometry) into col (KH*KW
+// rows of (r1 - r0) * OW), through the phase scratch ph (phase_floats(g, r1 - r0)).
+void im2col_phased(const float* x, const Geom3& g, int64_t r0, int64_t r1, float* col, float* ph) {
+  const int64_t OW = g.out[2], KH = g.k[1], KW = g.k[2], sh = g.s[1], sw = g.s[2], dh = g.d[1];
+  const int64_t H = g.in[1], W = g.in[2], PW = OW + (KW - 1) / sw, ld = (r1 - r0) * OW;
+  const int64_t ih0 = r0 * sh - g.pb[1], rows = (r1 - r0 - 1) * sh + (KH - 1) * dh + 1;
+  const ConvSimd& simd = conv_simd();
+  // phase p of input row ih: ph[t] = x[ih, t * sw + p - pad_left], zero outside the row
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t ih = ih0 + i;
+    if (ih < 0 || ih >= H) continue;
+    for (int64_t p = 0; p < sw; ++p) {
+      float* dst = ph + (i * sw + p) * PW;
+      const int64_t off = p - g.pb[2];
+      int64_t lo, hi;
+      valid_range(W, PW, sw, off, lo, hi);
+      std::fill(dst, dst + lo, 0.f);
+      simd.copy_strided(x + ih * W + (off + lo * sw), sw, hi - lo, dst + lo);
+      std::fill(dst + hi, dst + PW, 0.f);
+    }
+  }
+  // tap (kh, kw) at output (oh, ow) reads column ow * sw + kw - pad_left: phase kw % sw, ow + kw / sw
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      float* dst = col + (kh * KW + kw) * ld;
+      for (int64_t r = r0; r < r1; ++r, dst += OW) {
+        const int64_t i = (r - r0) * sh + kh * dh, ih = ih0 + i;
+        if (ih < 0 || ih >= H)
+          std::fill(dst, dst + OW, 0.f);
+        else
+          std::memcpy(dst, ph + (i * sw + kw % sw) * PW + kw / sw, OW * sizeof(float));
+      }
+    }
+}
+
+// im2col of output rows [r0, r1) for channels [c0, c1) of one group's image xg (channel planes IP
+// floats apart) into col (ks rows per channel, `cols` = (r1 - r0) * OW columns).
+void im2col_channels(const float* xg, int64_t IP, const Geom3& g, int64_t c0, int64_t c1, int64_t r0,
+                     int64_t r1, float* col, int64_t cols) {
+  const int64_t ks = g.k_size();
+  if (phased_im2col(g)) {
+    float* ph = conv_scratch(1, phase_floats(g, r1 - r0));
+    for (int64_t c = c0; c < c1; ++c) im2col_phased(xg + c * IP, g, r0, r1, col + c * ks * cols, ph);
+    return;
+  }
+  for (int64_t c = c0; c < c1; ++c) im2col<float>(xg + c * IP, 1, g, r0, r1, col + c * ks * cols);
 }
 
 // Depthwise: output plane m reads only input plane m / mult. y += w * x over each kernel tap,
@@ -241,6 +316,23 @@ class ConvKernel : public Kernel {
     return fused_ && ok ? 3 : -1;
   }
 
+  std::string describe() const override {
+    if (!load_choice_) return "";  // chosen per input shape at run time
+    switch (*load_choice_) {
+      case Path::kGeneric: return "generic loops";
+      case Path::kDepthwise: return "depthwise planes";
+      case Path::kDirect: return "direct (few input channels), W reordered at load";
+      case Path::kWinograd: return "Winograd F(4x4, 3x3), weights transformed on first use";
+      case Path::kTransposed: return "GEMM transposed (pixels as rows), W^T packed at load";
+      case Path::kGemm:
+        return std::string(load_pointwise_ ? "1x1 GEMM on the NCHW input"
+                           : load_phased_  ? "im2col (column-stride phases) + GEMM"
+                                           : "im2col + GEMM") +
+               " " + gemm_f32_isa() + ", W packed at load";
+    }
+    return "";
+  }
+
   void run(KernelContext& ctx) const override {
     const Node& node = ctx.node();
     const Tensor& x = ctx.required_input(0);
@@ -367,6 +459,9 @@ class ConvKernel : public Kernel {
       return;  // run() reports a bad geometry with the actual shapes
     }
     const Path path = choose_path(xd[1], w->shape[0], g);
+    load_choice_ = path;
+    load_pointwise_ = is_pointwise(g);
+    load_phased_ = phased_im2col(g);
     if (path != Path::kTransposed && path != Path::kGemm && path != Path::kDirect) return;
     prepare_weights(path, w->ptr<float>(), xd[1], w->shape[0], g);
     load_path_ = path;
@@ -443,8 +538,7 @@ class ConvKernel : public Kernel {
                            const ConvEpilogue& e, Tensor& yt, ThreadPool& pool) const {
     const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0];
     const int64_t ks = g.k_size(), K = C * ks, P = g.out_size(), IP = g.in_size();
-    const bool pointwise = ks == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
-                           g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
+    const bool pointwise = is_pointwise(g);
     const int64_t per_group = std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
     // Gather tasks per image: channel blocks (pointwise) or pixel blocks (im2row), ~16K floats.
     const int64_t in_step = pointwise ? 64 : std::max<int64_t>(1, 16384 / K);
@@ -489,6 +583,67 @@ class ConvKernel : public Kernel {
     }
   }
 
+  // Packed W, every thread on its own output columns: the (image, group) column ranges are cut
+  // into slices of about kSliceFloats floats of B (whole output rows under im2col, 16-column
+  // panels pointwise), dealt out as contiguous runs to at most 4 tasks per thread, each slice run
+  // on one thread: im2col (if any), the GEMM's packing of B and the tile stores stay in that
+  // core's L2, no thread reads panels another one packed, and each thread gets the same number
+  // of columns (one parallel GEMM over 3136 columns made 7 tiles for 2 threads).
+  void run_gemm_split(const Tensor& xt, const Geom3& g, const ConvEpilogue& e, Tensor& yt,
+                      ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], C = xt.shape[1], M = yt.shape[1], G = group_;
+    const int64_t Cg = C / G, Mg = M / G, ks = g.k_size(), K = Cg * ks;
+    const int64_t P = g.out_size(), IP = g.in_size(), OW = g.out[2];
+    const bool pointwise = is_pointwise(g);
+    const float* x = xt.ptr<float>();
+    float* y = yt.ptr<float>();
+    // Slices of about `step` units: output rows (im2col) or 16-column panels (pointwise), cut
+    // evenly; their count a multiple of the threads when an image is split over them.
+    const int64_t units = pointwise ? (P + 15) / 16 : g.out[0] * g.out[1];
+    const int64_t unit_cols = pointwise ? 16 : OW;
+    // At least as many floats of B as of W per slice: W (M x K, from L2 or L3) is read once per slice.
+    const int64_t slice_floats = std::max(kSliceFloats, Mg * K);
+    const int64_t step = std::clamp<int64_t>(slice_floats / std::max<int64_t>(1, K * unit_cols), 1, units);
+    const int64_t images = N * G;
+    const int64_t threads = N * M * P * K >= kParallelMacs ? pool.num_threads() : 1;
+    const bool split = images < 2 * threads;
+    int64_t slices = (units + step - 1) / step;
+    if (split) slices = std::min(units, (slices + threads - 1) / threads * threads);
+    // Tasks: whole images when there are enough, else runs of slices, a multiple of the threads.
+    int64_t parts = 1;
+    if (split) {
+      parts = std::min<int64_t>(slices, 4 * threads);
+      if (parts >= threads) parts -= parts % threads;
+    }
+    GemmEpilogue ge0 = conv_gemm_epilogue(e, true);
+    ge0.ldr = P;
+    auto slice = [&](int64_t n, int64_t gi, int64_t u0, int64_t u1) {
+      const int64_t c0 = u0 * unit_cols, c1 = std::min(P, u1 * unit_cols), cols = c1 - c0;
+      const float* xg = x + (n * C + gi * Cg) * IP;
+      const int64_t yoff = (n * M + gi * Mg) * P + c0;
+      const float* B = xg + c0;
+      int64_t ldb = P;
+      if (!pointwise) {
+        float* col = conv_scratch(0, K * cols);
+        im2col_channels(xg, IP, g, 0, Cg, u0, u1, col, cols);
+        B = col;
+        ldb = cols;
+      }
+      GemmEpilogue ge = ge0;
+      if (ge.bias) ge.bias += gi * Mg;
+      ge.residual = e.residual ? e.residual + yoff : nullptr;
+      gemm_f32_packed_a(packed_w_[gi], cols, B, ldb, y + yoff, P, 0.f, ge, nullptr);
+    };
+    pool.parallel_for(images * parts, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t img = t / parts, part = t % parts;
+        const int64_t s0 = part * slices / parts, s1 = (part + 1) * slices / parts;
+        for (int64_t s = s0; s < s1; ++s)
+          slice(img / G, img % G, s * units / slices, (s + 1) * units / slices);
+      }
+    });
+  }
+
   // Pointwise / im2col + GEMM, tiled, epilogue per tile.
   void run_gemm(const Tensor& xt, const Tensor& wt, const Geom3& g, const ConvEpilogue& e,
                 Tensor& yt, ThreadPool& pool) const {
@@ -498,8 +653,7 @@ class ConvKernel : public Kernel {
     const float* x = xt.ptr<float>();
     const float* w = wt.ptr<float>();
     float* y = yt.ptr<float>();
-    const bool pointwise = ks == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
-                           g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
+    const bool pointwise = is_pointwise(g);
     const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
     const int64_t chunk =
         pointwise ? rows : std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, K * OW), 1, rows);
@@ -508,6 +662,8 @@ class ConvKernel : public Kernel {
     const bool per_image = !big || threads == 1 || N * G >= 2 * threads;
     const ConvSimd& simd = conv_simd();
     const std::vector<PackedA>& packed = packed_w_;  // prepared by run_f32 for constant W
+    if (!packed.empty() && (per_image || P >= kSplitMinCols * threads))
+      return run_gemm_split(xt, g, e, yt, pool);
 
     // Output rows [r0, r1) of image n, group gi; `par` spreads im2col and the tiles over the pool.
     auto chunk_fn = [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, bool par) {
@@ -520,10 +676,7 @@ class ConvKernel : public Kernel {
       int64_t ldb = P;
       if (!pointwise) {
         float* col = conv_scratch(0, K * cols);
-        auto fill = [&](int64_t c0, int64_t c1) {
-          for (int64_t c = c0; c < c1; ++c)
-            im2col<float>(xg + c * IP, 1, g, r0, r1, col + c * ks * cols);
-        };
+        auto fill = [&](int64_t c0, int64_t c1) { im2col_channels(xg, IP, g, c0, c1, r0, r1, col, cols); };
         if (par)
           pool.parallel_for(Cg, std::max<int64_t>(1, 16384 / (ks * cols) + 1), fill);
         else
@@ -668,8 +821,7 @@ class ConvKernel : public Kernel {
       return;
     }
     // A 1x1 kernel with unit strides and no padding reads X as the col matrix itself.
-    const bool pointwise = g.k_size() == 1 && g.s == std::array<int64_t, 3>{1, 1, 1} &&
-                           g.pb == std::array<int64_t, 3>{0, 0, 0} && g.pe == g.pb;
+    const bool pointwise = is_pointwise(g);
     const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
     int64_t tile =
         pointwise ? rows : std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, K * OW), 1, rows);
@@ -723,6 +875,8 @@ class ConvKernel : public Kernel {
   mutable std::once_flag packed_once_;  // W packed per group for run_gemm
   mutable std::vector<PackedA> packed_w_;
   std::optional<Path> load_path_;  // set when the weights were prepared at load and released
+  std::optional<Path> load_choice_;  // the path X's shape at load takes (for describe)
+  bool load_pointwise_ = false, load_phased_ = false;
 };
 
 }  // namespace

@@ -190,6 +190,125 @@ def test_gemm_paths(case, algo, n_threads, monkeypatch):
     check(y, ref, (c // group) * k[0] * k[1])
 
 
+# ---- the split GEMM path: each thread on its own output columns, L2-sized slices ----------------
+# An image is split over the threads when each gets >= 256 output columns (batch 1-3 at 2
+# threads here); batch >= 2x threads runs whole images per thread, 1 thread slices serially.
+
+SPLIT_CASES = [
+    # (N, C, M, H, W, k, attrs)
+    (1, 40, 21, 23, 25, (1, 1), {}),  # 575 columns: not a multiple of 16, odd M
+    (1, 300, 13, 24, 24, (1, 1), {}),  # K over one GEMM K-block
+    (3, 17, 70, 24, 23, (1, 1), {}),  # 3 images for 2 threads: split, each image cut in parts
+    (5, 9, 33, 23, 23, (1, 1), {}),  # whole images per thread
+    (1, 24, 40, 64, 64, (1, 1), {}),  # 4096 columns: several slices per part
+    (1, 130, 20, 47, 49, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 24x25 out, K = 1170
+    (1, 8, 12, 48, 48, (1, 1), {"strides": [2, 2]}),  # 1x1/s2 through im2col, 576 columns
+    (2, 12, 10, 50, 46, (3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),  # groups: 4 group images
+    (1, 5, 7, 1, 1200, (1, 3), {"strides": [1, 2], "pads": [0, 1, 0, 1]}),  # one output row
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", SPLIT_CASES)
+def test_gemm_split(case, n_threads, monkeypatch):
+    n, c, m, h, w_, k, attrs = case
+    group = attrs.get("group", 1)
+    x = rand((n, c, h, w_), rng=RNG)
+    w = rand((m, c // group, *k), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=list(k), **attrs)
+    y = run(model, {"x": x}, "im2col", monkeypatch, n_threads)
+    ref = np_conv(x, w, b, attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)),
+                  attrs.get("dilations", (1, 1)), group)
+    check(y, ref, (c // group) * k[0] * k[1])
+
+
+@pytest.mark.parametrize("k_ch", [7, 300])
+@pytest.mark.parametrize("act", ["Relu", "HardSwish"])
+def test_gemm_split_fused_in_place(k_ch, act, monkeypatch):
+    """FusedConv on the split path with Z's buffer taken over by the output (K within one GEMM
+    K-block: read in place; over it: each slice's residual copied first), at batch 1 and 2."""
+    monkeypatch.delenv("RUNNX_CONV_ALGO", raising=False)
+    for n in (1, 2):
+        x = rand((n, k_ch, 26, 27), rng=RNG)
+        r = rand((n, 19, 26, 27), rng=RNG)
+        w = rand((19, k_ch, 1, 1), rng=RNG, low=-0.2, high=0.2)
+        w_in = rand((19, 19, 1, 1), rng=RNG, low=-0.5, high=0.5)
+        w_out = rand((5, 19, 1, 1), rng=RNG, low=-0.5, high=0.5)
+        b = rand((19,), rng=RNG)
+        nodes = [
+            helper.make_node("Conv", ["r", "w_in"], ["z"]),
+            helper.make_node("FusedConv", ["x", "w", "b", "z"], ["f"], domain="com.runnx",
+                             activation=act, kernel_shape=[1, 1]),
+            helper.make_node("Conv", ["f", "w_out"], ["y"]),
+        ]
+        inits = [numpy_helper.from_array(a, nm) for a, nm in
+                 [(w, "w"), (b, "b"), (w_in, "w_in"), (w_out, "w_out")]]
+        graph = helper.make_graph(
+            nodes, "split_inplace",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+             helper.make_tensor_value_info("r", TensorProto.FLOAT, r.shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                        helper.make_opsetid("com.runnx", 1)])
+        model.ir_version = 8
+        sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+        ref = np_conv(ACTS[act](np_conv(x, w, b) + np_conv(r, w_in)), w_out)
+        for _ in range(2):
+            check(sess.run(None, {"x": x, "r": r})[0], ref, k_ch + 19 * 2)
+        assert sess.memory_stats()["inplace_nodes"] == 1
+
+
+# im2col through column-stride phases (column stride >= 2, column dilation 1, >= 2 kernel columns)
+PHASED_CASES = [
+    # (N, C, M, H, W, k, attrs)
+    (1, 3, 5, 11, 17, (2, 5), {"strides": [1, 2], "dilations": [2, 1], "pads": [1, 2, 0, 1]}),
+    (2, 4, 6, 9, 20, (3, 4), {"strides": [2, 3], "pads": [0, 2, 2, 1]}),
+    (1, 2, 3, 7, 7, (3, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # taps past both ends
+    (1, 5, 4, 6, 5, (3, 3), {"strides": [2, 4], "pads": [1, 1, 1, 2]}),  # stride > kernel width
+    (1, 3, 4, 1, 2, (1, 2), {"strides": [1, 2], "pads": [0, 1, 0, 1]}),  # 1x2 image
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", PHASED_CASES)
+def test_im2col_stride_phases(case, n_threads, monkeypatch):
+    n, c, m, h, w_, k, attrs = case
+    x = rand((n, c, h, w_), rng=RNG)
+    w = rand((m, c, *k), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG)
+    model = conv_model(x.shape, w, b, kernel_shape=list(k), **attrs)
+    y = run(model, {"x": x}, "im2col", monkeypatch, n_threads)
+    ref = np_conv(x, w, b, attrs["strides"], attrs["pads"], attrs.get("dilations", (1, 1)))
+    check(y, ref, c * k[0] * k[1])
+
+
+def test_im2col_stride_phases_1d(monkeypatch):
+    x = rand((2, 3, 41), rng=RNG)
+    w = rand((7, 3, 4), rng=RNG)
+    model = conv_model(x.shape, w, None, kernel_shape=[4], strides=[3], pads=[2, 1])
+    y = run(model, {"x": x}, "", monkeypatch, 2)
+    ref = np_conv(x[:, :, None, :], w[:, :, None, :], None, (1, 3), (0, 2, 0, 1))
+    check(y, ref[:, :, 0, :], 12)
+
+
+@pytest.mark.parametrize("w_shape,attrs,expect", [
+    ((8, 9, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "im2col (column-stride phases)"),
+    ((8, 9, 1, 1), {"strides": [2, 2]}, "im2col + GEMM"),
+    ((8, 9, 1, 1), {}, "1x1 GEMM on the NCHW input"),
+    ((20, 9, 3, 3), {"pads": [1, 1, 1, 1]}, "Winograd"),
+])
+def test_describe_names_the_path(w_shape, attrs, expect, monkeypatch):
+    monkeypatch.delenv("RUNNX_CONV_ALGO", raising=False)
+    x_shape = (1, 9, 30, 30)
+    model = conv_model(x_shape, rand(w_shape, rng=RNG), None, kernel_shape=list(w_shape[2:]), **attrs)
+    (choice,) = runnx.InferenceSession(model.SerializeToString())._sess.kernel_choices()
+    assert expect in choice[-1]
+    if expect != "Winograd":
+        assert "W packed at load" in choice[-1]
+        assert ("stride phases" in choice[-1]) == ("phases" in expect)
+
+
 # ---- direct: group 1 on <= 4 input channels (stems), 4 channels x 24 pixels per step ------------
 
 DIRECT_CASES = [
