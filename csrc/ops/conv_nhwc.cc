@@ -135,13 +135,16 @@ class NhwcConvKernel : public Kernel {
     const int64_t ks = KH_ * KW_;
     if (depthwise_) {
       wdw_ = pack_depthwise(wp, C_, ks);
+    } else if (ks == 1) {
+      packed_ = pack_b_f32(C_, M_, wp, C_, true);  // W [M, C] is B^T as it stands
     } else {
-      // B[(kh, kw, c), m] = W[m, c, kh, kw]: the order the channels-last im2col writes.
+      // B[(kh, kw, c), m] = W[m, c, kh, kw]: the order the channels-last im2col writes. Written
+      // row by row of B (m innermost): a write-strided transpose faulted a page every few stores.
       const int64_t K = ks * C_;
       std::vector<float> b(static_cast<size_t>(K * M_));
-      for (int64_t m = 0; m < M_; ++m)
+      for (int64_t t = 0; t < ks; ++t)
         for (int64_t c = 0; c < C_; ++c)
-          for (int64_t t = 0; t < ks; ++t) b[(t * C_ + c) * M_ + m] = wp[(m * C_ + c) * ks + t];
+          for (int64_t m = 0; m < M_; ++m) b[(t * C_ + c) * M_ + m] = wp[(m * C_ + c) * ks + t];
       direct_ = C_ <= kDirectMaxChannels && ks > 1 && K <= DirectNhwcGeom::kMaxTaps;
       if (direct_) {
         const int64_t Mp = (M_ + 7) / 8 * 8;
@@ -354,10 +357,7 @@ class NhwcDwProjectKernel : public Kernel {
                 ": kernel_shape must be set and match W ", shape_str(wd->shape));
     z_is_x_ = node.inputs.size() > 3 && node.inputs[3] == node.inputs[0];
     wdw_ = pack_depthwise(wd->ptr<float>(), C_, KH_ * KW_);
-    std::vector<float> b(static_cast<size_t>(C_ * M_));  // B[c, m] = W_p[m, c]
-    for (int64_t m = 0; m < M_; ++m)
-      for (int64_t c = 0; c < C_; ++c) b[c * M_ + m] = wp->ptr<float>()[m * C_ + c];
-    packed_ = pack_b_f32(C_, M_, b.data(), M_, false);
+    packed_ = pack_b_f32(C_, M_, wp->ptr<float>(), C_, true);  // W_p [M, C] is B^T
     if (info.release_constant) {
       info.release_constant(1);
       info.release_constant(4);
