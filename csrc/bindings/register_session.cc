@@ -242,6 +242,8 @@ void register_session(py::module_& m) {
         d["first_inference_mismatch"] = st.first_inference_mismatch;
         d["realigned_weight_bytes"] = st.realigned_weight_bytes;
         d["static_plans"] = st.static_plans;
+        d["static_plans_kept"] = st.static_plans_kept;
+        d["kernel_build_threads"] = st.kernel_build_threads;
         return d;
       })
       .def("inferred_types", [](const Session& s) {

@@ -70,6 +70,10 @@ class Kernel {
   // element i before writing element i), or -1. The planner uses it only when that input dies
   // here and its size equals the output's.
   virtual int inplace_input() const { return -1; }
+  // Index of the input whose bytes output 0 always shares (set_output_view on every run:
+  // Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout), or -1. The static first-run plan
+  // gives such an output no slot of its own, as the observed plan does.
+  virtual int view_input() const { return -1; }
   // The path this kernel chose at creation, for `runnx inspect` ("" when there is one path).
   virtual std::string describe() const { return ""; }
 };

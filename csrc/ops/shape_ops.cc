@@ -53,6 +53,7 @@ Shape reshape_target(const Shape& in, const std::vector<int64_t>& spec, bool all
 
 class ReshapeKernel : public Kernel {
  public:
+  int view_input() const override { return 0; }
   explicit ReshapeKernel(const KernelInfo& info)
       : allowzero_(info.opset >= 14 && info.node.get_int("allowzero", 0) != 0) {}
   void run(KernelContext& ctx) const override {
@@ -69,6 +70,7 @@ class ReshapeKernel : public Kernel {
 
 class FlattenKernel : public Kernel {
  public:
+  int view_input() const override { return 0; }
   explicit FlattenKernel(const KernelInfo& info) : axis_(info.node.get_int("axis", 1)) {}
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.required_input(0);
@@ -118,6 +120,7 @@ class AxesKernel : public Kernel {
 
 class SqueezeKernel : public AxesKernel {
  public:
+  int view_input() const override { return 0; }
   using AxesKernel::AxesKernel;
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.required_input(0);
@@ -146,6 +149,7 @@ class SqueezeKernel : public AxesKernel {
 
 class UnsqueezeKernel : public AxesKernel {
  public:
+  int view_input() const override { return 0; }
   using AxesKernel::AxesKernel;
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.required_input(0);
@@ -168,6 +172,7 @@ class UnsqueezeKernel : public AxesKernel {
 
 class IdentityKernel : public Kernel {
  public:
+  int view_input() const override { return 0; }
   explicit IdentityKernel(const KernelInfo&) {}
   void run(KernelContext& ctx) const override {
     const Tensor& x = ctx.required_input(0);
@@ -179,6 +184,7 @@ class IdentityKernel : public Kernel {
 // mode would need a random mask; it is accepted only with ratio 0, where nothing is dropped.
 class DropoutKernel : public Kernel {
  public:
+  int view_input() const override { return 0; }
   explicit DropoutKernel(const KernelInfo& info) : opset_(info.opset) {
     if (opset_ < 12) return;
     const Tensor* t = info.constant_input(2);

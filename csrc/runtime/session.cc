@@ -1,10 +1,12 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -310,6 +312,7 @@ void Session::build(const SessionOptions& options) {
   for (const Node* n : order)
     for (const std::string& i : n->inputs)
       if (!i.empty() && constants_[ids_[i]]) constant_reads[ids_[i]]++;
+  std::vector<int> host_steps;  // steps whose CPU kernel is to be built
   for (const Node* n : order) {
     Step st;
     st.node = n;
@@ -318,51 +321,16 @@ void Session::build(const SessionOptions& options) {
     int step_index = static_cast<int>(steps_.size());
     for (int v : st.inputs)
       if (v >= 0 && last_use_[v] != INT_MAX) last_use_[v] = std::max(last_use_[v], step_index);
-    // Inputs that are initializers and not overridable are the kernel's compile-time constants.
-    std::vector<int> in_ids = st.inputs;
-    KernelInfo info{*n, model_.opset(n->domain),
-                    [this, in_ids, &input_names](int k) -> const Tensor* {
-                      if (k < 0 || k >= (int)in_ids.size() || in_ids[k] < 0) return nullptr;
-                      if (input_names.count(names_[in_ids[k]])) return nullptr;  // overridable
-                      return constants_[in_ids[k]];
-                    },
-                    num_threads_};
-    info.input_dims = [this, &in_ids](int k) {
-      std::vector<int64_t> dims;
-      if (k < 0 || k >= (int)in_ids.size() || in_ids[k] < 0 || !types_[in_ids[k]].has_shape) return dims;
-      for (const SymDim& d : types_[in_ids[k]].dims) dims.push_back(d.is_const() ? d.value() : -1);
-      return dims;
-    };
-    std::vector<bool> released(in_ids.size(), false);
-    info.release_constant = [&](int k) {
-      const Tensor* t = info.constant_input(k);
-      if (!t || released[k]) return;
-      released[k] = true;
-      LoadPhase release_phase("weight release");
-      release_mapped_weight(model_, *t);
-      constant_releases[in_ids[k]]++;
-      release_if_unread(in_ids[k], constant_reads, constant_releases);
-    };
     // Misaligned weights are left in the file only for readers that take them in place (see
     // graph_prep); any other reader, or one on the device, gets the aligned copy before it looks.
     const bool host_step = !on_device || placement_[step_index].device == DeviceKind::kCPU;
-    for (size_t k = 0; k < in_ids.size(); ++k)
-      if (in_ids[k] >= 0 && constants_[in_ids[k]] && !(host_step && reads_misaligned_in_place(*n, k)))
-        realign_weight(model_, *const_cast<Tensor*>(constants_[in_ids[k]]));
-    if (!host_step) {
-      steps_.push_back(std::move(st));  // the device executor makes this step's kernel
-      continue;
-    }
-    try {
-      LoadPhase kernel_phase("kernel ", &n->op_type);
-      st.kernel = OpRegistry::global().find(n->domain, n->op_type, info.opset)->make(info);
-    } catch (const Error& e) {
-      std::string what = e.what();
-      if (what.find(n->label()) == std::string::npos) what = n->label() + ": " + what;
-      throw Error(e.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kInvalidModel : e.kind(), what);
-    }
+    for (size_t k = 0; k < st.inputs.size(); ++k)
+      if (st.inputs[k] >= 0 && constants_[st.inputs[k]] && !(host_step && reads_misaligned_in_place(*n, k)))
+        realign_weight(model_, *const_cast<Tensor*>(constants_[st.inputs[k]]));
+    if (host_step) host_steps.push_back(step_index);  // else the device executor makes its kernel
     steps_.push_back(std::move(st));
   }
+  build_kernels(host_steps, input_names, constant_reads, constant_releases);
   // A GEMM that kept reading its misaligned B at run time (it did not pack it) reads a copy;
   // Gather's data stays in place (it copies rows bytewise).
   std::vector<int> gather_reads(nv, 0);
@@ -377,6 +345,89 @@ void Session::build(const SessionOptions& options) {
     for (const ProviderRequest& p : options.providers)
       if (p.name == kCudaProviderName) device_ = cuda::make_executor(*this, p);
 #endif
+}
+
+namespace {
+
+// Spreads make(j) for j in [0, n) over `threads` threads (the caller and threads - 1 started for
+// the call and joined before it returns: a session spawns no lasting thread at creation).
+void run_spread(size_t n, int threads, const std::function<void(size_t)>& make) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t j; (j = next.fetch_add(1)) < n;) make(j);
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();
+  for (std::thread& h : helpers) h.join();
+}
+
+}  // namespace
+
+// One kernel per host step. Constructors parse attributes and pack constant weights; with more
+// than one thread and enough weight bytes to pack they run side by side (each constructor reads
+// only its node and its constants; releases, which count readers across nodes, take a lock).
+// A constructor's error names its node; with several, the first in execution order is raised.
+void Session::build_kernels(const std::vector<int>& host_steps, const std::set<std::string>& overridable,
+                            const std::vector<int>& reads, std::vector<int>& releases) {
+  constexpr int64_t kSpreadFromBytes = int64_t{2} << 20;  // less: a thread's start costs more
+  int64_t weight_bytes = 0;
+  for (int s : host_steps)
+    for (int v : steps_[s].inputs)
+      if (v >= 0 && constants_[v]) weight_bytes += static_cast<int64_t>(constants_[v]->nbytes());
+  const int threads =
+      weight_bytes >= kSpreadFromBytes ? std::max(1, std::min<int>(num_threads_, host_steps.size())) : 1;
+  std::mutex release_mu;
+  std::vector<std::exception_ptr> errors(host_steps.size());
+  LoadProfile* profile = LoadProfile::current();
+  auto make = [&](size_t j) {
+    LoadProfile::Join join(profile);
+    LoadMemoryScope load_memory;
+    Step& st = steps_[host_steps[j]];
+    const Node& n = *st.node;
+    const std::vector<int>& in_ids = st.inputs;
+    try {
+      // Inputs that are initializers and not overridable are the kernel's compile-time constants.
+      KernelInfo info{n, model_.opset(n.domain),
+                      [&](int k) -> const Tensor* {
+                        if (k < 0 || k >= (int)in_ids.size() || in_ids[k] < 0) return nullptr;
+                        if (overridable.count(names_[in_ids[k]])) return nullptr;
+                        return constants_[in_ids[k]];
+                      },
+                      num_threads_};
+      info.input_dims = [&](int k) {
+        std::vector<int64_t> dims;
+        if (k < 0 || k >= (int)in_ids.size() || in_ids[k] < 0 || !types_[in_ids[k]].has_shape) return dims;
+        for (const SymDim& d : types_[in_ids[k]].dims) dims.push_back(d.is_const() ? d.value() : -1);
+        return dims;
+      };
+      std::vector<bool> released(in_ids.size(), false);
+      info.release_constant = [&](int k) {
+        const Tensor* t = info.constant_input(k);
+        if (!t || released[k]) return;
+        released[k] = true;
+        LoadPhase release_phase("weight release");
+        std::lock_guard<std::mutex> lk(release_mu);
+        release_mapped_weight(model_, *t);
+        releases[in_ids[k]]++;
+        release_if_unread(in_ids[k], reads, releases);
+      };
+      LoadPhase kernel_phase("kernel ", &n.op_type);
+      st.kernel = OpRegistry::global().find(n.domain, n.op_type, info.opset)->make(info);
+    } catch (const Error& e) {
+      std::string what = e.what();
+      if (what.find(n.label()) == std::string::npos) what = n.label() + ": " + what;
+      errors[j] = std::make_exception_ptr(
+          Error(e.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kInvalidModel : e.kind(), what));
+    } catch (...) {
+      errors[j] = std::current_exception();
+    }
+    if (errors[j] && threads == 1) std::rethrow_exception(errors[j]);  // alone: stop at the first
+  };
+  run_spread(host_steps.size(), threads, make);
+  stats_.kernel_build_threads = threads;
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 // A weight that every reader packed into its own copy: its bytes (a heap copy of a misaligned
@@ -708,9 +759,9 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     // The plan the observation gives (views share their source's buffer, sizes as produced);
     // the static plan this run used is kept when it foresaw exactly that. Otherwise its arena
     // serves the new plan when big enough, so the next run faults in no fresh pages.
-    std::shared_ptr<MemoryPlan> plan = rs.plan && rs.plan->records == rs.records
-                                           ? rs.plan
-                                           : std::shared_ptr<MemoryPlan>(build_memory_plan(step_infos(), rs.records, pinned_));
+    const bool keep_static = rs.plan && rs.plan->records == rs.records;
+    std::shared_ptr<MemoryPlan> plan =
+        keep_static ? rs.plan : std::shared_ptr<MemoryPlan>(build_memory_plan(step_infos(), rs.records, pinned_));
     if (arena) (rs.plan->arena_bytes >= plan->arena_bytes ? plan : rs.plan)->give_back(std::move(arena));
     plan->records.clear();
     plan->records.shrink_to_fit();
@@ -721,6 +772,7 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     stats_.unplanned_bytes = plan->heap_bytes_unplanned;
     stats_.inplace_nodes = plan->inplace_count;
     stats_.plans++;
+    stats_.static_plans_kept += keep_static;
   }
   return out;
 }
@@ -739,7 +791,14 @@ std::vector<StepInfo> Session::step_infos() const {
 std::shared_ptr<MemoryPlan> Session::static_plan(const SymBindings& bindings) const {
   std::vector<ValueRecord> records(names_.size());
   bool any = false;
-  for (const Step& st : steps_)
+  for (const Step& st : steps_) {
+    // A view shares its input's bytes, as the observing run will record it.
+    const int view = st.kernel->view_input();
+    if (view >= 0 && view < (int)st.inputs.size() && st.inputs[view] >= 0 && !st.outputs.empty() &&
+        st.outputs[0] >= 0) {
+      records[st.outputs[0]].alias_of = st.inputs[view];
+      continue;
+    }
     for (int v : st.outputs) {
       const InferredType& t = v >= 0 ? types_[v] : InferredType{};
       const int64_t elem = v >= 0 && t.has_shape ? static_cast<int64_t>(dtype_size(t.dtype)) : 0;
@@ -757,6 +816,7 @@ std::shared_ptr<MemoryPlan> Session::static_plan(const SymBindings& bindings) co
       records[v].nbytes = numel * elem;
       any = true;
     }
+  }
   if (!any) return nullptr;
   std::shared_ptr<MemoryPlan> plan = build_memory_plan(step_infos(), records, pinned_);
   plan->records = std::move(records);

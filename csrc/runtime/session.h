@@ -4,6 +4,7 @@
 #include <climits>
 #include <map>
 #include <memory>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -50,6 +51,11 @@ struct SessionStats {
   int64_t realigned_weight_bytes = 0;
   // Plans made from static shapes before a signature's first run (no observing run on the heap).
   int64_t static_plans = 0;
+  // Static plans their first run confirmed (it saw exactly the sizes and views they foresaw).
+  int64_t static_plans_kept = 0;
+  // Threads that built the kernels at creation (1, or up to intra_op_num_threads for models with
+  // megabytes of weights to pack).
+  int64_t kernel_build_threads = 1;
 };
 
 class Session {
@@ -136,6 +142,8 @@ class Session {
   void find_outputs(const std::vector<std::string>& output_names, std::vector<int>& wanted) const;
   void note_inference_mismatch(const std::string& msg) const;
   void place_nodes(const std::vector<const Node*>& order);
+  void build_kernels(const std::vector<int>& host_steps, const std::set<std::string>& overridable,
+                     const std::vector<int>& reads, std::vector<int>& releases);
   void release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const;
   std::vector<int> feed_ids(const std::vector<std::string>& feed_names, const std::vector<const Tensor*>& feeds) const;
   std::vector<int> wanted_ids(const std::vector<std::string>& output_names) const;

@@ -274,7 +274,42 @@ def test_first_run_of_each_batch_size_runs_on_a_static_plan_and_matches(level):
         st = sess._sess.stats()
         assert st["static_plans"] == len(seen)  # every first run had its plan before it started
         assert st["plans"] == len(seen)
+        assert st["static_plans_kept"] == len(seen)  # and it foresaw Flatten's view
         assert st["arena_bytes"] > 0
+
+
+@pytest.mark.parametrize("level", [0, 99])
+def test_static_plan_foresees_every_view_op_and_is_kept(level):
+    """Reshape, Flatten, Squeeze, Unsqueeze, Identity and Dropout outputs share their input's
+    bytes: the static plan gives them no slot, the first run sees exactly that, the plan is kept."""
+    rng = np.random.default_rng(23)
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [0, 4, -1])
+    axes0, axes1 = (helper.make_tensor(n, TensorProto.INT64, [1], [a]) for n, a in (("ax0", 1), ("ax1", 2)))
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),                    # [b, 4, 6]
+        helper.make_node("Reshape", ["r", "shape"], ["rs"]),       # [b, 4, 6]
+        helper.make_node("Unsqueeze", ["rs", "ax1"], ["u"]),       # [b, 4, 1, 6]
+        helper.make_node("Sigmoid", ["u"], ["s"]),
+        helper.make_node("Squeeze", ["s", "ax1"], ["q"]),          # [b, 4, 6]
+        helper.make_node("Identity", ["q"], ["i"]),
+        helper.make_node("Dropout", ["i"], ["d"]),
+        helper.make_node("Flatten", ["d"], ["f"], axis=1),         # [b, 24]
+        helper.make_node("Neg", ["f"], ["y"]),
+        helper.make_node("Unsqueeze", ["y", "ax0"], ["y2"]),       # a graph output that is a view
+    ]
+    model = _model(nodes, [_fin("x", ["b", 4, 6])], [_fin("y", ["b", 24]), _fin("y2", ["b", 1, 24])],
+                   [shape, axes0, axes1], opset=17)
+    so = runnx.SessionOptions()
+    so.graph_optimization_level = level
+    sess = runnx.InferenceSession(model.SerializeToString(), so)
+    for n, batch in enumerate((2, 5, 2, 1), 1):
+        x = rand((batch, 4, 6), rng=rng)
+        y, y2 = sess.run(None, {"x": x})
+        want = -(1 / (1 + np.exp(-np.maximum(x, 0).astype(np.float64)))).reshape(batch, 24)
+        _close(y, want, tol=1e-6)
+        _close(y2, want[:, None, :], tol=1e-6)
+        st = sess._sess.stats()
+        assert st["static_plans"] == st["plans"] == st["static_plans_kept"] == len({2, 5, 2, 1}.intersection((2, 5, 2, 1)[:n]))
 
 
 def test_first_run_with_data_dependent_shapes_still_matches():

@@ -166,3 +166,70 @@ def test_a_failed_load_reports_its_phases_and_leaves_none_to_the_next(tmp_path):
     assert "model from bytes" in good_title and "(failed)" not in good_title
     assert "protobuf read" in good_phases and "kernel Relu" in good_phases
     assert "file map" not in good_phases  # the failed load's phases stayed in its own report
+
+
+# ---- kernels built side by side ----------------------------------------------------------------
+
+
+def _wide_mlp(rng, failing=()):
+    """x -> MatMul(W_k) -> Relu, four times, with 3 MB of weights (enough to build kernels on
+    several threads); Dropout nodes with training_mode=true (refused by their constructor) after
+    the layers listed in `failing`."""
+    sizes = [96, 512, 640, 384, 200]
+    nodes, inits, cur = [], [], "x"
+    for k in range(4):
+        w = rand((sizes[k], sizes[k + 1]), low=-0.1, high=0.1, rng=rng)
+        inits.append(numpy_helper.from_array(w, f"W{k}"))
+        nodes += [helper.make_node("MatMul", [cur, f"W{k}"], [f"m{k}"]), helper.make_node("Relu", [f"m{k}"], [f"r{k}"])]
+        cur = f"r{k}"
+        if k in failing:
+            nodes.append(helper.make_node("Dropout", [cur, "ratio", "train"], [f"d{k}"], name=f"drop{k}"))
+            cur = f"d{k}"
+    inits += [numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
+              numpy_helper.from_array(np.array(True), "train")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", sizes[0]])],
+                          [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["b", sizes[-1]])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    weights = [numpy_helper.to_array(t) for t in inits[:4]]
+
+    def reference(x):
+        y = x.astype(np.float64)
+        for w in weights:
+            y = np.maximum(y @ w, 0)
+        return y
+
+    return model, reference
+
+
+def _session(model, threads, level=99):
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.graph_optimization_level = level
+    return runnx.InferenceSession(model.SerializeToString(), so)
+
+
+def test_kernels_built_on_two_threads_compute_what_one_thread_builds():
+    rng = np.random.default_rng(31)
+    model, reference = _wide_mlp(rng)
+    one, two = _session(model, 1), _session(model, 2)
+    assert one._sess.stats()["kernel_build_threads"] == 1
+    assert two._sess.stats()["kernel_build_threads"] == 2
+    for batch in (1, 7, 1):
+        x = rand((batch, 96), rng=rng)
+        (a,), (b,) = one.run(None, {"x": x}), two.run(None, {"x": x})
+        np.testing.assert_allclose(b, reference(x), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # same packing, only the GEMM's split differs
+
+
+def test_small_models_build_their_kernels_on_the_calling_thread():
+    model, _ = _big_conv_bn(np.random.default_rng(32), c=8)
+    assert _session(model, 2)._sess.stats()["kernel_build_threads"] == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_constructor_error_names_the_first_failing_node(threads):
+    rng = np.random.default_rng(33)
+    model, _ = _wide_mlp(rng, failing=(1, 3))
+    for _ in range(3):  # whichever thread gets there first, the error is the earliest node's
+        with pytest.raises(runnx.UnsupportedOp, match=r"Dropout node 'drop1'.*training_mode=true"):
+            _session(model, threads, level=0)
