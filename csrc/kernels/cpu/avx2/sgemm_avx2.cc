@@ -269,6 +269,19 @@ void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const floa
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
       for (int h = 0; h < NH; ++h) acc[0][i][h] = _mm256_add_ps(acc[0][i][h], acc[s][i][h]);
+  // A full panel with no epilogue (every K-block but the last of a fused GEMM, all of a plain
+  // one): C = acc or C += acc straight from the registers, without the trip through the buffer.
+  if (NH == 2 && !out.epi && out.ncols == kNr && (out.accumulate || out.beta == 0.f)) {
+    const bool add = out.accumulate;
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      float* c = out.C + i * out.ldc;
+#pragma GCC unroll 2
+      for (int h = 0; h < NH; ++h)
+        _mm256_storeu_ps(c + 8 * h, add ? _mm256_add_ps(acc[0][i][h], _mm256_loadu_ps(c + 8 * h)) : acc[0][i][h]);
+    }
+    return;
+  }
   // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
   // make GCC keep the accumulators in memory during the K loop.
   alignas(32) float tile[MR * kNr];
