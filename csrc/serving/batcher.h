@@ -160,7 +160,7 @@ class Batcher {
   std::atomic<int> submitting_{0};
   // Rows accepted and not yet answered (queued or running), their peak since the last batch
   // finished, and the previous such period's peak: the rows the leader expects to see in flight
-  // (none can be until a batch has finished).
+  // (unbounded until a batch has finished: no group goes early before anything is known).
   alignas(64) std::atomic<int64_t> in_flight_rows_{0};
   std::atomic<int64_t> in_flight_peak_{0};
   std::atomic<int64_t> expected_rows_{0};
