@@ -181,10 +181,11 @@ def test_shapes_cover_every_size_in_every_position():
 
 @pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")
 def test_portable_paths():
-    """This whole file again with the AVX2 routines disabled (cpuid is read once per process)."""
+    """This file and test_gemm.py again with the AVX2 routines disabled (cpuid is read once per process)."""
     env = dict(os.environ, RUNNX_DISABLE_AVX2="1")
+    plain = os.path.join(os.path.dirname(__file__), "test_gemm.py")
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", __file__, plain, "-q", "-x", "-p", "no:cacheprovider"],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
