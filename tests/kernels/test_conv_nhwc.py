@@ -29,15 +29,21 @@ def nhwc_model(x_shape, w, b=None, z=False, activation="", nchw_input=False, **a
     if z:
         inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
         names.append("z")
+    if nchw_input:
+        attrs["nchw_input"] = 1
+    return one_node_model("NhwcConv", names, inputs, inits, activation, **attrs)
+
+
+def one_node_model(op, names, inputs, inits, activation="", **attrs):
+    """A model of one com.runnx node `op` reading `names` ("" = absent) with output y."""
+    names = list(names)
     while names[-1] == "":
         names.pop()
     if activation:
         attrs["activation"] = activation
     if activation in ACT_PARAMS:
         attrs["activation_params"] = ACT_PARAMS[activation]
-    if nchw_input:
-        attrs["nchw_input"] = 1
-    node = helper.make_node("NhwcConv", names, ["y"], domain="com.runnx", **attrs)
+    node = helper.make_node(op, names, ["y"], domain="com.runnx", **attrs)
     graph = helper.make_graph(
         [node], "nhwc", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
     )

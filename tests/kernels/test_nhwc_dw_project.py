@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import runnx
 from helpers import rand, threads
-from kernels.test_conv_algos import ACT_PARAMS, ACTS, check, np_conv, rerun_portable
+from kernels.test_conv_algos import ACTS, check, np_conv, rerun_portable
+from kernels.test_conv_nhwc import one_node_model, to_nhwc
 from onnx import TensorProto, helper, numpy_helper
 
 RNG = np.random.default_rng(20261201)
@@ -33,26 +34,8 @@ def fused_model(x_shape, wp, bp, wd, bd, z=False, activation="", **attrs):
     if z:
         inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
         names[3] = "z"
-    while names[-1] == "":
-        names.pop()
-    if activation:
-        attrs["activation"] = activation
-    if activation in ACT_PARAMS:
-        attrs["activation_params"] = ACT_PARAMS[activation]
-    node = helper.make_node("NhwcDwProject", names, ["y"], domain="com.runnx",
-                            group=wd.shape[0], kernel_shape=list(wd.shape[2:]), **attrs)
-    graph = helper.make_graph(
-        [node], "dwp", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
-    )
-    m = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.runnx", 1)]
-    )
-    m.ir_version = 8
-    return m
-
-
-def to_nhwc(a):
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+    return one_node_model("NhwcDwProject", names, inputs, inits, activation, group=wd.shape[0],
+                          kernel_shape=list(wd.shape[2:]), **attrs)
 
 
 def fused_case(n, c, m, h, w, k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1), act="Clip",

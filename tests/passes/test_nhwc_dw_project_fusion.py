@@ -16,19 +16,11 @@ from onnx import helper
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from pass_helpers import FLOAT, graph_model, session
+from test_nhwc_layout import MODELS, close, w
 
 from bench.models import zoo
 
-MODELS = os.path.join(os.path.dirname(__file__), "..", "models")
 RNG = np.random.default_rng(23)
-
-
-def close(a, b):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
-
-
-def w(*shape):
-    return (RNG.standard_normal(shape) * 0.3).astype(np.float32)
 
 
 def kernel_ops(sess):
