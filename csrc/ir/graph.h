@@ -105,6 +105,9 @@ struct Model {
   // Float32 matrices that only GEMM kernels read (which pack them with unaligned loads) stay
   // where they are (see runtime/graph_prep).
   int64_t realigned_bytes = 0;
+  // Threads session creation may use for heavy load-time arithmetic (BN folding); the session
+  // sets it from intra_op_num_threads.
+  int load_threads = 1;
 
   // Opset for a domain ("" and "ai.onnx" are the same); 0 if not imported.
   int64_t opset(const std::string& domain) const;

@@ -10,7 +10,7 @@ namespace runnx {
 namespace {
 
 // Every value a subgraph (If/Loop/Scan body) reads, recursively: it may capture outer values.
-void collect_subgraph_reads(const Graph& g, std::map<std::string, int>& reads) {
+void collect_subgraph_reads(const Graph& g, std::unordered_map<std::string, int>& reads) {
   for (const Node& n : g.nodes) {
     for (const std::string& i : n.inputs)
       if (!i.empty()) reads[i]++;
@@ -28,6 +28,9 @@ const std::vector<int> kNoConsumers;
 }  // namespace
 
 GraphIndex::GraphIndex(const Graph& g) : graph_(g) {
+  producer_.reserve(g.nodes.size() * 2);
+  consumers_.reserve(g.nodes.size() * 2);
+  constants_.reserve(g.initializers.size());
   for (const ValueInfo& vi : g.inputs) inputs_.insert(vi.name);
   for (const ValueInfo& vi : g.outputs) outputs_.insert(vi.name);
   for (const auto& [name, t] : g.initializers)

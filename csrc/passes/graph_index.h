@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "ir/graph.h"
@@ -34,14 +36,15 @@ class GraphIndex {
   const std::set<std::string>& names() const;
 
  private:
+  // Hashed: every pass builds an index, most find nothing, so building it is the pass's cost.
   const Graph& graph_;
-  std::map<std::string, int> producer_;
-  std::map<std::string, std::vector<int>> consumers_;
-  std::map<std::string, int> subgraph_uses_;
-  std::set<std::string> outputs_, inputs_;
+  std::unordered_map<std::string, int> producer_;
+  std::unordered_map<std::string, std::vector<int>> consumers_;
+  std::unordered_map<std::string, int> subgraph_uses_;
+  std::unordered_set<std::string> outputs_, inputs_;
   mutable std::set<std::string> names_;
   mutable bool names_ready_ = false;
-  std::map<std::string, const Tensor*> constants_;
+  std::unordered_map<std::string, const Tensor*> constants_;
 };
 
 // A value or node name not yet used in the graph: base, base_1, base_2, ...

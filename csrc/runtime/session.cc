@@ -1,18 +1,17 @@
 #include "runtime/session.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 
 #include "common/load_memory.h"
+#include "common/spread.h"
 #include "common/status.h"
 #include "ir/load_profile.h"
 #include "onnx/model_reader.h"
@@ -166,6 +165,7 @@ void Session::build(const SessionOptions& options) {
   bool device_asked = false;
   for (const ProviderRequest& p : options.providers) device_asked |= p.name != kCpuProviderName;
   LoadMemoryScope load_memory;  // weights packed or folded here may take huge pages
+  model_.load_threads = num_threads_;
   passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
   std::optional<LoadPhase> phase;
   phase.emplace("validate and sort");
@@ -346,23 +346,6 @@ void Session::build(const SessionOptions& options) {
       if (p.name == kCudaProviderName) device_ = cuda::make_executor(*this, p);
 #endif
 }
-
-namespace {
-
-// Spreads make(j) for j in [0, n) over `threads` threads (the caller and threads - 1 started for
-// the call and joined before it returns: a session spawns no lasting thread at creation).
-void run_spread(size_t n, int threads, const std::function<void(size_t)>& make) {
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < n;) make(j);
-  };
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < threads; ++t) helpers.emplace_back(work);
-  work();
-  for (std::thread& h : helpers) h.join();
-}
-
-}  // namespace
 
 // One kernel per host step. Constructors parse attributes and pack constant weights; with more
 // than one thread and enough weight bytes to pack they run side by side (each constructor reads

@@ -221,6 +221,36 @@ def test_kernels_built_on_two_threads_compute_what_one_thread_builds():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # same packing, only the GEMM's split differs
 
 
+def test_bn_folded_on_two_threads_matches_one_thread_and_the_reference():
+    """Two Conv -> BN -> Relu layers (2.6 MB of folded weights, folded on the session's threads)."""
+    rng = np.random.default_rng(34)
+    c = 192
+    layers = [(rand((c, c, 3, 3), low=-0.05, high=0.05, rng=rng),
+               [rand((c,), rng=rng), rand((c,), rng=rng), rand((c,), rng=rng), rand((c,), low=0.5, high=2.0, rng=rng)])
+              for _ in range(2)]
+    nodes, inits, cur = [], [], "x"
+    for k, (w, bn) in enumerate(layers):
+        names = [f"{p}{k}" for p in ("scale", "shift", "mean", "var")]
+        nodes += [helper.make_node("Conv", [cur, f"W{k}"], [f"c{k}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("BatchNormalization", [f"c{k}"] + names, [f"b{k}"]),
+                  helper.make_node("Relu", [f"b{k}"], [f"r{k}"])]
+        inits += [numpy_helper.from_array(w, f"W{k}")] + [numpy_helper.from_array(v, n) for v, n in zip(bn, names)]
+        cur = f"r{k}"
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 3, 4])],
+                          [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [1, c, 3, 4])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = rand((1, c, 3, 4), rng=rng)
+    want = x.astype(np.float64)
+    for w, bn in layers:
+        xp = np.pad(want, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        y = sum(np.einsum("mc,bchw->bmhw", w[:, :, i, j], xp[:, :, i:i + 3, j:j + 4]) for i in range(3) for j in range(3))
+        s = bn[0] / np.sqrt(bn[3].astype(np.float64) + 1e-5)
+        want = np.maximum((y - bn[2][None, :, None, None]) * s[None, :, None, None] + bn[1][None, :, None, None], 0)
+    (one,), (two,) = (_session(model, t).run(None, {"x": x}) for t in (1, 2))
+    np.testing.assert_allclose(two, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-6)
+
+
 def test_small_models_build_their_kernels_on_the_calling_thread():
     model, _ = _big_conv_bn(np.random.default_rng(32), c=8)
     assert _session(model, 2)._sess.stats()["kernel_build_threads"] == 1
