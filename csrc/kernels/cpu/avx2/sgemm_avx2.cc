@@ -660,13 +660,7 @@ namespace {
 template <int R, int NC>
 void dot_rows(int64_t K, const float* A, int64_t lda, const float* Bt, float* t) {
   constexpr int KS = R * NC >= 8 ? 1 : 2;
-  __m256 acc[KS][R][NC];
-#pragma GCC unroll 2
-  for (int s = 0; s < KS; ++s)
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NC; ++j) acc[s][i][j] = _mm256_setzero_ps();
+  __m256 acc[KS][R][NC] = {};
   int64_t k = 0;
   for (; k + 8 * KS <= K; k += 8 * KS)
 #pragma GCC unroll 2
