@@ -18,6 +18,7 @@ namespace {
 
 HugePageMode parse_mode(const std::string& mode) {
   if (mode == "auto") return HugePageMode::kAuto;
+  if (mode == "on") return HugePageMode::kOn;
   if (mode == "off") return HugePageMode::kOff;
   if (mode == "advice_fails") return HugePageMode::kAdviceFails;
   if (mode == "map_fails") return HugePageMode::kMapFails;
@@ -67,7 +68,7 @@ py::dict nested_load_phases(int64_t spin_us) {
 
 void register_load_testing(py::module_& m) {
   m.def("set_huge_page_mode", [](const std::string& mode) { set_huge_page_mode(parse_mode(mode)); },
-        py::arg("mode"), "auto | off | advice_fails | map_fails: how load blocks are made from now on.");
+        py::arg("mode"), "auto | on | off | advice_fails | map_fails: how load blocks are made from now on.");
   m.def("load_memory_stats", [] {
     LoadMemoryStats s = load_memory_stats();
     py::dict d;

@@ -15,12 +15,12 @@ namespace {
 std::atomic<int> mode_{static_cast<int>(HugePageMode::kAuto)};
 std::atomic<int64_t> huge_blocks{0}, advice_refused{0}, malloc_blocks{0};
 
-bool huge_pages_wanted() {
-  static const bool off = [] {
+bool huge_pages_asked() {
+  static const bool on = [] {
     const char* v = std::getenv("RUNNX_HUGE_PAGES");
-    return v && v[0] == '0';
+    return v && v[0] == '1';
   }();
-  return !off;
+  return on;
 }
 
 constexpr size_t kPage = 4096;
@@ -53,7 +53,8 @@ void set_huge_page_mode(HugePageMode mode) { mode_ = static_cast<int>(mode); }
 
 std::shared_ptr<void> alloc_load_block(size_t bytes) {
   const auto mode = static_cast<HugePageMode>(mode_.load());
-  if (bytes < kHugeBlockMin || mode == HugePageMode::kOff || !huge_pages_wanted()) return malloc_block(bytes);
+  const bool huge = mode == HugePageMode::kAuto ? huge_pages_asked() : mode != HugePageMode::kOff;
+  if (bytes < kHugeBlockMin || !huge) return malloc_block(bytes);
   const size_t len = round_up(bytes, kPage);
   void* p = map_aligned(len, mode);
   if (!p) return malloc_block(bytes);

@@ -1,11 +1,14 @@
 // Memory for buffers made once at session creation and kept while the session lives (packed and
 // folded weights). Filling fresh memory costs a page fault per 4 KiB page (~2.4 us each on the
-// build VM, more than the copy itself); a block of at least kHugeBlockMin bytes is therefore
-// mapped 2 MiB-aligned and advised MADV_HUGEPAGE (transparent huge pages in `madvise` mode), so it
-// faults once per 2 MiB. Where the advice is refused (THP off, an old kernel) the block simply
-// keeps 4 KiB pages; where mapping fails it comes from malloc. Smaller blocks come from malloc.
-// The mapping is exactly the block's pages (no slack the kernel could fill later), so the
-// resident size is what the block holds.
+// build VM). With RUNNX_HUGE_PAGES=1 a block of at least kHugeBlockMin bytes is mapped 2 MiB-aligned
+// and advised MADV_HUGEPAGE (transparent huge pages in `madvise` mode), so it faults once per
+// 2 MiB. That is off by default: on the build VM fresh huge pages cost more than the faults they
+// save once a process needs many of them (ResNet-50 created in a fresh process: 190 -> 350-430 ms
+// CPU, almost all in the kernel zeroing the 2 MiB pages), though a session re-created in the same
+// process gains ~10%. Where the advice is refused the block keeps 4 KiB pages; where mapping fails
+// it comes from malloc. Smaller blocks, and all blocks by default, come from malloc. The mapping is
+// exactly the block's pages (no slack the kernel could fill later), so the resident size is what
+// the block holds.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,10 +37,10 @@ class LoadMemoryScope {
 // `n` floats, 64-byte aligned: a load block inside a LoadMemoryScope, else from malloc.
 std::shared_ptr<float> alloc_kept_floats(int64_t n);
 
-// How blocks are made; tests flip it to check each fallback. kAuto: huge pages from
-// kHugeBlockMin (RUNNX_HUGE_PAGES=0 turns them off); kOff: malloc always; kAdviceFails: map as
-// kAuto does but treat the advice as refused; kMapFails: treat mmap as failing.
-enum class HugePageMode { kAuto, kOff, kAdviceFails, kMapFails };
+// How blocks are made; tests flip it to check each path. kAuto: huge pages from kHugeBlockMin when
+// RUNNX_HUGE_PAGES=1, else malloc; kOn: huge pages from kHugeBlockMin; kOff: malloc always;
+// kAdviceFails: map as kOn does but treat the advice as refused; kMapFails: treat mmap as failing.
+enum class HugePageMode { kAuto, kOn, kOff, kAdviceFails, kMapFails };
 void set_huge_page_mode(HugePageMode mode);
 
 struct LoadMemoryStats {

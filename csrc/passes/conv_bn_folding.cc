@@ -3,8 +3,7 @@
 // b'[m] = (b[m] - mean[m]) * s[m] + B[m] (computed in double). Needs W, the conv bias and every
 // BN parameter to be float32 constants, and the conv's output to be read by the BN alone.
 // W may sit misaligned in the model file (graph_prep leaves a Conv's weight there for this pass):
-// rows are copied out bytewise, and the folded weights of all convs share one load block (huge
-// pages when it is big: writing them is most of this pass's cost in page faults).
+// rows are copied out bytewise, and the folded weights of all convs share one load block.
 #include <cmath>
 #include <cstring>
 

@@ -164,7 +164,7 @@ void Session::build(const SessionOptions& options) {
 
   bool device_asked = false;
   for (const ProviderRequest& p : options.providers) device_asked |= p.name != kCpuProviderName;
-  LoadMemoryScope load_memory;  // weights packed or folded here may take huge pages
+  LoadMemoryScope load_memory;  // weights packed or folded here are load blocks
   model_.load_threads = num_threads_;
   passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
   std::optional<LoadPhase> phase;
