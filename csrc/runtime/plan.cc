@@ -62,12 +62,19 @@ std::unique_ptr<MemoryPlan> build_memory_plan(const std::vector<StepInfo>& steps
   for (int v = 0; v < nv; ++v)
     if (buf_of[v] >= 0 && pinned[v]) bufs[buf_of[v]].pinned = true;
 
-  // Pass 2, in place: output 0 takes over its input's buffer when nothing reads that buffer later.
+  // Pass 2, in place: output 0 takes over its input's buffer when nothing reads that buffer later,
+  // the node itself included: a kernel's in-place contract covers the one input it names, so
+  // another input on the same buffer (Add(Conv(d), d) fused to a conv with Z = X, or a view of
+  // it) keeps the output apart.
   for (int s = 0; s < ns; ++s) {
     const StepInfo& st = steps[s];
     if (st.inplace_input < 0 || st.inplace_input >= (int)st.inputs.size() || st.outputs.empty()) continue;
     int in = st.inputs[st.inplace_input], out = st.outputs[0];
     if (in < 0 || out < 0 || buf_of[in] < 0 || buf_of[out] < 0 || buf_of[in] == buf_of[out]) continue;
+    bool read_twice = false;
+    for (int i = 0; i < (int)st.inputs.size(); ++i)
+      read_twice |= i != st.inplace_input && st.inputs[i] >= 0 && buf_of[st.inputs[i]] == buf_of[in];
+    if (read_twice) continue;
     Buffer& b = bufs[buf_of[in]];
     Buffer& c = bufs[buf_of[out]];
     if (b.pinned || c.pinned || b.last != s || b.bytes != c.bytes || c.first != s) continue;

@@ -184,3 +184,37 @@ def test_pool_threads_start_with_the_first_run_and_end_with_the_session():
     del sessions
     gc.collect()
     assert _threads_in_process() == before
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("channels", [32, 300])
+def test_residual_that_is_the_conv_input_is_not_overwritten(channels, n_threads):
+    # Add(Conv1x1(d), d): the fused conv reads d as X and as its residual Z. y may take over Z's
+    # buffer only if nothing else of the node reads it; here X does (the GEMM re-reads each input
+    # row for every 16-column panel, and K > 256 keeps partial sums in y). A depthwise conv first
+    # puts the chain into the channels-last layout at level 99.
+    rng = np.random.default_rng(7)
+    c = channels
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Conv", ["r", "wd"], ["d"], group=c, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["d", "wp", "bp"], ["p"], kernel_shape=[1, 1]),
+        helper.make_node("Add", ["p", "d"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(np.float32), "wd"),
+             numpy_helper.from_array((rng.standard_normal((c, c, 1, 1)) / c**0.5).astype(np.float32), "wp"),
+             numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "bp")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, c, 7, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = rng.standard_normal((2, c, 7, 9)).astype(np.float32)
+    outs = []
+    for level in (runnx.GraphOptimizationLevel.ORT_DISABLE_ALL, runnx.GraphOptimizationLevel.ORT_ENABLE_ALL):
+        so = runnx.SessionOptions()
+        so.graph_optimization_level = level
+        so.intra_op_num_threads = n_threads
+        sess = runnx.InferenceSession(model, so)
+        outs.append([sess.run(None, {"x": x})[0] for _ in range(2)])
+    ref = outs[0][0]
+    for y in outs[1]:
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
