@@ -3,7 +3,9 @@
 // b'[m] = (b[m] - mean[m]) * s[m] + B[m] (computed in double). Needs W, the conv bias and every
 // BN parameter to be float32 constants, and the conv's output to be read by the BN alone.
 // W may sit misaligned in the model file (graph_prep leaves a Conv's weight there for this pass):
-// rows are copied out bytewise, and the folded weights of all convs share one load block.
+// rows are copied out bytewise. Each fold has its own load block: malloc then reuses the blocks a
+// previous session freed (one block for all of ResNet-50's 94 MB would be a fresh mapping, every
+// page zeroed by the kernel, on every creation).
 #include <cmath>
 #include <cstring>
 
@@ -27,18 +29,18 @@ struct Fold {
   int conv, bn;
   const Tensor *w, *cb, *scale, *shift, *mean, *var;
   double eps;
-  size_t offset;  // of W' in the block; b' follows it
+  std::shared_ptr<void> block;  // W' then b' (allocated before folding starts: no throw inside)
   Tensor w_out, b_out;
 };
 
 size_t aligned64(size_t n) { return (n + 63) / 64 * 64; }
 
-// W'[m] = W[m] * s[m], b' = (b - mean) * s + B, into the block at f.offset.
-void fold(Fold& f, const std::shared_ptr<void>& block) {
+// W'[m] = W[m] * s[m], b' = (b - mean) * s + B, into a block of their own (b' after W').
+void fold(Fold& f) {
   const Tensor& w = *f.w;
   const int64_t M = w.shape[0];
   const int64_t per = w.numel() / std::max<int64_t>(M, 1);
-  auto* base = static_cast<uint8_t*>(block.get()) + f.offset;
+  auto* base = static_cast<uint8_t*>(f.block.get());
   auto* wo = reinterpret_cast<float*>(base);
   auto* bo = reinterpret_cast<float*>(base + aligned64(w.nbytes()));
   const auto* wi = static_cast<const uint8_t*>(w.data);
@@ -55,7 +57,7 @@ void fold(Fold& f, const std::shared_ptr<void>& block) {
   f.b_out.shape = {M};
   f.w_out.data = wo;
   f.b_out.data = bo;
-  f.w_out.owner = f.b_out.owner = block;
+  f.w_out.owner = f.b_out.owner = f.block;
 }
 
 }  // namespace
@@ -65,7 +67,7 @@ int pass_conv_bn_folding(Model& model) {
   GraphIndex idx(g);
   std::vector<Fold> folds;
   std::vector<bool> used(g.nodes.size(), false);
-  size_t block_bytes = 0;
+  size_t folded_bytes = 0;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
     const Node& bn = g.nodes[k];
     if (!is_onnx_op(bn, "BatchNormalization") || bn.inputs.size() != 5 || bn.outputs.empty() ||
@@ -90,15 +92,14 @@ int pass_conv_bn_folding(Model& model) {
     const Tensor* var = channel_vector(idx, bn.inputs[4], M);
     if ((has_bias && !cb) || !scale || !shift || !mean || !var) continue;
     used[p] = used[k] = true;
-    folds.push_back({p, k, w, cb, scale, shift, mean, var, bn.get_float("epsilon", 1e-5f), block_bytes, {}, {}});
-    block_bytes += aligned64(w->nbytes()) + aligned64(M * sizeof(float));
+    folds.push_back({p, k, w, cb, scale, shift, mean, var, bn.get_float("epsilon", 1e-5f),
+                     alloc_load_block(aligned64(w->nbytes()) + aligned64(M * sizeof(float))), {}, {}});
+    folded_bytes += w->nbytes();
   }
   if (folds.empty()) return 0;
-  std::shared_ptr<void> block = alloc_load_block(block_bytes);
-  // Megabytes of weights (ResNet-50: 94 MB, most of it fresh pages the kernel zeroes) go faster
-  // on the threads the session may use; each fold writes its own part of the block.
-  const int threads = block_bytes >= kHugeBlockMin ? model.load_threads : 1;
-  run_spread(folds.size(), threads, [&](size_t j) { fold(folds[j], block); });
+  // Megabytes of weights (ResNet-50: 94 MB) go faster on the threads the session may use.
+  const int threads = folded_bytes >= (size_t{2} << 20) ? model.load_threads : 1;
+  run_spread(folds.size(), threads, [&](size_t j) { fold(folds[j]); });
   // The original weights nothing else reads give their file pages back now (not when the
   // session is done building): the folded copies replace them.
   for (const Fold& f : folds) {
