@@ -1,26 +1,51 @@
 // Work spread over a few threads made for one call (session creation: packing and folding
 // weights), for code that runs before a session has its pool and must leave no thread behind.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <exception>
 #include <functional>
+#include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 namespace runnx {
 
-// Calls item(j) for every j in [0, n), each once, on the caller and `threads` - 1 threads started
-// here and joined before returning; items are taken in order from a shared counter. `item` must
-// not throw when threads > 1 (catch inside and report after).
-inline void run_spread(size_t n, int threads, const std::function<void(size_t)>& item) {
+// Calls item(j) for every j in [0, n), each once, on the caller and up to `threads` - 1 threads
+// started here (fewer when the machine has fewer CPUs or the system refuses a thread) and joined
+// before returning; items are taken in order from a shared counter. The first exception an item
+// throws stops handing out items and is rethrown here once every thread has joined. Returns the
+// number of threads that took part.
+inline int run_spread(size_t n, int threads, const std::function<void(size_t)>& item) {
   std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::exception_ptr error;
   auto work = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < n;) item(j);
+    for (size_t j; (j = next.fetch_add(1)) < n;) {
+      try {
+        item(j);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (!error) error = std::current_exception();
+        next.store(n);
+      }
+    }
   };
+  threads = std::min<int>(threads, std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> helpers;
-  for (int t = 1; t < threads && static_cast<size_t>(t) < n; ++t) helpers.emplace_back(work);
+  for (int t = 1; t < threads && static_cast<size_t>(t) < n; ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no more threads (a pids limit): the ones started and the caller cover every item
+    }
+  }
   work();
   for (std::thread& h : helpers) h.join();
+  if (error) std::rethrow_exception(error);
+  return 1 + static_cast<int>(helpers.size());
 }
 
 }  // namespace runnx

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <set>
 #include <thread>
@@ -402,13 +403,17 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
       if (what.find(n.label()) == std::string::npos) what = n.label() + ": " + what;
       errors[j] = std::make_exception_ptr(
           Error(e.kind() == ErrorKind::kInvalidArgument ? ErrorKind::kInvalidModel : e.kind(), what));
+    } catch (const std::bad_alloc&) {
+      errors[j] = std::make_exception_ptr(
+          Error(ErrorKind::kResourceExhausted, n.label() + ": out of memory while building its kernel"));
+    } catch (const std::exception& e) {
+      errors[j] = std::make_exception_ptr(Error(ErrorKind::kRuntime, n.label() + ": " + e.what()));
     } catch (...) {
       errors[j] = std::current_exception();
     }
     if (errors[j] && threads == 1) std::rethrow_exception(errors[j]);  // alone: stop at the first
   };
-  run_spread(host_steps.size(), threads, make);
-  stats_.kernel_build_threads = threads;
+  stats_.kernel_build_threads = run_spread(host_steps.size(), threads, make);
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
 }

@@ -256,6 +256,15 @@ def test_bn_folded_on_two_threads_matches_one_thread_and_the_reference():
     np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-6)
 
 
+def test_kernel_building_starts_no_more_threads_than_cpus():
+    rng = np.random.default_rng(34)
+    model, reference = _wide_mlp(rng)
+    sess = _session(model, 64)
+    assert 1 <= sess._sess.stats()["kernel_build_threads"] <= os.cpu_count()
+    x = rand((3, 96), rng=rng)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], reference(x), rtol=1e-4, atol=1e-4)
+
+
 def test_small_models_build_their_kernels_on_the_calling_thread():
     model, _ = _big_conv_bn(np.random.default_rng(32), c=8)
     assert _session(model, 2)._sess.stats()["kernel_build_threads"] == 1
