@@ -781,13 +781,13 @@ std::shared_ptr<MemoryPlan> Session::static_plan(const SymBindings& bindings) co
   bool any = false;
   for (const Step& st : steps_) {
     // A view shares its input's bytes, as the observing run will record it.
+    // Only output 0 is the view (Dropout's mask is its own tensor).
     const int view = st.kernel->view_input();
-    if (view >= 0 && view < (int)st.inputs.size() && st.inputs[view] >= 0 && !st.outputs.empty() &&
-        st.outputs[0] >= 0) {
-      records[st.outputs[0]].alias_of = st.inputs[view];
-      continue;
-    }
-    for (int v : st.outputs) {
+    const bool first_is_view = view >= 0 && view < (int)st.inputs.size() && st.inputs[view] >= 0 &&
+                               !st.outputs.empty() && st.outputs[0] >= 0;
+    if (first_is_view) records[st.outputs[0]].alias_of = st.inputs[view];
+    for (size_t o = first_is_view ? 1 : 0; o < st.outputs.size(); ++o) {
+      const int v = st.outputs[o];
       const InferredType& t = v >= 0 ? types_[v] : InferredType{};
       const int64_t elem = v >= 0 && t.has_shape ? static_cast<int64_t>(dtype_size(t.dtype)) : 0;
       if (elem == 0 || t.dtype == DType::kString) continue;

@@ -45,8 +45,8 @@ def _model(nodes, inputs, outputs, inits, opset=17):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _fin(name, dims):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+def _fin(name, dims, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, dims)
 
 
 @pytest.mark.parametrize("level", [0, 99])
@@ -292,12 +292,14 @@ def test_static_plan_foresees_every_view_op_and_is_kept(level):
         helper.make_node("Sigmoid", ["u"], ["s"]),
         helper.make_node("Squeeze", ["s", "ax1"], ["q"]),          # [b, 4, 6]
         helper.make_node("Identity", ["q"], ["i"]),
-        helper.make_node("Dropout", ["i"], ["d"]),
+        helper.make_node("Dropout", ["i"], ["d", "mask"]),         # only d is a view
+        helper.make_node("Not", ["mask"], ["nm"]),
         helper.make_node("Flatten", ["d"], ["f"], axis=1),         # [b, 24]
         helper.make_node("Neg", ["f"], ["y"]),
         helper.make_node("Unsqueeze", ["y", "ax0"], ["y2"]),       # a graph output that is a view
     ]
-    model = _model(nodes, [_fin("x", ["b", 4, 6])], [_fin("y", ["b", 24]), _fin("y2", ["b", 1, 24])],
+    model = _model(nodes, [_fin("x", ["b", 4, 6])], [_fin("y", ["b", 24]), _fin("y2", ["b", 1, 24]),
+                                                     _fin("nm", ["b", 4, 6], TensorProto.BOOL)],
                    [shape, axes0, axes1], opset=17)
     so = runnx.SessionOptions()
     so.graph_optimization_level = level
@@ -305,7 +307,8 @@ def test_static_plan_foresees_every_view_op_and_is_kept(level):
     batches = (2, 5, 2, 1)
     for n, batch in enumerate(batches, 1):
         x = rand((batch, 4, 6), rng=rng)
-        y, y2 = sess.run(None, {"x": x})
+        y, y2, nm = sess.run(None, {"x": x})
+        assert not nm.any()  # inference: the mask is all true
         want = -(1 / (1 + np.exp(-np.maximum(x, 0).astype(np.float64)))).reshape(batch, 24)
         _close(y, want, tol=1e-6)
         _close(y2, want[:, None, :], tol=1e-6)
