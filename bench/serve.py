@@ -202,33 +202,36 @@ def find_perf_analyzer() -> tuple[str | None, dict, str]:
     return str(exe), env, ""
 
 
-def perf_analyzer(exe: str, env: dict, model: str, port: int, conc: int, window_ms: int,
-                  count_window: bool) -> dict:
-    """One perf_analyzer run at one concurrency. Slow models use count windows (each window
-    holds 2 x concurrency requests) so a window is never shorter than a request. When a busy
-    host keeps three windows from agreeing within 10%, it is measured again accepting 30% (the
-    row is marked "unsteady")."""
+def window_ms_for(window_ms: int, conc: int, compute_us: float, max_batch: int) -> int:
+    """A measurement window long enough for a slow model: at least two end-to-end latencies
+    (conc x compute), and 20 batches, so that completions arriving a batch at a time move a
+    window's count by a few percent (a window of 16 ResNet-50 requests at concurrency 8 held one
+    or two batches of 8, so its throughput swung up to 2x and perf_analyzer never settled)."""
+    batch_ms = max(1, min(conc, max_batch or 1)) * compute_us / 1000
+    # At most 12 s: a loaded host's slow compute time must not stretch a run to many minutes.
+    return int(max(window_ms, min(12000, max(2 * conc * compute_us / 1000, 20 * batch_ms))))
+
+
+def perf_analyzer(exe: str, env: dict, model: str, port: int, conc: int, window_ms: int) -> dict:
+    """One perf_analyzer run at one concurrency. When a busy host keeps three windows from
+    agreeing within 10%, it is measured again accepting 30% (the row is marked "unsteady")."""
     try:
-        return _perf_analyzer(exe, env, model, port, conc, window_ms, count_window, 10)
+        return _perf_analyzer(exe, env, model, port, conc, window_ms, 10)
     except RuntimeError as e:
         if "stable measurement" not in str(e):
             raise
-    r = _perf_analyzer(exe, env, model, port, conc, window_ms, count_window, 30)
+    r = _perf_analyzer(exe, env, model, port, conc, window_ms, 30)
     r["unsteady"] = True
     return r
 
 
 def _perf_analyzer(exe: str, env: dict, model: str, port: int, conc: int, window_ms: int,
-                   count_window: bool, stability: int) -> dict:
+                   stability: int) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".csv") as out:
         cmd = [exe, "-m", model, "-u", f"127.0.0.1:{port}", "-i", "http",
                "--concurrency-range", f"{conc}:{conc}", "-s", "100", "-f", out.name,
                "--stability-percentage", str(stability)]
-        if count_window:
-            cmd += ["--measurement-mode", "count_windows", "--measurement-request-count",
-                    str(max(16, 2 * conc)), "--max-trials", "4"]
-        else:
-            cmd += ["--measurement-interval", str(window_ms), "--max-trials", "8"]
+        cmd += ["--measurement-interval", str(window_ms), "--max-trials", "8"]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if r.returncode != 0:
             tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
@@ -358,8 +361,10 @@ def main(argv=None) -> int:
                         cpu0, t0 = cpu_seconds(proc.pid, tree=True), time.perf_counter()
                         try:
                             if exe:
-                                r = perf_analyzer(exe, pa_env, name, ports[server], conc,
-                                                  args.window_ms, count_window=compute_us > 20000)
+                                window = window_ms_for(
+                                    args.window_ms, conc, compute_us,
+                                    MODEL_CONFIG.get(name, {}).get("max_batch_size", 0))
+                                r = perf_analyzer(exe, pa_env, name, ports[server], conc, window)
                             else:
                                 seconds = max(args.window_ms / 1000 * 3,
                                               4 * conc * compute_us / 1e6)
