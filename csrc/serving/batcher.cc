@@ -349,6 +349,7 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
     g.rows = 0;
     g.full = false;
     g.oldest = Clock::time_point::max();
+    g.first_deadline = g.first_enqueued = Clock::time_point::max();
     for (Request* r : q) {
       if (max_rows > 0 && g.rows + r->rows > max_rows) {
         g.full = true;
@@ -359,6 +360,8 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
       g.reqs.push_back(r);
       g.rows += r->rows;
       g.oldest = std::min(g.oldest, r->seen);
+      g.first_deadline = std::min(g.first_deadline, r->deadline);
+      g.first_enqueued = std::min(g.first_enqueued, r->enqueued);
       if (max_rows == 0 || g.rows == max_rows) {  // no batch dim: every request runs alone
         g.full = true;
         break;
@@ -376,10 +379,17 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
   const int64_t missing =
       expected_rows_.load(std::memory_order_seq_cst) - in_flight_rows_.load(std::memory_order_seq_cst);
   if (!pending_.empty() && missing > 0) need_rows = std::min(need_rows, missing);
+  // Counting the delay from `seen` must not let a request expire where counting it from its
+  // arrival would have sent it: such a group leaves just before its first deadline. (A timeout
+  // shorter than the delay from arrival still expires while queued, as in Triton.)
+  constexpr auto kLeaveBeforeDeadline = std::chrono::milliseconds(1);
   for (int gi : group_order_) {
     Group& g = groups_[gi];
+    Clock::time_point go_at = g.oldest + delay;
+    if (g.first_deadline != Clock::time_point::max())
+      go_at = std::min(go_at, std::max(g.first_enqueued + delay, g.first_deadline - kLeaveBeforeDeadline));
     size_t count = 0;
-    if (g.full || stopping || delay.count() == 0 || missing <= 0 || now >= g.oldest + delay) {
+    if (g.full || stopping || delay.count() == 0 || missing <= 0 || now >= go_at) {
       count = g.reqs.size();
     } else if (!opt_.preferred_batch_sizes.empty()) {
       // The largest preferred size that a prefix of the candidates fills exactly goes now.
@@ -391,7 +401,7 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
       }
     }
     if (count == 0) {
-      wake_at = std::min(wake_at, g.oldest + delay);
+      wake_at = std::min(wake_at, go_at);
       need_rows = std::min(need_rows, std::max<int64_t>(max_rows - g.rows, 1));
       continue;
     }

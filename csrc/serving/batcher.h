@@ -12,7 +12,8 @@
 // into a full batch and a small one, forever. So, with a queue delay, a group waits (at most the
 // delay, counted from when a free worker first saw its request) while fewer rows are in flight
 // than were at the busiest moment between the last two batch completions, and goes at once
-// when all of them are back.
+// when all of them are back. That longer wait never makes a request expire that the delay
+// counted from its arrival would have sent: the group then leaves just before the deadline.
 //
 // A lone request may skip the queue: run_inline() runs it on the caller's thread when nothing is
 // queued, a worker slot is free and recent batches were cheap (at most max_inline_us), saving the
@@ -118,6 +119,8 @@ class Batcher {
     int64_t rows = 0;
     bool full = false;  // max_batch_size reached, or the next compatible request does not fit
     Clock::time_point oldest = Clock::time_point::max();  // earliest `seen` of its requests
+    Clock::time_point first_deadline = Clock::time_point::max();  // earliest of its requests
+    Clock::time_point first_enqueued = Clock::time_point::max();  // earliest arrival
   };
 
   void worker_main();
