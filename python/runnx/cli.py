@@ -351,8 +351,10 @@ def main(argv=None) -> int:
                    help="default for models whose config.json does not say (default 32; 0 = no "
                    "batching)")
     s.add_argument("--max-queue-delay-us", type=int, default=0,
-                   help="longest wait for more requests to fill a batch (default 0: a batch "
-                   "leaves when a worker is free, with all that queued meanwhile)")
+                   help="longest wait for more requests to fill a batch, counted from when a free "
+                   "worker first sees a request; a batch leaves earlier once every client seen in "
+                   "flight is back (default 0: a batch leaves when a worker is free, with all that "
+                   "queued meanwhile)")
     s.add_argument("--instances", type=int, default=1, help="workers per model (default 1)")
     s.add_argument("--max-queue-size", type=int, default=1024,
                    help="queued requests per model before answering 429 (default 1024)")
