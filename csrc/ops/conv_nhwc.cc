@@ -355,7 +355,6 @@ class NhwcDwProjectKernel : public Kernel {
                 shape_str(wp->shape), " on its channels");
     RUNNX_CHECK(attrs_.kernel == std::vector<int64_t>({KH_, KW_}), kInvalidModel, node.label(),
                 ": kernel_shape must be set and match W ", shape_str(wd->shape));
-    z_is_x_ = node.inputs.size() > 3 && node.inputs[3] == node.inputs[0];
     wdw_ = pack_depthwise(wd->ptr<float>(), C_, KH_ * KW_);
     packed_ = pack_b_f32(C_, M_, wp->ptr<float>(), C_, true);  // W_p [M, C] is B^T
     if (info.release_constant) {
@@ -365,10 +364,10 @@ class NhwcDwProjectKernel : public Kernel {
   }
 
   // The GEMM reads each residual element before its only store of it (one K-block: C <= 256,
-  // else it copies an overlapping residual first) and the depthwise part never reads Z. Not when
-  // Z is X itself (MobileNetV2's first block adds its input back): y would overwrite rows of X
-  // that another band's depthwise still reads.
-  int inplace_input() const override { return z_is_x_ ? -1 : 3; }
+  // else it copies an overlapping residual first) and the depthwise part never reads Z. When Z is
+  // X itself (MobileNetV2's first block adds its input back) the planner keeps y apart: another
+  // input of the node reads that buffer.
+  int inplace_input() const override { return 3; }
 
   std::string describe() const override {
     return std::string("nhwc depthwise + 1x1 projection per row band, sgemm ") + gemm_f32_isa();
@@ -402,15 +401,7 @@ class NhwcDwProjectKernel : public Kernel {
     }
     Tensor& y = ctx.allocate_output(0, DType::kF32, out);
     if (y.numel() == 0) return;
-    const float* zp = z ? z->ptr<float>() : nullptr;
-    const float *x0 = x.ptr<float>(), *y0 = y.ptr<float>();
-    if (y0 < x0 + x.numel() && x0 < y0 + y.numel()) {  // y shares X's bytes (a view of Z)
-      Tensor tmp = Tensor::empty(DType::kF32, out);
-      compute(x, g, dw, bias, zp, tmp.ptr<float>(), ctx.pool());
-      std::memcpy(y.ptr<float>(), tmp.ptr<float>(), sizeof(float) * y.numel());
-      return;
-    }
-    compute(x, g, dw, bias, zp, y.ptr<float>(), ctx.pool());
+    compute(x, g, dw, bias, z ? z->ptr<float>() : nullptr, y.ptr<float>(), ctx.pool());
   }
 
  private:
@@ -450,7 +441,6 @@ class NhwcDwProjectKernel : public Kernel {
   WindowAttrs attrs_;
   ConvEpilogue act_;  // the depthwise conv's activation
   int64_t M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
-  bool z_is_x_ = false;
   PackedB packed_;          // the projection: [C, M]
   std::vector<float> wdw_;  // [C rounded up to 8 / 8][KH * KW][8]
 };
