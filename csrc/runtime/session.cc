@@ -89,6 +89,9 @@ struct Session::RunState {
   std::vector<Tensor> outs;
   std::vector<char> allocated;
   KernelContext::OutputAllocator alloc;  // made once; reads the fields above
+  // The session's: graph outputs (pinned values) off the arena come from its buffer cache.
+  const std::vector<bool>* pinned = nullptr;
+  OutputBuffers* output_buffers = nullptr;
 
   RunState() {
     alloc = [this](int i, DType dtype, Shape shape) { return allocate(i, dtype, std::move(shape)); };
@@ -107,6 +110,7 @@ struct Session::RunState {
       t.data = arena + plan->offset[v];
       return t;
     }
+    if (v >= 0 && output_buffers && (*pinned)[v]) return output_buffers->take(dtype, std::move(shape));
     return Tensor::empty(dtype, std::move(shape));
   }
 
@@ -630,7 +634,10 @@ std::vector<int> Session::wanted_ids(const std::vector<std::string>& output_name
 
 std::unique_ptr<Session::RunState> Session::take_run_state() {
   if (auto rs = idle_run_states_.take()) return rs;
-  return std::make_unique<RunState>();
+  auto rs = std::make_unique<RunState>();
+  rs->pinned = &pinned_;
+  rs->output_buffers = output_buffers_.get();
+  return rs;
 }
 
 void Session::give_back_run_state(std::unique_ptr<RunState> rs) {
@@ -884,6 +891,7 @@ SessionStats Session::stats() const {
   std::shared_lock<std::shared_mutex> lk(plans_mu_);
   SessionStats st = stats_;
   st.realigned_weight_bytes = model_.realigned_bytes;
+  st.output_buffers_reused = output_buffers_->reused();
   return st;
 }
 

@@ -15,6 +15,7 @@
 #include "ops/kernel.h"
 #include "passes/pass.h"
 #include "runtime/idle_list.h"
+#include "runtime/output_buffers.h"
 #include "runtime/plan.h"
 #include "runtime/provider.h"
 
@@ -56,6 +57,8 @@ struct SessionStats {
   // Threads that built the kernels at creation (1, or up to intra_op_num_threads for models with
   // megabytes of weights to pack).
   int64_t kernel_build_threads = 1;
+  // Graph outputs that reused a buffer an earlier run's caller had dropped (OutputBuffers).
+  int64_t output_buffers_reused = 0;
 };
 
 class Session {
@@ -174,6 +177,7 @@ class Session {
   mutable std::shared_mutex plans_mu_;
   std::map<std::vector<int64_t>, std::shared_ptr<MemoryPlan>> plans_;  // by input-shape signature
   IdleList<RunState> idle_run_states_;
+  std::shared_ptr<OutputBuffers> output_buffers_ = std::make_shared<OutputBuffers>();
   mutable SessionStats stats_;
   std::vector<PassFired> passes_fired_;
 
