@@ -6,6 +6,8 @@
 #include <deque>
 #include <memory>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "common/thread_pool.h"
 #include "onnx/model_reader.h"
@@ -56,10 +58,31 @@ bool fold_shape_of(const Node& n, const StaticShapes& shapes, int64_t opset, Ten
   return true;
 }
 
+// A first look that costs little (the pass runs on every creation, and most graphs give it
+// nothing): a fold starts at a node whose inputs are all constants, or at a Shape or Size.
+bool may_fold(const Graph& g) {
+  std::unordered_set<std::string_view> constant;
+  for (const auto& init : g.initializers) constant.insert(init.first);
+  for (const ValueInfo& vi : g.inputs) constant.erase(vi.name);
+  for (const Node& n : g.nodes) {
+    if (n.op_type == "Shape" || n.op_type == "Size") return true;
+    if (n.inputs.empty()) continue;
+    bool all_constant = true;
+    for (const std::string& i : n.inputs)
+      if (!i.empty() && !constant.count(i)) {
+        all_constant = false;
+        break;
+      }
+    if (all_constant) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int pass_constant_folding(Model& model) {
   Graph& g = model.graph;
+  if (!may_fold(g)) return 0;
   GraphIndex idx(g);
   StaticShapes shapes(model);
   std::map<std::string, const Tensor*> known;  // constants, including those folded in this pass

@@ -1,12 +1,44 @@
 // Removes nodes none of whose outputs is read (by a node, a subgraph or as a graph output), and
 // then whatever only they read, plus initializers nothing reads (their bytes are released).
+#include <string_view>
+#include <unordered_set>
+
 #include "passes/graph_index.h"
 #include "passes/pass.h"
 
 namespace runnx {
 
+namespace {
+
+// A first look that costs little (the pass runs on every creation and mostly finds nothing): a
+// node none of whose outputs is read, or an unread initializer. A graph with subgraphs (which may
+// read outer values) always gets the full pass.
+bool may_remove(const Graph& g) {
+  std::unordered_set<std::string_view> read;
+  for (const Node& n : g.nodes) {
+    for (const Attribute& a : n.attrs)
+      if (a.g || !a.graphs.empty()) return true;
+    for (const std::string& i : n.inputs)
+      if (!i.empty()) read.insert(i);
+  }
+  for (const ValueInfo& o : g.outputs) read.insert(o.name);
+  for (const Node& n : g.nodes) {
+    bool unread = true;
+    for (const std::string& o : n.outputs) unread &= o.empty() || !read.count(o);
+    if (unread) return true;
+  }
+  std::unordered_set<std::string_view> inputs;
+  for (const ValueInfo& vi : g.inputs) inputs.insert(vi.name);
+  for (const auto& init : g.initializers)
+    if (!read.count(init.first) && !inputs.count(init.first)) return true;
+  return false;
+}
+
+}  // namespace
+
 int pass_dead_node_elimination(Model& model) {
   Graph& g = model.graph;
+  if (!may_remove(g)) return 0;
   GraphIndex idx(g);
   std::map<std::string, int> uses;
   auto unused = [&](int k) {

@@ -21,6 +21,9 @@ struct GraphPass {
   int min_level;
   PassFn run;
   bool cpu_only;  // makes ops only the CPU runs; skipped when a device provider is asked for
+  // Op types (space-separated) every match holds one of; the pass is skipped while the graph has
+  // none. "" : always run.
+  const char* triggers;
 };
 
 // Times a pass rewrote the graph, summed over rounds; only passes that fired are listed.
