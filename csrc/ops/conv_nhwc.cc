@@ -10,7 +10,9 @@
 //              against rows of weights (conv_direct_nhwc_impl.h), no im2col.
 //   depthwise: (group == C == M) output rows, 8 channels per vector (dwconv_nhwc_impl.h).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/conv_simd.h"
@@ -44,6 +46,12 @@ constexpr int64_t kBandFloats = int64_t{32} << 10;
 // a band re-reads W_p (C x M, up to 600 KB) per band (bench at batch 32, 960ch @7 -> 160:
 // bands of 28 pixels took 1.08-1.3x the unfused pair).
 constexpr int64_t kMinBandPixels = 96;
+// NhwcDwProject with the expansion folded in: floats of scratch per band (the expanded rows the
+// band reads plus its depthwise rows).
+constexpr int64_t kBlockBandFloats = int64_t{64} << 10;
+// ... and its expansion GEMMs start and end on multiples of this many input pixels (a multiple
+// of the sgemm's 6-row groups; see NhwcDwProjectKernel::banded).
+constexpr int64_t kExpandChunk = 12;
 
 // Depthwise weights [C, 1, kh, kw] blocked [C rounded up to 8 / 8][kh * kw][8] (zero past C).
 std::vector<float> pack_depthwise(const float* wp, int64_t C, int64_t ks) {
@@ -333,6 +341,16 @@ class NhwcConvKernel : public Kernel {
 // images): the depthwise rows into a per-thread scratch of ~kBandFloats (it stays in L2), then
 // one sgemm of the band against W_p packed at load, bias and residual in its epilogue, into y.
 // Bands are split over the pool, each thread a contiguous share, as the convs around it split.
+//
+// With inputs 6 and 7 (W_e [C, Cin, 1, 1], B_e; nhwc_block_fusion) X is the block's narrow input
+// and the expansion e = expand_act(conv1x1(x, W_e) + B_e) runs first, so the whole inverted
+// residual block is one node. Per band only the expanded rows its depthwise window reads (the
+// band's rows times the stride plus the halo) are computed, into a second per-thread scratch;
+// rows the previous band of the same thread already expanded (the halo) are moved, not redone.
+// The expanded tensor (6x the channels) then never exists whole. Where the halo would cost too
+// much (threads' shares of a small plane: batch 1) the expansion instead runs whole over the
+// pool into a scratch first. RUNNX_BLOCK_EXPANSION=banded|whole (read at
+// session creation) forces one of the two for tests.
 class NhwcDwProjectKernel : public Kernel {
  public:
   explicit NhwcDwProjectKernel(const KernelInfo& info) : attrs_(info.node) {
@@ -357,9 +375,24 @@ class NhwcDwProjectKernel : public Kernel {
                 ": kernel_shape must be set and match W ", shape_str(wd->shape));
     wdw_ = pack_depthwise(wd->ptr<float>(), C_, KH_ * KW_);
     packed_ = pack_b_f32(C_, M_, wp->ptr<float>(), C_, true);  // W_p [M, C] is B^T
+    const bool expand = node.inputs.size() > 6 && !node.inputs[6].empty();
+    if (expand) {
+      const Tensor* we = info.constant_input(6);
+      RUNNX_CHECK(we && we->dtype == DType::kF32 && we->rank() == 4 && we->shape[0] == C_ &&
+                      we->shape[2] == 1 && we->shape[3] == 1,
+                  kInvalidModel, node.label(), ": the expansion needs a constant float32 1x1 W [",
+                  C_, ", Cin, 1, 1] (input 6), got ",
+                  we ? shape_str(we->shape) : std::string("a run-time value"));
+      Cin_ = we->shape[1];
+      packed_e_ = pack_b_f32(Cin_, C_, we->ptr<float>(), Cin_, true);  // W_e [C, Cin] is B^T
+      expand_act_ = conv_gemm_epilogue(parse_expand_activation(node), false);
+      const char* force = std::getenv("RUNNX_BLOCK_EXPANSION");
+      force_ = !force ? 0 : std::string(force) == "banded" ? 1 : std::string(force) == "whole" ? 2 : 0;
+    }
     if (info.release_constant) {
       info.release_constant(1);
       info.release_constant(4);
+      if (expand) info.release_constant(6);
     }
   }
 
@@ -370,7 +403,8 @@ class NhwcDwProjectKernel : public Kernel {
   int inplace_input() const override { return 3; }
 
   std::string describe() const override {
-    return std::string("nhwc depthwise + 1x1 projection per row band, sgemm ") + gemm_f32_isa();
+    return std::string(expanding() ? "nhwc 1x1 expansion + " : "nhwc ") +
+           "depthwise + 1x1 projection per row band, sgemm " + gemm_f32_isa();
   }
 
   void run(KernelContext& ctx) const override {
@@ -379,35 +413,102 @@ class NhwcDwProjectKernel : public Kernel {
     const Tensor* bp = ctx.input(2);
     const Tensor* z = ctx.input(3);
     const Tensor* bd = ctx.input(5);
-    RUNNX_CHECK(x.rank() == 4 && x.dtype == DType::kF32 && x.shape[3] == C_, kInvalidArgument,
-                node.label(), ": X must be a float32 [N, H, W, ", C_, "] tensor, got ",
+    const Tensor* be = expanding() ? ctx.input(7) : nullptr;
+    const int64_t cx = expanding() ? Cin_ : C_;
+    RUNNX_CHECK(x.rank() == 4 && x.dtype == DType::kF32 && x.shape[3] == cx, kInvalidArgument,
+                node.label(), ": X must be a float32 [N, H, W, ", cx, "] tensor, got ",
                 dtype_name(x.dtype), " ", shape_str(x.shape));
     RUNNX_CHECK(!bp || (bp->dtype == DType::kF32 && bp->rank() == 1 && bp->shape[0] == M_),
                 kInvalidArgument, node.label(), ": B must be float32 of shape [", M_, "]");
     RUNNX_CHECK(!bd || (bd->dtype == DType::kF32 && bd->rank() == 1 && bd->shape[0] == C_),
                 kInvalidArgument, node.label(), ": the depthwise bias must be float32 of shape [",
                 C_, "]");
+    RUNNX_CHECK(!be || (be->dtype == DType::kF32 && be->rank() == 1 && be->shape[0] == C_),
+                kInvalidArgument, node.label(), ": the expansion bias must be float32 of shape [",
+                C_, "]");
     RUNNX_CHECK(!z || z->dtype == DType::kF32, kInvalidArgument, node.label(),
                 ": the residual input Z must be float32");
     const Geom3 g = window_geometry(node, attrs_, {x.shape[1], x.shape[2]}, {KH_, KW_});
     const Shape out = {x.shape[0], g.out[1], g.out[2], M_};
-    ConvEpilogue dw = act_;
-    dw.bias = bd ? bd->ptr<float>() : nullptr;
-    const float* bias = bp ? bp->ptr<float>() : nullptr;
+    Parts p;
+    p.dw = act_;
+    p.dw.bias = bd ? bd->ptr<float>() : nullptr;
+    p.bias = bp ? bp->ptr<float>() : nullptr;
+    p.expand = expand_act_;
+    p.expand.bias = be ? be->ptr<float>() : nullptr;
     if (z && z->shape != out) {  // a residual that broadcasts: through a temporary
       Tensor conv = Tensor::empty(DType::kF32, out);
-      if (conv.numel() > 0) compute(x, g, dw, bias, nullptr, conv.ptr<float>(), ctx.pool());
+      if (conv.numel() > 0) compute(x, g, p, conv.ptr<float>(), ctx.pool());
       return add_broadcast_residual(ctx, conv, *z, ConvEpilogue{});
     }
     Tensor& y = ctx.allocate_output(0, DType::kF32, out);
     if (y.numel() == 0) return;
-    compute(x, g, dw, bias, z ? z->ptr<float>() : nullptr, y.ptr<float>(), ctx.pool());
+    p.res = z ? z->ptr<float>() : nullptr;
+    compute(x, g, p, y.ptr<float>(), ctx.pool());
   }
 
  private:
-  void compute(const Tensor& xt, const Geom3& g, const ConvEpilogue& dw, const float* bias,
-               const float* res, float* y, ThreadPool& pool) const {
-    const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+  // The run's epilogues: the depthwise conv's (bias, activation), the projection's bias and
+  // residual, the expansion's (bias, activation).
+  struct Parts {
+    ConvEpilogue dw;
+    const float* bias = nullptr;
+    const float* res = nullptr;
+    GemmEpilogue expand;
+  };
+
+  bool expanding() const { return Cin_ > 0; }
+
+  // The expansion's activation: FusedConv's attributes under the names expand_activation and
+  // expand_activation_params.
+  static ConvEpilogue parse_expand_activation(const Node& node) {
+    Node e;
+    e.name = node.name;
+    e.op_type = node.op_type;
+    e.domain = node.domain;
+    for (const Attribute& a : node.attrs)
+      if (a.name == "expand_activation" || a.name == "expand_activation_params") {
+        e.attrs.push_back(a);
+        e.attrs.back().name = a.name.substr(std::strlen("expand_"));
+      }
+    return parse_conv_activation(e);
+  }
+
+  // Output rows per band: ~`floats` of scratch per band (`per_row` floats per output row), at
+  // least kMinBandPixels pixels, whole images once a band holds one, one band per thread at least.
+  static int64_t band_rows(int64_t floats, int64_t per_row, int64_t OH, int64_t OW, int64_t rows,
+                           int64_t threads) {
+    int64_t band = std::max<int64_t>(floats / std::max<int64_t>(1, per_row),
+                                     (kMinBandPixels + OW - 1) / std::max<int64_t>(1, OW));
+    if (band >= OH) band = band / OH * OH;
+    return std::clamp<int64_t>(std::min(band, (rows + threads - 1) / threads), 1, rows);
+  }
+
+  void compute(const Tensor& xt, const Geom3& g, const Parts& p, float* y,
+               ThreadPool& pool) const {
+    const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2];
+    if (!expanding()) return dw_project(xt.ptr<float>(), N, g, p, y, pool);
+    if (!whole_expansion(N, g, pool.num_threads())) return banded(xt.ptr<float>(), N, g, p, y, pool);
+    // The expanded tensor made whole first (in the caller's scratch, read by every thread).
+    float* e = conv_scratch(2, N * H * W * C_);
+    gemm_f32_packed(N * H * W, xt.ptr<float>(), Cin_, packed_e_, e, C_, 0.f, p.expand, &pool);
+    dw_project(e, N, g, p, y, pool);
+  }
+
+  // Expand whole when the banded halo would add more than a fifth to the expansion: each
+  // thread's share of the rows redoes the KH - stride rows its window shares with the previous
+  // share (bench, batch 1, 2 threads: 7x7 planes expand 9 rows for 7, banded 1.05-1.08x the two
+  // nodes, whole 0.98-1.05x; 14x14 planes banded 0.85-0.98x).
+  bool whole_expansion(int64_t N, const Geom3& g, int64_t threads) const {
+    if (force_) return force_ == 2;
+    const int64_t halo = std::max<int64_t>(0, (KH_ - 1) * g.d[1] + 1 - g.s[1]);
+    return (threads - 1) * halo * 5 > N * g.in[1];
+  }
+
+  // The depthwise conv on x (C channels) and the projection, per band of output rows.
+  void dw_project(const float* x, int64_t N, const Geom3& g, const Parts& p, float* y,
+                  ThreadPool& pool) const {
+    const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
     const DwNhwcGeom dg = depthwise_geometry(g, N, C_, KH_, KW_);
     // Output rows are numbered across the images (n * OH + oh; y's pixels follow that order), so
     // a band of a small plane may span images: the GEMM needs enough rows to use each packed
@@ -417,10 +518,6 @@ class NhwcDwProjectKernel : public Kernel {
                                      (kMinBandPixels + OW - 1) / std::max<int64_t>(1, OW));
     band = std::clamp<int64_t>(std::min(band, (rows + threads - 1) / threads), 1, rows);
     const int64_t bands = (rows + band - 1) / band;
-    GemmEpilogue epi;  // bias per column (output channel), no activation
-    epi.bias = bias;
-    epi.ldr = M_;
-    const float* x = xt.ptr<float>();
     const ConvSimd& simd = conv_simd();
     pool.parallel_for(bands, 1, [&](int64_t t0, int64_t t1) {
       float* zeros = conv_scratch(3, W * C_);
@@ -428,12 +525,93 @@ class NhwcDwProjectKernel : public Kernel {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t r0 = t * band, r1 = std::min(rows, r0 + band);
         for (int64_t r = r0; r < r1; ++r)
-          simd.depthwise_nhwc_row(x + r / OH * H * W * C_, wdw_.data(), dg, dw, r % OH, nullptr,
-                                  d + (r - r0) * OW * C_, zeros);
-        const int64_t p0 = r0 * OW;  // the band's first output pixel
-        GemmEpilogue ep = epi;
-        ep.residual = res ? res + p0 * M_ : nullptr;
-        gemm_f32_packed((r1 - r0) * OW, d, C_, packed_, y + p0 * M_, M_, 0.f, ep, nullptr);
+          simd.depthwise_nhwc_row(x + r / OH * H * W * C_, wdw_.data(), dg, p.dw, r % OH,
+                                  nullptr, d + (r - r0) * OW * C_, zeros);
+        project(d, r0 * OW, (r1 - r0) * OW, p, y);
+      }
+    });
+  }
+
+  // The projection of `pixels` depthwise pixels in d, the first being output pixel p0.
+  void project(const float* d, int64_t p0, int64_t pixels, const Parts& p, float* y) const {
+    GemmEpilogue ep;  // bias per column (output channel), no activation
+    ep.bias = p.bias;
+    ep.residual = p.res ? p.res + p0 * M_ : nullptr;
+    ep.ldr = M_;
+    gemm_f32_packed(pixels, d, C_, packed_, y + p0 * M_, M_, 0.f, ep, nullptr);
+  }
+
+  // The whole block per band: the input rows (numbered across the images, n * H + ih) the band's
+  // depthwise window reads are expanded into e, then the depthwise rows into d, then projected.
+  void banded(const float* x, int64_t N, const Geom3& g, const Parts& p, float* y,
+              ThreadPool& pool) const {
+    const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+    const int64_t sh = g.s[1], pt = g.pb[1], reach = (KH_ - 1) * g.d[1] + 1;
+    const int64_t rows = N * OH, row = W * C_, total = N * H * W;
+    const int64_t band = band_rows(kBlockBandFloats, sh * row + OW * C_, OH, OW, rows,
+                                   pool.num_threads());
+    const int64_t bands = (rows + band - 1) / band;
+    // The input rows [lo, hi) output rows [r0, r1) read: from the first row's window to the last
+    // one's (a band spanning images holds the whole images between).
+    auto reads = [&](int64_t r0, int64_t r1, int64_t& lo, int64_t& hi) {
+      lo = r0 / OH * H + std::clamp<int64_t>(r0 % OH * sh - pt, 0, H);
+      hi = (r1 - 1) / OH * H + std::clamp<int64_t>((r1 - 1) % OH * sh - pt + reach, 0, H);
+      hi = std::max(hi, lo);
+    };
+    // The expansion runs on the pixels [a, b) around those rows, cut at fixed chunks of the whole
+    // input (kExpandChunk pixels; the last one merged into the one before when shorter): the
+    // sgemm's rounding depends on a row's place in its 6-row group (1-3 row groups sum k in
+    // interleaved sets), so every pixel then comes out the same whichever band or thread expands
+    // it, and results do not depend on how the bands fell to the threads.
+    const int64_t last_chunk = [&] {
+      const int64_t c = (total - 1) / kExpandChunk * kExpandChunk;
+      return c >= kExpandChunk && total - c < kExpandChunk ? c - kExpandChunk : c;
+    }();
+    auto expands = [&](int64_t lo, int64_t hi, int64_t& a, int64_t& b) {
+      a = std::min(lo * W / kExpandChunk * kExpandChunk, last_chunk);
+      b = (hi * W + kExpandChunk - 1) / kExpandChunk * kExpandChunk;
+      if (b > last_chunk) b = total;
+    };
+    int64_t cap = 1;
+    for (int64_t t = 0; t < bands; ++t) {
+      int64_t lo, hi, a, b;
+      reads(t * band, std::min(rows, (t + 1) * band), lo, hi);
+      expands(lo, hi, a, b);
+      cap = std::max(cap, b - a);
+    }
+    DwNhwcGeom dg = depthwise_geometry(g, N, C_, KH_, KW_);
+    dg.prefetch_rows = false;  // the rows come from the L2 scratch
+    const ConvSimd& simd = conv_simd();
+    pool.parallel_for(bands, 1, [&](int64_t t0, int64_t t1) {
+      float* zeros = conv_scratch(3, W * C_);
+      float* d = conv_scratch(1, band * OW * C_);
+      float* e = conv_scratch(0, cap * C_);
+      int64_t ea = 0, eb = 0;  // the expanded pixels e holds
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r0 = t * band, r1 = std::min(rows, r0 + band);
+        int64_t lo, hi, a, b;
+        reads(r0, r1, lo, hi);
+        expands(lo, hi, a, b);
+        int64_t from = a;
+        if (a >= ea && a < eb && eb <= b) {  // the halo the previous band expanded
+          std::memmove(e, e + (a - ea) * C_, sizeof(float) * (eb - a) * C_);
+          from = eb;
+        }
+        if (b > from)
+          gemm_f32_packed(b - from, x + from * Cin_, Cin_, packed_e_, e + (from - a) * C_, C_, 0.f,
+                          p.expand, nullptr);
+        ea = a;
+        eb = b;
+        for (int64_t r = r0; r < r1; ++r) {
+          // Image n's rows from `first` on sit in e: its geometry starts there.
+          const int64_t n = r / OH, first = std::max(lo, n * H) - n * H;
+          DwNhwcGeom gn = dg;
+          gn.H = H - first;
+          gn.pt = pt + first;
+          simd.depthwise_nhwc_row(e + ((n * H + first) * W - a) * C_, wdw_.data(), gn, p.dw,
+                                  r % OH, nullptr, d + (r - r0) * OW * C_, zeros);
+        }
+        project(d, r0 * OW, (r1 - r0) * OW, p, y);
       }
     });
   }
@@ -443,6 +621,10 @@ class NhwcDwProjectKernel : public Kernel {
   int64_t M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
   PackedB packed_;          // the projection: [C, M]
   std::vector<float> wdw_;  // [C rounded up to 8 / 8][KH * KW][8]
+  int64_t Cin_ = 0;         // the expansion's input channels (0: no expansion)
+  PackedB packed_e_;        // the expansion: [Cin, C]
+  GemmEpilogue expand_act_;
+  int force_ = 0;  // RUNNX_BLOCK_EXPANSION: 1 banded, 2 whole
 };
 
 }  // namespace

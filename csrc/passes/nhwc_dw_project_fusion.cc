@@ -12,6 +12,11 @@
 // The inputs sit where NhwcConv has them for the projection (W at 1, B at 2, Z at 3), and
 // kernel_shape is always set from w_dw, so NhwcConv's shape inference gives the output. A
 // projection with an activation (not MobileNet's linear bottleneck) is left alone.
+//
+// When x itself comes from the block's 1x1 expansion, read by nothing else, that conv is folded
+// in too and the whole inverted residual block becomes one node (x never exists whole either):
+//   x = NhwcConv(u, w_e, b_e; 1x1, stride 1, no pads, activation a_e)
+//   ->  y = NhwcDwProject(u, w_p, b_p, z, w_dw, b_dw, w_e, b_e; expand_activation = a_e, ...)
 #include "passes/graph_index.h"
 #include "passes/pass.h"
 
@@ -54,6 +59,23 @@ bool is_projection(const Node& n, const GraphIndex& idx, int64_t channels) {
          all_equal(n.get_ints("strides"), 1) && all_equal(n.get_ints("pads"), 0);
 }
 
+// The conv making the depthwise input x, when it is a 1x1 expansion read only by the depthwise
+// conv (no residual, NHWC input): its node index, else -1.
+int foldable_expansion(const GraphIndex& idx, const Graph& g, const Node& dw, int64_t channels) {
+  const int e = idx.producer(dw.inputs[0]);
+  if (e < 0 || sole_consumer(idx, dw.inputs[0]) < 0) return -1;
+  const Node& n = g.nodes[e];
+  if (!is_nhwc_conv(n) || !input_or_empty(n, 3).empty() || n.outputs.size() != 1) return -1;
+  const Tensor* w = n.inputs.size() > 1 ? idx.constant(n.inputs[1]) : nullptr;
+  const std::string pad = n.get_string("auto_pad", "NOTSET");
+  const bool pointwise = n.get_int("nchw_input", 0) == 0 && n.get_int("group", 1) == 1 && w &&
+                         w->dtype == DType::kF32 && w->rank() == 4 && w->shape[0] == channels &&
+                         w->shape[2] == 1 && w->shape[3] == 1 &&
+                         (pad == "NOTSET" || pad == "VALID") &&
+                         all_equal(n.get_ints("strides"), 1) && all_equal(n.get_ints("pads"), 0);
+  return pointwise ? e : -1;
+}
+
 }  // namespace
 
 int pass_nhwc_dw_project_fusion(Model& model) {
@@ -86,6 +108,20 @@ int pass_nhwc_dw_project_fusion(Model& model) {
     ks.ints = kernel;
     f.attrs.push_back(std::move(ks));
     f.outputs = proj.outputs;
+    const int e = foldable_expansion(idx, g, d, wdw->shape[0]);
+    if (e >= 0 && !dead[e]) {
+      const Node& ex = g.nodes[e];
+      f.name = ex.name + "+" + f.name;
+      f.inputs[0] = ex.inputs[0];
+      f.inputs.push_back(ex.inputs[1]);
+      f.inputs.push_back(input_or_empty(ex, 2));
+      for (const Attribute& a : ex.attrs)
+        if (a.name == "activation" || a.name == "activation_params") {
+          f.attrs.push_back(a);
+          f.attrs.back().name = "expand_" + a.name;
+        }
+      dead[e] = true;
+    }
     dead[k] = dead[p] = true;
     added.push_back(std::move(f));
   }

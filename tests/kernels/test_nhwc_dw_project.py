@@ -3,27 +3,38 @@
 numpy convolutions. Awkward shapes: channels that are no multiple of 8 (tails of the vectors),
 images 1x1, one row, widths below 4 and odd, stride 2 on odd sizes, asymmetric pads, batch 1 and
 3, one and two threads; planes big enough for several row bands per image; a residual of the
-output's shape and one that broadcasts; no biases. test_portable_paths reruns the file with
-RUNNX_DISABLE_AVX2=1.
+output's shape and one that broadcasts; no biases. With the block's 1x1 expansion folded in
+(inputs 6 and 7): expand ratios 1 and 6, input channels no multiple of 8, the residual being X
+itself, bands spanning images and bands inside an image that reuse the halo rows, each through
+both expansion paths (banded and whole, RUNNX_BLOCK_EXPANSION) and the automatic choice.
+test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1.
 """
 
 import os
+import threading
 
 import numpy as np
 import pytest
 import runnx
 from helpers import rand, threads
-from kernels.test_conv_algos import ACTS, check, np_conv, rerun_portable
+from kernels.test_conv_algos import ACT_PARAMS, ACTS, check, np_conv, rerun_portable
 from kernels.test_conv_nhwc import one_node_model, to_nhwc
 from onnx import TensorProto, helper, numpy_helper
 
 RNG = np.random.default_rng(20261201)
 
 
-def fused_model(x_shape, wp, bp, wd, bd, z=False, activation="", **attrs):
-    """One NhwcDwProject: X (and Z) graph inputs, the weights and biases constants."""
+def fused_model(x_shape, wp, bp, wd, bd, z=False, activation="", we=None, be=None, **attrs):
+    """One NhwcDwProject: X (and Z, or X again when z == "x") graph inputs, the weights and biases
+    constants; with `we`, the expansion folded in (attrs then carry expand_activation)."""
     inits = [numpy_helper.from_array(wp, "wp"), numpy_helper.from_array(wd, "wd")]
-    names = ["x", "wp", "", "", "wd", ""]
+    names = ["x", "wp", "", "", "wd", "", "", ""]
+    if we is not None:
+        inits.append(numpy_helper.from_array(we, "we"))
+        names[6] = "we"
+    if be is not None:
+        inits.append(numpy_helper.from_array(be, "be"))
+        names[7] = "be"
     if bp is not None:
         inits.append(numpy_helper.from_array(bp, "bp"))
         names[2] = "bp"
@@ -31,7 +42,9 @@ def fused_model(x_shape, wp, bp, wd, bd, z=False, activation="", **attrs):
         inits.append(numpy_helper.from_array(bd, "bd"))
         names[5] = "bd"
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
-    if z:
+    if z == "x":
+        names[3] = "x"
+    elif z:
         inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
         names[3] = "z"
     return one_node_model("NhwcDwProject", names, inputs, inits, activation, group=wd.shape[0],
@@ -112,6 +125,115 @@ def test_errors():
                                   .SerializeToString())
     with pytest.raises(runnx.InvalidArgument, match="X must be"):
         sess.run(None, {"x": rand((1, 6, 6, 3), rng=RNG)})
+
+
+def expanded_case(n, cin, c, m, h, w, stride=1, residual=None, expand_act="Clip", act="Clip",
+                  bias=True, n_threads=2, mode="", monkeypatch=None):
+    """The whole inverted residual block in one node: x [n, cin] -> 1x1 expansion to c channels
+    + expand_act -> depthwise 3x3 + act -> 1x1 projection to m (+ residual: "x" adds X itself,
+    "full" a separate Z). mode: RUNNX_BLOCK_EXPANSION ("" = the kernel's choice)."""
+    x = rand((n, cin, h, w), rng=RNG)
+    we = rand((c, cin, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    wd = rand((c, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    wp = rand((m, c, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    be, bd, bp = ((rand((k,), rng=RNG) if bias else None) for k in (c, c, m))
+    e = ACTS[expand_act](np_conv(x, we, be))
+    d = ACTS[act](np_conv(e, wd, bd, (stride, stride), (1, 1, 1, 1), (1, 1), c))
+    ref = to_nhwc(np_conv(d, wp, bp))
+    feeds = {"x": to_nhwc(x)}
+    if residual == "x":
+        ref = ref + feeds["x"]
+    elif residual == "full":
+        feeds["z"] = rand(ref.shape, rng=RNG)
+        ref = ref + feeds["z"]
+    attrs = {"expand_activation": expand_act} if expand_act else {}
+    if expand_act in ACT_PARAMS:
+        attrs["expand_activation_params"] = ACT_PARAMS[expand_act]
+    model = fused_model(feeds["x"].shape, wp, bp, wd, bd, z=residual, activation=act, we=we,
+                        be=be, strides=[stride, stride], pads=[1, 1, 1, 1], **attrs)
+    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", mode)
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    assert "expansion" in sess._sess.kernel_choices()[0][-1]
+    for _ in range(2):
+        check(sess.run(None, feeds)[0], ref, 9 + c + cin)
+
+
+EXPANDED = [
+    # (N, Cin, C, M, H, W, stride, residual)
+    (1, 16, 96, 24, 12, 14, 2, None),  # MobileNetV2-like, ratio 6, stride 2
+    (1, 8, 48, 8, 9, 7, 1, "x"),  # residual = X, odd sizes
+    (3, 5, 30, 5, 7, 9, 1, "x"),  # channels no multiple of 8, bands spanning images
+    (3, 13, 13, 11, 5, 6, 2, "full"),  # ratio 1, stride 2, a separate Z
+    (1, 6, 36, 7, 1, 1, 1, None),  # a 1x1 image
+    (2, 7, 42, 9, 1, 5, 2, None),  # one row
+    (1, 24, 144, 24, 40, 37, 1, "x"),  # several bands per image: the halo rows reused
+    (2, 32, 192, 40, 29, 29, 2, None),  # several bands, stride 2 on odd sizes
+    (1, 20, 120, 20, 7, 7, 1, "x"),  # a small plane at batch 1 (expanded whole by default)
+]
+
+
+@pytest.mark.parametrize("mode", ["", "banded", "whole"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", EXPANDED)
+def test_expanded_shapes(case, n_threads, mode, monkeypatch):
+    n, cin, c, m, h, w, s, res = case
+    expanded_case(n, cin, c, m, h, w, s, res, n_threads=n_threads, mode=mode,
+                  monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("mode", ["banded", "whole"])
+@pytest.mark.parametrize("expand_act,act", [("", ""), ("Relu", "Clip"), ("HardSwish", "Relu"),
+                                            ("LeakyRelu", "Sigmoid")])
+def test_expanded_epilogues(expand_act, act, mode, monkeypatch):
+    """The expansion's activation is its own (expand_activation), apart from the depthwise one."""
+    expanded_case(2, 6, 20, 7, 6, 5, 1, "full", expand_act, act, mode=mode,
+                  monkeypatch=monkeypatch)
+
+
+def test_expanded_without_biases(monkeypatch):
+    expanded_case(1, 9, 27, 6, 8, 7, 2, "full", bias=False, monkeypatch=monkeypatch)
+
+
+def test_expanded_results_do_not_depend_on_the_threads_split(monkeypatch):
+    """Runs from several Python threads at once (one drives the pool, the others run every band
+    inline, so the halo rows are reused in other places) give bit-identical outputs."""
+    n, cin, c, m, h, w = 2, 24, 144, 24, 23, 37
+    model = fused_model((n, h, w, cin), rand((m, c, 1, 1), rng=RNG), rand((m,), rng=RNG),
+                        rand((c, 1, 3, 3), rng=RNG), rand((c,), rng=RNG), z="x",
+                        activation="Clip", we=rand((c, cin, 1, 1), rng=RNG, low=-0.5, high=0.5),
+                        be=rand((c,), rng=RNG), strides=[1, 1], pads=[1, 1, 1, 1],
+                        expand_activation="Relu")
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", "banded")
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+    feeds = {"x": rand((n, h, w, cin), rng=RNG)}
+    expected = sess.run(None, feeds)[0]
+    results = []
+
+    def worker():
+        for _ in range(6):
+            results.append(sess.run(None, feeds)[0])
+
+    ts = [threading.Thread(target=worker) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(results) == 18
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+def test_expanded_errors():
+    wd = rand((12, 1, 3, 3), rng=RNG)
+    wp = rand((5, 12, 1, 1), rng=RNG)
+    bad = fused_model((1, 6, 6, 4), wp, None, wd, None, we=rand((10, 4, 1, 1), rng=RNG))
+    with pytest.raises(runnx.InvalidModel, match="expansion"):
+        runnx.InferenceSession(bad.SerializeToString())
+    sess = runnx.InferenceSession(fused_model((1, 6, 6, None), wp, None, wd, None,
+                                              we=rand((12, 4, 1, 1), rng=RNG)).SerializeToString())
+    with pytest.raises(runnx.InvalidArgument, match="X must be"):
+        sess.run(None, {"x": rand((1, 6, 6, 12), rng=RNG)})
 
 
 @pytest.mark.skipif(os.environ.get("RUNNX_DISABLE_AVX2") == "1", reason="already portable")

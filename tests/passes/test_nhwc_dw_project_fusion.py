@@ -1,8 +1,10 @@
 """nhwc_dw_project_fusion: NhwcConv(depthwise) -> NhwcConv(1x1 projection [+ Z]) becomes one
-NhwcDwProject when the depthwise output has no other reader and the projection no activation;
-the outputs match the unoptimised graph (level 0). Awkward shapes: channels no multiple of 8,
+NhwcDwProject when the depthwise output has no other reader and the projection no activation,
+and a 1x1 expansion making the depthwise input, read by nothing else, is folded in too; the
+outputs match the unoptimised graph (level 0). Awkward shapes: channels no multiple of 8,
 one-row and tiny images, stride 2 on odd sizes, batch 1 and 3, residual or none, ReLU6 / ReLU /
-no activation on the depthwise conv; MobileNetV2 (tiny) fuses every block."""
+no activation on the depthwise conv, expand ratios 1 and 6; MobileNetV2 (tiny) becomes one node
+per block at every optimisation level's match."""
 
 import os
 import sys
@@ -27,13 +29,20 @@ def kernel_ops(sess):
     return [op for _, op, _, _, _, _ in sess._sess.kernel_choices()]
 
 
+def expanded(sess):
+    """How many NhwcDwProject nodes run the block's expansion too."""
+    return sum(op == "NhwcDwProject" and "expansion" in what
+               for _, op, _, _, _, what in sess._sess.kernel_choices())
+
+
 def block(c=6, expand=13, stride=1, residual=True, dw_act="Clip", proj_act=None,
-          dw_output=False, batch=1, h=7, wd=9):
+          dw_output=False, batch=1, h=7, wd=9, expand_output=False, expand_stride=1):
     """1x1 s -> 1x1 expand + ReLU6 -> depthwise 3x3 [+ act] -> 1x1 project [+ act] [+ s] (the
     residual comes from a chain member, as in MobileNetV2)."""
     nodes = [helper.make_node("Conv", ["x", "ws"], ["s"], kernel_shape=[1, 1])]
     if expand:
-        nodes += [helper.make_node("Conv", ["s", "we", "be"], ["e"], kernel_shape=[1, 1]),
+        nodes += [helper.make_node("Conv", ["s", "we", "be"], ["e"], kernel_shape=[1, 1],
+                                   strides=[expand_stride] * 2),
                   helper.make_node("Clip", ["e", "lo", "hi"], ["e_c"])]
     else:  # MobileNetV2's first block: the depthwise conv reads the value the residual adds
         expand = c
@@ -59,18 +68,22 @@ def block(c=6, expand=13, stride=1, residual=True, dw_act="Clip", proj_act=None,
     inits = {"ws": w(c, c, 1, 1), "we": w(expand, c, 1, 1), "be": w(expand), "lo": np.float32(0), "hi": np.float32(6),
              "wd": w(expand, 1, 3, 3), "bd": w(expand), "wp": w(c, expand, 1, 1), "bp": w(c)}
     outputs = [("y", FLOAT, None)] + ([(d, FLOAT, None)] if dw_output else [])
+    outputs += [("e_c", FLOAT, None)] if expand_output else []
     return graph_model(nodes, [("x", FLOAT, [batch, c, h, wd])], outputs, inits)
 
 
-def compare(model, feeds, threads=2):
-    """Level 0 vs level 99 (run three times: the later runs work in the memory plan, where y
-    may take over the residual's buffer); returns the passes fired and the level-99 kernel ops."""
+def compare(model, feeds, threads=2, level=99, expanded_nodes=None):
+    """Level 0 vs `level` (run three times: the later runs work in the memory plan, where y
+    may take over the residual's buffer); returns the passes fired and the kernel ops there.
+    expanded_nodes: how many NhwcDwProject nodes must run their block's expansion."""
     plain = session(model, 0).run(None, feeds)
-    opt = session(model, 99, threads)
+    opt = session(model, level, threads)
     for _ in range(3):
         out = opt.run(None, feeds)
         for a, b in zip(out, plain):
             close(a, b)
+    if expanded_nodes is not None:
+        assert expanded(opt) == expanded_nodes
     return opt._passes_fired(), kernel_ops(opt)
 
 
@@ -82,24 +95,40 @@ def compare(model, feeds, threads=2):
 )
 def test_block_fuses_and_matches(batch, h, wd, stride, residual, threads):
     model = block(stride=stride, residual=residual, batch=batch, h=h, wd=wd)
-    fired, ops = compare(model, {"x": rand((batch, 6, h, wd), rng=RNG)}, threads)
+    fired, ops = compare(model, {"x": rand((batch, 6, h, wd), rng=RNG)}, threads,
+                         expanded_nodes=1)
     assert fired.get("nhwc_dw_project_fusion") == 1
-    assert ops.count("NhwcDwProject") == 1 and ops.count("NhwcConv") == 2
+    assert ops.count("NhwcDwProject") == 1 and ops.count("NhwcConv") == 1
 
 
 @pytest.mark.parametrize("dw_act", ["Clip", "Relu", None])
 @pytest.mark.parametrize("c,expand", [(16, 96), (5, 17), (24, 8)])
 def test_activations_and_channels(dw_act, c, expand):
     model = block(c=c, expand=expand, dw_act=dw_act, batch=2, h=6, wd=5)
-    fired, _ = compare(model, {"x": rand((2, c, 6, 5), rng=RNG)})
+    fired, _ = compare(model, {"x": rand((2, c, 6, 5), rng=RNG)}, expanded_nodes=1)
     assert fired.get("nhwc_dw_project_fusion") == 1
+
+
+def test_expansion_read_elsewhere_is_not_folded():
+    """The expanded value is also a graph output: the depthwise conv and projection still fuse,
+    the expansion stays its own NhwcConv."""
+    model = block(expand_output=True)
+    fired, ops = compare(model, {"x": rand((1, 6, 7, 9), rng=RNG)}, expanded_nodes=0)
+    assert fired.get("nhwc_dw_project_fusion") == 1
+    assert ops.count("NhwcDwProject") == 1 and ops.count("NhwcConv") == 2
+
+
+def test_strided_expansion_is_not_folded():
+    model = block(expand_stride=2, residual=False, h=9, wd=8)
+    fired, ops = compare(model, {"x": rand((1, 6, 9, 8), rng=RNG)}, expanded_nodes=0)
+    assert fired.get("nhwc_dw_project_fusion") == 1 and ops.count("NhwcConv") == 2
 
 
 @pytest.mark.parametrize("batch,h,wd", [(1, 30, 26), (2, 9, 7)])
 def test_residual_is_the_depthwise_input(batch, h, wd):
     """Z is X: y must not take over Z's buffer (other bands' depthwise rows still read X)."""
     model = block(c=16, expand=None, batch=batch, h=h, wd=wd)
-    fired, ops = compare(model, {"x": rand((batch, 16, h, wd), rng=RNG)})
+    fired, ops = compare(model, {"x": rand((batch, 16, h, wd), rng=RNG)}, expanded_nodes=0)
     assert fired.get("nhwc_dw_project_fusion") == 1 and ops.count("NhwcDwProject") == 1
 
 
@@ -116,13 +145,24 @@ def test_depthwise_output_read_elsewhere_is_left_alone():
     assert "nhwc_dw_project_fusion" not in fired and ops.count("NhwcConv") == 4
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_mobilenetv2_tiny(batch):
-    """Every inverted residual block (9 in the tiny model) ends in a fused depthwise + projection."""
+def test_mobilenetv2_tiny(batch, threads):
+    """Every inverted residual block (9 in the tiny model) is one NhwcDwProject; all but the
+    first (which has no expansion) run their expansion in it."""
     path = os.path.join(MODELS, "mobilenetv2_tiny.onnx")
     n_dw = sum(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
                for n in onnx.load(path).graph.node)
     feeds = zoo.sample_inputs("mobilenetv2", batch=batch, scale="tiny", seed=7)
-    fired, ops = compare(path, feeds)
+    fired, ops = compare(path, feeds, threads, expanded_nodes=n_dw - 1)
     assert n_dw >= 9 and fired.get("nhwc_dw_project_fusion") == n_dw
-    assert ops.count("NhwcDwProject") == n_dw
+    assert ops.count("NhwcDwProject") == n_dw and ops.count("NhwcConv") == 2
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_mobilenetv2_tiny_other_levels(level):
+    """Below level 99 nothing of this pass runs, and the outputs still match level 0."""
+    path = os.path.join(MODELS, "mobilenetv2_tiny.onnx")
+    feeds = zoo.sample_inputs("mobilenetv2", batch=3, scale="tiny", seed=9)
+    fired, ops = compare(path, feeds, level=level, expanded_nodes=0)
+    assert "nhwc_dw_project_fusion" not in fired and "NhwcDwProject" not in ops
