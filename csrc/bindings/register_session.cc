@@ -244,6 +244,8 @@ void register_session(py::module_& m) {
         d["static_plans"] = st.static_plans;
         d["static_plans_kept"] = st.static_plans_kept;
         d["kernel_build_threads"] = st.kernel_build_threads;
+        d["deferred_constants"] = st.deferred_constants;
+        d["deferred_constants_freed"] = st.deferred_constants_freed;
         d["output_buffers_reused"] = st.output_buffers_reused;
         return d;
       })

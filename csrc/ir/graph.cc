@@ -48,4 +48,20 @@ int64_t Model::opset(const std::string& d) const {
   return 0;
 }
 
+bool materialize_constant(Model& m, const std::string& name, Tensor& t, std::mutex* assign_mu) {
+  auto it = m.deferred.find(name);
+  if (it == m.deferred.end()) return false;
+  DeferredConstant& d = *it->second;
+  std::call_once(d.once, [&] {
+    std::shared_ptr<void> block = d.compute();
+    d.compute = nullptr;  // lets go of the sources it captured
+    std::unique_lock<std::mutex> lk;
+    if (assign_mu) lk = std::unique_lock<std::mutex>(*assign_mu);
+    t.data = block.get();
+    t.owner = std::move(block);
+    d.done = true;
+  });
+  return true;
+}
+
 }  // namespace runnx

@@ -2,8 +2,10 @@
 // Names follow ONNX's messages; only what runnx uses is kept.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,6 +86,14 @@ struct Graph {
   std::vector<std::string> sparse_initializer_names;           // parsed, not supported
 };
 
+// A constant whose bytes are computed when first needed (Model::deferred). Until then its
+// initializer has dtype and shape but no data.
+struct DeferredConstant {
+  std::function<std::shared_ptr<void>()> compute;  // the block the bytes start at; run once
+  std::once_flag once;
+  bool done = false;  // set inside `once`
+};
+
 struct OpsetImport {
   std::string domain;
   int64_t version = 0;
@@ -108,9 +118,20 @@ struct Model {
   // Threads session creation may use for heavy load-time arithmetic (BN folding); the session
   // sets it from intra_op_num_threads.
   int load_threads = 1;
+  // Initializers computed when first needed, by name: conv_bn_folding leaves a folded weight's
+  // arithmetic to the build of the kernel that reads it, so the fold is written to cache-warm
+  // memory, packed from there, and freed once every reader holds its own copy (the session frees
+  // it; MobileNetV2: no second pass over 9 MB of fresh pages). Whoever reads an initializer's
+  // bytes before the session has built its kernels calls materialize_constant first.
+  std::map<std::string, std::shared_ptr<DeferredConstant>> deferred;
 
   // Opset for a domain ("" and "ai.onnx" are the same); 0 if not imported.
   int64_t opset(const std::string& domain) const;
 };
+
+// Computes `t`'s bytes if `name` is deferred (once: a concurrent caller waits for the first). The
+// pointer is stored under `assign_mu` when given (the session's lock for scans of every
+// constant's bytes). Returns true when `name` is (or was) deferred.
+bool materialize_constant(Model& m, const std::string& name, Tensor& t, std::mutex* assign_mu = nullptr);
 
 }  // namespace runnx

@@ -640,11 +640,13 @@ Model load_model_from_file(const std::string& path) {
   return m;
 }
 
-void release_mapped_weight(const Model& m, const Tensor& t) {
+void release_mapped_weight(const uint8_t* mapped_data, size_t mapped_size, const Tensor& t) {
   const auto* p = static_cast<const uint8_t*>(t.data);
-  if (!m.mapped_data || !p || p < m.mapped_data || p + t.nbytes() > m.mapped_data + m.mapped_size) return;
+  if (!mapped_data || !p || p < mapped_data || p + t.nbytes() > mapped_data + mapped_size) return;
   drop_file_pages(p, t.nbytes());
 }
+
+void release_mapped_weight(const Model& m, const Tensor& t) { release_mapped_weight(m.mapped_data, m.mapped_size, t); }
 
 bool realign_weight(Model& m, Tensor& t) {
   if (!is_misaligned(t)) return false;

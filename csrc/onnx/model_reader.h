@@ -18,6 +18,8 @@ Model load_model_from_file(const std::string& path);
 // Drops the resident pages of a weight that lies in the model's file mapping (a kernel packed its
 // own copy). Clean file pages: a later read faults them back, so this is always safe.
 void release_mapped_weight(const Model& m, const Tensor& t);
+// The same for a mapping given by its bytes (what a deferred constant captures of the model).
+void release_mapped_weight(const uint8_t* mapped_data, size_t mapped_size, const Tensor& t);
 // Drops the resident pages that lie wholly inside a weight no reader will touch again (each kept
 // its own packed copy), wherever the bytes live: heap copies of misaligned weights, a model
 // parsed from bytes, the file mapping. Heap pages would read back as zeros: call it only then.

@@ -144,6 +144,8 @@ int pass_constant_folding(Model& model) {
       if (!schema) continue;
       // Kernels read aligned data; a weight left misaligned in the file (graph_prep) is copied
       // first (the initializer itself, so every later reader gets the copy too).
+      for (const std::string& i : n.inputs)
+        if (!i.empty()) materialize_constant(model, i, *const_cast<Tensor*>(known[i]));  // a deferred fold
       for (const Tensor* t : ins)
         if (t && is_misaligned(*t)) realign_weight(model, *const_cast<Tensor*>(t));
       if (!pool) pool = std::make_unique<ThreadPool>(1);

@@ -3,9 +3,11 @@
 // b'[m] = (b[m] - mean[m]) * s[m] + B[m] (computed in double). Needs W, the conv bias and every
 // BN parameter to be float32 constants, and the conv's output to be read by the BN alone.
 // W may sit misaligned in the model file (graph_prep leaves a Conv's weight there for this pass):
-// rows are copied out bytewise. Each fold has its own load block: malloc then reuses the blocks a
-// previous session freed (one block for all of ResNet-50's 94 MB would be a fresh mapping, every
-// page zeroed by the kernel, on every creation).
+// rows are copied out bytewise. b' is computed here; W' is deferred (Model::deferred) when W is
+// read by this conv alone: the session computes it just before building the conv's kernel, which
+// packs it while it is in cache, and frees it once packed. Otherwise (W shared, a graph input, or
+// overlapping another initializer) W' is folded now, each into a load block of its own: malloc
+// then reuses the blocks a previous session freed.
 #include <cmath>
 #include <cstring>
 
@@ -29,35 +31,36 @@ struct Fold {
   int conv, bn;
   const Tensor *w, *cb, *scale, *shift, *mean, *var;
   double eps;
-  std::shared_ptr<void> block;  // W' then b' (allocated before folding starts: no throw inside)
+  bool defer;  // W' computed when its kernel is built (see below)
+  std::vector<double> s;  // scale / sqrt(var + eps) per output channel
   Tensor w_out, b_out;
+  std::shared_ptr<DeferredConstant> deferred;
 };
 
 size_t aligned64(size_t n) { return (n + 63) / 64 * 64; }
 
-// W'[m] = W[m] * s[m], b' = (b - mean) * s + B, into a block of their own (b' after W').
-void fold(Fold& f) {
-  const Tensor& w = *f.w;
+// W'[m] = W[m] * s[m] into `out` (W may sit misaligned: rows are copied out bytewise first).
+void fold_weight(const Tensor& w, const std::vector<double>& s, float* out) {
   const int64_t M = w.shape[0];
   const int64_t per = w.numel() / std::max<int64_t>(M, 1);
-  auto* base = static_cast<uint8_t*>(f.block.get());
-  auto* wo = reinterpret_cast<float*>(base);
-  auto* bo = reinterpret_cast<float*>(base + aligned64(w.nbytes()));
   const auto* wi = static_cast<const uint8_t*>(w.data);
   for (int64_t m = 0; m < M; ++m) {
-    const double s = f.scale->ptr<float>()[m] / std::sqrt(double(f.var->ptr<float>()[m]) + f.eps);
-    float* row = wo + m * per;
+    float* row = out + m * per;
     std::memcpy(row, wi + m * per * sizeof(float), per * sizeof(float));
-    for (int64_t i = 0; i < per; ++i) row[i] = static_cast<float>(row[i] * s);
-    const double b0 = f.cb ? f.cb->ptr<float>()[m] : 0.0;
-    bo[m] = static_cast<float>((b0 - f.mean->ptr<float>()[m]) * s + f.shift->ptr<float>()[m]);
+    for (int64_t i = 0; i < per; ++i) row[i] = static_cast<float>(row[i] * s[m]);
   }
-  f.w_out.dtype = f.b_out.dtype = DType::kF32;
-  f.w_out.shape = w.shape;
-  f.b_out.shape = {M};
-  f.w_out.data = wo;
-  f.b_out.data = bo;
-  f.w_out.owner = f.b_out.owner = f.block;
+}
+
+// True when another initializer shares bytes with `w` (a reader releasing that one could drop
+// pages a deferred fold has yet to read).
+bool overlaps_another(const Graph& g, const Tensor* w) {
+  auto* lo = static_cast<const uint8_t*>(w->data);
+  auto* hi = lo + w->nbytes();
+  for (const auto& [name, t] : g.initializers) {
+    auto* a = static_cast<const uint8_t*>(t.data);
+    if (&t != w && a && a < hi && lo < a + t.nbytes()) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -67,7 +70,7 @@ int pass_conv_bn_folding(Model& model) {
   GraphIndex idx(g);
   std::vector<Fold> folds;
   std::vector<bool> used(g.nodes.size(), false);
-  size_t folded_bytes = 0;
+  size_t eager_bytes = 0;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
     const Node& bn = g.nodes[k];
     if (!is_onnx_op(bn, "BatchNormalization") || bn.inputs.size() != 5 || bn.outputs.empty() ||
@@ -83,6 +86,7 @@ int pass_conv_bn_folding(Model& model) {
     if (!is_onnx_op(conv, "Conv") || conv.inputs.size() < 2 || conv.outputs.size() != 1) continue;
     const Tensor* w = idx.constant(conv.inputs[1]);
     if (!w || w->dtype != DType::kF32 || w->rank() < 3) continue;
+    materialize_constant(model, conv.inputs[1], *const_cast<Tensor*>(w));  // an earlier round's fold
     const int64_t M = w->shape[0];
     const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
     const Tensor* cb = has_bias ? channel_vector(idx, conv.inputs[2], M) : nullptr;
@@ -92,19 +96,59 @@ int pass_conv_bn_folding(Model& model) {
     const Tensor* var = channel_vector(idx, bn.inputs[4], M);
     if ((has_bias && !cb) || !scale || !shift || !mean || !var) continue;
     used[p] = used[k] = true;
-    folds.push_back({p, k, w, cb, scale, shift, mean, var, bn.get_float("epsilon", 1e-5f),
-                     alloc_load_block(aligned64(w->nbytes()) + aligned64(M * sizeof(float))), {}, {}});
-    folded_bytes += w->nbytes();
+    // W' is deferred when nothing else can touch W's bytes before the fold reads them: W is read
+    // by this conv alone, is no graph input, and shares no bytes with another initializer.
+    const std::string& wn = conv.inputs[1];
+    const bool defer = w->data && idx.only_read_by(wn, p) && !idx.is_graph_input(wn) && !overlaps_another(g, w);
+    folds.push_back({p, k, w, cb, scale, shift, mean, var, bn.get_float("epsilon", 1e-5f), defer, {}, {}, {}, {}});
+    if (!defer) eager_bytes += w->nbytes();
   }
   if (folds.empty()) return 0;
-  // Megabytes of weights (ResNet-50: 94 MB) go faster on the threads the session may use.
-  const int threads = folded_bytes >= (size_t{2} << 20) ? model.load_threads : 1;
-  run_spread(folds.size(), threads, [&](size_t j) { fold(folds[j]); });
+  // b' = (b - mean) * s + B for every fold, in one block: small, and read at run time.
+  size_t bias_floats = 0;
+  for (const Fold& f : folds) bias_floats += aligned64(f.w->shape[0] * sizeof(float)) / sizeof(float);
+  std::shared_ptr<void> biases = alloc_load_block(bias_floats * sizeof(float));
+  float* bo = static_cast<float*>(biases.get());
+  for (Fold& f : folds) {
+    const int64_t M = f.w->shape[0];
+    f.s.resize(M);
+    for (int64_t m = 0; m < M; ++m) {
+      f.s[m] = f.scale->ptr<float>()[m] / std::sqrt(double(f.var->ptr<float>()[m]) + f.eps);
+      const double b0 = f.cb ? f.cb->ptr<float>()[m] : 0.0;
+      bo[m] = static_cast<float>((b0 - f.mean->ptr<float>()[m]) * f.s[m] + f.shift->ptr<float>()[m]);
+    }
+    f.b_out.dtype = f.w_out.dtype = DType::kF32;
+    f.b_out.shape = {M};
+    f.b_out.data = bo;
+    f.b_out.owner = biases;
+    f.w_out.shape = f.w->shape;
+    bo += aligned64(M * sizeof(float)) / sizeof(float);
+    if (f.defer) {  // captures a copy of W's tensor now: the edits below may move the initializers
+      f.deferred = std::make_shared<DeferredConstant>();
+      f.deferred->compute = [w = *f.w, s = std::move(f.s), map_lo = model.mapped_data, map_size = model.mapped_size] {
+        std::shared_ptr<void> block = alloc_load_block(w.nbytes());
+        fold_weight(w, s, static_cast<float*>(block.get()));
+        release_mapped_weight(map_lo, map_size, w);  // read by this fold alone
+        return block;
+      };
+    }
+  }
+  // The others now, each into a block of its own (malloc then reuses the blocks a previous
+  // session freed); megabytes of them (ResNet-50 read from bytes) on the session's threads.
+  std::vector<Fold*> eager;
+  for (Fold& f : folds)
+    if (!f.defer) {
+      f.w_out.owner = alloc_load_block(f.w->nbytes());
+      f.w_out.data = f.w_out.owner.get();
+      eager.push_back(&f);
+    }
+  const int threads = eager_bytes >= (size_t{2} << 20) ? model.load_threads : 1;
+  run_spread(eager.size(), threads, [&](size_t j) { fold_weight(*eager[j]->w, eager[j]->s, eager[j]->w_out.ptr<float>()); });
   // The original weights nothing else reads give their file pages back now (not when the
   // session is done building): the folded copies replace them.
-  for (const Fold& f : folds) {
-    const std::string& wn = g.nodes[f.conv].inputs[1];
-    if (idx.only_read_by(wn, f.conv) && !idx.is_graph_input(wn)) release_mapped_weight(model, *f.w);
+  for (const Fold* f : eager) {
+    const std::string& wn = g.nodes[f->conv].inputs[1];
+    if (idx.only_read_by(wn, f->conv) && !idx.is_graph_input(wn)) release_mapped_weight(model, *f->w);
   }
   // Edits after matching: new initializers may move the ones the index points into.
   std::set<std::string> taken = idx.names();
@@ -114,6 +158,7 @@ int pass_conv_bn_folding(Model& model) {
     const std::string base = conv.name.empty() ? conv.outputs[0] : conv.name;
     const std::string wn = fresh_name(taken, base + ".weight_bn");
     const std::string bnm = fresh_name(taken, base + ".bias_bn");
+    if (f.deferred) model.deferred[wn] = std::move(f.deferred);
     g.initializers.emplace_back(wn, std::move(f.w_out));
     g.initializers.emplace_back(bnm, std::move(f.b_out));
     conv.inputs.resize(3);

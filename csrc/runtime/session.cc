@@ -335,7 +335,18 @@ void Session::build(const SessionOptions& options) {
     if (host_step) host_steps.push_back(step_index);  // else the device executor makes its kernel
     steps_.push_back(std::move(st));
   }
+  deferred_.assign(nv, 0);
+  for (const auto& [name, d] : model_.deferred) {
+    auto it = ids_.find(name);
+    if (it != ids_.end() && constants_[it->second]) deferred_[it->second] = 1;
+  }
   build_kernels(host_steps, input_names, constant_reads, constant_releases);
+  // Deferred constants no host kernel asked for (device steps) are computed now.
+  for (int v = 0; v < nv; ++v)
+    if (deferred_[v]) {
+      materialize_constant(model_, names_[v], *const_cast<Tensor*>(constants_[v]));
+      stats_.deferred_constants++;
+    }
   // A GEMM that kept reading its misaligned B at run time (it did not pack it) reads a copy;
   // Gather's data stays in place (it copies rows bytewise).
   std::vector<int> gather_reads(nv, 0);
@@ -400,6 +411,11 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
         releases[in_ids[k]]++;
         release_if_unread(in_ids[k], reads, releases);
       };
+      for (int v : in_ids)
+        if (v >= 0 && deferred_[v]) {
+          LoadPhase fold_phase("deferred constants");
+          materialize_constant(model_, names_[v], *const_cast<Tensor*>(constants_[v]), &release_mu);
+        }
       LoadPhase kernel_phase("kernel ", &n.op_type);
       st.kernel = OpRegistry::global().find(n.domain, n.op_type, info.opset)->make(info);
     } catch (const Error& e) {
@@ -436,6 +452,15 @@ void Session::release_if_unread(int v, const std::vector<int>& reads, const std:
     if (!o || o == t || !o->data || (!pinned_[u] && releases[u] == reads[u])) continue;
     auto* a = static_cast<const uint8_t*>(o->data);
     if (a < hi && lo < a + o->nbytes()) return;
+  }
+  if (deferred_[v] && t->owner.use_count() == 1) {
+    // A deferred fold's block, computed for its readers alone: back to malloc, whose next
+    // block (the next fold, a pack) reuses its pages while they are warm.
+    Tensor& mt = *const_cast<Tensor*>(t);
+    mt.owner.reset();
+    mt.data = nullptr;
+    stats_.deferred_constants_freed++;
+    return;
   }
   release_unread_weight(*t);
 }

@@ -57,6 +57,10 @@ struct SessionStats {
   // Threads that built the kernels at creation (1, or up to intra_op_num_threads for models with
   // megabytes of weights to pack).
   int64_t kernel_build_threads = 1;
+  // Folded weights computed just before their kernel was built (Model::deferred), and those of
+  // them freed at load because every reader packed its own copy.
+  int64_t deferred_constants = 0;
+  int64_t deferred_constants_freed = 0;
   // Graph outputs that reused a buffer an earlier run's caller had dropped (OutputBuffers).
   int64_t output_buffers_reused = 0;
 };
@@ -162,6 +166,7 @@ class Session {
   std::map<std::string, int> ids_;
   std::vector<std::string> names_;
   std::vector<const Tensor*> constants_;  // per value id: initializer or nullptr
+  std::vector<char> deferred_;            // per value id: a Model::deferred constant
   std::vector<int> last_use_;             // per value id: last step reading it (INT_MAX: output)
   std::vector<bool> pinned_;              // per value id: must not live in the arena
   std::vector<Step> steps_;

@@ -277,3 +277,106 @@ def test_a_constructor_error_names_the_first_failing_node(threads):
     for _ in range(3):  # whichever thread gets there first, the error is the earliest node's
         with pytest.raises(runnx.UnsupportedOp, match=r"Dropout node 'drop1'.*training_mode=true"):
             _session(model, threads, level=0)
+
+
+# ---- BN folds deferred to their kernel's build -------------------------------------------------
+# A folded weight whose source is read by its conv alone is computed just before that conv's
+# kernel is built, and freed once every reader packed its own copy (stats: deferred_constants,
+# deferred_constants_freed). Whatever path a case takes, the results match the reference, on the
+# first run and after the weight's bytes are gone.
+
+
+def _bn_params(rng, m):
+    return [rand((m,), rng=rng), rand((m,), rng=rng), rand((m,), rng=rng), rand((m,), low=0.5, high=2.0, rng=rng)]
+
+
+def _conv_bn_model(case, rng, wname="W"):
+    """x [1, 6, 5, 7] (batch symbolic for "dynamic") -> case's Conv/BN graph -> y."""
+    c, m = 6, 10
+    nodes, inits = [], {}
+
+    def conv_bn(x, w, out, k, group=1, pads=0):
+        names = [f"{p}{k}" for p in ("scale", "shift", "mean", "var")]
+        inits.update(zip(names, _bn_params(rng, w.shape[0])))
+        nodes.extend([helper.make_node("Conv", [x, wname if k == 0 or case == "shared" else f"W{k}"], [f"c{k}"],
+                                       group=group, pads=[pads] * 4),
+                      helper.make_node("BatchNormalization", [f"c{k}"] + names, [out])])
+        inits[wname if k == 0 or case == "shared" else f"W{k}"] = w
+
+    w = rand((m, c, 1, 1), rng=rng)
+    if case in ("single", "dynamic"):
+        conv_bn("x", w, "y", 0)
+    elif case == "chain":  # Conv -> BN -> BN: the second fold reads the first (an earlier round's)
+        conv_bn("x", w, "b0", 0)
+        names = ["s_b", "t_b", "m_b", "v_b"]
+        inits.update(zip(names, _bn_params(rng, m)))
+        nodes.append(helper.make_node("BatchNormalization", ["b0"] + names, ["y"]))
+    elif case == "shared":  # one W read by two convs: folded at once, not deferred
+        conv_bn("x", w, "b0", 0)
+        conv_bn("x", w, "b1", 1)
+        nodes.append(helper.make_node("Add", ["b0", "b1"], ["y"]))
+    elif case == "depthwise":  # NCHW depthwise keeps reading its weight at run time
+        conv_bn("x", rand((c, 1, 3, 3), rng=rng), "y", 0, group=c, pads=1)
+    elif case == "stack":  # many folds in one pass: the new initializers move the old ones
+        conv_bn("x", rand((c, c, 1, 1), rng=rng), "b0", 0)
+        for k in range(1, 12):
+            conv_bn(f"b{k - 1}", rand((c, c, 3, 3), low=-0.3, high=0.3, rng=rng), "y" if k == 11 else f"b{k}", k, pads=1)
+    batch = "n" if case == "dynamic" else 1
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, 5, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+_DEFERRED = {"single": 1, "dynamic": 1, "chain": 1, "shared": 0, "depthwise": 1, "stack": 12}
+
+
+@pytest.mark.parametrize("case", sorted(_DEFERRED))
+@pytest.mark.parametrize("how", ["file", "bytes"])
+@pytest.mark.parametrize("level, threads", [(1, 1), (99, 1), (99, 2)])
+def test_deferred_bn_folds_compute_the_reference(tmp_path, case, how, level, threads):
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(len(case) * 7 + level)
+    model = _conv_bn_model(case, rng)
+    so = runnx.SessionOptions()
+    so.graph_optimization_level = level
+    so.intra_op_num_threads = threads
+    data = model.SerializeToString()
+    if how == "file":
+        (tmp_path / "m.onnx").write_bytes(data)
+        data = str(tmp_path / "m.onnx")
+    sess = runnx.InferenceSession(data, so)
+    st = sess._sess.stats()
+    assert st["deferred_constants"] == _DEFERRED[case]
+    assert 0 <= st["deferred_constants_freed"] <= st["deferred_constants"]
+    if level == 99 and case in ("single", "chain"):
+        assert st["deferred_constants_freed"] == 1  # the channels-last 1x1 packs its weight
+    ref = ReferenceEvaluator(model)
+    for batch in (1, 1, 3) if case == "dynamic" else (1, 1):
+        x = rand((batch, 6, 5, 7), rng=rng)
+        (got,) = sess.run(None, {"x": x})
+        (want,) = ref.run(None, {"x": x})
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_deferred_fold_reads_a_weight_left_misaligned_in_the_file(tmp_path):
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(5)
+    for pad in range(8):  # a weight name length that leaves W's bytes off a multiple of 4
+        model = _conv_bn_model("single", rng, wname="W" + "_" * pad)
+        data = model.SerializeToString()
+        w = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name.startswith("W")))
+        if data.find(w.tobytes()[:24]) % 4:
+            break
+    else:
+        pytest.fail("could not place the weight misaligned")
+    (tmp_path / "m.onnx").write_bytes(data)
+    sess = runnx.InferenceSession(str(tmp_path / "m.onnx"))
+    assert sess._sess.stats()["deferred_constants"] == 1
+    # W folded from the file, not copied first (only small BN vectors may be)
+    assert sess._sess.stats()["realigned_weight_bytes"] < w.nbytes
+    x = rand((1, 6, 5, 7), rng=rng)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], ReferenceEvaluator(model).run(None, {"x": x})[0],
+                               rtol=1e-4, atol=1e-4)
