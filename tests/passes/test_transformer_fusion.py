@@ -232,3 +232,18 @@ def test_attention_layout_left_alone(case):
     assert fired.get("attention_fusion") == 1 and "attention_layout" not in fired, fired
     for a, b in zip(opt, plain):
         _close(a, b, 1e-5)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 99])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bert_tiny_every_level_matches_onnxruntime(level, threads):
+    import onnxruntime as ort
+
+    path = os.path.join(MODELS, "bert_tiny.onnx")
+    sess = session(path, level, threads)
+    ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        feeds = zoo.sample_inputs("bert", batch=batch, scale="tiny", seed=10 + batch)
+        for _ in range(2):  # the second run reuses the plan and the output buffers
+            for a, e in zip(sess.run(None, feeds), ref.run(None, feeds)):
+                np.testing.assert_allclose(a, e, rtol=1e-4, atol=2e-5)
