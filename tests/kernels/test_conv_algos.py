@@ -186,6 +186,16 @@ GEMM_CASES = [
     (1, 5, 16, 7, 7, (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     (2, 70, 130, 3, 5, (3, 2), {"pads": [1, 0, 1, 0]}),  # channels over one 64-channel step
     (1, 7, 20, 1, 1, (3, 3), {"pads": [1, 1, 1, 1]}),  # one pixel
+    # im2row per channel block from zero-bordered planes: several blocks and a short last one,
+    # stride 2 with dilation and uneven pads, a 1-D-like row
+    (1, 150, 16, 6, 6, (3, 3), {"pads": [1, 1, 1, 1]}),  # 36 pixels: 50-channel blocks, 3 of them
+    (2, 61, 19, 11, 9, (3, 2), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 0, 1, 1]}),
+    (1, 17, 16, 1, 40, (1, 3), {"strides": [1, 2], "pads": [0, 1, 0, 0]}),
+    # stride-2 rows of exactly 9, 16 and 17 outputs (the overlapping last vector of copy_strided)
+    (1, 3, 5, 5, 18, (1, 1), {"strides": [2, 2]}),
+    (1, 3, 5, 4, 33, (1, 1), {"strides": [2, 2]}),
+    (1, 4, 6, 5, 19, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (1, 4, 6, 5, 32, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
 ]
 
 
