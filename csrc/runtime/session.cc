@@ -406,10 +406,15 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
         if (!t || released[k]) return;
         released[k] = true;
         LoadPhase release_phase("weight release");
-        std::lock_guard<std::mutex> lk(release_mu);
-        release_mapped_weight(model_, *t);
-        releases[in_ids[k]]++;
-        release_if_unread(in_ids[k], reads, releases);
+        release_mapped_weight(model_, *t);  // its own file pages: no lock needed
+        UnreadWeight unread;
+        {
+          std::lock_guard<std::mutex> lk(release_mu);
+          releases[in_ids[k]]++;
+          unread = release_if_unread(in_ids[k], reads, releases);
+        }
+        // The system calls and the free outside the lock (a deferred fold waits on it).
+        if (unread.bytes.data) release_unread_weight(unread.bytes);
       };
       for (int v : in_ids)
         if (v >= 0 && deferred_[v]) {
@@ -441,28 +446,34 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
 // A weight that every reader packed into its own copy: its bytes (a heap copy of a misaligned
 // tensor, a model parsed from bytes, file pages) are never read again, so its pages go back to the
 // system as soon as the last reader is built. Graph inputs (overridable) and outputs are read by
-// run(); a weight whose bytes overlap one still read (a folded view) stays.
-void Session::release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const {
+// run(); a weight whose bytes overlap one still read (a folded view) stays. Called under the
+// build's release lock; the caller drops the pages (or frees the block) after unlocking.
+Session::UnreadWeight Session::release_if_unread(int v, const std::vector<int>& reads,
+                                                 const std::vector<int>& releases) const {
+  UnreadWeight out;
   const Tensor* t = constants_[v];
-  if (!t || !t->data || !t->nbytes() || pinned_[v] || reads[v] == 0 || releases[v] < reads[v]) return;
+  if (!t || !t->data || !t->nbytes() || pinned_[v] || reads[v] == 0 || releases[v] < reads[v]) return out;
   auto* lo = static_cast<const uint8_t*>(t->data);
   auto* hi = lo + t->nbytes();
   for (size_t u = 0; u < constants_.size(); ++u) {
     const Tensor* o = constants_[u];
     if (!o || o == t || !o->data || (!pinned_[u] && releases[u] == reads[u])) continue;
     auto* a = static_cast<const uint8_t*>(o->data);
-    if (a < hi && lo < a + o->nbytes()) return;
+    if (a < hi && lo < a + o->nbytes()) return out;
   }
+  Tensor& mt = *const_cast<Tensor*>(t);
   if (deferred_[v] && t->owner.use_count() == 1) {
     // A deferred fold's block, computed for its readers alone: back to malloc, whose next
     // block (the next fold, a pack) reuses its pages while they are warm.
-    Tensor& mt = *const_cast<Tensor*>(t);
-    mt.owner.reset();
+    out.block = std::move(mt.owner);
     mt.data = nullptr;
     stats_.deferred_constants_freed++;
-    return;
+    return out;
   }
-  release_unread_weight(*t);
+  out.bytes.dtype = t->dtype;
+  out.bytes.shape = t->shape;
+  out.bytes.data = t->data;
+  return out;
 }
 
 // Placement: the first device provider asked for takes each node it has a kernel for; values

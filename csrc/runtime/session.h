@@ -151,7 +151,12 @@ class Session {
   void place_nodes(const std::vector<const Node*>& order);
   void build_kernels(const std::vector<int>& host_steps, const std::set<std::string>& overridable,
                      const std::vector<int>& reads, std::vector<int>& releases);
-  void release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const;
+  // What release_if_unread leaves to its caller: bytes whose pages to drop, or a block to free.
+  struct UnreadWeight {
+    Tensor bytes;                  // data == nullptr: nothing to drop
+    std::shared_ptr<void> block;  // freed when this goes
+  };
+  UnreadWeight release_if_unread(int v, const std::vector<int>& reads, const std::vector<int>& releases) const;
   std::vector<int> feed_ids(const std::vector<std::string>& feed_names, const std::vector<const Tensor*>& feeds) const;
   std::vector<int> wanted_ids(const std::vector<std::string>& output_names) const;
 
