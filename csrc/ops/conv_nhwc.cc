@@ -12,11 +12,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/conv_simd.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/pointwise_nhwc.h"
 #include "kernels/cpu/winograd.h"
 #include "ops/conv_util.h"
 #include "ops/kernel.h"
@@ -347,7 +349,9 @@ class NhwcConvKernel : public Kernel {
 // residual block is one node. Per band only the expanded rows its depthwise window reads (the
 // band's rows times the stride plus the halo) are computed, into a second per-thread scratch;
 // rows the previous band of the same thread already expanded (the halo) are moved, not redone.
-// The expanded tensor (6x the channels) then never exists whole. Where the halo would cost too
+// The expanded tensor (6x the channels) then never exists whole. Expansions of at most
+// kPointwiseMaxK input channels with ReLU/Clip/no activation run pointwise_nhwc.h's kernel
+// (bias and clamp in registers), others the sgemm. Where the halo would cost too
 // much (threads' shares of a small plane: batch 1) the expansion instead runs whole over the
 // pool into a scratch first. RUNNX_BLOCK_EXPANSION=banded|whole (read at
 // session creation) forces one of the two for tests.
@@ -384,8 +388,17 @@ class NhwcDwProjectKernel : public Kernel {
                   C_, ", Cin, 1, 1] (input 6), got ",
                   we ? shape_str(we->shape) : std::string("a run-time value"));
       Cin_ = we->shape[1];
-      packed_e_ = pack_b_f32(Cin_, C_, we->ptr<float>(), Cin_, true);  // W_e [C, Cin] is B^T
-      expand_act_ = conv_gemm_epilogue(parse_expand_activation(node), false);
+      const ConvEpilogue ea = parse_expand_activation(node);
+      expand_act_ = conv_gemm_epilogue(ea, false);
+      using A = ConvActivation;
+      if (ea.act == A::kNone || ea.act == A::kRelu || ea.act == A::kClip) {
+        pointwise_ = pack_pointwise(we->ptr<float>(), C_, Cin_);
+        const float inf = std::numeric_limits<float>::infinity();
+        clamp_lo_ = ea.act == A::kClip ? ea.alpha : ea.act == A::kRelu ? 0.f : -inf;
+        clamp_hi_ = ea.act == A::kClip ? ea.beta : inf;
+      }
+      if (pointwise_.empty())
+        packed_e_ = pack_b_f32(Cin_, C_, we->ptr<float>(), Cin_, true);  // W_e [C, Cin] is B^T
       const char* force = std::getenv("RUNNX_BLOCK_EXPANSION");
       force_ = !force ? 0 : std::string(force) == "banded" ? 1 : std::string(force) == "whole" ? 2 : 0;
     }
@@ -490,9 +503,28 @@ class NhwcDwProjectKernel : public Kernel {
     if (!expanding()) return dw_project(xt.ptr<float>(), N, g, p, y, pool);
     if (!whole_expansion(N, g, pool.num_threads())) return banded(xt.ptr<float>(), N, g, p, y, pool);
     // The expanded tensor made whole first (in the caller's scratch, read by every thread).
-    float* e = conv_scratch(2, N * H * W * C_);
-    gemm_f32_packed(N * H * W, xt.ptr<float>(), Cin_, packed_e_, e, C_, 0.f, p.expand, &pool);
+    const int64_t pixels = N * H * W;
+    float* e = conv_scratch(2, pixels * C_);
+    if (use_pointwise()) {
+      constexpr int64_t kChunk = 384;  // pixels per task (a multiple of the kernel's 6)
+      pool.parallel_for((pixels + kChunk - 1) / kChunk, 1, [&](int64_t t0, int64_t t1) {
+        const int64_t p0 = t0 * kChunk, p1 = std::min(pixels, t1 * kChunk);
+        expand(p1 - p0, xt.ptr<float>() + p0 * Cin_, p.expand, e + p0 * C_);
+      });
+    } else {
+      gemm_f32_packed(pixels, xt.ptr<float>(), Cin_, packed_e_, e, C_, 0.f, p.expand, &pool);
+    }
     dw_project(e, N, g, p, y, pool);
+  }
+
+  bool use_pointwise() const { return !pointwise_.empty(); }
+
+  // The expansion of `pixels` input pixels x (Cin channels) into e (C channels).
+  void expand(int64_t pixels, const float* x, const GemmEpilogue& epi, float* e) const {
+    if (use_pointwise())
+      pointwise_clamp_avx2(pixels, x, Cin_, pointwise_, epi.bias, clamp_lo_, clamp_hi_, e, C_);
+    else
+      gemm_f32_packed(pixels, x, Cin_, packed_e_, e, C_, 0.f, epi, nullptr);
   }
 
   // Expand whole when the banded halo would add more than a fifth to the expansion: each
@@ -597,9 +629,7 @@ class NhwcDwProjectKernel : public Kernel {
           std::memmove(e, e + (a - ea) * C_, sizeof(float) * (eb - a) * C_);
           from = eb;
         }
-        if (b > from)
-          gemm_f32_packed(b - from, x + from * Cin_, Cin_, packed_e_, e + (from - a) * C_, C_, 0.f,
-                          p.expand, nullptr);
+        if (b > from) expand(b - from, x + from * Cin_, p.expand, e + (from - a) * C_);
         ea = a;
         eb = b;
         for (int64_t r = r0; r < r1; ++r) {
@@ -624,6 +654,8 @@ class NhwcDwProjectKernel : public Kernel {
   int64_t Cin_ = 0;         // the expansion's input channels (0: no expansion)
   PackedB packed_e_;        // the expansion: [Cin, C]
   GemmEpilogue expand_act_;
+  PointwiseWeights pointwise_;  // the expansion's weights when its small-K kernel serves
+  float clamp_lo_ = 0.f, clamp_hi_ = 0.f;
   int force_ = 0;  // RUNNX_BLOCK_EXPANSION: 1 banded, 2 whole
 };
 

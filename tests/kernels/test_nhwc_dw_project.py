@@ -6,7 +6,9 @@ images 1x1, one row, widths below 4 and odd, stride 2 on odd sizes, asymmetric p
 output's shape and one that broadcasts; no biases. With the block's 1x1 expansion folded in
 (inputs 6 and 7): expand ratios 1 and 6, input channels no multiple of 8, the residual being X
 itself, bands spanning images and bands inside an image that reuse the halo rows, each through
-both expansion paths (banded and whole, RUNNX_BLOCK_EXPANSION) and the automatic choice.
+both expansion paths (banded and whole, RUNNX_BLOCK_EXPANSION) and the automatic choice; the
+expansion through the small-K pointwise kernel (input channels <= 64, channels a multiple of 8,
+ReLU/Clip/none) and through the sgemm (the rest, and every expansion on the portable path).
 test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1.
 """
 
@@ -170,6 +172,10 @@ EXPANDED = [
     (1, 24, 144, 24, 40, 37, 1, "x"),  # several bands per image: the halo rows reused
     (2, 32, 192, 40, 29, 29, 2, None),  # several bands, stride 2 on odd sizes
     (1, 20, 120, 20, 7, 7, 1, "x"),  # a small plane at batch 1 (expanded whole by default)
+    (1, 3, 8, 4, 5, 5, 1, None),  # one 8-channel panel of the pointwise kernel
+    (2, 11, 24, 6, 6, 7, 2, None),  # a 16- and an 8-channel panel, pixel groups of 1-5
+    (1, 64, 384, 64, 9, 9, 1, "x"),  # the largest input count the pointwise kernel takes
+    (1, 72, 144, 16, 9, 8, 1, None),  # more input channels: the sgemm
 ]
 
 
