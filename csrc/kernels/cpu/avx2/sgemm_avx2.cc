@@ -225,10 +225,12 @@ inline void store_tile(const float* tile, const TileOut& o) {
 // A is read in place (row i at A + i*lda; its MR x kc block stays in L1 across the panel), or,
 // when PACKED_A, from a packed micro-panel (element (i, k) at A + k*6 + i). NH = 1 computes only
 // the panel's first 8 columns: a right-edge panel of at most 8 (N = 24 is 16 + 8) skips the FMAs
-// on its zero padding.
+// on its zero padding. `pf_lines` 64-byte lines from `pf` (the caller's share of the next panel)
+// are prefetched into L1 one every 8 k-steps: issued back to back before the call they filled the
+// L1 miss buffers and the prefetch instruction itself stalled (6% of BERT-base's time at batch 8).
 template <int MR, bool PACKED_A, int NH>
 void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict Bp,
-                  const TileOut& out) {
+                  const TileOut& out, const float* pf, int64_t pf_lines) {
   auto a_at = [&](int i, int64_t k) { return PACKED_A ? A + k * kMr + i : A + i * lda + k; };
   constexpr int KS = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
   __m256 acc[KS][MR][NH];
@@ -241,6 +243,11 @@ void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const floa
   int64_t k = 0;
 #pragma GCC unroll 4
   for (; k + KS <= kc; k += KS) {
+    if ((k & 7) == 0 && pf_lines > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += 16;
+      --pf_lines;
+    }
 #pragma GCC unroll 4
     for (int s = 0; s < KS; ++s) {
       __m256 b[NH];
@@ -254,6 +261,7 @@ void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const floa
       }
     }
   }
+  for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
   for (; k < kc; ++k) {
     __m256 b[NH];
 #pragma GCC unroll 2
@@ -331,7 +339,7 @@ using Kernel24 = void (*)(int64_t, const float*, int64_t, const float*, const fl
 constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24<2>, micro_kernel_24<3>,
                                     micro_kernel_24<4>};
 
-using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, const TileOut&);
+using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, const TileOut&, const float*, int64_t);
 // [A packed][panel columns in use <= 8][rows in use]: fewer than 6 rows skip the unused
 // accumulators' FMAs (M = 1 GEMV), a narrow right-edge panel its zero half.
 template <bool PA, int NH>
@@ -465,15 +473,17 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
       const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
       prefetch_residual(epi, i, mr, j, ncols);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
-      kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, bblock + (j / kNr) * kc * kNr, out);
+      kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, bblock + (j / kNr) * kc * kNr, out,
+                                            nullptr, 0);
     }
   }
 }
 
 // One K-block of a tile: each panel (in L1) meets every 6-row group of the tile's A rows (in L2)
-// in turn. The next panel is prefetched into L1 a slice per row group: B of a BERT layer (2-9 MB)
-// comes from L3, and the first row group of each panel otherwise stalls on it (128x3072x768:
-// 7.3 -> 6.9 ms on one core).
+// in turn. The next panel is prefetched into L1 a slice per row group, spread over that group's
+// K loop: B of a BERT layer (2-9 MB) comes from L3, and the first row group of each panel
+// otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core; spread rather than issued
+// before each group: BERT-base batch 1 on one core -7% or more).
 void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int64_t kc, const ASource& a,
                  const float* bblock, float* C, int64_t ldc, bool accumulate, float beta, const GemmEpilogue* epi) {
   if (cols <= 2 * kNr)
@@ -488,7 +498,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
         const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
         prefetch_residual(epi, i, mr, j, ncols);
         const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
-        kKernels[1][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, bblock + (j / kNr) * kc * kNr, out);
+        kKernels[1][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, bblock + (j / kNr) * kc * kNr, out, nullptr, 0);
       }
     }
     return;
@@ -502,13 +512,13 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
     const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
     int64_t line = 0;
     for (int64_t i = 0; i < rows; i += kMr) {
-      if (next)
-        for (const int64_t end = std::min(lines, line + per_group); line < end; ++line)
-          _mm_prefetch(reinterpret_cast<const char*>(next + line * 16), _MM_HINT_T0);
+      const int64_t pf_lines = next ? std::min(lines, line + per_group) - line : 0;
+      const float* pf = next ? next + line * 16 : nullptr;
+      line += pf_lines;
       const int mr = static_cast<int>(std::min<int64_t>(kMr, rows - i));
       prefetch_residual(epi, i, mr, j, ncols);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
-      kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out);
+      kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out, pf, pf_lines);
     }
   }
 }
