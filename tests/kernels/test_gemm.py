@@ -134,3 +134,16 @@ def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
     c = np.full((m, n), np.nan, np.float32)
     T.gemm_f32_ex(a, b, c, 0.0, threads, True, False, bias, False, None, "")
     np.testing.assert_allclose(c, a.astype(np.float64) @ b + bias, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))
+
+
+# B given as B^T and packed once: full 16-column panels go through 8x8 transposes, the K tail and a
+# partial last panel element by element; K over one 256-row K-block and N tails 1..15 included.
+@pytest.mark.parametrize("k,n", [(1, 16), (7, 17), (8, 16), (9, 33), (15, 5), (16, 31), (17, 100), (255, 16),
+                                 (256, 47), (257, 1000), (300, 15), (1280, 33)])
+def test_gemm_packed_transposed_b_shapes(k, n):
+    rng = np.random.default_rng(k * 31 + n)
+    a = rng.standard_normal((7, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = np.zeros((7, n), np.float32)
+    T.gemm_f32_ex(a, np.ascontiguousarray(b.T), c, 0.0, 1, True, True, None, False, None, "")
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))

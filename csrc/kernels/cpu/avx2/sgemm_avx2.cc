@@ -69,6 +69,31 @@ float* scratch(Scratch kind, int64_t floats) {
 
 int64_t panels_of(int64_t N) { return (N + kNr - 1) / kNr; }
 
+// dst[k * kNr + j] = src[j * ldb + k] for j, k < 8: an 8x8 block of B^T written as eight
+// 8-float runs of a 16-wide panel.
+inline void transpose8x8_into_panel(const float* src, int64_t ldb, float* dst) {
+  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ldb), r2 = _mm256_loadu_ps(src + 2 * ldb),
+               r3 = _mm256_loadu_ps(src + 3 * ldb), r4 = _mm256_loadu_ps(src + 4 * ldb),
+               r5 = _mm256_loadu_ps(src + 5 * ldb), r6 = _mm256_loadu_ps(src + 6 * ldb),
+               r7 = _mm256_loadu_ps(src + 7 * ldb);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * kNr, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * kNr, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * kNr, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * kNr, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * kNr, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * kNr, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * kNr, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * kNr, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
 // Panels [p0, p1) of B[k0:k0+kc, :] into out (panel p at out + p*kc*16, rows of 16, zero-padded).
 void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64_t k0, int64_t kc, float* out,
                   int64_t p0, int64_t p1) {
@@ -86,10 +111,18 @@ void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64
         }
       }
     } else {
-      // B given as B^T (N x K): column j of B is row j of the source.
+      // B given as B^T (N x K): column j of B is row j of the source. Full panels go in 8x8
+      // blocks (each source row read 8 floats at a time); the K tail and a partial panel as scalars.
+      int64_t k = 0;
+      if (w == kNr)
+        for (; k + 8 <= kc; k += 8) {
+          const float* src = B + c0 * ldb + k0 + k;
+          transpose8x8_into_panel(src, ldb, dst + k * kNr);
+          transpose8x8_into_panel(src + 8 * ldb, ldb, dst + k * kNr + 8);
+        }
       for (int64_t j = 0; j < kNr; ++j) {
         const float* src = B + (c0 + j) * ldb + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * kNr + j] = j < w ? src[k] : 0.f;
+        for (int64_t kk = k; kk < kc; ++kk) dst[kk * kNr + j] = j < w ? src[kk] : 0.f;
       }
     }
   }
