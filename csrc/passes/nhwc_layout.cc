@@ -6,6 +6,8 @@
 // the chain's borders: a Transpose to NHWC where a chain reads a value made outside it (a first
 // group-1 conv on few channels, a model's stem, reads NCHW directly), a Transpose back to NCHW
 // for every value something outside the chain (or the graph's outputs) reads.
+// A chain output read only by GlobalAveragePool -> Flatten(axis 1) (MobileNetV2's head) is
+// averaged in NHWC by ReduceMean(axes 1, 2, keepdims) instead: [N, 1, 1, C] flattens alike.
 //
 // A chain is a set of Conv / FusedConv nodes (float32 constant 4-D weights, group 1 or
 // depthwise) connected through their X and Z inputs. Group-1 3x3 stride-1 convolutions are left
@@ -72,6 +74,49 @@ Node transpose_node(const std::string& name, const std::string& in, const std::s
   a.ints = std::move(perm);
   t.attrs.push_back(std::move(a));
   return t;
+}
+
+// The GlobalAveragePool reading chain output y, when it is y's only reader (y no graph output)
+// and a Flatten(axis 1) is the only reader of its result: the node index, else -1.
+int pooled_then_flattened(const Graph& g, const GraphIndex& idx, const std::string& y) {
+  const int pool = sole_consumer(idx, y);
+  if (pool < 0 || !is_onnx_op(g.nodes[pool], "GlobalAveragePool")) return -1;
+  const int flat = sole_consumer(idx, g.nodes[pool].outputs[0]);
+  if (flat < 0 || !is_onnx_op(g.nodes[flat], "Flatten") ||
+      g.nodes[flat].get_int("axis", 1) != 1 || g.nodes[flat].inputs[0] != g.nodes[pool].outputs[0])
+    return -1;
+  return pool;
+}
+
+// That pool becomes ReduceMean over the NHWC value's pixels, keepdims: [N, 1, 1, C] flattens to
+// the same [N, C] as [N, C, 1, 1], so no reorder back is needed (MobileNetV2's head, bench at 1
+// thread: b32 2.2 -> 0.6 ms, b1 24 -> 11 us). Its output takes a new name (its shape differs);
+// the Flatten reads that.
+void average_nhwc(Model& model, std::set<std::string>& taken, int pool, const std::string& x) {
+  Graph& g = model.graph;
+  Node& n = g.nodes[pool];
+  const std::string old_out = n.outputs[0];
+  n.op_type = "ReduceMean";
+  n.domain.clear();
+  n.attrs = {int_attr("keepdims", 1)};
+  n.inputs = {x};
+  if (model.opset("") >= 18) {  // axes as an input
+    Tensor axes = Tensor::empty(DType::kI64, {2});
+    axes.ptr<int64_t>()[0] = 1;
+    axes.ptr<int64_t>()[1] = 2;
+    n.inputs.push_back(fresh_name(taken, n.name + "_axes"));
+    g.initializers.emplace_back(n.inputs.back(), std::move(axes));
+  } else {
+    Attribute axes;
+    axes.name = "axes";
+    axes.type = Attribute::Type::kInts;
+    axes.ints = {1, 2};
+    n.attrs.push_back(std::move(axes));
+  }
+  n.outputs = {fresh_name(taken, old_out + "_nhwc")};
+  for (Node& r : g.nodes)
+    for (std::string& in : r.inputs)
+      if (in == old_out) in = n.outputs[0];
 }
 
 }  // namespace
@@ -156,9 +201,13 @@ int pass_nhwc_layout(Model& model) {
       for (size_t slot = 0; slot < rn.inputs.size(); ++slot)
         if (rn.inputs[slot] == y && (slot == 0 || slot == kZ)) ++inside;
     }
-    if (idx.uses(y) > inside)
-      added.push_back(transpose_node(fresh_name(taken, y + "_to_nchw"), nhwc.at(y), y,
-                                     {0, 3, 1, 2}));
+    if (idx.uses(y) == inside) continue;
+    if (const int pool = pooled_then_flattened(g, idx, y); pool >= 0 && inside == 0) {
+      average_nhwc(model, taken, pool, nhwc.at(y));
+      continue;
+    }
+    added.push_back(transpose_node(fresh_name(taken, y + "_to_nchw"), nhwc.at(y), y,
+                                   {0, 3, 1, 2}));
   }
   for (const auto& [k, c] : chain) {
     Node& n = g.nodes[k];

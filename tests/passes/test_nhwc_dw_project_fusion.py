@@ -166,3 +166,42 @@ def test_mobilenetv2_tiny_other_levels(level):
     feeds = zoo.sample_inputs("mobilenetv2", batch=3, scale="tiny", seed=9)
     fired, ops = compare(path, feeds, level=level, expanded_nodes=0)
     assert "nhwc_dw_project_fusion" not in fired and "NhwcDwProject" not in ops
+
+
+@pytest.mark.parametrize("mode", ["banded", "whole"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_expanded_block_output_takes_over_another_residual(mode, threads, monkeypatch):
+    """The block's residual is a chain value t other than its input s whose other reader (u) runs
+    before the block: y takes over t's buffer in the memory plan while the bands still expand s
+    (batch 3, bands inside the images and across them)."""
+    c, e, batch, h, wd = 8, 48, 3, 23, 13
+    nodes = [helper.make_node("Conv", ["x", "ws"], ["s"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["x", "wt"], ["t"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["t", "wu"], ["u"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["s", "we", "be"], ["e"], kernel_shape=[1, 1]),
+             helper.make_node("Clip", ["e", "lo", "hi"], ["e_c"]),
+             helper.make_node("Conv", ["e_c", "wd", "bd"], ["d"], group=e, kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["d", "lo", "hi"], ["d_a"]),
+             helper.make_node("Conv", ["d_a", "wp", "bp"], ["p"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["p", "t"], ["q"]),
+             helper.make_node("Conv", ["q", "wq"], ["r"], kernel_shape=[1, 1]),
+             helper.make_node("Mul", ["r", "u"], ["y"])]
+    inits = {"ws": w(c, c, 1, 1), "wt": w(c, c, 1, 1), "wu": w(5, c, 1, 1), "we": w(e, c, 1, 1),
+             "be": w(e), "lo": np.float32(0), "hi": np.float32(6), "wd": w(e, 1, 3, 3),
+             "bd": w(e), "wp": w(c, e, 1, 1), "bp": w(c), "wq": w(5, c, 1, 1)}
+    # r is an output too, so the Mul cannot take over its buffer: the block is the one in-place node
+    model = graph_model(nodes, [("x", FLOAT, [batch, c, h, wd])],
+                        [("y", FLOAT, None), ("r", FLOAT, None)], inits)
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", mode)
+    feeds = {"x": rand((batch, c, h, wd), rng=RNG)}
+    plain = session(model, 0).run(None, feeds)
+    opt = session(model, 99, threads)
+    block = [(ins, what) for _, op, _, ins, _, what in opt._sess.kernel_choices()
+             if op == "NhwcDwProject"]
+    assert len(block) == 1 and "expansion" in block[0][1]
+    assert block[0][0][3] and block[0][0][3] != block[0][0][0]  # Z is a value other than X
+    for _ in range(3):
+        for a, b in zip(opt.run(None, feeds), plain):
+            close(a, b)
+    assert opt.memory_stats()["inplace_nodes"] == 1

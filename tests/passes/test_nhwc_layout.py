@@ -149,3 +149,58 @@ def test_zoo_tiny_models(name, batch):
     for a, b, c in zip(opt, plain, ext):
         close(a, b)
         close(a, c)
+
+
+def pooled_head(opset=17, flatten_axis=1, pooled_output=False, batch=2, size=5):
+    """depthwise -> 1x1 (a chain) -> GlobalAveragePool -> Flatten -> Gemm, MobileNetV2's head."""
+    nodes = [helper.make_node("Conv", ["x", "wd"], ["d"], group=4, kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["d", "wp", "bp"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"], axis=flatten_axis),
+             helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1)]
+    k = 11 if flatten_axis == 1 else 1
+    outputs = [("y", FLOAT, None)] + ([("g", FLOAT, None)] if pooled_output else [])
+    return graph_model(nodes, [("x", FLOAT, [batch, 4, size, size + 2])], outputs,
+                       {"wd": w(4, 1, 3, 3), "wp": w(11, 4, 1, 1), "bp": w(11), "wf": w(3, k)},
+                       opset=opset)
+
+
+def kernel_ops(model, level=99):
+    return [op for _, op, _, _, _, _ in session(model, level)._sess.kernel_choices()]
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("batch,size", [(2, 5), (1, 1), (3, 4)])
+def test_pooled_head_averages_nhwc(opset, batch, size):
+    """The chain's output read only by GlobalAveragePool -> Flatten is averaged in NHWC by
+    ReduceMean (axes an attribute before opset 18, an input from 18): no reorder back."""
+    model = pooled_head(opset, batch=batch, size=size)
+    feeds = {"x": rand((batch, 4, size, size + 2), rng=RNG)}
+    (plain, ext), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 2
+    close(opt[0], plain[0])
+    close(opt[0], ext[0])
+    ops = kernel_ops(model)
+    # (one Transpose: into the chain, whose first conv is depthwise)
+    assert "ReduceMean" in ops and ops.count("Transpose") == 1 and "GlobalAveragePool" not in ops
+
+
+@pytest.mark.parametrize("flatten_axis,pooled_output", [(2, False), (1, True)])
+def test_pooled_head_kept_when_layout_shows(flatten_axis, pooled_output):
+    """Flatten at another axis, or the pooled value read elsewhere, sees the NCHW layout: the
+    reorder back stays."""
+    model = pooled_head(flatten_axis=flatten_axis, pooled_output=pooled_output)
+    feeds = {"x": rand((2, 4, 5, 7), rng=RNG)}
+    (plain, _), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 2
+    for a, b in zip(opt, plain):
+        close(a, b)
+    ops = kernel_ops(model)
+    assert ops.count("Transpose") == 2 and "GlobalAveragePool" in ops and "ReduceMean" not in ops
+
+
+def test_mobilenetv2_head_has_no_reorder():
+    path = os.path.join(MODELS, "mobilenetv2_tiny.onnx")
+    ops = kernel_ops(path)
+    assert "Transpose" not in ops and ops.count("ReduceMean") == 1
