@@ -29,20 +29,13 @@ RNG = np.random.default_rng(20261201)
 def fused_model(x_shape, wp, bp, wd, bd, z=False, activation="", we=None, be=None, **attrs):
     """One NhwcDwProject: X (and Z, or X again when z == "x") graph inputs, the weights and biases
     constants; with `we`, the expansion folded in (attrs then carry expand_activation)."""
-    inits = [numpy_helper.from_array(wp, "wp"), numpy_helper.from_array(wd, "wd")]
     names = ["x", "wp", "", "", "wd", "", "", ""]
-    if we is not None:
-        inits.append(numpy_helper.from_array(we, "we"))
-        names[6] = "we"
-    if be is not None:
-        inits.append(numpy_helper.from_array(be, "be"))
-        names[7] = "be"
-    if bp is not None:
-        inits.append(numpy_helper.from_array(bp, "bp"))
-        names[2] = "bp"
-    if bd is not None:
-        inits.append(numpy_helper.from_array(bd, "bd"))
-        names[5] = "bd"
+    inits = []
+    for slot, name, value in ((1, "wp", wp), (4, "wd", wd), (6, "we", we), (7, "be", be),
+                              (2, "bp", bp), (5, "bd", bd)):
+        if value is not None:
+            inits.append(numpy_helper.from_array(value, name))
+            names[slot] = name
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
     if z == "x":
         names[3] = "x"
