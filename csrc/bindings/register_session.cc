@@ -247,6 +247,7 @@ void register_session(py::module_& m) {
         d["deferred_constants"] = st.deferred_constants;
         d["deferred_constants_freed"] = st.deferred_constants_freed;
         d["output_buffers_reused"] = st.output_buffers_reused;
+        d["output_buffers_idle_bytes"] = s.output_buffers_idle_bytes();
         return d;
       })
       .def("inferred_types", [](const Session& s) {

@@ -97,6 +97,8 @@ class Session {
   const std::vector<ValueCopy>& boundary_copies() const { return copies_; }
 
   SessionStats stats() const;
+  // Bytes of dropped output buffers the session keeps for later runs (OutputBuffers).
+  int64_t output_buffers_idle_bytes() const { return output_buffers_->idle_bytes(); }
   // The device executor's counters (device arena bytes, plans, CUDA graphs); empty on the CPU.
   std::map<std::string, int64_t> device_stats() const { return device_ ? device_->stats() : std::map<std::string, int64_t>{}; }
   // Statically inferred dtype and shape of every value (graph inputs, initializers, node

@@ -1,7 +1,8 @@
 """Large graph outputs (>= 64 KB) come from a per-session cache of buffers the caller has dropped
 (so a run faults in no fresh pages for them). A buffer must only be reused once nothing on the
 Python side holds it: kept results, numpy views of them and results that outlive the session
-must keep their values."""
+must keep their values. An idle buffer serves an output of its size down to half of it, and one
+that no output has matched for a while is freed (varying sizes must not pile up)."""
 
 import concurrent.futures
 import gc
@@ -60,6 +61,10 @@ def _check(outs, x):
 
 def _reused(sess):
     return sess._sess.stats()["output_buffers_reused"]
+
+
+def _idle(sess):
+    return sess._sess.stats()["output_buffers_idle_bytes"]
 
 
 def test_dropped_outputs_are_reused_with_fresh_values():
@@ -147,3 +152,51 @@ def test_concurrent_runs_at_two_threads():
 
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         assert all(ex.map(one, range(12)))
+
+
+def test_a_larger_idle_buffer_serves_a_smaller_output_up_to_twice_its_size():
+    sess = _session()
+    x = _x(200, 1)
+    _check(sess.run(None, {"x": x}), x)
+    gc.collect()
+    assert _reused(sess) == 0 and _idle(sess) >= 2 * 200 * N * 4
+    x = _x(150, 2)  # 210 KB outputs from the 280 KB buffers
+    outs = sess.run(None, {"x": x})
+    assert outs[0].shape == (150, N) and outs[1].shape == (150, N)
+    _check(outs, x)
+    assert _reused(sess) == 2
+    del outs
+    gc.collect()
+    x = _x(60, 3)  # 84 KB: the 280 KB buffers are more than twice that
+    _check(sess.run(None, {"x": x}), x)
+    gc.collect()
+    assert _reused(sess) == 2
+
+
+def test_idle_buffers_no_output_matches_are_freed():
+    sess = _session()
+    x = _x(2000, 4)  # two 2.8 MB outputs, then only small ones
+    _check(sess.run(None, {"x": x}), x)
+    gc.collect()
+    assert _idle(sess) >= 2 * 2000 * N * 4
+    for seed in range(40):
+        x = _x(50, seed)
+        _check(sess.run(None, {"x": x}), x)
+        gc.collect()
+    # The two 50-row buffers (70 KB each) cycle; the big ones aged out.
+    assert 0 < _idle(sess) <= 4 * 50 * N * 4
+    assert _reused(sess) == 2 * 39
+
+
+def test_many_distinct_sizes_keep_the_cache_bounded():
+    sess = _session()
+    sizes = list(range(60, 3000, 97))  # 31 growing sizes: a buffer serves at most the next few
+    for rows in sizes:
+        x = _x(rows, rows)
+        outs = sess.run(None, {"x": x})
+        assert outs[0].shape == (rows, N)
+        _check(outs, x)
+        del outs
+        gc.collect()
+    # At most 16 idle buffers: the last 8 runs' two outputs each.
+    assert 0 < _idle(sess) <= sum(2 * r * N * 4 for r in sizes[-8:]) + 16 * 64
