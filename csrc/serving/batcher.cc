@@ -24,6 +24,12 @@ std::string dims_str(const ValueInfo& vi) {
   return s + "]";
 }
 
+// A group kept waiting past a deadline leaves this long before it: 5% of the request's timeout,
+// 1-50 ms, so a wake-up that comes late on a loaded host still finds it unexpired.
+Batcher::Clock::duration leave_margin(int64_t timeout_us) {
+  return std::chrono::microseconds(std::clamp<int64_t>(timeout_us / 20, 1000, 50000));
+}
+
 }  // namespace
 
 Batcher::Batcher(Session& session, BatcherOptions options)
@@ -350,6 +356,7 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
     g.full = false;
     g.oldest = Clock::time_point::max();
     g.first_deadline = g.first_enqueued = Clock::time_point::max();
+    g.deadline_margin = {};
     for (Request* r : q) {
       if (max_rows > 0 && g.rows + r->rows > max_rows) {
         g.full = true;
@@ -360,7 +367,10 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
       g.reqs.push_back(r);
       g.rows += r->rows;
       g.oldest = std::min(g.oldest, r->seen);
-      g.first_deadline = std::min(g.first_deadline, r->deadline);
+      if (r->deadline < g.first_deadline) {
+        g.first_deadline = r->deadline;
+        g.deadline_margin = leave_margin(r->timeout_us);
+      }
       g.first_enqueued = std::min(g.first_enqueued, r->enqueued);
       if (max_rows == 0 || g.rows == max_rows) {  // no batch dim: every request runs alone
         g.full = true;
@@ -380,14 +390,13 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
       expected_rows_.load(std::memory_order_seq_cst) - in_flight_rows_.load(std::memory_order_seq_cst);
   if (!pending_.empty() && missing > 0) need_rows = std::min(need_rows, missing);
   // Counting the delay from `seen` must not let a request expire where counting it from its
-  // arrival would have sent it: such a group leaves just before its first deadline. (A timeout
+  // arrival would have sent it: such a group leaves shortly before its first deadline. (A timeout
   // shorter than the delay from arrival still expires while queued, as in Triton.)
-  constexpr auto kLeaveBeforeDeadline = std::chrono::milliseconds(1);
   for (int gi : group_order_) {
     Group& g = groups_[gi];
     Clock::time_point go_at = g.oldest + delay;
     if (g.first_deadline != Clock::time_point::max())
-      go_at = std::min(go_at, std::max(g.first_enqueued + delay, g.first_deadline - kLeaveBeforeDeadline));
+      go_at = std::min(go_at, std::max(g.first_enqueued + delay, g.first_deadline - g.deadline_margin));
     size_t count = 0;
     if (g.full || stopping || delay.count() == 0 || missing <= 0 || now >= go_at) {
       count = g.reqs.size();

@@ -120,6 +120,8 @@ class Batcher {
     bool full = false;  // max_batch_size reached, or the next compatible request does not fit
     Clock::time_point oldest = Clock::time_point::max();  // earliest `seen` of its requests
     Clock::time_point first_deadline = Clock::time_point::max();  // earliest of its requests
+    // How long before first_deadline it leaves when the delay would keep it past (a late wake-up).
+    Clock::duration deadline_margin{};
     Clock::time_point first_enqueued = Clock::time_point::max();  // earliest arrival
   };
 

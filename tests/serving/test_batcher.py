@@ -713,21 +713,22 @@ def test_inline_path_never_runs_an_expired_request(mlp_session):
 
 
 def test_waiting_from_seen_never_expires_what_the_delay_from_arrival_would_send():
-    # B arrives while the only worker runs A (~0.5 s here; the test holds for 0.1-1.6 s). Its
-    # delay (1.5 s) counts from when the worker is free, and A's completion leaves B's row
-    # expected in flight, so B would wait for company until ~2 s, past its 1.6 s timeout.
-    # Counted from its arrival the delay would have sent it in time, so it leaves just before
-    # its deadline instead of expiring.
+    # A, the first request, waits out the delay (2 s: nothing is known of the clients yet) and
+    # runs alone; B arrives while the only worker runs A (~0.25 s quiet, ~1 s on a loaded host;
+    # the test holds for 0.05-2 s). B's delay counts from when the worker is free, and A's
+    # completion leaves B's row expected in flight, so B would wait for company until past its
+    # 2.05 s timeout. Counted from its arrival the delay would have sent it in time, so it leaves
+    # before its deadline (by 5% of its timeout, capped at 50 ms) instead of expiring.
     so = runnx.SessionOptions()
     so.intra_op_num_threads = 1
     sess = runnx.InferenceSession(models.slow(), sess_options=so)
-    x = np.full((1, 1 << 23), 0.5, np.float32)
-    with runnx.Batcher(sess, max_batch_size=2, max_queue_delay_us=1_500_000, instance_count=1,
+    x = np.full((1, 1 << 22), 0.5, np.float32)
+    with runnx.Batcher(sess, max_batch_size=2, max_queue_delay_us=2_000_000, instance_count=1,
                        max_inline_us=0) as b:
         a = b.submit({"x": x})
         while b.queue_depth():  # until the only worker has taken it
             threading.Event().wait(0.001)
-        late = b.submit({"x": x}, timeout_us=1_600_000)
+        late = b.submit({"x": x}, timeout_us=2_050_000)
         assert a.result(timeout=60).batch_size == 1
         res = late.result(timeout=60)
         assert res.batch_size == 1
