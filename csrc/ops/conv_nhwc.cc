@@ -64,6 +64,34 @@ std::vector<float> pack_depthwise(const float* wp, int64_t C, int64_t ks) {
   return out;
 }
 
+// B[(kh, kw, c), m] = W[m, c, kh, kw] (the order the channels-last im2col writes); with pad8
+// rows of M rounded up to 8 (zero past M): the direct kernel's weights. Written row by row
+// (m innermost): a write-strided transpose faulted a page every few stores.
+std::vector<float> pack_direct(const float* wp, int64_t M, int64_t C, int64_t ks, bool pad8) {
+  const int64_t ld = pad8 ? (M + 7) / 8 * 8 : M;
+  std::vector<float> b(static_cast<size_t>(ks * C * ld), 0.f);
+  for (int64_t t = 0; t < ks; ++t)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t m = 0; m < M; ++m) b[(t * C + c) * ld + m] = wp[(m * C + c) * ks + t];
+  return b;
+}
+
+// The direct kernel's geometry for images of C channels (NCHW or NHWC) and M output channels.
+DirectNhwcGeom direct_geometry(const Geom3& g, int64_t C, int64_t M, int64_t KH, int64_t KW,
+                               bool nchw) {
+  const int64_t H = g.in[1], W = g.in[2];
+  DirectNhwcGeom dg{H,      W,      C,       M,       g.out[2], KH, KW, g.s[1], g.s[2],
+                    g.d[1], g.d[2], g.pb[1], g.pb[2], 1,        1,  1};
+  if (nchw) {
+    dg.xs_c = H * W;
+    dg.xs_h = W;
+  } else {
+    dg.xs_h = W * C;
+    dg.xs_w = C;
+  }
+  return dg;
+}
+
 DwNhwcGeom depthwise_geometry(const Geom3& g, int64_t N, int64_t C, int64_t KH, int64_t KW) {
   DwNhwcGeom dg{g.in[1], g.in[2], C,      g.out[1], g.out[2], KH,      KW,
                 g.s[1],  g.s[2],  g.d[1], g.d[2],   g.pb[1],  g.pb[2]};
@@ -148,21 +176,12 @@ class NhwcConvKernel : public Kernel {
     } else if (ks == 1) {
       packed_ = pack_b_f32(C_, M_, wp, C_, true);  // W [M, C] is B^T as it stands
     } else {
-      // B[(kh, kw, c), m] = W[m, c, kh, kw]: the order the channels-last im2col writes. Written
-      // row by row of B (m innermost): a write-strided transpose faulted a page every few stores.
       const int64_t K = ks * C_;
-      std::vector<float> b(static_cast<size_t>(K * M_));
-      for (int64_t t = 0; t < ks; ++t)
-        for (int64_t c = 0; c < C_; ++c)
-          for (int64_t m = 0; m < M_; ++m) b[(t * C_ + c) * M_ + m] = wp[(m * C_ + c) * ks + t];
       direct_ = C_ <= kDirectMaxChannels && ks > 1 && K <= DirectNhwcGeom::kMaxTaps;
       if (direct_) {
-        const int64_t Mp = (M_ + 7) / 8 * 8;
-        wdirect_.assign(static_cast<size_t>(K * Mp), 0.f);
-        for (int64_t r = 0; r < K; ++r)
-          std::copy(b.begin() + r * M_, b.begin() + (r + 1) * M_, wdirect_.begin() + r * Mp);
+        wdirect_ = pack_direct(wp, M_, C_, ks, true);
       } else {
-        packed_ = pack_b_f32(K, M_, b.data(), M_, false);
+        packed_ = pack_b_f32(K, M_, pack_direct(wp, M_, C_, ks, false).data(), M_, false);
       }
     }
     if (info.release_constant) info.release_constant(1);
@@ -294,15 +313,7 @@ class NhwcConvKernel : public Kernel {
   void run_direct(const Tensor& xt, const Geom3& g, const ConvEpilogue& e, float* y,
                   ThreadPool& pool) const {
     const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
-    DirectNhwcGeom dg{H,      W,      C_,      M_,      OW, KH_, KW_, g.s[1], g.s[2],
-                      g.d[1], g.d[2], g.pb[1], g.pb[2], 1,  1,   1};
-    if (nchw_input_) {
-      dg.xs_c = H * W;
-      dg.xs_h = W;
-    } else {
-      dg.xs_h = W * C_;
-      dg.xs_w = C_;
-    }
+    const DirectNhwcGeom dg = direct_geometry(g, C_, M_, KH_, KW_, nchw_input_);
     const float* x = xt.ptr<float>();
     const ConvSimd& simd = conv_simd();
     const int64_t row_macs = std::max<int64_t>(1, OW * M_ * KH_ * KW_ * C_);
@@ -351,7 +362,10 @@ class NhwcConvKernel : public Kernel {
 // rows the previous band of the same thread already expanded (the halo) are moved, not redone.
 // The expanded tensor (6x the channels) then never exists whole. Expansions of at most
 // kPointwiseMaxK input channels with ReLU/Clip/no activation run pointwise_nhwc.h's kernel
-// (bias and clamp in registers), others the sgemm. Where the halo would cost too
+// (bias and clamp in registers), others the sgemm. A model's stem may be the "expansion" too
+// (W_e k x k on <= 4 channels, attributes expand_strides / expand_pads / expand_dilations /
+// expand_nchw_input): its output rows come from the direct kernel, one row per call, and X is
+// the stem's input (NCHW with expand_nchw_input). Where the halo would cost too
 // much (threads' shares of a small plane: batch 1) the expansion instead runs whole over the
 // pool into a scratch first. RUNNX_BLOCK_EXPANSION=banded|whole (read at
 // session creation) forces one of the two for tests.
@@ -382,25 +396,38 @@ class NhwcDwProjectKernel : public Kernel {
     const bool expand = node.inputs.size() > 6 && !node.inputs[6].empty();
     if (expand) {
       const Tensor* we = info.constant_input(6);
-      RUNNX_CHECK(we && we->dtype == DType::kF32 && we->rank() == 4 && we->shape[0] == C_ &&
-                      we->shape[2] == 1 && we->shape[3] == 1,
-                  kInvalidModel, node.label(), ": the expansion needs a constant float32 1x1 W [",
-                  C_, ", Cin, 1, 1] (input 6), got ",
+      RUNNX_CHECK(we && we->dtype == DType::kF32 && we->rank() == 4 && we->shape[0] == C_,
+                  kInvalidModel, node.label(), ": the expansion needs a constant float32 W [",
+                  C_, ", Cin, KH, KW] (input 6), got ",
                   we ? shape_str(we->shape) : std::string("a run-time value"));
       Cin_ = we->shape[1];
-      const ConvEpilogue ea = parse_expand_activation(node);
+      const Node en = expansion_node(node);
+      expand_attrs_ = WindowAttrs(en);
+      KHe_ = we->shape[2];
+      KWe_ = we->shape[3];
+      expand_nchw_ = en.get_int("nchw_input", 0) != 0;
+      const ConvEpilogue ea = parse_conv_activation(en);
       expand_act_ = conv_gemm_epilogue(ea, false);
+      const int64_t ks = KHe_ * KWe_;
+      stem_ = ks > 1 || expand_nchw_;
+      RUNNX_CHECK(!stem_ || (Cin_ <= kDirectMaxChannels && ks * Cin_ <= DirectNhwcGeom::kMaxTaps),
+                  kInvalidModel, node.label(), ": an expansion of more than a 1x1 needs at most ",
+                  kDirectMaxChannels, " input channels, got W ", shape_str(we->shape));
       using A = ConvActivation;
-      if (ea.act == A::kNone || ea.act == A::kRelu || ea.act == A::kClip) {
+      if (stem_) {
+        stem_act_ = ea;
+        wstem_ = pack_direct(we->ptr<float>(), C_, Cin_, ks, true);
+      } else if (ea.act == A::kNone || ea.act == A::kRelu || ea.act == A::kClip) {
         pointwise_ = pack_pointwise(we->ptr<float>(), C_, Cin_);
         const float inf = std::numeric_limits<float>::infinity();
         clamp_lo_ = ea.act == A::kClip ? ea.alpha : ea.act == A::kRelu ? 0.f : -inf;
         clamp_hi_ = ea.act == A::kClip ? ea.beta : inf;
       }
-      if (pointwise_.empty())
+      if (!stem_ && pointwise_.empty())
         packed_e_ = pack_b_f32(Cin_, C_, we->ptr<float>(), Cin_, true);  // W_e [C, Cin] is B^T
       const char* force = std::getenv("RUNNX_BLOCK_EXPANSION");
-      force_ = !force ? 0 : std::string(force) == "banded" ? 1 : std::string(force) == "whole" ? 2 : 0;
+      const std::string f = force ? force : "";
+      force_ = f == "banded" ? 1 : f == "whole" ? 2 : 0;
     }
     if (info.release_constant) {
       info.release_constant(1);
@@ -416,7 +443,9 @@ class NhwcDwProjectKernel : public Kernel {
   int inplace_input() const override { return 3; }
 
   std::string describe() const override {
-    return std::string(expanding() ? "nhwc 1x1 expansion + " : "nhwc ") +
+    const char* first = stem_ ? "nhwc direct stem expansion + "
+                        : expanding() ? "nhwc 1x1 expansion + " : "nhwc ";
+    return std::string(first) +
            "depthwise + 1x1 projection per row band, sgemm " + gemm_f32_isa();
   }
 
@@ -428,9 +457,10 @@ class NhwcDwProjectKernel : public Kernel {
     const Tensor* bd = ctx.input(5);
     const Tensor* be = expanding() ? ctx.input(7) : nullptr;
     const int64_t cx = expanding() ? Cin_ : C_;
-    RUNNX_CHECK(x.rank() == 4 && x.dtype == DType::kF32 && x.shape[3] == cx, kInvalidArgument,
-                node.label(), ": X must be a float32 [N, H, W, ", cx, "] tensor, got ",
-                dtype_name(x.dtype), " ", shape_str(x.shape));
+    RUNNX_CHECK(x.rank() == 4 && x.dtype == DType::kF32 && x.shape[expand_nchw_ ? 1 : 3] == cx,
+                kInvalidArgument, node.label(), ": X must be a float32 ",
+                expand_nchw_ ? "[N, " : "[N, H, W, ", cx, expand_nchw_ ? ", H, W]" : "]",
+                " tensor, got ", dtype_name(x.dtype), " ", shape_str(x.shape));
     RUNNX_CHECK(!bp || (bp->dtype == DType::kF32 && bp->rank() == 1 && bp->shape[0] == M_),
                 kInvalidArgument, node.label(), ": B must be float32 of shape [", M_, "]");
     RUNNX_CHECK(!bd || (bd->dtype == DType::kF32 && bd->rank() == 1 && bd->shape[0] == C_),
@@ -441,9 +471,14 @@ class NhwcDwProjectKernel : public Kernel {
                 C_, "]");
     RUNNX_CHECK(!z || z->dtype == DType::kF32, kInvalidArgument, node.label(),
                 ": the residual input Z must be float32");
-    const Geom3 g = window_geometry(node, attrs_, {x.shape[1], x.shape[2]}, {KH_, KW_});
-    const Shape out = {x.shape[0], g.out[1], g.out[2], M_};
+    std::vector<int64_t> hw = {x.shape[expand_nchw_ ? 2 : 1], x.shape[expand_nchw_ ? 3 : 2]};
     Parts p;
+    if (stem_) {  // the depthwise conv reads the stem's output
+      p.stem = window_geometry(node, expand_attrs_, hw, {KHe_, KWe_});
+      hw = {p.stem.out[1], p.stem.out[2]};
+    }
+    const Geom3 g = window_geometry(node, attrs_, hw, {KH_, KW_});
+    const Shape out = {x.shape[0], g.out[1], g.out[2], M_};
     p.dw = act_;
     p.dw.bias = bd ? bd->ptr<float>() : nullptr;
     p.bias = bp ? bp->ptr<float>() : nullptr;
@@ -468,23 +503,23 @@ class NhwcDwProjectKernel : public Kernel {
     const float* bias = nullptr;
     const float* res = nullptr;
     GemmEpilogue expand;
+    Geom3 stem;  // a stem expansion's geometry (its output is the depthwise input)
   };
 
   bool expanding() const { return Cin_ > 0; }
 
-  // The expansion's activation: FusedConv's attributes under the names expand_activation and
-  // expand_activation_params.
-  static ConvEpilogue parse_expand_activation(const Node& node) {
+  // The expansion as a node of its own: the attributes named expand_<name> as <name>.
+  static Node expansion_node(const Node& node) {
     Node e;
     e.name = node.name;
     e.op_type = node.op_type;
     e.domain = node.domain;
     for (const Attribute& a : node.attrs)
-      if (a.name == "expand_activation" || a.name == "expand_activation_params") {
+      if (a.name.rfind("expand_", 0) == 0) {
         e.attrs.push_back(a);
         e.attrs.back().name = a.name.substr(std::strlen("expand_"));
       }
-    return parse_conv_activation(e);
+    return e;
   }
 
   // Output rows per band: ~`floats` of scratch per band (`per_row` floats per output row), at
@@ -501,11 +536,16 @@ class NhwcDwProjectKernel : public Kernel {
                ThreadPool& pool) const {
     const int64_t N = xt.shape[0], H = g.in[1], W = g.in[2];
     if (!expanding()) return dw_project(xt.ptr<float>(), N, g, p, y, pool);
-    if (!whole_expansion(N, g, pool.num_threads())) return banded(xt.ptr<float>(), N, g, p, y, pool);
+    if (!whole_expansion(N, g, pool.num_threads()))
+      return banded(xt.ptr<float>(), N, g, p, y, pool);
     // The expanded tensor made whole first (in the caller's scratch, read by every thread).
     const int64_t pixels = N * H * W;
     float* e = conv_scratch(2, pixels * C_);
-    if (use_pointwise()) {
+    if (stem_) {
+      pool.parallel_for(N * H, 1, [&](int64_t r0, int64_t r1) {
+        stem_rows(xt.ptr<float>(), p, r0, r1, e + r0 * W * C_);
+      });
+    } else if (use_pointwise()) {
       constexpr int64_t kChunk = 384;  // pixels per task (a multiple of the kernel's 6)
       pool.parallel_for((pixels + kChunk - 1) / kChunk, 1, [&](int64_t t0, int64_t t1) {
         const int64_t p0 = t0 * kChunk, p1 = std::min(pixels, t1 * kChunk);
@@ -518,6 +558,19 @@ class NhwcDwProjectKernel : public Kernel {
   }
 
   bool use_pointwise() const { return !pointwise_.empty(); }
+
+  // Rows [r0, r1) of the stem's output (numbered across the images) into e, one direct row each.
+  void stem_rows(const float* x, const Parts& p, int64_t r0, int64_t r1, float* e) const {
+    const Geom3& gs = p.stem;
+    const DirectNhwcGeom dg = direct_geometry(gs, Cin_, C_, KHe_, KWe_, expand_nchw_);
+    ConvEpilogue epi = stem_act_;
+    epi.bias = p.expand.bias;
+    const int64_t OH = gs.out[1], image = Cin_ * gs.in[1] * gs.in[2], row = gs.out[2] * C_;
+    const ConvSimd& simd = conv_simd();
+    for (int64_t r = r0; r < r1; ++r)
+      simd.direct_nhwc_row(x + r / OH * image, wstem_.data(), dg, epi, r % OH, nullptr,
+                           e + (r - r0) * row);
+  }
 
   // The expansion of `pixels` input pixels x (Cin channels) into e (C channels).
   void expand(int64_t pixels, const float* x, const GemmEpilogue& epi, float* e) const {
@@ -600,6 +653,11 @@ class NhwcDwProjectKernel : public Kernel {
       return c >= kExpandChunk && total - c < kExpandChunk ? c - kExpandChunk : c;
     }();
     auto expands = [&](int64_t lo, int64_t hi, int64_t& a, int64_t& b) {
+      if (stem_) {  // the direct kernel works in whole rows, each the same in any call
+        a = lo * W;
+        b = hi * W;
+        return;
+      }
       a = std::min(lo * W / kExpandChunk * kExpandChunk, last_chunk);
       b = (hi * W + kExpandChunk - 1) / kExpandChunk * kExpandChunk;
       if (b > last_chunk) b = total;
@@ -629,7 +687,10 @@ class NhwcDwProjectKernel : public Kernel {
           std::memmove(e, e + (a - ea) * C_, sizeof(float) * (eb - a) * C_);
           from = eb;
         }
-        if (b > from) expand(b - from, x + from * Cin_, p.expand, e + (from - a) * C_);
+        if (b > from && stem_)
+          stem_rows(x, p, from / W, b / W, e + (from - a) * C_);
+        else if (b > from)
+          expand(b - from, x + from * Cin_, p.expand, e + (from - a) * C_);
         ea = a;
         eb = b;
         for (int64_t r = r0; r < r1; ++r) {
@@ -654,6 +715,11 @@ class NhwcDwProjectKernel : public Kernel {
   int64_t Cin_ = 0;         // the expansion's input channels (0: no expansion)
   PackedB packed_e_;        // the expansion: [Cin, C]
   GemmEpilogue expand_act_;
+  WindowAttrs expand_attrs_{Node{}};
+  int64_t KHe_ = 1, KWe_ = 1;
+  bool expand_nchw_ = false, stem_ = false;  // stem_: a k x k expansion (direct kernel)
+  ConvEpilogue stem_act_;
+  std::vector<float> wstem_;  // [KHe * KWe * Cin][C rounded up to 8]
   PointwiseWeights pointwise_;  // the expansion's weights when its small-K kernel serves
   float clamp_lo_ = 0.f, clamp_hi_ = 0.f;
   int force_ = 0;  // RUNNX_BLOCK_EXPANSION: 1 banded, 2 whole

@@ -17,6 +17,9 @@
 // in too and the whole inverted residual block becomes one node (x never exists whole either):
 //   x = NhwcConv(u, w_e, b_e; 1x1, stride 1, no pads, activation a_e)
 //   ->  y = NhwcDwProject(u, w_p, b_p, z, w_dw, b_dw, w_e, b_e; expand_activation = a_e, ...)
+// So is a model's stem feeding the first block (a k x k conv on at most 4 input channels, NCHW
+// or NHWC input, explicit pads: the direct kernel), its attributes kept as expand_strides,
+// expand_pads, expand_dilations, expand_nchw_input.
 #include "passes/graph_index.h"
 #include "passes/pass.h"
 
@@ -59,21 +62,26 @@ bool is_projection(const Node& n, const GraphIndex& idx, int64_t channels) {
          all_equal(n.get_ints("strides"), 1) && all_equal(n.get_ints("pads"), 0);
 }
 
-// The conv making the depthwise input x, when it is a 1x1 expansion read only by the depthwise
-// conv (no residual, NHWC input): its node index, else -1.
+// The conv making the depthwise input x, read only by the depthwise conv and without a
+// residual, when it is a 1x1 expansion (stride 1, no pads, NHWC input) or a stem (k x k on at
+// most kMaxStemChannels input channels, explicit pads): its node index, else -1.
+constexpr int64_t kMaxStemChannels = 4;  // NhwcConv's direct path
 int foldable_expansion(const GraphIndex& idx, const Graph& g, const Node& dw, int64_t channels) {
   const int e = idx.producer(dw.inputs[0]);
   if (e < 0 || sole_consumer(idx, dw.inputs[0]) < 0) return -1;
   const Node& n = g.nodes[e];
   if (!is_nhwc_conv(n) || !input_or_empty(n, 3).empty() || n.outputs.size() != 1) return -1;
   const Tensor* w = n.inputs.size() > 1 ? idx.constant(n.inputs[1]) : nullptr;
+  if (n.get_int("group", 1) != 1 || !w || w->dtype != DType::kF32 || w->rank() != 4 ||
+      w->shape[0] != channels)
+    return -1;
   const std::string pad = n.get_string("auto_pad", "NOTSET");
-  const bool pointwise = n.get_int("nchw_input", 0) == 0 && n.get_int("group", 1) == 1 && w &&
-                         w->dtype == DType::kF32 && w->rank() == 4 && w->shape[0] == channels &&
-                         w->shape[2] == 1 && w->shape[3] == 1 &&
-                         (pad == "NOTSET" || pad == "VALID") &&
+  const bool pointwise = n.get_int("nchw_input", 0) == 0 && w->shape[2] == 1 &&
+                         w->shape[3] == 1 && (pad == "NOTSET" || pad == "VALID") &&
                          all_equal(n.get_ints("strides"), 1) && all_equal(n.get_ints("pads"), 0);
-  return pointwise ? e : -1;
+  const bool stem = w->shape[1] <= kMaxStemChannels && w->shape[2] * w->shape[3] > 1 &&
+                    pad == "NOTSET";
+  return pointwise || stem ? e : -1;
 }
 
 }  // namespace
@@ -116,7 +124,7 @@ int pass_nhwc_dw_project_fusion(Model& model) {
       f.inputs.push_back(ex.inputs[1]);
       f.inputs.push_back(input_or_empty(ex, 2));
       for (const Attribute& a : ex.attrs)
-        if (a.name == "activation" || a.name == "activation_params") {
+        if (a.name != "group" && a.name != "auto_pad" && a.name != "kernel_shape") {
           f.attrs.push_back(a);
           f.attrs.back().name = "expand_" + a.name;
         }

@@ -8,7 +8,8 @@ output's shape and one that broadcasts; no biases. With the block's 1x1 expansio
 itself, bands spanning images and bands inside an image that reuse the halo rows, each through
 both expansion paths (banded and whole, RUNNX_BLOCK_EXPANSION) and the automatic choice; the
 expansion through the small-K pointwise kernel (input channels <= 64, channels a multiple of 8,
-ReLU/Clip/none) and through the sgemm (the rest, and every expansion on the portable path).
+ReLU/Clip/none) and through the sgemm (the rest, and every expansion on the portable path); a
+model's stem (k x k on <= 4 channels, NCHW or NHWC input) folded in as the expansion.
 test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1.
 """
 
@@ -192,6 +193,57 @@ def test_expanded_epilogues(expand_act, act, mode, monkeypatch):
 
 def test_expanded_without_biases(monkeypatch):
     expanded_case(1, 9, 27, 6, 8, 7, 2, "full", bias=False, monkeypatch=monkeypatch)
+
+
+STEMS = [
+    # (N, Cin, C, M, H, W, stem kernel, stem stride, stem pads, depthwise stride, NCHW input)
+    (1, 3, 32, 16, 37, 29, 3, 2, (1, 1, 1, 1), 1, True),  # MobileNetV2's stem and first block
+    (3, 3, 16, 8, 11, 13, 3, 2, (0, 1, 1, 0), 2, True),  # asymmetric pads, both strided
+    (2, 2, 12, 5, 9, 8, 3, 1, (1, 1, 1, 1), 1, False),  # NHWC input, 12 channels (a tail)
+    (1, 4, 40, 9, 6, 7, 2, 1, (0, 0, 1, 1), 2, True),  # a 2x2 stem
+    (2, 1, 8, 3, 1, 5, 3, 1, (1, 1, 1, 1), 1, False),  # one row
+]
+
+
+@pytest.mark.parametrize("mode", ["", "banded", "whole"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", STEMS)
+def test_stem_expansion(case, n_threads, mode, monkeypatch):
+    """A model's stem (k x k on <= 4 input channels, the direct kernel) folded in as the
+    expansion: its output rows are made per band, the depthwise conv reads them from scratch."""
+    n, cin, c, m, h, w, k, ss, sp, sd, nchw = case
+    x = rand((n, cin, h, w), rng=RNG)
+    we = rand((c, cin, k, k), rng=RNG, low=-0.5, high=0.5)
+    wd = rand((c, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    wp = rand((m, c, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    be, bd, bp = (rand((j,), rng=RNG) for j in (c, c, m))
+    e = ACTS["Clip"](np_conv(x, we, be, (ss, ss), sp))
+    d = ACTS["Relu"](np_conv(e, wd, bd, (sd, sd), (1, 1, 1, 1), (1, 1), c))
+    ref = to_nhwc(np_conv(d, wp, bp))
+    feeds = {"x": x if nchw else to_nhwc(x)}
+    model = fused_model(feeds["x"].shape, wp, bp, wd, bd, activation="Relu", we=we, be=be,
+                        strides=[sd, sd], pads=[1, 1, 1, 1], expand_activation="Clip",
+                        expand_activation_params=ACT_PARAMS["Clip"], expand_strides=[ss, ss],
+                        expand_pads=list(sp), expand_nchw_input=int(nchw))
+    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", mode)
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    assert "stem" in sess._sess.kernel_choices()[0][-1]
+    for _ in range(2):
+        check(sess.run(None, feeds)[0], ref, 9 * cin + c)
+
+
+def test_stem_expansion_errors():
+    wd = rand((8, 1, 3, 3), rng=RNG)
+    wp = rand((5, 8, 1, 1), rng=RNG)
+    wide = fused_model((1, 6, 6, 5), wp, None, wd, None, we=rand((8, 5, 3, 3), rng=RNG))
+    with pytest.raises(runnx.InvalidModel, match="at most 4 input channels"):
+        runnx.InferenceSession(wide.SerializeToString())
+    sess = runnx.InferenceSession(fused_model((1, None, 6, None), wp, None, wd, None,
+                                              we=rand((8, 3, 3, 3), rng=RNG),
+                                              expand_nchw_input=1).SerializeToString())
+    with pytest.raises(runnx.InvalidArgument, match="X must be"):
+        sess.run(None, {"x": rand((1, 6, 6, 3), rng=RNG)})
 
 
 def test_expanded_results_do_not_depend_on_the_threads_split(monkeypatch):
