@@ -233,19 +233,6 @@ def test_stem_expansion(case, n_threads, mode, monkeypatch):
         check(sess.run(None, feeds)[0], ref, 9 * cin + c)
 
 
-def test_stem_expansion_errors():
-    wd = rand((8, 1, 3, 3), rng=RNG)
-    wp = rand((5, 8, 1, 1), rng=RNG)
-    wide = fused_model((1, 6, 6, 5), wp, None, wd, None, we=rand((8, 5, 3, 3), rng=RNG))
-    with pytest.raises(runnx.InvalidModel, match="at most 4 input channels"):
-        runnx.InferenceSession(wide.SerializeToString())
-    sess = runnx.InferenceSession(fused_model((1, None, 6, None), wp, None, wd, None,
-                                              we=rand((8, 3, 3, 3), rng=RNG),
-                                              expand_nchw_input=1).SerializeToString())
-    with pytest.raises(runnx.InvalidArgument, match="X must be"):
-        sess.run(None, {"x": rand((1, 6, 6, 3), rng=RNG)})
-
-
 def test_expanded_results_do_not_depend_on_the_threads_split(monkeypatch):
     """Runs from several Python threads at once (one drives the pool, the others run every band
     inline, so the halo rows are reused in other places) give bit-identical outputs."""
@@ -275,14 +262,23 @@ def test_expanded_results_do_not_depend_on_the_threads_split(monkeypatch):
         np.testing.assert_array_equal(r, expected)
 
 
-def test_expanded_errors():
+@pytest.mark.parametrize("stem", [False, True])
+def test_expanded_errors(stem):
+    """A W_e that does not make the depthwise channels, or a stem on more than 4 channels, is
+    refused at load; X of the wrong channel count at run time (NCHW for a stem)."""
+    k, cin = (3, 3) if stem else (1, 4)
     wd = rand((12, 1, 3, 3), rng=RNG)
     wp = rand((5, 12, 1, 1), rng=RNG)
-    bad = fused_model((1, 6, 6, 4), wp, None, wd, None, we=rand((10, 4, 1, 1), rng=RNG))
+    bad = fused_model((1, 6, 6, 4), wp, None, wd, None, we=rand((10, 4, k, k), rng=RNG))
     with pytest.raises(runnx.InvalidModel, match="expansion"):
         runnx.InferenceSession(bad.SerializeToString())
-    sess = runnx.InferenceSession(fused_model((1, 6, 6, None), wp, None, wd, None,
-                                              we=rand((12, 4, 1, 1), rng=RNG)).SerializeToString())
+    if stem:
+        wide = fused_model((1, 6, 6, 5), wp, None, wd, None, we=rand((12, 5, 3, 3), rng=RNG))
+        with pytest.raises(runnx.InvalidModel, match="at most 4 input channels"):
+            runnx.InferenceSession(wide.SerializeToString())
+    sess = runnx.InferenceSession(fused_model((1, None, 6, None), wp, None, wd, None,
+                                              we=rand((12, cin, k, k), rng=RNG),
+                                              expand_nchw_input=int(stem)).SerializeToString())
     with pytest.raises(runnx.InvalidArgument, match="X must be"):
         sess.run(None, {"x": rand((1, 6, 6, 12), rng=RNG)})
 
