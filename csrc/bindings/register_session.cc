@@ -287,6 +287,11 @@ void register_session(py::module_& m) {
         for (const PassFired& p : s.passes_fired()) l.append(py::make_tuple(p.name, p.count));
         return l;
       })
+      .def("passes_first_round", [](const Session& s) {
+        py::dict d;  // pass -> the driver's round (from 0) in which it first fired
+        for (const PassFired& p : s.passes_fired()) d[py::str(p.name)] = p.first_round;
+        return d;
+      })
       .def("take_profile", [](Session& s) {
         py::list l;
         for (const ProfileEvent& e : s.take_profile())

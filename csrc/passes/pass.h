@@ -30,6 +30,7 @@ struct GraphPass {
 struct PassFired {
   std::string name;
   int count = 0;
+  int first_round = 0;  // the driver's round (from 0) in which it first fired
 };
 
 // The passes in the order they run (passes.inc).

@@ -92,7 +92,7 @@ std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_ask
     LoadPhase phase("passes: well-formed check");
     if (!well_formed(model.graph)) return fired;
   }
-  std::map<std::string, int> counts;
+  std::map<std::string, int> counts, first_round;
   // A pass that found nothing is not run again until another pass has changed the graph (passes
   // are functions of the graph alone): a later round runs only what an edit may have fed.
   const std::vector<GraphPass>& passes = graph_passes();
@@ -124,6 +124,7 @@ std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_ask
         n = p.run(model);
       }
       if (n > 0) {
+        if (!counts.count(p.name)) first_round[p.name] = round;
         counts[p.name] += n;
         changed = true;
         ++edits;
@@ -134,7 +135,7 @@ std::vector<PassFired> run_graph_passes(Model& model, int level, bool device_ask
     if (!changed) break;
   }
   for (const GraphPass& p : graph_passes())
-    if (counts.count(p.name)) fired.push_back({p.name, counts[p.name]});
+    if (counts.count(p.name)) fired.push_back({p.name, counts[p.name], first_round[p.name]});
   return fired;
 }
 

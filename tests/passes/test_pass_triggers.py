@@ -4,7 +4,9 @@ still fire as soon as it can: when an earlier pass of the same round made its op
 pattern its cheap look would be tempted to miss."""
 
 import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 from helpers import assert_close, rand
@@ -18,7 +20,30 @@ def _values(sess):
     return set(sess._sess.inferred_types())
 
 
-def test_no_trigger_ops_nothing_fires():
+_PASSES_RUN = textwrap.dedent(
+    """
+    import sys
+    import runnx
+    so = runnx.SessionOptions()
+    so.graph_optimization_level = runnx.GraphOptimizationLevel(99)
+    runnx.InferenceSession(open(sys.argv[1], "rb").read(), so)
+    """
+)
+
+
+def _passes_run(model, tmp_path):
+    """Names of the passes that ran (fired or not) when a session is made at level 99: the
+    `pass <name>` phases of the load profile (a skipped pass opens none)."""
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
+    env = dict(os.environ, RUNNX_LOAD_PROFILE="1", PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.run([sys.executable, "-c", _PASSES_RUN, str(tmp_path / "m.onnx")], capture_output=True,
+                       text=True, env=env, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    phases = [line.split("faults", 1)[1].strip() for line in p.stderr.splitlines() if "faults" in line]
+    return {ph[len("pass "):] for ph in phases if ph.startswith("pass ")}
+
+
+def test_no_trigger_ops_nothing_fires(tmp_path):
     m = graph_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Sigmoid", ["r"], ["y"])],
                     [("x", FLOAT, [3, 5])], [("y", FLOAT, None)])
     x = rand((3, 5))
@@ -26,6 +51,15 @@ def test_no_trigger_ops_nothing_fires():
     assert fired == {}
     assert_close(opt, plain)
     assert_close(opt, 1 / (1 + np.exp(-np.maximum(x, 0))))
+    # Only the passes without trigger ops ran (they looked and found nothing); the others were skipped.
+    assert _passes_run(m, tmp_path) == {"constant_folding", "dead_node_elimination"}
+    # With a Conv in the graph, the conv passes run too (and fire).
+    rng = np.random.default_rng(2)
+    conv = graph_model([helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
+                       [("x", FLOAT, [1, 3, 4, 4])], [("y", FLOAT, None)],
+                       {"w": rng.standard_normal((2, 3, 1, 1)).astype(np.float32)})
+    ran = _passes_run(conv, tmp_path)
+    assert {"conv_activation_fusion", "nhwc_layout"} <= ran and "gelu_fusion" not in ran and "qdq_fusion" not in ran
 
 
 def test_op_made_earlier_in_the_round_triggers_a_later_pass():
@@ -44,6 +78,9 @@ def test_op_made_earlier_in_the_round_triggers_a_later_pass():
     (plain,), (opt,), fired = run_both(m, {"x": x})
     assert fired.get("transpose_reshape_folding") == 2 and fired.get("identity_elimination") == 1
     assert fired.get("conv_activation_fusion") == 1
+    # In the same round: the op-type set was refreshed after the Transpose edit, not at the next round.
+    rounds = session(m, 99)._sess.passes_first_round()
+    assert rounds["transpose_reshape_folding"] == rounds["identity_elimination"] == 0
     assert_close(opt, plain)
 
 
