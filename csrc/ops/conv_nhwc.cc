@@ -444,7 +444,9 @@ class NhwcDwProjectKernel : public Kernel {
 
   std::string describe() const override {
     const char* first = stem_ ? "nhwc direct stem expansion + "
-                        : expanding() ? "nhwc 1x1 expansion + " : "nhwc ";
+                        : use_pointwise() ? "nhwc 1x1 expansion (pointwise kernel) + "
+                        : expanding()     ? "nhwc 1x1 expansion + "
+                                          : "nhwc ";
     return std::string(first) +
            "depthwise + 1x1 projection per row band, sgemm " + gemm_f32_isa();
   }

@@ -195,6 +195,39 @@ def test_expanded_without_biases(monkeypatch):
     expanded_case(1, 9, 27, 6, 8, 7, 2, "full", bias=False, monkeypatch=monkeypatch)
 
 
+@pytest.mark.parametrize("mode", ["banded", "whole"])
+@pytest.mark.parametrize("expand_act,act,bias", [("", "", True), ("Relu", "Clip", True),
+                                                 ("Clip", "", False), ("", "Relu", False)])
+def test_pointwise_expansion_epilogues(expand_act, act, bias, mode, monkeypatch):
+    """24 channels (a 16- and an 8-channel panel): the small-K pointwise kernel serves the
+    expansion, with and without its activation and bias."""
+    expanded_case(2, 6, 24, 7, 6, 5, 1, "full", expand_act, act, bias=bias, mode=mode,
+                  monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("mode", ["banded", "whole"])
+def test_pointwise_expansion_keeps_nan_without_activation(mode, monkeypatch):
+    """No activation anywhere: a NaN pixel stays NaN through the expansion (a clamp to
+    [-inf, inf] made it -inf), so with weights all positive the outputs it reaches are NaN."""
+    n, cin, c, m, h, w = 1, 5, 24, 4, 6, 7
+    x = rand((n, cin, h, w), rng=RNG)
+    x[0, 2, 3, 4] = np.nan
+    we = rand((c, cin, 1, 1), rng=RNG, low=0.1, high=0.5)
+    wd = rand((c, 1, 3, 3), rng=RNG, low=0.1, high=0.5)
+    wp = rand((m, c, 1, 1), rng=RNG, low=0.1, high=0.5)
+    be, bd, bp = (rand((k,), rng=RNG) for k in (c, c, m))
+    d = np_conv(np_conv(x, we, be), wd, bd, (1, 1), (1, 1, 1, 1), (1, 1), c)
+    ref = to_nhwc(np_conv(d, wp, bp))
+    assert np.isnan(ref).sum() == 9 * m
+    model = fused_model((n, h, w, cin), wp, bp, wd, bd, activation="", we=we, be=be,
+                        strides=[1, 1], pads=[1, 1, 1, 1])
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", mode)
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+    if os.environ.get("RUNNX_DISABLE_AVX2") != "1":  # the portable path has the sgemm only
+        assert "pointwise kernel" in sess._sess.kernel_choices()[0][-1]
+    check(sess.run(None, {"x": to_nhwc(x)})[0], ref, 9 + c + cin)
+
+
 STEMS = [
     # (N, Cin, C, M, H, W, stem kernel, stem stride, stem pads, depthwise stride, NCHW input)
     (1, 3, 32, 16, 37, 29, 3, 2, (1, 1, 1, 1), 1, True),  # MobileNetV2's stem and first block
