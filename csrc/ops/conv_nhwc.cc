@@ -410,9 +410,12 @@ class NhwcDwProjectKernel : public Kernel {
       expand_act_ = conv_gemm_epilogue(ea, false);
       const int64_t ks = KHe_ * KWe_;
       stem_ = ks > 1 || expand_nchw_;
-      RUNNX_CHECK(!stem_ || (Cin_ <= kDirectMaxChannels && ks * Cin_ <= DirectNhwcGeom::kMaxTaps),
-                  kInvalidModel, node.label(), ": an expansion of more than a 1x1 needs at most ",
-                  kDirectMaxChannels, " input channels, got W ", shape_str(we->shape));
+      RUNNX_CHECK(!stem_ || Cin_ <= kDirectMaxChannels, kInvalidModel, node.label(),
+                  ": an expansion of more than a 1x1 needs at most ", kDirectMaxChannels,
+                  " input channels, got W ", shape_str(we->shape));
+      RUNNX_CHECK(!stem_ || ks * Cin_ <= DirectNhwcGeom::kMaxTaps, kInvalidModel, node.label(),
+                  ": an expansion of more than a 1x1 needs at most ", DirectNhwcGeom::kMaxTaps,
+                  " taps (channels x kernel), got W ", shape_str(we->shape));
       using A = ConvActivation;
       if (stem_) {
         stem_act_ = ea;

@@ -20,6 +20,7 @@
 // So is a model's stem feeding the first block (a k x k conv on at most 4 input channels, NCHW
 // or NHWC input, explicit pads: the direct kernel), its attributes kept as expand_strides,
 // expand_pads, expand_dilations, expand_nchw_input.
+#include "kernels/cpu/conv_simd.h"
 #include "passes/graph_index.h"
 #include "passes/pass.h"
 
@@ -64,7 +65,9 @@ bool is_projection(const Node& n, const GraphIndex& idx, int64_t channels) {
 
 // The conv making the depthwise input x, read only by the depthwise conv and without a
 // residual, when it is a 1x1 expansion (stride 1, no pads, NHWC input) or a stem (k x k on at
-// most kMaxStemChannels input channels, explicit pads): its node index, else -1.
+// most kMaxStemChannels input channels and the direct kernel's tap limit, explicit pads, its
+// kernel_shape (if set) W's): its node index, else -1. A stem the direct kernel cannot take
+// stays an NhwcConv (im2col + sgemm).
 constexpr int64_t kMaxStemChannels = 4;  // NhwcConv's direct path
 int foldable_expansion(const GraphIndex& idx, const Graph& g, const Node& dw, int64_t channels) {
   const int e = idx.producer(dw.inputs[0]);
@@ -79,8 +82,11 @@ int foldable_expansion(const GraphIndex& idx, const Graph& g, const Node& dw, in
   const bool pointwise = n.get_int("nchw_input", 0) == 0 && w->shape[2] == 1 &&
                          w->shape[3] == 1 && (pad == "NOTSET" || pad == "VALID") &&
                          all_equal(n.get_ints("strides"), 1) && all_equal(n.get_ints("pads"), 0);
+  const std::vector<int64_t> kattr = n.get_ints("kernel_shape");
   const bool stem = w->shape[1] <= kMaxStemChannels && w->shape[2] * w->shape[3] > 1 &&
-                    pad == "NOTSET";
+                    w->shape[1] * w->shape[2] * w->shape[3] <= DirectNhwcGeom::kMaxTaps &&
+                    pad == "NOTSET" &&
+                    (kattr.empty() || kattr == std::vector<int64_t>{w->shape[2], w->shape[3]});
   return pointwise || stem ? e : -1;
 }
 

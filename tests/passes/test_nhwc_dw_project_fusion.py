@@ -207,18 +207,19 @@ def test_expanded_block_output_takes_over_another_residual(mode, threads, monkey
     assert opt.memory_stats()["inplace_nodes"] == 1
 
 
-def stem_block(batch, h, wd, c_in=3, c=8, m=5, stride=2, residual_reader=False):
-    """stem 3x3/s2 on the NCHW input + ReLU6 -> depthwise 3x3 + ReLU6 -> 1x1 project: the
+def stem_block(batch, h, wd, c_in=3, c=8, m=5, stride=2, residual_reader=False, k=3):
+    """stem k x k/s2 on the NCHW input + ReLU6 -> depthwise 3x3 + ReLU6 -> 1x1 project: the
     stem folds into the block as its expansion when the block alone reads the stem's output."""
-    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["s"], kernel_shape=[3, 3],
-                              strides=[stride, stride], pads=[1, 1, 1, 1]),
+    p = k // 2
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["s"], kernel_shape=[k, k],
+                              strides=[stride, stride], pads=[p, p, p, p]),
              helper.make_node("Clip", ["s", "lo", "hi"], ["s_c"]),
              helper.make_node("Conv", ["s_c", "wd", "bd"], ["d"], group=c, kernel_shape=[3, 3],
                               pads=[1, 1, 1, 1]),
              helper.make_node("Clip", ["d", "lo", "hi"], ["d_c"]),
              helper.make_node("Conv", ["d_c", "wp", "bp"], ["y"], kernel_shape=[1, 1])]
     outputs = [("y", FLOAT, None)] + ([("s_c", FLOAT, None)] if residual_reader else [])
-    inits = {"w0": w(c, c_in, 3, 3), "b0": w(c), "lo": np.float32(0), "hi": np.float32(6),
+    inits = {"w0": w(c, c_in, k, k), "b0": w(c), "lo": np.float32(0), "hi": np.float32(6),
              "wd": w(c, 1, 3, 3), "bd": w(c), "wp": w(m, c, 1, 1), "bp": w(m)}
     return graph_model(nodes, [("x", FLOAT, [batch, c_in, h, wd])], outputs, inits)
 
@@ -231,6 +232,14 @@ def test_stem_folds_into_the_first_block(batch, h, wd, stride, threads):
                          expanded_nodes=1)
     assert fired.get("nhwc_dw_project_fusion") == 1
     assert ops == ["NhwcDwProject", "Transpose"]  # the NCHW input read by the node itself
+
+
+def test_stem_beyond_the_direct_kernels_taps_is_not_folded():
+    """4 channels x 9x9 = 324 taps, over the direct kernel's 256: the stem stays an NhwcConv
+    (im2col + sgemm) and the model loads and matches (a fold failed the load)."""
+    model = stem_block(1, 19, 17, c_in=4, k=9)
+    fired, ops = compare(model, {"x": rand((1, 4, 19, 17), rng=RNG)}, expanded_nodes=0)
+    assert fired.get("nhwc_dw_project_fusion") == 1 and ops.count("NhwcConv") == 1
 
 
 def test_stem_read_elsewhere_is_not_folded():
