@@ -410,6 +410,15 @@ class NhwcDwProjectKernel : public Kernel {
       expand_act_ = conv_gemm_epilogue(ea, false);
       const int64_t ks = KHe_ * KWe_;
       stem_ = ks > 1 || expand_nchw_;
+      // A 1x1 expansion runs as a plain pointwise product over every pixel: a stride or pad
+      // (which shape inference would apply) has no path here.
+      auto all_are = [](const std::vector<int64_t>& v, int64_t x) {
+        return std::all_of(v.begin(), v.end(), [x](int64_t e) { return e == x; });
+      };
+      RUNNX_CHECK(stem_ || (all_are(expand_attrs_.strides, 1) && all_are(expand_attrs_.pads, 0) &&
+                            expand_attrs_.auto_pad == AutoPad::kNotSet),
+                  kInvalidModel, node.label(),
+                  ": a 1x1 expansion on NHWC input takes no expand_strides, expand_pads or auto_pad");
       RUNNX_CHECK(!stem_ || Cin_ <= kDirectMaxChannels, kInvalidModel, node.label(),
                   ": an expansion of more than a 1x1 needs at most ", kDirectMaxChannels,
                   " input channels, got W ", shape_str(we->shape));

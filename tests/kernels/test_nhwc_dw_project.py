@@ -297,8 +297,9 @@ def test_expanded_results_do_not_depend_on_the_threads_split(monkeypatch):
 
 @pytest.mark.parametrize("stem", [False, True])
 def test_expanded_errors(stem):
-    """A W_e that does not make the depthwise channels, or a stem on more than 4 channels, is
-    refused at load; X of the wrong channel count at run time (NCHW for a stem)."""
+    """A W_e that does not make the depthwise channels, a stem on more than 4 channels, or a 1x1
+    expansion with a stride or pads is refused at load; X of the wrong channel count at run time
+    (NCHW for a stem)."""
     k, cin = (3, 3) if stem else (1, 4)
     wd = rand((12, 1, 3, 3), rng=RNG)
     wp = rand((5, 12, 1, 1), rng=RNG)
@@ -309,6 +310,12 @@ def test_expanded_errors(stem):
         wide = fused_model((1, 6, 6, 5), wp, None, wd, None, we=rand((12, 5, 3, 3), rng=RNG))
         with pytest.raises(runnx.InvalidModel, match="at most 4 input channels"):
             runnx.InferenceSession(wide.SerializeToString())
+    else:  # a hand-built 1x1 expansion with a window the kernel has no path for
+        for attrs in ({"expand_strides": [2, 2]}, {"expand_pads": [1, 1, 1, 1]}):
+            odd = fused_model((1, 6, 6, 4), wp, None, wd, None, we=rand((12, 4, 1, 1), rng=RNG),
+                              **attrs)
+            with pytest.raises(runnx.InvalidModel, match="takes no expand_strides"):
+                runnx.InferenceSession(odd.SerializeToString())
     sess = runnx.InferenceSession(fused_model((1, None, 6, None), wp, None, wd, None,
                                               we=rand((12, cin, k, k), rng=RNG),
                                               expand_nchw_input=int(stem)).SerializeToString())
