@@ -13,6 +13,10 @@
 
 namespace runnx {
 
+// Bytes of load-time work (weights to pack or fold) from which run_spread's threads pay off:
+// below it a thread's start costs more than it saves.
+inline constexpr size_t kSpreadFromBytes = size_t{2} << 20;
+
 // Calls item(j) for every j in [0, n), each once, on the caller and up to `threads` - 1 threads
 // started here (fewer when the machine has fewer CPUs or the system refuses a thread) and joined
 // before returning; items are taken in order from a shared counter. The first exception an item

@@ -612,10 +612,8 @@ class NhwcDwProjectKernel : public Kernel {
     // Output rows are numbered across the images (n * OH + oh; y's pixels follow that order), so
     // a band of a small plane may span images: the GEMM needs enough rows to use each packed
     // panel of W_p well. At least one band per thread.
-    const int64_t rows = N * OH, threads = pool.num_threads();
-    int64_t band = std::max<int64_t>(kBandFloats / std::max<int64_t>(1, OW * C_),
-                                     (kMinBandPixels + OW - 1) / std::max<int64_t>(1, OW));
-    band = std::clamp<int64_t>(std::min(band, (rows + threads - 1) / threads), 1, rows);
+    const int64_t rows = N * OH;
+    const int64_t band = band_rows(kBandFloats, OW * C_, OH, OW, rows, pool.num_threads());
     const int64_t bands = (rows + band - 1) / band;
     const ConvSimd& simd = conv_simd();
     pool.parallel_for(bands, 1, [&](int64_t t0, int64_t t1) {

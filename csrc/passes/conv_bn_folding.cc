@@ -142,7 +142,7 @@ int pass_conv_bn_folding(Model& model) {
       f.w_out.data = f.w_out.owner.get();
       eager.push_back(&f);
     }
-  const int threads = eager_bytes >= (size_t{2} << 20) ? model.load_threads : 1;
+  const int threads = eager_bytes >= kSpreadFromBytes ? model.load_threads : 1;
   run_spread(eager.size(), threads, [&](size_t j) { fold_weight(*eager[j]->w, eager[j]->s, eager[j]->w_out.ptr<float>()); });
   // The original weights nothing else reads give their file pages back now (not when the
   // session is done building): the folded copies replace them.

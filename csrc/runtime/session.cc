@@ -369,11 +369,10 @@ void Session::build(const SessionOptions& options) {
 // A constructor's error names its node; with several, the first in execution order is raised.
 void Session::build_kernels(const std::vector<int>& host_steps, const std::set<std::string>& overridable,
                             const std::vector<int>& reads, std::vector<int>& releases) {
-  constexpr int64_t kSpreadFromBytes = int64_t{2} << 20;  // less: a thread's start costs more
-  int64_t weight_bytes = 0;
+  size_t weight_bytes = 0;
   for (int s : host_steps)
     for (int v : steps_[s].inputs)
-      if (v >= 0 && constants_[v]) weight_bytes += static_cast<int64_t>(constants_[v]->nbytes());
+      if (v >= 0 && constants_[v]) weight_bytes += constants_[v]->nbytes();
   const int threads =
       weight_bytes >= kSpreadFromBytes ? std::max(1, std::min<int>(num_threads_, host_steps.size())) : 1;
   std::mutex release_mu;
