@@ -369,16 +369,27 @@ void Session::build(const SessionOptions& options) {
 // A constructor's error names its node; with several, the first in execution order is raised.
 void Session::build_kernels(const std::vector<int>& host_steps, const std::set<std::string>& overridable,
                             const std::vector<int>& reads, std::vector<int>& releases) {
+  std::vector<size_t> step_bytes(host_steps.size(), 0);
   size_t weight_bytes = 0;
-  for (int s : host_steps)
-    for (int v : steps_[s].inputs)
-      if (v >= 0 && constants_[v]) weight_bytes += constants_[v]->nbytes();
+  for (size_t j = 0; j < host_steps.size(); ++j) {
+    for (int v : steps_[host_steps[j]].inputs)
+      if (v >= 0 && constants_[v]) step_bytes[j] += constants_[v]->nbytes();
+    weight_bytes += step_bytes[j];
+  }
   const int threads =
       weight_bytes >= kSpreadFromBytes ? std::max(1, std::min<int>(num_threads_, host_steps.size())) : 1;
+  // Several threads take the steps with the most weight bytes first, so that no big pack (a
+  // classifier's weight, last in execution order) starts when the other threads are done.
+  std::vector<size_t> build_order(host_steps.size());
+  for (size_t j = 0; j < build_order.size(); ++j) build_order[j] = j;
+  if (threads > 1)
+    std::stable_sort(build_order.begin(), build_order.end(),
+                     [&](size_t a, size_t b) { return step_bytes[a] > step_bytes[b]; });
   std::mutex release_mu;
   std::vector<std::exception_ptr> errors(host_steps.size());
   LoadProfile* profile = LoadProfile::current();
-  auto make = [&](size_t j) {
+  auto make = [&](size_t taken) {
+    const size_t j = build_order[taken];
     LoadProfile::Join join(profile);
     LoadMemoryScope load_memory;
     Step& st = steps_[host_steps[j]];
