@@ -13,6 +13,7 @@
 
 #include "common/load_memory.h"
 #include "common/spread.h"
+#include "ir/load_profile.h"
 #include "onnx/model_reader.h"
 #include "passes/graph_index.h"
 #include "passes/pass.h"
@@ -39,15 +40,21 @@ struct Fold {
 
 size_t aligned64(size_t n) { return (n + 63) / 64 * 64; }
 
-// W'[m] = W[m] * s[m] into `out` (W may sit misaligned: rows are copied out bytewise first).
+// W'[m] = W[m] * s[m] into `out`. W may sit misaligned: each element is read bytewise (an
+// unaligned load), in one pass over W (copying rows out first read them twice: 2x slower).
 void fold_weight(const Tensor& w, const std::vector<double>& s, float* out) {
   const int64_t M = w.shape[0];
   const int64_t per = w.numel() / std::max<int64_t>(M, 1);
   const auto* wi = static_cast<const uint8_t*>(w.data);
   for (int64_t m = 0; m < M; ++m) {
+    const uint8_t* src = wi + m * per * sizeof(float);
     float* row = out + m * per;
-    std::memcpy(row, wi + m * per * sizeof(float), per * sizeof(float));
-    for (int64_t i = 0; i < per; ++i) row[i] = static_cast<float>(row[i] * s[m]);
+    const double sm = s[m];
+    for (int64_t i = 0; i < per; ++i) {
+      float x;
+      std::memcpy(&x, src + i * sizeof(float), sizeof(float));
+      row[i] = static_cast<float>(x * sm);
+    }
   }
 }
 
@@ -128,6 +135,7 @@ int pass_conv_bn_folding(Model& model) {
       f.deferred->compute = [w = *f.w, s = std::move(f.s), map_lo = model.mapped_data, map_size = model.mapped_size] {
         std::shared_ptr<void> block = alloc_load_block(w.nbytes());
         fold_weight(w, s, static_cast<float*>(block.get()));
+        LoadPhase release_phase("weight release");
         release_mapped_weight(map_lo, map_size, w);  // read by this fold alone
         return block;
       };
