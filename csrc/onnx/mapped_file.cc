@@ -33,10 +33,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::strin
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
   if (f->size_ > 0) {  // mmap refuses length 0; an empty file maps to nothing
-    // A small model is read whole at load: map its pages in one go rather than a fault per
-    // page (for a large one, pages the model never reads, like most embedding rows, stay out).
-    constexpr size_t kPopulateBelow = size_t{32} << 20;
-    const int flags = MAP_PRIVATE | (f->size_ <= kPopulateBelow ? MAP_POPULATE : 0);
+    const int flags = MAP_PRIVATE | (f->size_ <= kMapWholeBelow ? MAP_POPULATE : 0);
     void* p = ::mmap(nullptr, f->size_, PROT_READ, flags, fd, 0);
     if (p == MAP_FAILED) {
       *error = std::strerror(errno);

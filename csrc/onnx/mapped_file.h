@@ -8,6 +8,11 @@
 
 namespace runnx {
 
+// A file of at most this size is read whole at load: its pages are mapped in one go at open
+// rather than a fault per page (for a larger one, pages the model never reads, like most
+// embedding rows, stay out), so they are all resident from the start.
+inline constexpr size_t kMapWholeBelow = size_t{32} << 20;
+
 class MappedFile {
  public:
   // Maps `path`; returns nullptr and sets `*error` (the OS reason) when it cannot.

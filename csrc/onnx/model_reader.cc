@@ -3,8 +3,6 @@
 // reads of lengths and scalars go through wire::Reader, which checks them against the buffer.
 #include "onnx/model_reader.h"
 
-#include <sys/mman.h>
-
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -12,6 +10,7 @@
 #include "common/status.h"
 #include "onnx/external_data.h"
 #include "onnx/fields.h"
+#include "onnx/file_page_drops.h"
 #include "onnx/mapped_file.h"
 #include "onnx/wire.h"
 #include "ir/load_profile.h"
@@ -35,18 +34,6 @@ struct Context {
   bool file_mapping = false;        // the buffer is a read-only file mapping
   int64_t realigned_bytes = 0;      // weights copied to the heap because misaligned
 };
-
-// After a weight was copied out of a file mapping, its pages are dead weight in our RSS: tell the
-// kernel to drop them (they are clean file pages, so a later read would simply fault them back).
-// On heap buffers MADV_DONTNEED zeroes the bytes: only release_unread_weight goes there, for bytes
-// that nothing reads again.
-void drop_file_pages(const uint8_t* p, size_t n) {
-  if (n == 0) return;
-  const uintptr_t page = 4096;
-  uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
-  uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-}
 
 void release_mapped_pages(const Context& ctx, const uint8_t* p, size_t n) {
   if (ctx.file_mapping) drop_file_pages(p, n);

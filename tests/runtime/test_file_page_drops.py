@@ -1,0 +1,71 @@
+"""A model file mapped whole (<= 32 MiB) drops the file pages of its packed weights together once
+the kernels are built, merging ranges less than a page apart. Bytes between those ranges that a
+kernel still reads in place (a small weight of a Mul) are clean file pages: dropped with the
+rest, they fault back when read, so results stay exact."""
+
+import os
+
+import numpy as np
+import pytest
+import runnx
+from helpers import rand, threads
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _mapped_rss_kib(path):
+    """Resident KiB of this process's mappings of `path` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if "-" in line.split(" ", 1)[0]:
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
+def _model(big, small1, tiny, small2):
+    """Three MatMuls that pack their weights (one large, two small) and a Mul reading `tiny` in
+    place; initializers in that order, so `tiny` lies between the two small packed weights."""
+    k = big.shape[0]
+    nodes = [
+        helper.make_node("MatMul", ["x", "big"], ["y0"]),
+        helper.make_node("MatMul", ["x1", "small1"], ["y1"]),
+        helper.make_node("Mul", ["x2", "tiny"], ["y2"]),
+        helper.make_node("MatMul", ["x1", "small2"], ["y3"]),
+    ]
+    g = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", k]),
+         helper.make_tensor_value_info("x1", TensorProto.FLOAT, ["b", small1.shape[0]]),
+         helper.make_tensor_value_info("x2", TensorProto.FLOAT, list(tiny.shape))],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(4)],
+        [numpy_helper.from_array(big, "big"), numpy_helper.from_array(small1, "small1"),
+         numpy_helper.from_array(tiny, "tiny"), numpy_helper.from_array(small2, "small2")],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("big_shape", [(768, 768), (96, 80)])  # 2.25 MiB (built on threads), 30 KiB
+def test_packed_weights_drop_their_pages_and_in_place_readers_still_compute(tmp_path, n_threads, big_shape):
+    rng = np.random.default_rng(7)
+    big, small1, tiny, small2 = rand(big_shape, rng=rng), rand((64, 72), rng=rng), rand((3, 5), rng=rng), rand((64, 40), rng=rng)
+    data = _model(big, small1, tiny, small2).SerializeToString()
+    assert data.find(tiny.tobytes()) - (data.find(small1.tobytes()) + small1.nbytes) < 4096
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    sess = runnx.InferenceSession(str(path), threads(n_threads))
+    # The first and last page (graph framing) stay; dropped range by range, the page(s) holding
+    # `tiny` would stay too (12-16 KiB).
+    assert _mapped_rss_kib(path) <= 8, _mapped_rss_kib(path)
+    x, x1, x2 = rand((3, big.shape[0]), rng=rng), rand((2, 64), rng=rng), rand((3, 5), rng=rng)
+    y0, y1, y2, y3 = sess.run(None, {"x": x, "x1": x1, "x2": x2})
+    np.testing.assert_array_equal(y2, x2 * tiny)  # re-read from the file after its page was dropped
+    f64 = np.float64
+    np.testing.assert_allclose(y0, x.astype(f64) @ big.astype(f64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y1, x1.astype(f64) @ small1.astype(f64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y3, x1.astype(f64) @ small2.astype(f64), rtol=1e-4, atol=1e-4)
+    if n_threads == 2 and big.nbytes >= 2 << 20:
+        assert sess._sess.stats()["kernel_build_threads"] == 2
