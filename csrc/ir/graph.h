@@ -111,6 +111,9 @@ struct Model {
   std::shared_ptr<const void> mapping;
   const uint8_t* mapped_data = nullptr;
   size_t mapped_size = 0;
+  // A small file (onnx/mapped_file.h kMapWholeBelow) is read whole: the session maps all its
+  // pages in one call, on a thread of its own while the graph passes run when it has several.
+  bool map_whole = false;
   // Weight bytes copied to the heap because they sat misaligned for their dtype in the file.
   // Float32 matrices that only GEMM kernels read (which pack them with unaligned loads) stay
   // where they are (see runtime/graph_prep).

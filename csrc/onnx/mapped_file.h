@@ -8,17 +8,23 @@
 
 namespace runnx {
 
-// A file of at most this size is read whole at load: its pages are mapped in one go at open
-// rather than a fault per page (for a larger one, pages the model never reads, like most
-// embedding rows, stay out), so they are all resident from the start.
+// A file of at most this size is read whole at load: its pages are mapped in one go (by open,
+// or by populate_mapping) rather than a fault per 64 KiB; for a larger one, pages the model never
+// reads, like most embedding rows, stay out.
 inline constexpr size_t kMapWholeBelow = size_t{32} << 20;
+
+// Maps in every page of [p, p + n), part of a read-only file mapping, in one call where the
+// kernel has MADV_POPULATE_READ (Linux 5.14), else by reading a byte of each page.
+void populate_mapping(const uint8_t* p, size_t n);
 
 class MappedFile {
  public:
-  // Maps `path`; returns nullptr and sets `*error` (the OS reason) when it cannot.
-  static std::shared_ptr<MappedFile> open(const std::string& path, std::string* error);
+  // Maps `path`; returns nullptr and sets `*error` (the OS reason) when it cannot. A file of at
+  // most kMapWholeBelow bytes has its pages mapped in now unless `populate` is false (the caller
+  // maps them later, with populate_mapping).
+  static std::shared_ptr<MappedFile> open(const std::string& path, std::string* error, bool populate = true);
   // Maps `path`; throws InvalidArgument naming the path when it cannot.
-  static std::shared_ptr<MappedFile> open_or_throw(const std::string& path);
+  static std::shared_ptr<MappedFile> open_or_throw(const std::string& path, bool populate = true);
 
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;

@@ -614,7 +614,7 @@ Model load_model_from_file(const std::string& path) {
   std::shared_ptr<MappedFile> file;
   {
     LoadPhase phase("file map");
-    file = MappedFile::open_or_throw(path);
+    file = MappedFile::open_or_throw(path, /*populate=*/false);  // the session maps it whole (see Model)
   }
   const uint8_t* data = file->data();
   const size_t size = file->size();
@@ -624,6 +624,7 @@ Model load_model_from_file(const std::string& path) {
   m.mapping = std::move(file);
   m.mapped_data = data;
   m.mapped_size = size;
+  m.map_whole = size <= kMapWholeBelow;
   return m;
 }
 

@@ -9,6 +9,7 @@
 #include <new>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "common/load_memory.h"
@@ -62,6 +63,38 @@ ValueInfo with_inferred(ValueInfo vi, const InferredType& t) {
   }
   return vi;
 }
+
+// Maps a small model file's pages in (Model::map_whole): on a thread of its own, while the graph
+// passes run, when the session has more than one; else at once. Joined by wait() or at the end
+// of the scope, so creating a session leaves no thread behind.
+class WholeFileMapping {
+ public:
+  WholeFileMapping(const Model& m, int threads) {
+    if (!m.map_whole || !m.mapped_data) return;
+    auto work = [p = m.mapped_data, n = m.mapped_size, profile = LoadProfile::current()] {
+      LoadProfile::Join join(profile);
+      LoadPhase phase("file populate");
+      populate_mapping(p, n);
+    };
+    if (threads > 1 && std::thread::hardware_concurrency() > 1) {
+      try {
+        thread_ = std::thread(work);
+        return;
+      } catch (const std::system_error&) {
+        // no thread to be had: map them here
+      }
+    }
+    work();
+  }
+  ~WholeFileMapping() { wait(); }
+  WholeFileMapping(const WholeFileMapping&) = delete;
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -173,6 +206,7 @@ void Session::build(const SessionOptions& options) {
   for (const ProviderRequest& p : options.providers) device_asked |= p.name != kCpuProviderName;
   LoadMemoryScope load_memory;  // weights packed or folded here are load blocks
   model_.load_threads = num_threads_;
+  WholeFileMapping file_pages(model_, num_threads_);
   passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
   std::optional<LoadPhase> phase;
   phase.emplace("validate and sort");
@@ -342,6 +376,7 @@ void Session::build(const SessionOptions& options) {
     auto it = ids_.find(name);
     if (it != ids_.end() && constants_[it->second]) deferred_[it->second] = 1;
   }
+  file_pages.wait();
   build_kernels(host_steps, input_names, constant_reads, constant_releases);
   // Deferred constants no host kernel asked for (device steps) are computed now.
   for (int v = 0; v < nv; ++v)

@@ -1,9 +1,13 @@
-"""A model file mapped whole (<= 32 MiB) drops the file pages of its packed weights together once
-the kernels are built, merging ranges less than a page apart. Bytes between those ranges that a
-kernel still reads in place (a small weight of a Mul) are clean file pages: dropped with the
-rest, they fault back when read, so results stay exact."""
+"""The pages of a model file of at most 32 MiB: mapped in whole by the session (on a thread of
+its own while the graph passes run, when it has several; joined whatever happens), and those of
+packed weights dropped together once the kernels are built, merging ranges less than a page
+apart. Bytes between those ranges that a kernel still reads in place (a small weight of a Mul)
+are clean file pages: dropped with the rest, they fault back when read, so results stay exact."""
 
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -69,3 +73,61 @@ def test_packed_weights_drop_their_pages_and_in_place_readers_still_compute(tmp_
     np.testing.assert_allclose(y3, x1.astype(f64) @ small2.astype(f64), rtol=1e-4, atol=1e-4)
     if n_threads == 2 and big.nbytes >= 2 << 20:
         assert sess._sess.stats()["kernel_build_threads"] == 2
+
+
+_POPULATE_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    import runnx
+    good, bad, n_threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = n_threads
+    before = len(os.listdir("/proc/self/task"))
+    try:
+        runnx.InferenceSession(bad, so)
+    except runnx.RunnxError:
+        pass
+    else:
+        raise SystemExit("the bad model loaded")
+    sess = runnx.InferenceSession(good, so)
+    assert len(os.listdir("/proc/self/task")) == before, "a creation left a thread behind"
+    x = np.load(sys.argv[4])
+    np.save(sys.argv[5], sess.run(None, {"x": x})[0])
+    """
+)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_small_files_are_mapped_whole_and_no_thread_outlives_a_creation(tmp_path, n_threads):
+    rng = np.random.default_rng(8)
+    w = rand((256, 96), rng=rng)
+    good = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 256])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 96])],
+            [numpy_helper.from_array(w, "w")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    bad = helper.make_model(  # fails in the session, after the mapping thread started
+        helper.make_graph(
+            [helper.make_node("NoSuchOp", ["x", "w"], ["y"])], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 256])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(w, "w")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    paths = [tmp_path / "good.onnx", tmp_path / "bad.onnx"]
+    for p, m in zip(paths, (good, bad)):
+        p.write_bytes(m.SerializeToString())
+    x = rand((5, 256), rng=rng)
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, RUNNX_LOAD_PROFILE="1", PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run(
+        [sys.executable, "-c", _POPULATE_SCRIPT, *map(str, paths), str(n_threads), str(tmp_path / "x.npy"),
+         str(tmp_path / "y.npy")], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    # Both creations (the failed one too) mapped the file in, each once.
+    assert done.stderr.count("file populate") == 2, done.stderr
+    f64 = np.float64
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), x.astype(f64) @ w.astype(f64), rtol=1e-4, atol=1e-4)
