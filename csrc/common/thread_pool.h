@@ -1,6 +1,6 @@
 // A small fork-join pool. Workers spin briefly after a job (a model runs many short kernels back to
-// back; the spin follows the recent gap between jobs, 50 us to 1 ms) and then sleep on a
-// condition variable, so an idle session burns no core.
+// back: 1 ms while jobs come within 1 ms of each other, 50 us after a longer gap) and then sleep
+// on a condition variable, so an idle session burns no core.
 // Each thread owns a contiguous share of a job's chunks (the caller the first, worker i the
 // i+1-th) and runs it front to back, then takes chunks from the back of the others' shares: a
 // chain of kernels split the same way (pixels, rows) keeps each part of the activations on the
