@@ -102,25 +102,25 @@ _POPULATE_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_small_files_are_mapped_whole_and_no_thread_outlives_a_creation(tmp_path, n_threads):
     rng = np.random.default_rng(8)
-    w = rand((256, 96), rng=rng)
+    w = rand((768, 704), rng=rng)  # a 2.06 MiB file: with 2 threads, mapped on a thread of its own
     good = helper.make_model(
         helper.make_graph(
             [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 256])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 96])],
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 768])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 704])],
             [numpy_helper.from_array(w, "w")]),
         opset_imports=[helper.make_opsetid("", 17)])
     bad = helper.make_model(  # fails in the session, after the mapping thread started
         helper.make_graph(
             [helper.make_node("NoSuchOp", ["x", "w"], ["y"])], "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 256])],
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 768])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
             [numpy_helper.from_array(w, "w")]),
         opset_imports=[helper.make_opsetid("", 17)])
     paths = [tmp_path / "good.onnx", tmp_path / "bad.onnx"]
     for p, m in zip(paths, (good, bad)):
         p.write_bytes(m.SerializeToString())
-    x = rand((5, 256), rng=rng)
+    x = rand((5, 768), rng=rng)
     np.save(tmp_path / "x.npy", x)
     env = dict(os.environ, RUNNX_LOAD_PROFILE="1", PYTHONPATH=os.pathsep.join(sys.path))
     done = subprocess.run(
