@@ -58,15 +58,26 @@ void fold_weight(const Tensor& w, const std::vector<double>& s, float* out) {
   }
 }
 
+// Every initializer's bytes [begin, end), gathered once per pass (a fold checks them all).
+struct ByteRange {
+  const Tensor* t;
+  const uint8_t *begin, *end;
+};
+std::vector<ByteRange> initializer_bytes(const Graph& g) {
+  std::vector<ByteRange> out;
+  out.reserve(g.initializers.size());
+  for (const auto& [name, t] : g.initializers)
+    if (t.data) out.push_back({&t, static_cast<const uint8_t*>(t.data), static_cast<const uint8_t*>(t.data) + t.nbytes()});
+  return out;
+}
+
 // True when another initializer shares bytes with `w` (a reader releasing that one could drop
 // pages a deferred fold has yet to read).
-bool overlaps_another(const Graph& g, const Tensor* w) {
+bool overlaps_another(const std::vector<ByteRange>& ranges, const Tensor* w) {
   auto* lo = static_cast<const uint8_t*>(w->data);
   auto* hi = lo + w->nbytes();
-  for (const auto& [name, t] : g.initializers) {
-    auto* a = static_cast<const uint8_t*>(t.data);
-    if (&t != w && a && a < hi && lo < a + t.nbytes()) return true;
-  }
+  for (const ByteRange& r : ranges)
+    if (r.t != w && r.begin < hi && lo < r.end) return true;
   return false;
 }
 
@@ -77,6 +88,7 @@ int pass_conv_bn_folding(Model& model) {
   GraphIndex idx(g);
   std::vector<Fold> folds;
   std::vector<bool> used(g.nodes.size(), false);
+  std::vector<ByteRange> bytes;  // gathered when the first fold asks
   size_t eager_bytes = 0;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
     const Node& bn = g.nodes[k];
@@ -106,7 +118,9 @@ int pass_conv_bn_folding(Model& model) {
     // W' is deferred when nothing else can touch W's bytes before the fold reads them: W is read
     // by this conv alone, is no graph input, and shares no bytes with another initializer.
     const std::string& wn = conv.inputs[1];
-    const bool defer = w->data && idx.only_read_by(wn, p) && !idx.is_graph_input(wn) && !overlaps_another(g, w);
+    bool defer = w->data && idx.only_read_by(wn, p) && !idx.is_graph_input(wn);
+    if (defer && bytes.empty()) bytes = initializer_bytes(g);
+    defer = defer && !overlaps_another(bytes, w);
     folds.push_back({p, k, w, cb, scale, shift, mean, var, bn.get_float("epsilon", 1e-5f), defer, {}, {}, {}, {}});
     if (!defer) eager_bytes += w->nbytes();
   }
