@@ -25,7 +25,7 @@ bool softmax_last_axis(const Node& n, int64_t opset) {
 int pass_attention_fusion(Model& model) {
   Graph& g = model.graph;
   GraphIndex idx(g);
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   const int64_t opset = model.opset("");
   std::vector<bool> dead(g.nodes.size(), false);
   std::vector<Node> added;
@@ -78,7 +78,7 @@ int pass_attention_fusion(Model& model) {
     Node att;
     att.op_type = "ScaledDotProductAttention";
     att.domain = kRunnxDomain;
-    att.name = fresh_name(taken, "Attention_fused");
+    att.name = fresh("Attention_fused");
     att.inputs = {g.nodes[qk].inputs[0], g.nodes[qk].inputs[1], g.nodes[pv].inputs[1]};
     if (!mask.empty()) att.inputs.push_back(mask);
     att.outputs = {g.nodes[pv].outputs[0]};

@@ -173,13 +173,13 @@ int pass_conv_bn_folding(Model& model) {
     if (idx.only_read_by(wn, f->conv) && !idx.is_graph_input(wn)) release_mapped_weight(model, *f->w);
   }
   // Edits after matching: new initializers may move the ones the index points into.
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   std::vector<bool> dead(g.nodes.size(), false);
   for (Fold& f : folds) {
     Node& conv = g.nodes[f.conv];
     const std::string base = conv.name.empty() ? conv.outputs[0] : conv.name;
-    const std::string wn = fresh_name(taken, base + ".weight_bn");
-    const std::string bnm = fresh_name(taken, base + ".bias_bn");
+    const std::string wn = fresh(base + ".weight_bn");
+    const std::string bnm = fresh(base + ".bias_bn");
     if (f.deferred) model.deferred[wn] = std::move(f.deferred);
     g.initializers.emplace_back(wn, std::move(f.w_out));
     g.initializers.emplace_back(bnm, std::move(f.b_out));

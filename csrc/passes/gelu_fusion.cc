@@ -123,7 +123,7 @@ bool match_tanh(const Graph& g, const GraphIndex& idx, int th, Match& m) {
 int pass_gelu_fusion(Model& model) {
   Graph& g = model.graph;
   GraphIndex idx(g);
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   std::vector<bool> dead(g.nodes.size(), false);
   std::vector<Node> added;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
@@ -137,7 +137,7 @@ int pass_gelu_fusion(Model& model) {
     Node gelu;
     gelu.op_type = "Gelu";
     gelu.domain = kRunnxDomain;
-    gelu.name = fresh_name(taken, "Gelu_fused");
+    gelu.name = fresh("Gelu_fused");
     gelu.inputs = {m.x};
     gelu.outputs = {m.y};
     if (m.tanh) gelu.attrs.push_back(string_attr("approximate", "tanh"));

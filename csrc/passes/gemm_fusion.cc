@@ -61,7 +61,7 @@ bool activation_of(const Node& n, const GraphIndex& idx, int64_t opset, std::vec
 int pass_gemm_fusion(Model& model) {
   Graph& g = model.graph;
   GraphIndex idx(g);
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   const int64_t opset = model.opset("");
   std::vector<bool> dead(g.nodes.size(), false);
   std::vector<Node> added;
@@ -126,7 +126,7 @@ int pass_gemm_fusion(Model& model) {
     for (int c : chain) dead[c] = true;
     while (!fused.inputs.empty() && fused.inputs.back().empty()) fused.inputs.pop_back();
     fused.outputs = {out};
-    fused.name = fresh_name(taken, (n.name.empty() ? std::string("FusedGemm") : n.name) + "_fused");
+    fused.name = fresh((n.name.empty() ? std::string("FusedGemm") : n.name) + "_fused");
     added.push_back(std::move(fused));
   }
   return replace_with_fused(model, dead, std::move(added), /*runnx_domain=*/true);

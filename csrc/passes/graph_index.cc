@@ -62,6 +62,26 @@ const std::set<std::string>& GraphIndex::names() const {
   return names_;
 }
 
+bool GraphIndex::has_name(const std::string& name) const {
+  if (producer_.count(name) || consumers_.count(name) || constants_.count(name) || inputs_.count(name) ||
+      outputs_.count(name))
+    return true;
+  if (!node_names_ready_) {
+    node_names_ready_ = true;
+    node_names_.reserve(graph_.nodes.size());
+    for (const Node& n : graph_.nodes)
+      if (!n.name.empty()) node_names_.insert(n.name);
+  }
+  return node_names_.count(name) > 0;
+}
+
+std::string FreshNames::operator()(const std::string& base) {
+  std::string name = base;
+  for (int k = 1; idx_.has_name(name) || added_.count(name); ++k) name = base + "_" + std::to_string(k);
+  added_.insert(name);
+  return name;
+}
+
 int GraphIndex::producer(const std::string& value) const {
   auto it = producer_.find(value);
   return it == producer_.end() ? -1 : it->second;

@@ -34,6 +34,9 @@ class GraphIndex {
   // Every name the graph holds (values and node names), for fresh_name(). Gathered on first
   // call (most passes match nothing and never ask); the graph must not have changed since.
   const std::set<std::string>& names() const;
+  // True when the graph, as indexed, names a value or a node `name` (node names gathered on the
+  // first call, like names(); the value tables are the index's own copies).
+  bool has_name(const std::string& name) const;
 
  private:
   // Hashed: every pass builds an index, most find nothing, so building it is the pass's cost.
@@ -44,7 +47,21 @@ class GraphIndex {
   std::unordered_set<std::string> outputs_, inputs_;
   mutable std::set<std::string> names_;
   mutable bool names_ready_ = false;
+  mutable std::unordered_set<std::string> node_names_;
+  mutable bool node_names_ready_ = false;
   std::unordered_map<std::string, const Tensor*> constants_;
+};
+
+// Names for the values and nodes a pass adds: base, base_1, base_2, ..., the first that neither
+// the indexed graph (GraphIndex::has_name: looked up, not copied) nor this object has handed out.
+class FreshNames {
+ public:
+  explicit FreshNames(const GraphIndex& idx) : idx_(idx) {}
+  std::string operator()(const std::string& base);
+
+ private:
+  const GraphIndex& idx_;
+  std::unordered_set<std::string> added_;
 };
 
 // A value or node name not yet used in the graph: base, base_1, base_2, ...

@@ -38,7 +38,7 @@ int pass_layernorm_fusion(Model& model) {
   if (model.opset("") < 17) return 0;
   Graph& g = model.graph;
   GraphIndex idx(g);
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   std::vector<bool> dead(g.nodes.size(), false);
   std::vector<Node> added;
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k) {
@@ -95,7 +95,7 @@ int pass_layernorm_fusion(Model& model) {
     for (int c : chain) dead[c] = true;
     Node ln;
     ln.op_type = "LayerNormalization";
-    ln.name = fresh_name(taken, "LayerNorm_fused");
+    ln.name = fresh("LayerNorm_fused");
     ln.inputs = {x, gamma, beta};
     ln.outputs = {g.nodes[add].outputs[0]};
     ln.attrs = {int_attr("axis", -1), float_attr("epsilon", static_cast<float>(eps))};

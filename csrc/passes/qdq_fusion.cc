@@ -82,7 +82,7 @@ bool bias_params(const Node& n, const GraphIndex& idx, const QParams& a, const Q
 int pass_qdq_fusion(Model& model) {
   Graph& g = model.graph;
   GraphIndex idx(g);
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   std::vector<bool> dead(g.nodes.size(), false);
   std::vector<Node> added;
   bool runnx_op = false;
@@ -136,7 +136,7 @@ int pass_qdq_fusion(Model& model) {
       fused.attrs = n.attrs;  // the window attributes are QLinearConv's too
     }
     fused.outputs = {g.nodes[qy].outputs[0]};
-    fused.name = fresh_name(taken, (n.name.empty() ? fused.op_type : n.name) + "_quant");
+    fused.name = fresh((n.name.empty() ? fused.op_type : n.name) + "_quant");
     dead[k] = dead[qy] = true;
     runnx_op |= gemm;
     added.push_back(std::move(fused));
