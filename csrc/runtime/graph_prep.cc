@@ -1,7 +1,8 @@
 #include "runtime/graph_prep.h"
 
 #include <cstring>
-#include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "common/status.h"
 #include "ir/load_profile.h"
@@ -48,19 +49,24 @@ Tensor constant_value(const Node& n) {
 // Every other reader gets an aligned copy now, before any pass reads the values.
 void realign_weights(Model& model, int optimization_level) {
   Graph& g = model.graph;
-  bool any = false;
-  for (const auto& [name, t] : g.initializers) any |= is_misaligned(t);
-  if (!any) return;
-  std::set<std::string> elsewhere;  // read other than in place, or seen by the caller
-  for (const ValueInfo& vi : g.inputs) elsewhere.insert(vi.name);
-  for (const ValueInfo& vi : g.outputs) elsewhere.insert(vi.name);
+  // The misaligned ones by name (viewed in place: nothing renames them here), copied at most once.
+  std::unordered_map<std::string_view, Tensor*> misaligned;
+  for (auto& [name, t] : g.initializers)
+    if (is_misaligned(t)) misaligned.emplace(name, &t);
+  if (misaligned.empty()) return;
+  auto realign = [&](const std::string& name) {  // read other than in place, or seen by the caller
+    auto it = misaligned.find(name);
+    if (it == misaligned.end() || !it->second) return;
+    realign_weight(model, *it->second);
+    it->second = nullptr;
+  };
+  for (const ValueInfo& vi : g.inputs) realign(vi.name);
+  for (const ValueInfo& vi : g.outputs) realign(vi.name);
   for (const Node& n : g.nodes)
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const bool folded_weight = optimization_level >= 1 && k == 1 && is_onnx_conv(n);
-      if (!folded_weight && !reads_misaligned_in_place(n, k)) elsewhere.insert(n.inputs[k]);
+      if (!folded_weight && !reads_misaligned_in_place(n, k)) realign(n.inputs[k]);
     }
-  for (auto& [name, t] : g.initializers)
-    if (elsewhere.count(name)) realign_weight(model, t);
 }
 
 }  // namespace
