@@ -24,6 +24,7 @@ bool huge_pages_asked() {
 }
 
 constexpr size_t kPage = 4096;
+constexpr size_t kPopulateFrom = size_t{64} << 10;  // smaller blocks: a fault or two
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -47,6 +48,28 @@ std::shared_ptr<void> malloc_block(size_t bytes) {
   return std::shared_ptr<void>(p, std::free);
 }
 
+// True when the page holding `p` is not mapped in (never touched, or given back by free()).
+bool fresh_page(uintptr_t p) {
+  unsigned char resident = 1;
+  return ::mincore(reinterpret_cast<void*>(p & ~(kPage - 1)), kPage, &resident) == 0 && !(resident & 1);
+}
+
+// A block malloc made from fresh pages (a grown heap, or pages free() gave back) is faulted in
+// with one MADV_POPULATE_WRITE before it is filled rather than a fault per 4 KiB page as it is
+// written: MobileNetV2 created on fresh pages (~3700 faults), 11.4 -> 10.1 ms. A block of pages
+// malloc already holds (its first and last page resident) is left alone: walking them costs
+// ~0.15 us a page for nothing. A kernel without the advice (before 5.14) faults as before.
+void populate_if_fresh(void* block, size_t bytes) {
+  if (bytes < kPopulateFrom) return;
+  const uintptr_t lo = round_up(reinterpret_cast<uintptr_t>(block), kPage);
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(block) + bytes) & ~(kPage - 1);
+  if (hi <= lo || (!fresh_page(lo) && !fresh_page(hi - kPage))) return;
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack the name
+#endif
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
+}
+
 }  // namespace
 
 void set_huge_page_mode(HugePageMode mode) { mode_ = static_cast<int>(mode); }
@@ -54,7 +77,11 @@ void set_huge_page_mode(HugePageMode mode) { mode_ = static_cast<int>(mode); }
 std::shared_ptr<void> alloc_load_block(size_t bytes) {
   const auto mode = static_cast<HugePageMode>(mode_.load());
   const bool huge = mode == HugePageMode::kAuto ? huge_pages_asked() : mode != HugePageMode::kOff;
-  if (bytes < kHugeBlockMin || !huge) return malloc_block(bytes);
+  if (bytes < kHugeBlockMin || !huge) {
+    std::shared_ptr<void> block = malloc_block(bytes);
+    populate_if_fresh(block.get(), bytes);
+    return block;
+  }
   const size_t len = round_up(bytes, kPage);
   void* p = map_aligned(len, mode);
   if (!p) return malloc_block(bytes);

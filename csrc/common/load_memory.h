@@ -8,7 +8,8 @@
 // process gains ~10%. Where the advice is refused the block keeps 4 KiB pages; where mapping fails
 // it comes from malloc. Smaller blocks, and all blocks by default, come from malloc. The mapping is
 // exactly the block's pages (no slack the kernel could fill later), so the resident size is what
-// the block holds.
+// the block holds. A malloc block of >= 64 KiB on fresh pages (its first or last page not yet
+// mapped in) is faulted in with one MADV_POPULATE_WRITE, ~25% cheaper than a fault per page.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -496,7 +496,7 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
   };
   stats_.kernel_build_threads = run_spread(host_steps.size(), threads, make);
   if (drops) {
-    LoadPhase release_phase("weight release");
+    LoadPhase release_phase("weight release, gathered");
     drops->flush();
   }
   for (const std::exception_ptr& e : errors)
