@@ -10,35 +10,64 @@ namespace runnx {
 
 namespace {
 
-// A first look that costs little (the pass runs on every creation and mostly finds nothing): a
-// node none of whose outputs is read, or an unread initializer. A graph with subgraphs (which may
-// read outer values) always gets the full pass.
-bool may_remove(const Graph& g) {
-  std::unordered_set<std::string_view> read;
+// A first look that costs little (the pass runs on every creation and mostly finds nothing):
+// `nodes` when a node none of whose outputs is read may go (a graph with subgraphs, which may
+// read outer values, always gets the full pass), `initializers` when one nothing reads may.
+// `read` gets the names nodes and graph outputs read (viewed in place).
+struct FirstLook {
+  bool nodes = false, initializers = false;
+};
+FirstLook first_look(const Graph& g, std::unordered_set<std::string_view>& read) {
+  FirstLook look;
   for (const Node& n : g.nodes) {
     for (const Attribute& a : n.attrs)
-      if (a.g || !a.graphs.empty()) return true;
+      if (a.g || !a.graphs.empty()) look.nodes = true;
     for (const std::string& i : n.inputs)
       if (!i.empty()) read.insert(i);
   }
+  if (look.nodes) return look;
   for (const ValueInfo& o : g.outputs) read.insert(o.name);
   for (const Node& n : g.nodes) {
     bool unread = true;
     for (const std::string& o : n.outputs) unread &= o.empty() || !read.count(o);
-    if (unread) return true;
+    if (unread) {
+      look.nodes = true;
+      return look;
+    }
   }
   std::unordered_set<std::string_view> inputs;
   for (const ValueInfo& vi : g.inputs) inputs.insert(vi.name);
   for (const auto& init : g.initializers)
-    if (!read.count(init.first) && !inputs.count(init.first)) return true;
-  return false;
+    look.initializers |= !read.count(init.first) && !inputs.count(init.first);
+  return look;
+}
+
+// Drops the initializers nothing reads (not graph inputs: a feed may name those).
+template <typename IsRead>
+void drop_unread_initializers(Graph& g, const IsRead& is_read) {
+  std::vector<std::pair<std::string, Tensor>> kept;
+  kept.reserve(g.initializers.size());
+  for (auto& init : g.initializers)
+    if (is_read(init.first)) kept.push_back(std::move(init));
+  g.initializers = std::move(kept);
 }
 
 }  // namespace
 
 int pass_dead_node_elimination(Model& model) {
   Graph& g = model.graph;
-  if (!may_remove(g)) return 0;
+  std::unordered_set<std::string_view> read;
+  const FirstLook look = first_look(g, read);
+  if (!look.nodes) {
+    // No node to remove: unread initializers (folded weights' originals) go by the first look's
+    // names, without indexing the graph.
+    if (look.initializers) {
+      std::unordered_set<std::string> inputs;
+      for (const ValueInfo& vi : g.inputs) inputs.insert(vi.name);
+      drop_unread_initializers(g, [&](const std::string& name) { return read.count(name) || inputs.count(name); });
+    }
+    return 0;
+  }
   GraphIndex idx(g);
   std::map<std::string, int> uses;
   auto unused = [&](int k) {
@@ -68,12 +97,9 @@ int pass_dead_node_elimination(Model& model) {
     }
   }
   if (removed) erase_nodes(g, dead);
-  // Unread initializers (not graph inputs: a feed may name those) are not counted as rewrites.
+  // Unread initializers are not counted as rewrites.
   GraphIndex after(g);
-  std::vector<std::pair<std::string, Tensor>> kept;
-  for (auto& init : g.initializers)
-    if (after.uses(init.first) > 0 || after.is_graph_input(init.first)) kept.push_back(std::move(init));
-  g.initializers = std::move(kept);
+  drop_unread_initializers(g, [&](const std::string& name) { return after.uses(name) > 0 || after.is_graph_input(name); });
   return removed;
 }
 

@@ -119,6 +119,16 @@ def test_unread_initializer_dropped_without_dead_nodes():
     assert_close(opt.run(None, {"x": x})[0], x + 1)
 
 
+def test_unread_initializer_that_is_a_graph_input_stays_without_dead_nodes():
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"])]
+    inits = {"w": np.ones(3, np.float32), "unread": np.zeros((2, 2), np.float32), "fed": np.ones(2, np.float32)}
+    m = graph_model(nodes, [("x", FLOAT, [3]), ("fed", FLOAT, [2])], [("y", FLOAT, None)], inits)
+    opt = session(m, 1)
+    assert "unread" not in _values(opt) and {"w", "fed"} <= _values(opt)  # a feed may name "fed"
+    x = rand((3,))
+    assert_close(opt.run(None, {"x": x, "fed": np.zeros(2, np.float32)})[0], x + 1)
+
+
 def test_node_without_read_outputs_removed_among_live_ones():
     nodes = [helper.make_node("Relu", ["x"], ["y"]),
              helper.make_node("Split", ["x"], ["s0", "s1"], axis=0, num_outputs=2),
