@@ -99,6 +99,8 @@ struct OpsetImport {
   int64_t version = 0;
 };
 
+class FilePageDrops;
+
 struct Model {
   int64_t ir_version = 0;
   std::vector<OpsetImport> opsets;
@@ -114,6 +116,10 @@ struct Model {
   // A small file (onnx/mapped_file.h kMapWholeBelow) is read whole: the session maps all its
   // pages in one call, on a thread of its own while the graph passes run when it has several.
   bool map_whole = false;
+  // For such a file, the page drops (onnx/file_page_drops.h) made while reading it and building
+  // the session, made together after the kernels are built: a drop before the mapping-in would
+  // be undone by it. Declared after `mapping`, so it ends (and drops what it holds) first.
+  std::shared_ptr<FilePageDrops> page_drops;
   // Weight bytes copied to the heap because they sat misaligned for their dtype in the file.
   // Float32 matrices that only GEMM kernels read (which pack them with unaligned loads) stay
   // where they are (see runtime/graph_prep).

@@ -64,8 +64,9 @@ void populate_mapping(const uint8_t* p, size_t n) {
   constexpr uintptr_t kPage = 4096;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(p) & ~(kPage - 1);
   const uintptr_t hi = reinterpret_cast<uintptr_t>(p) + n;
-  if (n == 0 || ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ) == 0) return;
-  // An older kernel refuses the advice (EINVAL): a read per page faults them in.
+  if (n == 0 || ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ) == 0 || errno != EINVAL) return;
+  // An older kernel refuses the advice (EINVAL): a read per page faults them in. Other errors
+  // (EFAULT: the file shrank under the mapping) leave the pages to fault, or fail, when read.
   uint8_t sink = 0;
   for (uintptr_t a = lo; a < hi; a += kPage)
     sink ^= *reinterpret_cast<const volatile uint8_t*>(a);

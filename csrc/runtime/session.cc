@@ -208,6 +208,9 @@ void Session::build(const SessionOptions& options) {
   LoadMemoryScope load_memory;  // weights packed or folded here are load blocks
   model_.load_threads = num_threads_;
   WholeFileMapping file_pages(model_, num_threads_);
+  // Drops of a file mapped whole wait until it is mapped in (see build_kernels), else it would
+  // map them back; a failed creation makes them when the model ends.
+  FilePageDrops::Join join_drops(model_.page_drops.get());
   passes_fired_ = prepare_graph(model_, options.graph_optimization_level, device_asked);
   std::optional<LoadPhase> phase;
   phase.emplace("validate and sort");
@@ -394,6 +397,7 @@ void Session::build(const SessionOptions& options) {
   for (int v = 0; v < nv; ++v)
     if (constants_[v] && constant_reads[v] - constant_releases[v] - gather_reads[v] > 0)
       realign_weight(model_, *const_cast<Tensor*>(constants_[v]));
+  if (model_.page_drops) model_.page_drops->flush();  // realigned copies made just above
 #ifdef RUNNX_WITH_CUDA
   if (on_device)
     for (const ProviderRequest& p : options.providers)
@@ -425,18 +429,16 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
                      [&](size_t a, size_t b) { return step_bytes[a] > step_bytes[b]; });
   // A file mapped whole (Model::map_whole) is resident before the kernels are built: dropping its
   // pages weight by weight lowers no peak (MobileNetV2), and each drop interrupts the other build
-  // threads. They are
-  // dropped together once the kernels are built. A larger file's pages become resident only as
-  // they are read, so each weight's go as soon as it is packed.
-  std::optional<FilePageDrops> drops;
-  if (model_.mapped_data && model_.mapped_size <= kMapWholeBelow) drops.emplace(model_.mapped_data, model_.mapped_size);
+  // threads. They are dropped together once the kernels are built (Model::page_drops). A larger
+  // file's pages become resident only as they are read, so each weight's go once it is packed.
+  FilePageDrops* drops = model_.page_drops.get();
   std::mutex release_mu;
   std::vector<std::exception_ptr> errors(host_steps.size());
   LoadProfile* profile = LoadProfile::current();
   auto make = [&](size_t taken) {
     const size_t j = build_order[taken];
     LoadProfile::Join join(profile);
-    FilePageDrops::Join join_drops(drops ? &*drops : nullptr);
+    FilePageDrops::Join join_drops(drops);
     LoadMemoryScope load_memory;
     Step& st = steps_[host_steps[j]];
     const Node& n = *st.node;

@@ -131,3 +131,32 @@ def test_small_files_are_mapped_whole_and_no_thread_outlives_a_creation(tmp_path
     assert done.stderr.count("file populate") == 2, done.stderr
     f64 = np.float64
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), x.astype(f64) @ w.astype(f64), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_weights_the_reader_copied_out_stay_dropped_after_the_file_is_mapped_in(tmp_path, n_threads):
+    """A 1-D float16 weight at an odd offset is copied to the heap as the file is read and its
+    pages dropped; the session maps the file in whole afterwards, which must not bring them back."""
+    rng = np.random.default_rng(10)
+    w = rng.standard_normal(48_000).astype(np.float16)  # 94 KiB
+    for pad in range(4):  # the node's name moves the weight's bytes
+        model = helper.make_model(
+            helper.make_graph(
+                [helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT, name="cast" + "_" * pad),
+                 helper.make_node("Add", ["x", "wf"], ["y"])], "g",
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [w.size])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [w.size])],
+                [numpy_helper.from_array(w, "w")]),
+            opset_imports=[helper.make_opsetid("", 17)])
+        data = model.SerializeToString()
+        if data.find(w.tobytes()) % 2 == 1:
+            break
+    else:
+        raise AssertionError("could not place the weight at an odd offset")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    sess = runnx.InferenceSession(str(path), threads(n_threads))
+    assert _mapped_rss_kib(path) <= 8, _mapped_rss_kib(path)  # the first and last page at most
+    x = rng.standard_normal(w.size).astype(np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x + w.astype(np.float32))
