@@ -113,12 +113,14 @@ struct Model {
   std::shared_ptr<const void> mapping;
   const uint8_t* mapped_data = nullptr;
   size_t mapped_size = 0;
-  // A small file (onnx/mapped_file.h kMapWholeBelow) is read whole: the session maps all its
-  // pages in one call, on a thread of its own while the graph passes run when it has several.
+  // A file of 2-32 MiB (kSpreadFromBytes, onnx/mapped_file.h kMapWholeBelow) is read whole: the
+  // session maps all its pages in one call, on a thread of its own while the graph passes run
+  // when it has several (a smaller file was mapped in at open).
   bool map_whole = false;
-  // For such a file, the page drops (onnx/file_page_drops.h) made while reading it and building
-  // the session, made together after the kernels are built: a drop before the mapping-in would
-  // be undone by it. Declared after `mapping`, so it ends (and drops what it holds) first.
+  // For a file of at most kMapWholeBelow, the page drops (onnx/file_page_drops.h) made while
+  // reading it and building the session, made together after the kernels are built: a drop
+  // before the mapping-in would be undone by it. Declared after `mapping`, so it ends (and drops
+  // what it holds) first.
   std::shared_ptr<FilePageDrops> page_drops;
   // Weight bytes copied to the heap because they sat misaligned for their dtype in the file.
   // Float32 matrices that only GEMM kernels read (which pack them with unaligned loads) stay

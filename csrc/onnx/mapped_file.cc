@@ -12,7 +12,7 @@
 
 namespace runnx {
 
-std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::string* error, bool populate) {
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::string* error, size_t populate_upto) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     *error = std::strerror(errno);
@@ -33,7 +33,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::strin
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
   if (f->size_ > 0) {  // mmap refuses length 0; an empty file maps to nothing
-    const int flags = MAP_PRIVATE | (populate && f->size_ <= kMapWholeBelow ? MAP_POPULATE : 0);
+    const int flags = MAP_PRIVATE | (f->size_ <= populate_upto ? MAP_POPULATE : 0);
     void* p = ::mmap(nullptr, f->size_, PROT_READ, flags, fd, 0);
     if (p == MAP_FAILED) {
       *error = std::strerror(errno);
@@ -46,9 +46,9 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::strin
   return f;
 }
 
-std::shared_ptr<MappedFile> MappedFile::open_or_throw(const std::string& path, bool populate) {
+std::shared_ptr<MappedFile> MappedFile::open_or_throw(const std::string& path, size_t populate_upto) {
   std::string error;
-  std::shared_ptr<MappedFile> f = open(path, &error, populate);
+  std::shared_ptr<MappedFile> f = open(path, &error, populate_upto);
   if (!f) fail(ErrorKind::kInvalidArgument, "cannot open model file '", path, "': ", error);
   return f;
 }

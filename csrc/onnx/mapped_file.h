@@ -20,11 +20,12 @@ void populate_mapping(const uint8_t* p, size_t n);
 class MappedFile {
  public:
   // Maps `path`; returns nullptr and sets `*error` (the OS reason) when it cannot. A file of at
-  // most kMapWholeBelow bytes has its pages mapped in now unless `populate` is false (the caller
-  // maps them later, with populate_mapping).
-  static std::shared_ptr<MappedFile> open(const std::string& path, std::string* error, bool populate = true);
+  // most `populate_upto` bytes has its pages mapped in now; a larger one as they are read (or
+  // by the caller, with populate_mapping).
+  static std::shared_ptr<MappedFile> open(const std::string& path, std::string* error,
+                                          size_t populate_upto = kMapWholeBelow);
   // Maps `path`; throws InvalidArgument naming the path when it cannot.
-  static std::shared_ptr<MappedFile> open_or_throw(const std::string& path, bool populate = true);
+  static std::shared_ptr<MappedFile> open_or_throw(const std::string& path, size_t populate_upto = kMapWholeBelow);
 
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;

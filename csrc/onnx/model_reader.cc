@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/spread.h"
 #include "common/status.h"
 #include "onnx/external_data.h"
 #include "onnx/fields.h"
@@ -614,7 +615,9 @@ Model load_model_from_file(const std::string& path) {
   std::shared_ptr<MappedFile> file;
   {
     LoadPhase phase("file map");
-    file = MappedFile::open_or_throw(path, /*populate=*/false);  // the session maps it whole (see Model)
+    // Up to kSpreadFromBytes mapped in now; a larger file the session maps in whole, on a thread
+    // of its own while the passes run (Model::map_whole), or as its pages are read.
+    file = MappedFile::open_or_throw(path, /*populate_upto=*/kSpreadFromBytes);
   }
   const uint8_t* data = file->data();
   const size_t size = file->size();
@@ -629,7 +632,7 @@ Model load_model_from_file(const std::string& path) {
   m.mapping = std::move(file);
   m.mapped_data = data;
   m.mapped_size = size;
-  m.map_whole = drops != nullptr;
+  m.map_whole = size > kSpreadFromBytes && size <= kMapWholeBelow;
   m.page_drops = std::move(drops);
   return m;
 }

@@ -64,10 +64,9 @@ ValueInfo with_inferred(ValueInfo vi, const InferredType& t) {
   return vi;
 }
 
-// Maps a small model file's pages in (Model::map_whole): on a thread of its own, while the graph
-// passes run, when the session has more than one and the file is large enough to pay for the
-// thread's start (kSpreadFromBytes); else at once. Joined by wait() or at the end of the scope,
-// so creating a session leaves no thread behind.
+// Maps a model file's pages in (Model::map_whole: 2-32 MiB): on a thread of its own, while the
+// graph passes run, when the session has more than one; else at once. Joined by wait() or at the
+// end of the scope, so creating a session leaves no thread behind.
 class WholeFileMapping {
  public:
   WholeFileMapping(const Model& m, int threads) {
@@ -77,7 +76,7 @@ class WholeFileMapping {
       LoadPhase phase("file populate");
       populate_mapping(p, n);
     };
-    if (threads > 1 && m.mapped_size >= kSpreadFromBytes && std::thread::hardware_concurrency() > 1) {
+    if (threads > 1 && std::thread::hardware_concurrency() > 1) {
       try {
         thread_ = std::thread(work);
         return;
@@ -427,9 +426,8 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
   if (threads > 1)
     std::stable_sort(build_order.begin(), build_order.end(),
                      [&](size_t a, size_t b) { return step_bytes[a] > step_bytes[b]; });
-  // A file mapped whole (Model::map_whole) is resident before the kernels are built: dropping its
-  // pages weight by weight lowers no peak (MobileNetV2), and each drop interrupts the other build
-  // threads. They are dropped together once the kernels are built (Model::page_drops). A larger
+  // A file of at most 32 MiB is resident before the kernels are built: dropping its pages weight
+  // by weight lowers no peak (MobileNetV2), and each drop interrupts the other build threads. They are dropped together once the kernels are built (Model::page_drops). A larger
   // file's pages become resident only as they are read, so each weight's go once it is packed.
   FilePageDrops* drops = model_.page_drops.get();
   std::mutex release_mu;
