@@ -560,10 +560,13 @@ class NhwcDwProjectKernel : public Kernel {
         stem_rows(xt.ptr<float>(), p, r0, r1, e + r0 * W * C_);
       });
     } else if (use_pointwise()) {
-      constexpr int64_t kChunk = 384;  // pixels per task (a multiple of the kernel's 6)
-      pool.parallel_for((pixels + kChunk - 1) / kChunk, 1, [&](int64_t t0, int64_t t1) {
-        const int64_t p0 = t0 * kChunk, p1 = std::min(pixels, t1 * kChunk);
-        expand(p1 - p0, xt.ptr<float>() + p0 * Cin_, p.expand, e + p0 * C_);
+      // Tasks of at most 384 pixels, at least one per thread, cut at multiples of the kernel's 6
+      // (a 7x7 plane went to one thread whole). Each element is one FMA chain whatever the cut.
+      const int64_t tasks = std::max<int64_t>(pool.num_threads(), (pixels + 383) / 384);
+      auto cut = [&](int64_t t) { return t >= tasks ? pixels : pixels * t / tasks / 6 * 6; };
+      pool.parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+        const int64_t p0 = cut(t0), p1 = cut(t1);
+        if (p1 > p0) expand(p1 - p0, xt.ptr<float>() + p0 * Cin_, p.expand, e + p0 * C_);
       });
     } else {
       gemm_f32_packed(pixels, xt.ptr<float>(), Cin_, packed_e_, e, C_, 0.f, p.expand, &pool);

@@ -7,7 +7,7 @@ output's shape and one that broadcasts; no biases. With the block's 1x1 expansio
 (inputs 6 and 7): expand ratios 1 and 6, input channels no multiple of 8, the residual being X
 itself, bands spanning images and bands inside an image that reuse the halo rows, each through
 both expansion paths (banded and whole, RUNNX_BLOCK_EXPANSION) and the automatic choice; the
-expansion through the small-K pointwise kernel (input channels <= 64, channels a multiple of 8,
+expansion through the small-K pointwise kernel (input channels <= 96, channels a multiple of 8,
 ReLU/Clip/none) and through the sgemm (the rest, and every expansion on the portable path); a
 model's stem (k x k on <= 4 channels, NCHW or NHWC input) folded in as the expansion.
 test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1.
@@ -168,13 +168,15 @@ EXPANDED = [
     (1, 20, 120, 20, 7, 7, 1, "x"),  # a small plane at batch 1 (expanded whole by default)
     (1, 3, 8, 4, 5, 5, 1, None),  # one 8-channel panel of the pointwise kernel
     (2, 11, 24, 6, 6, 7, 2, None),  # a 16- and an 8-channel panel, pixel groups of 1-5
-    (1, 64, 384, 64, 9, 9, 1, "x"),  # the largest input count the pointwise kernel takes
-    (1, 72, 144, 16, 9, 8, 1, None),  # more input channels: the sgemm
+    (1, 64, 384, 64, 9, 9, 1, "x"),
+    (1, 96, 192, 24, 9, 8, 1, None),  # the largest input count the pointwise kernel takes
+    (1, 104, 144, 16, 9, 8, 1, None),  # more input channels: the sgemm
+    (1, 16, 40, 8, 7, 7, 2, None),  # 7x7 expanded whole on 2-3 threads, pixel cuts at 6s
 ]
 
 
 @pytest.mark.parametrize("mode", ["", "banded", "whole"])
-@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("case", EXPANDED)
 def test_expanded_shapes(case, n_threads, mode, monkeypatch):
     n, cin, c, m, h, w, s, res = case
@@ -203,6 +205,20 @@ def test_pointwise_expansion_epilogues(expand_act, act, bias, mode, monkeypatch)
     expansion, with and without its activation and bias."""
     expanded_case(2, 6, 24, 7, 6, 5, 1, "full", expand_act, act, bias=bias, mode=mode,
                   monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("cin,pointwise", [(96, True), (104, False)])
+def test_pointwise_expansion_serves_up_to_96_input_channels(cin, pointwise):
+    """The expansion's kernel at the pointwise kernel's limit (kPointwiseMaxK) and past it."""
+    c, m = 48, 8
+    model = fused_model((1, 5, 5, cin), rand((m, c, 1, 1), rng=RNG), None,
+                        rand((c, 1, 3, 3), rng=RNG), None, activation="Relu",
+                        we=rand((c, cin, 1, 1), rng=RNG), be=None, strides=[1, 1],
+                        pads=[1, 1, 1, 1], expand_activation="Relu")
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+    if os.environ.get("RUNNX_DISABLE_AVX2") == "1":  # the portable path has the sgemm only
+        pointwise = False
+    assert ("pointwise kernel" in sess._sess.kernel_choices()[0][-1]) == pointwise
 
 
 @pytest.mark.parametrize("mode", ["banded", "whole"])

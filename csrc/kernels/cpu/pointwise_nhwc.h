@@ -13,9 +13,12 @@
 namespace runnx {
 
 // Input channels up to which the kernel serves: every 6 pixels meet all of W (K x N floats, at
-// most 98 KB in MobileNetV2, from L2). In-process A/B on MobileNetV2 b32, 1 thread, CPU ms
-// (expansions through it up to K): 32 277, 64 263, 96 261, 160 264; the sgemm alone 288.
-constexpr int64_t kPointwiseMaxK = 64;
+// most 221 KB in MobileNetV2, from L2). In-process A/B on MobileNetV2 b32, 1 thread, CPU ms
+// (expansions through it up to K): 32 277, 64 263, 96 261, 160 264; the sgemm alone 288. At
+// batch 1 on 2 threads (14x14 bands of 8 rows: 112-120 pixels per call) the 96 -> 576
+// expansions of blocks 12-14 took their nodes 478-483 -> 402-409 us and 348 -> 277 us through
+// it; the 160 -> 960 ones (7x7) were 2-4% slower than through the sgemm.
+constexpr int64_t kPointwiseMaxK = 96;
 
 // W [N, K] (a 1x1 conv weight) as [N / 16][K][16] panels, the last one 8 wide when N % 16 == 8.
 struct PointwiseWeights {
