@@ -129,17 +129,16 @@ bool ThreadPool::join(uint64_t ticket, int self) {
   // Announce first, then re-check: the caller closes the ticket before it reads active_, so
   // either it sees this worker or this worker sees the ticket closed (both seq_cst).
   active_.fetch_add(1);
-  if (ticket_.load() != ticket) {
-    active_.fetch_sub(1);
-    return false;
-  }
-  run_chunks(self);
-  // The last one out wakes a caller that stopped spinning (same seq_cst pairing as above).
+  const bool open = ticket_.load() == ticket;
+  if (open) run_chunks(self);
+  // The last one out wakes a caller that stopped spinning (same seq_cst pairing as above). A
+  // worker that came too late leaves the same way: the caller may have gone to sleep while this
+  // worker's announcement still counted.
   if (active_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
     std::lock_guard<std::mutex> lk(mu_);
     done_.notify_one();
   }
-  return true;
+  return open;
 }
 
 void ThreadPool::worker_loop(int self) {
@@ -169,8 +168,12 @@ void ThreadPool::worker_loop(int self) {
       t = ticket_.load();
     }
     if (stop_.load()) return;
-    const auto gap = std::chrono::duration_cast<microseconds>(std::chrono::steady_clock::now() - idle_from);
-    spin_for = gap <= kMaxSpin ? kMaxSpin : kMinSpin;
+    // Only an opening job tells how busy the pool is: the close of a job this worker joined
+    // follows within microseconds, and counting it would keep every worker on kMaxSpin.
+    if (t & 1) {
+      const auto gap = std::chrono::duration_cast<microseconds>(std::chrono::steady_clock::now() - idle_from);
+      spin_for = gap <= kMaxSpin ? kMaxSpin : kMinSpin;
+    }
     seen = t;
     if (t & 1) join(t, self);
   }
@@ -215,7 +218,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
   run_chunks(0);
   ticket_.store(open - 1);  // closed: late workers stay out
-  // Joined workers are finishing their last chunk (up to an eighth of the job): spin up to
+  // Joined workers are finishing their last chunk (one each): spin up to
   // kMaxSpin, yielding the core between checks (on a crowded host a preempted worker may need
   // it), then sleep. A caller that slept after 2048 pauses woke late ~13 times per ResNet-50
   // batch-1 run, each time with the next kernel waiting on it.
