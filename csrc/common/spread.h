@@ -40,6 +40,7 @@ inline int run_spread(size_t n, int threads, const std::function<void(size_t)>& 
   // hardware_concurrency() reads a /sys file each call: only asked when there is a choice.
   if (threads > 1) threads = std::min<int>(threads, std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> helpers;
+  helpers.reserve(threads);  // a vector that grew could not be destroyed with threads running
   for (int t = 1; t < threads && static_cast<size_t>(t) < n; ++t) {
     try {
       helpers.emplace_back(work);

@@ -29,8 +29,10 @@ void drop_file_pages(const uint8_t* p, size_t n) {
 
 bool FilePageDrops::add(const uint8_t* p, size_t n) {
   // A large range pays its own call's cost many times over in pages: dropped where it is
-  // released (on the build thread that packed it, in parallel with the others).
-  if (!lo_ || p < lo_ || p + n > hi_ || n >= kDropAtOnceBytes) return false;
+  // released (on the build thread that packed it, in parallel with the others), unless the file
+  // is still to be mapped in.
+  if (!lo_ || p < lo_ || p + n > hi_) return false;
+  if (n >= kDropAtOnceBytes && !hold_large_.load(std::memory_order_relaxed)) return false;
   std::lock_guard<std::mutex> lk(mu_);
   ranges_.emplace_back(p, p + n);
   return true;

@@ -4,8 +4,10 @@
 // and MobileNetV2's build made ~50 of them. A FilePageDrops gathers the drops that fall inside
 // one file mapping on the threads that joined it and makes them when it is flushed (at the
 // latest when it ends), merged into as few calls as the byte ranges allow. A range of >= 1 MiB
-// bypasses it (dropped at once, where it is released: its pages outweigh the call's cost).
+// bypasses it (dropped at once, where it is released: its pages outweigh the call's cost), except
+// while large drops are held: before the session has mapped the file in, which would undo them.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -31,6 +33,8 @@ class FilePageDrops {
   void flush();
   // Calls made (for tests).
   int64_t calls() const { return calls_; }
+  // While held, ranges of >= 1 MiB are gathered too (set before the file is mapped in whole).
+  void hold_large(bool hold) { hold_large_.store(hold, std::memory_order_relaxed); }
 
   // Makes `drops` (may be null) the batch of this thread's drops for the scope.
   class Join {
@@ -49,6 +53,7 @@ class FilePageDrops {
 
   const uint8_t* lo_;
   const uint8_t* hi_;
+  std::atomic<bool> hold_large_{false};
   std::mutex mu_;
   std::vector<std::pair<const uint8_t*, const uint8_t*>> ranges_;
   int64_t calls_ = 0;

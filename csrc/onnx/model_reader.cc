@@ -622,17 +622,19 @@ Model load_model_from_file(const std::string& path) {
   const uint8_t* data = file->data();
   const size_t size = file->size();
   Context ctx{file, ExternalData(dir_of(path)), true};
-  // A file the session maps in whole: the pages of weights copied out here are dropped after
-  // that (with the session's own drops), not now.
+  // A file of at most kMapWholeBelow: the pages of weights copied out here are dropped with the
+  // session's own drops, not now; large ones too when the session is still to map the file in.
+  const bool map_whole = size > kSpreadFromBytes && size <= kMapWholeBelow;
   std::shared_ptr<FilePageDrops> drops;
   if (size <= kMapWholeBelow) drops = std::make_shared<FilePageDrops>(data, size);
+  if (map_whole) drops->hold_large(true);
   FilePageDrops::Join join(drops.get());
   LoadPhase phase("protobuf read");
   Model m = read_model(ctx, Reader(data, 0, size, "ModelProto"));
   m.mapping = std::move(file);
   m.mapped_data = data;
   m.mapped_size = size;
-  m.map_whole = size > kSpreadFromBytes && size <= kMapWholeBelow;
+  m.map_whole = map_whole;
   m.page_drops = std::move(drops);
   return m;
 }

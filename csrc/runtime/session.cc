@@ -380,6 +380,11 @@ void Session::build(const SessionOptions& options) {
     if (it != ids_.end() && constants_[it->second]) deferred_[it->second] = 1;
   }
   file_pages.wait();
+  // The file is in: drops held back until now (large ones included) stick from here on.
+  if (model_.page_drops) {
+    model_.page_drops->hold_large(false);
+    model_.page_drops->flush();
+  }
   build_kernels(host_steps, input_names, constant_reads, constant_releases);
   // Deferred constants no host kernel asked for (device steps) are computed now.
   for (int v = 0; v < nv; ++v)
@@ -427,8 +432,9 @@ void Session::build_kernels(const std::vector<int>& host_steps, const std::set<s
     std::stable_sort(build_order.begin(), build_order.end(),
                      [&](size_t a, size_t b) { return step_bytes[a] > step_bytes[b]; });
   // A file of at most 32 MiB is resident before the kernels are built: dropping its pages weight
-  // by weight lowers no peak (MobileNetV2), and each drop interrupts the other build threads. They are dropped together once the kernels are built (Model::page_drops). A larger
-  // file's pages become resident only as they are read, so each weight's go once it is packed.
+  // by weight lowers no peak (MobileNetV2), and each drop interrupts the other build threads.
+  // They are dropped together once the kernels are built (Model::page_drops). A larger file's
+  // pages become resident only as they are read, so each weight's go once it is packed.
   FilePageDrops* drops = model_.page_drops.get();
   std::mutex release_mu;
   std::vector<std::exception_ptr> errors(host_steps.size());

@@ -1,5 +1,6 @@
-"""The pages of a model file of at most 32 MiB: mapped in whole by the session (on a thread of
-its own while the graph passes run, when it has several; joined whatever happens), and those of
+"""The pages of a model file of at most 32 MiB: mapped in at open (up to 2 MiB) or in whole by the
+session (on a thread of its own while the graph passes run, when it has several; joined whatever
+happens), and those of
 packed weights dropped together once the kernels are built, merging ranges less than a page
 apart. Bytes between those ranges that a kernel still reads in place (a small weight of a Mul)
 are clean file pages: dropped with the rest, they fault back when read, so results stay exact."""
@@ -135,28 +136,39 @@ def test_small_files_are_mapped_whole_and_no_thread_outlives_a_creation(tmp_path
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_weights_the_reader_copied_out_stay_dropped_after_the_file_is_mapped_in(tmp_path, n_threads):
+@pytest.mark.parametrize("w_size", [48_000, 600_000])  # 94 KiB (gathered), 1.14 MiB (a large drop)
+def test_weights_the_reader_copied_out_stay_dropped_after_the_file_is_mapped_in(tmp_path, n_threads, w_size):
     """A 1-D float16 weight at an odd offset is copied to the heap as the file is read and its
-    pages dropped; the session maps the file in whole afterwards, which must not bring them back."""
+    pages dropped; a 2.1 MiB MatMul weight makes the file one the session maps in whole
+    afterwards (over 2 MiB), which must not bring the dropped pages back."""
     rng = np.random.default_rng(10)
-    w = rng.standard_normal(48_000).astype(np.float16)  # 94 KiB
+    w = rng.standard_normal(w_size).astype(np.float16)
+    big = rand((768, 720), rng=rng)
     for pad in range(4):  # the node's name moves the weight's bytes
         model = helper.make_model(
             helper.make_graph(
                 [helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT, name="cast" + "_" * pad),
-                 helper.make_node("Add", ["x", "wf"], ["y"])], "g",
-                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [w.size])],
-                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [w.size])],
-                [numpy_helper.from_array(w, "w")]),
+                 helper.make_node("Add", ["x", "wf"], ["y"]),
+                 helper.make_node("MatMul", ["x2", "big"], ["y2"])], "g",
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [w.size]),
+                 helper.make_tensor_value_info("x2", TensorProto.FLOAT, [3, 768])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [w.size]),
+                 helper.make_tensor_value_info("y2", TensorProto.FLOAT, [3, 720])],
+                [numpy_helper.from_array(w, "w"), numpy_helper.from_array(big, "big")]),
             opset_imports=[helper.make_opsetid("", 17)])
         data = model.SerializeToString()
         if data.find(w.tobytes()) % 2 == 1:
             break
     else:
         raise AssertionError("could not place the weight at an odd offset")
+    assert len(data) > 2 << 20
     path = tmp_path / "m.onnx"
     path.write_bytes(data)
     sess = runnx.InferenceSession(str(path), threads(n_threads))
-    assert _mapped_rss_kib(path) <= 8, _mapped_rss_kib(path)  # the first and last page at most
+    # Both weights' pages are gone (the packed MatMul weight's too): the framing pages at most.
+    assert _mapped_rss_kib(path) <= 16, _mapped_rss_kib(path)
     x = rng.standard_normal(w.size).astype(np.float32)
-    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x + w.astype(np.float32))
+    x2 = rand((3, 768), rng=rng)
+    y, y2 = sess.run(None, {"x": x, "x2": x2})
+    np.testing.assert_array_equal(y, x + w.astype(np.float32))
+    np.testing.assert_allclose(y2, x2.astype(np.float64) @ big.astype(np.float64), rtol=1e-4, atol=1e-4)

@@ -1,5 +1,5 @@
 // A channels-last 1x1 convolution of few input channels with a clamp, for MobileNetV2's
-// expansions inside NhwcDwProject (K = 16-64 input channels -> 96-384):
+// expansions inside NhwcDwProject (K = 16-96 input channels -> 96-576):
 //   y[p, n] = min(max(b[n] + sum_k x[p, k] * w[k, n], lo), hi)
 // Six pixels x 16 channels of accumulators start from the bias, run the K loop and are clamped
 // and stored straight from the registers. The sgemm does the same math through its general

@@ -561,8 +561,8 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
 // tiles from the back of the others' shares. So thread t computes the t-th band of rows, the
 // same rows the pool gives it in the next kernel (a depthwise conv split by rows reads them
 // where they were written: another core's fresh lines read ~2x slower on this VM), and the
-// threads still even out tile by tile (the pool's own chunks, at most four per thread, left one
-// core idle for most of a chunk at 1024^3).
+// threads still even out tile by tile (the pool's own chunks, then at most four per thread, left
+// one core idle for most of a chunk at 1024^3).
 template <typename F>
 void run_tiles(int64_t count, bool parallel, ThreadPool* pool, const F& tile) {
   if (!parallel || count == 1) {
