@@ -49,19 +49,6 @@ GraphIndex::GraphIndex(const Graph& g) : graph_(g) {
   }
 }
 
-const std::set<std::string>& GraphIndex::names() const {
-  if (names_ready_) return names_;
-  names_ready_ = true;
-  for (const ValueInfo& vi : graph_.inputs) names_.insert(vi.name);
-  for (const auto& init : graph_.initializers) names_.insert(init.first);
-  for (const Node& n : graph_.nodes) {
-    if (!n.name.empty()) names_.insert(n.name);
-    for (const std::string& o : n.outputs)
-      if (!o.empty()) names_.insert(o);
-  }
-  return names_;
-}
-
 bool GraphIndex::has_name(const std::string& name) const {
   if (producer_.count(name) || consumers_.count(name) || constants_.count(name) || inputs_.count(name) ||
       outputs_.count(name))
@@ -111,18 +98,6 @@ bool GraphIndex::only_read_by(const std::string& value, int reader) const {
   for (int k : c)
     if (k != reader) return false;
   return true;
-}
-
-std::string fresh_name(std::set<std::string>& taken, const std::string& base) {
-  std::string name = base;
-  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
-  taken.insert(name);
-  return name;
-}
-
-std::string fresh_name(const Graph& g, const std::string& base) {
-  std::set<std::string> taken = GraphIndex(g).names();
-  return fresh_name(taken, base);
 }
 
 void erase_nodes(Graph& g, const std::vector<bool>& dead) {

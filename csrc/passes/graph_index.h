@@ -31,11 +31,9 @@ class GraphIndex {
   // when that node is fused away.
   bool only_read_by(const std::string& value, int reader) const;
 
-  // Every name the graph holds (values and node names), for fresh_name(). Gathered on first
-  // call (most passes match nothing and never ask); the graph must not have changed since.
-  const std::set<std::string>& names() const;
   // True when the graph, as indexed, names a value or a node `name` (node names gathered on the
-  // first call, like names(); the value tables are the index's own copies).
+  // first call: most passes match nothing and never ask; the value tables are the index's own
+  // copies).
   bool has_name(const std::string& name) const;
 
  private:
@@ -45,8 +43,6 @@ class GraphIndex {
   std::unordered_map<std::string, std::vector<int>> consumers_;
   std::unordered_map<std::string, int> subgraph_uses_;
   std::unordered_set<std::string> outputs_, inputs_;
-  mutable std::set<std::string> names_;
-  mutable bool names_ready_ = false;
   mutable std::unordered_set<std::string> node_names_;
   mutable bool node_names_ready_ = false;
   std::unordered_map<std::string, const Tensor*> constants_;
@@ -63,11 +59,6 @@ class FreshNames {
   const GraphIndex& idx_;
   std::unordered_set<std::string> added_;
 };
-
-// A value or node name not yet used in the graph: base, base_1, base_2, ...
-std::string fresh_name(const Graph& g, const std::string& base);
-// Same, with a caller-kept set of taken names (faster inside a loop; the result is added to it).
-std::string fresh_name(std::set<std::string>& taken, const std::string& base);
 
 // Drops the nodes flagged in `dead` (same length as g.nodes), keeping the others in order.
 void erase_nodes(Graph& g, const std::vector<bool>& dead);

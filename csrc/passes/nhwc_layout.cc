@@ -92,7 +92,7 @@ int pooled_then_flattened(const Graph& g, const GraphIndex& idx, const std::stri
 // the same [N, C] as [N, C, 1, 1], so no reorder back is needed (MobileNetV2's head, bench at 1
 // thread: b32 2.2 -> 0.6 ms, b1 24 -> 11 us). Its output takes a new name (its shape differs);
 // the Flatten reads that.
-void average_nhwc(Model& model, std::set<std::string>& taken, int pool, const std::string& x) {
+void average_nhwc(Model& model, FreshNames& fresh, int pool, const std::string& x) {
   Graph& g = model.graph;
   Node& n = g.nodes[pool];
   const std::string old_out = n.outputs[0];
@@ -104,7 +104,7 @@ void average_nhwc(Model& model, std::set<std::string>& taken, int pool, const st
     Tensor axes = Tensor::empty(DType::kI64, {2});
     axes.ptr<int64_t>()[0] = 1;
     axes.ptr<int64_t>()[1] = 2;
-    n.inputs.push_back(fresh_name(taken, n.name + "_axes"));
+    n.inputs.push_back(fresh(n.name + "_axes"));
     g.initializers.emplace_back(n.inputs.back(), std::move(axes));
   } else {
     Attribute axes;
@@ -113,7 +113,7 @@ void average_nhwc(Model& model, std::set<std::string>& taken, int pool, const st
     axes.ints = {1, 2};
     n.attrs.push_back(std::move(axes));
   }
-  n.outputs = {fresh_name(taken, old_out + "_nhwc")};
+  n.outputs = {fresh(old_out + "_nhwc")};
   for (Node& r : g.nodes)
     for (std::string& in : r.inputs)
       if (in == old_out) in = n.outputs[0];
@@ -172,11 +172,11 @@ int pass_nhwc_layout(Model& model) {
     if (has_depthwise[find(parent, k)] && members[find(parent, k)] >= 2) chain[k] = c;
   if (chain.empty()) return 0;
 
-  std::set<std::string> taken = idx.names();
+  FreshNames fresh(idx);
   std::map<std::string, std::string> nhwc;  // NCHW value made in the chain -> its NHWC name
   for (const auto& [k, c] : chain) {
     const std::string& y = g.nodes[k].outputs[0];
-    nhwc[y] = fresh_name(taken, y + "_nhwc");
+    nhwc[y] = fresh(y + "_nhwc");
   }
   std::vector<Node> added;
   std::map<std::string, std::string> to_nhwc;  // values made outside, reordered once each
@@ -185,8 +185,8 @@ int pass_nhwc_layout(Model& model) {
     if (it != nhwc.end()) return it->second;
     auto& t = to_nhwc[v];
     if (t.empty()) {
-      t = fresh_name(taken, v + "_nhwc");
-      added.push_back(transpose_node(fresh_name(taken, v + "_to_nhwc"), v, t, {0, 2, 3, 1}));
+      t = fresh(v + "_nhwc");
+      added.push_back(transpose_node(fresh(v + "_to_nhwc"), v, t, {0, 2, 3, 1}));
     }
     return t;
   };
@@ -203,10 +203,10 @@ int pass_nhwc_layout(Model& model) {
     }
     if (idx.uses(y) == inside) continue;
     if (const int pool = pooled_then_flattened(g, idx, y); pool >= 0 && inside == 0) {
-      average_nhwc(model, taken, pool, nhwc.at(y));
+      average_nhwc(model, fresh, pool, nhwc.at(y));
       continue;
     }
-    added.push_back(transpose_node(fresh_name(taken, y + "_to_nchw"), nhwc.at(y), y,
+    added.push_back(transpose_node(fresh(y + "_to_nchw"), nhwc.at(y), y,
                                    {0, 3, 1, 2}));
   }
   for (const auto& [k, c] : chain) {
