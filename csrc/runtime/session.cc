@@ -66,11 +66,13 @@ ValueInfo with_inferred(ValueInfo vi, const InferredType& t) {
 
 // Maps a model file's pages in (Model::map_whole: 2-32 MiB): on a thread of its own, while the
 // graph passes run, when the session has more than one; else at once. Joined by wait() or at the
-// end of the scope, so creating a session leaves no thread behind.
+// end of the scope, so creating a session leaves no thread behind. Until then the model's page
+// drops hold back large ranges too (the mapping-in would undo them); wait() lets them go.
 class WholeFileMapping {
  public:
   WholeFileMapping(const Model& m, int threads) {
     if (!m.map_whole || !m.mapped_data) return;
+    drops_ = m.page_drops.get();
     auto work = [p = m.mapped_data, n = m.mapped_size, profile = LoadProfile::current()] {
       LoadProfile::Join join(profile);
       LoadPhase phase("file populate");
@@ -90,10 +92,16 @@ class WholeFileMapping {
   WholeFileMapping(const WholeFileMapping&) = delete;
   void wait() {
     if (thread_.joinable()) thread_.join();
+    if (drops_) {  // the file is in: what was held back sticks now
+      drops_->hold_large(false);
+      drops_->flush();
+      drops_ = nullptr;
+    }
   }
 
  private:
   std::thread thread_;
+  FilePageDrops* drops_ = nullptr;
 };
 
 }  // namespace
@@ -380,11 +388,6 @@ void Session::build(const SessionOptions& options) {
     if (it != ids_.end() && constants_[it->second]) deferred_[it->second] = 1;
   }
   file_pages.wait();
-  // The file is in: drops held back until now (large ones included) stick from here on.
-  if (model_.page_drops) {
-    model_.page_drops->hold_large(false);
-    model_.page_drops->flush();
-  }
   build_kernels(host_steps, input_names, constant_reads, constant_releases);
   // Deferred constants no host kernel asked for (device steps) are computed now.
   for (int v = 0; v < nv; ++v)
