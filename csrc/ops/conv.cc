@@ -202,31 +202,53 @@ void transpose_block(int64_t rows, int64_t cols, const float* src, int64_t lds, 
     }
 }
 
-// Pixels [p0, p1) of one image's transposed col matrix (2-D or 1-D geometry): row p holds the
-// K = C * KH * KW taps of output pixel p in W's order, q = (c * KH + kh) * KW + kw. Rows are
-// written front to back (one store stream: the buffer is larger than L2), and each pixel's
-// valid kernel rows and columns are found once, not per tap (per-tap checks cost 9% of a 3x3
-// conv at 7x7).
-void im2row(const float* x, int64_t C, const Geom3& g, int64_t p0, int64_t p1, float* rows) {
-  const int64_t OW = g.out[2], KH = g.k[1], KW = g.k[2], H = g.in[1], W = g.in[2];
-  const int64_t dh = g.d[1], dw = g.d[2], ks = KH * KW;
+// The part of one input plane that a small image's windows read, gathered into a dense
+// PH x PW plane: dst[r, c] = x[row0 + r * rs, col0 + c * cs], zero outside the input. With unit
+// steps and row0/col0 the negative pads it is the zero-padded plane (im2row then needs no bounds
+// checks); with the strides as steps it is a 1x1 strided conv's subsampled input.
+void gather_plane(const float* x, int64_t H, int64_t W, int64_t row0, int64_t col0, int64_t rs,
+                  int64_t cs, int64_t PH, int64_t PW, float* dst) {
+  int64_t lo = 0, hi = PW;  // columns of dst inside the input
+  while (lo < PW && col0 + lo * cs < 0) ++lo;
+  while (hi > lo && col0 + (hi - 1) * cs >= W) --hi;
+  for (int64_t r = 0; r < PH; ++r, dst += PW) {
+    const int64_t ih = row0 + r * rs;
+    if (ih < 0 || ih >= H) {
+      std::fill(dst, dst + PW, 0.f);
+      continue;
+    }
+    const float* src = x + ih * W + col0;
+    std::fill(dst, dst + lo, 0.f);
+    if (cs == 1)
+      std::memcpy(dst + lo, src + lo, (hi - lo) * sizeof(float));
+    else
+      for (int64_t c = lo; c < hi; ++c) dst[c] = src[c * cs];
+    std::fill(dst + hi, dst + PW, 0.f);
+  }
+}
+
+// Pixels [p0, p1) of one image's transposed col matrix, from its planes zero-padded by
+// gather_plane (C planes of PH x PW): row p holds the K = C * KH * KW taps of output pixel p in
+// W's order, q = (c * KH + kh) * KW + kw. Rows are written front to back (one store stream: the
+// buffer is larger than L2). A 3-tap kernel row is one 4-float copy whose extra float the next
+// copy overwrites (the per-tap, bounds-checked loop was a fifth of ResNet-50's 3x3 convs at 7x7);
+// `xp` has 4 floats of slack after its last plane for the extra read.
+void im2row_padded(const float* xp, int64_t C, int64_t PH, int64_t PW, const Geom3& g, int64_t p0,
+                   int64_t p1, float* rows) {
+  const int64_t OW = g.out[2], KH = g.k[1], KW = g.k[2], dh = g.d[1], dw = g.d[2];
+  const int64_t plane = PH * PW, K = C * KH * KW;
+  const bool three = KW == 3 && dw == 1;
   for (int64_t p = p0; p < p1; ++p) {
-    const int64_t ih0 = (p / OW) * g.s[1] - g.pb[1], iw0 = (p % OW) * g.s[2] - g.pb[2];
-    int64_t kw0 = 0, kw1 = KW;  // kernel columns inside the image
-    while (kw0 < KW && iw0 + kw0 * dw < 0) ++kw0;
-    while (kw1 > kw0 && iw0 + (kw1 - 1) * dw >= W) --kw1;
-    float* dst = rows + (p - p0) * C * ks;
-    for (int64_t c = 0; c < C; ++c)
+    const float* base = xp + (p / OW) * g.s[1] * PW + (p % OW) * g.s[2];
+    float* dst = rows + (p - p0) * K;
+    for (int64_t c = 0; c < C; ++c, base += plane)
       for (int64_t kh = 0; kh < KH; ++kh, dst += KW) {
-        const int64_t ih = ih0 + kh * dh;
-        if (ih < 0 || ih >= H || kw0 >= kw1) {
-          std::fill(dst, dst + KW, 0.f);
+        const float* src = base + kh * dh * PW;
+        if (three && (c + 1 < C || kh + 1 < KH)) {
+          std::memcpy(dst, src, 4 * sizeof(float));
           continue;
         }
-        const float* src = x + (c * H + ih) * W;
-        for (int64_t kw = 0; kw < kw0; ++kw) dst[kw] = 0.f;
-        for (int64_t kw = kw0; kw < kw1; ++kw) dst[kw] = src[iw0 + kw * dw];
-        for (int64_t kw = kw1; kw < KW; ++kw) dst[kw] = 0.f;
+        for (int64_t kw = 0; kw < KW; ++kw) dst[kw] = src[kw * dw];
       }
   }
 }
@@ -536,38 +558,53 @@ class ConvKernel : public Kernel {
   // Small images (ResNet's 7x7 stage): y^T[P, M] = col^T[P, K] * W^T[K, M] with W^T packed once.
   // Straight, the P = 49 pixels are the GEMM's columns and fill four 16-wide panels 77%; as rows
   // they fill the 6-row tiles 91%, the channels fill whole panels, and at batch > 1 the images
-  // stack into one GEMM. col^T is gathered straight (im2row) and the transposes in and out are
-  // split over the pool by pixels / channels: they are a few % of the multiply-adds, but ran on
-  // one thread at batch 1. 3x3 kernels take this path too (ResNet-50's 3x3 convs at 7x7 output:
+  // stack into one GEMM. col^T is gathered from zero-padded planes (im2row_padded), and the
+  // gathers and the transposes in and out are split over the pool by pixels / channels: they are
+  // a few % of the multiply-adds, but ran on one thread at batch 1. 3x3 kernels take this path too (ResNet-50's 3x3 convs at 7x7 output:
   // 64 -> 78 GFLOP/s at 1 thread); with the weights packed at load the original is released.
   void run_gemm_transposed(const Tensor& xt, const Tensor& wt, const Geom3& g,
                            const ConvEpilogue& e, Tensor& yt, ThreadPool& pool) const {
     const int64_t N = xt.shape[0], C = xt.shape[1], M = wt.shape[0];
     const int64_t ks = g.k_size(), K = C * ks, P = g.out_size(), IP = g.in_size();
+    // 1x1 (strided or padded: the input subsampled first) transposes channel blocks; larger
+    // kernels gather rows of taps from zero-padded planes.
+    const bool one_tap = ks == 1;
     const bool pointwise = is_pointwise(g);
     const int64_t per_group = std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
-    // Gather tasks per image: channel blocks (pointwise) or pixel blocks (im2row), ~16K floats.
-    const int64_t in_step = pointwise ? 64 : std::max<int64_t>(1, 16384 / K);
-    const int64_t in_parts = pointwise ? (C + in_step - 1) / in_step : (P + in_step - 1) / in_step;
+    // Planes gathered first (all but pointwise): the padded input (im2row) or the subsample (1x1).
+    const int64_t PH = one_tap ? g.out[1] : (g.out[1] - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
+    const int64_t PW = one_tap ? g.out[2] : (g.out[2] - 1) * g.s[2] + (g.k[2] - 1) * g.d[2] + 1;
+    const int64_t GP = PH * PW;
+    // Gather tasks per image: channel blocks (1x1) or pixel blocks (im2row), ~16K floats.
+    const int64_t in_step = one_tap ? 64 : std::max<int64_t>(1, 16384 / K);
+    const int64_t in_parts = one_tap ? (C + in_step - 1) / in_step : (P + in_step - 1) / in_step;
     constexpr int64_t kOutStep = 64;  // output channels per transpose-back task
     const int64_t out_parts = (M + kOutStep - 1) / kOutStep;
     float* at = conv_scratch(0, per_group * P * K);
     float* ct = conv_scratch(1, per_group * P * M);
+    float* xp = pointwise ? nullptr : conv_scratch(3, per_group * C * GP + 4);
     const float* x = xt.ptr<float>();
     float* y = yt.ptr<float>();
     const bool res_in_y = e.residual && e.residual < y + N * M * P && y < e.residual + N * M * P;
     const ConvSimd& simd = conv_simd();
     for (int64_t n0 = 0; n0 < N; n0 += per_group) {
       const int64_t nn = std::min(per_group, N - n0);
+      if (!pointwise)
+        pool.parallel_for(nn * C, std::max<int64_t>(1, 16384 / std::max(GP, IP)), [&](int64_t q0, int64_t q1) {
+          for (int64_t q = q0; q < q1; ++q)
+            gather_plane(x + (n0 * C + q) * IP, g.in[1], g.in[2], -g.pb[1], -g.pb[2],
+                         one_tap ? g.s[1] : 1, one_tap ? g.s[2] : 1, PH, PW, xp + q * GP);
+        });
       pool.parallel_for(nn * in_parts, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t i = t / in_parts, j0 = (t % in_parts) * in_step;
-          const float* xn = x + (n0 + i) * C * IP;
           float* ai = at + i * P * K;
-          if (pointwise)
-            transpose_block(std::min(C, j0 + in_step) - j0, P, xn + j0 * P, P, ai + j0, K);
-          else
-            im2row(xn, C, g, j0, std::min(P, j0 + in_step), ai + j0 * K);
+          if (one_tap) {
+            const float* xi = pointwise ? x + (n0 + i) * C * P : xp + i * C * P;
+            transpose_block(std::min(C, j0 + in_step) - j0, P, xi + j0 * P, P, ai + j0, K);
+          } else {
+            im2row_padded(xp + i * C * GP, C, PH, PW, g, j0, std::min(P, j0 + in_step), ai + j0 * K);
+          }
         }
       });
       gemm_f32_packed(nn * P, at, K, wt_packed_, ct, M, 0.f, GemmEpilogue{}, &pool);

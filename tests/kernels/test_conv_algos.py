@@ -186,6 +186,12 @@ GEMM_CASES = [
     (1, 5, 16, 7, 7, (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     (2, 70, 130, 3, 5, (3, 2), {"pads": [1, 0, 1, 0]}),  # channels over one 64-channel step
     (1, 7, 20, 1, 1, (3, 3), {"pads": [1, 1, 1, 1]}),  # one pixel
+    # im2row from zero-padded planes, 3-tap kernel rows copied 4 floats at a time
+    (1, 5, 16, 5, 5, (3, 3), {"pads": [1, 1, 1, 1]}),  # the last channel's last row copied exactly
+    (2, 6, 16, 6, 7, (1, 3), {"pads": [0, 1, 0, 1]}),  # one kernel row
+    (3, 2400, 16, 7, 7, (3, 3), {"pads": [1, 1, 1, 1]}),  # one image per GEMM group
+    (1, 20, 17, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 1x1/s2, zero border
+    (2, 18, 16, 6, 6, (1, 1), {"pads": [1, 0, 0, 1]}),  # 1x1 padded at stride 1
     # im2row per channel block from zero-bordered planes: several blocks and a short last one,
     # stride 2 with dilation and uneven pads, a 1-D-like row
     (1, 150, 16, 6, 6, (3, 3), {"pads": [1, 1, 1, 1]}),  # 36 pixels: 50-channel blocks, 3 of them
