@@ -11,6 +11,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -73,6 +75,104 @@ std::vector<int> stress(int threads, int callers, int iters, int64_t n, int64_t 
   return bad;
 }
 
+// Waits up to `timeout_s` for ready() to hold; whether it did.
+template <typename Ready>
+bool wait_for(double timeout_s, const Ready& ready) {
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() >= limit) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// A worker announces itself to a job, then (held 5 ms by the join hook, past the caller's 1 ms
+// wait for joined workers) finds it closed while the caller sleeps waiting for it: the worker
+// must wake the caller on its way out. Returns (the worker announced itself, the caller came back
+// within timeout_s). A caller still asleep then is woken by hand so that the test ends.
+std::pair<bool, bool> late_joiner(double timeout_s) {
+  ThreadPool pool(2);
+  std::atomic<bool> announced{false}, returned{false};
+  pool.set_join_hook_for_testing([&] {
+    if (!announced.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
+  std::thread caller([&] {
+    pool.parallel_for(2, 1, [&](int64_t, int64_t) {
+      wait_for(2.0, [&] { return announced.load(); });  // keep the job open until the worker joins
+    });
+    returned = true;
+  });
+  const bool came_back = wait_for(timeout_s, [&] { return returned.load(); });
+  while (!returned.load()) {
+    pool.notify_caller_for_testing();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  caller.join();
+  return {announced.load(), came_back};
+}
+
+// Workers asleep in a pool of `threads`: idle before any run (after one job), inside a run scope
+// (spinning: awaited up to 2 s to reach 0; without: after 20 ms), still inside it after `callers`
+// threads ran `jobs` parallel_for calls each within run scopes of their own, and once every scope
+// has ended (awaited up to 2 s to reach all of them; a worker spins at most 1 ms first).
+std::tuple<int, int, int, int> run_scope_sleepers(int threads, bool allow_spinning, int callers, int jobs) {
+  ThreadPool pool(threads, allow_spinning);
+  const int workers = threads - 1;
+  std::atomic<int64_t> sink{0};
+  pool.parallel_for(64, 1, [&](int64_t b, int64_t e) { sink += e - b; });  // start the workers
+  const auto all_asleep = [&] { return pool.sleeping_workers() == workers; };
+  wait_for(2.0, all_asleep);
+  const int before = pool.sleeping_workers();
+  int in_run = 0, after_jobs = 0;
+  {
+    ThreadPool::RunScope outer(pool);
+    if (allow_spinning)
+      wait_for(2.0, [&] { return pool.sleeping_workers() == 0; });
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    in_run = pool.sleeping_workers();
+    std::vector<std::thread> ts;
+    for (int c = 0; c < callers; ++c)
+      ts.emplace_back([&] {
+        ThreadPool::RunScope run(pool);
+        for (int j = 0; j < jobs; ++j) pool.parallel_for(256, 1, [&](int64_t b, int64_t e) { sink += e - b; });
+      });
+    for (auto& t : ts) t.join();
+    if (!allow_spinning) wait_for(2.0, all_asleep);
+    after_jobs = pool.sleeping_workers();
+  }
+  wait_for(2.0, all_asleep);
+  return {before, in_run, after_jobs, pool.sleeping_workers()};
+}
+
+// Workers asleep inside a run that follows a run without a job (all expected: not woken for a
+// model whose kernels run inline), and inside one that follows a run with a job (awaited up to
+// 2 s to reach none).
+std::pair<int, int> runs_after_jobless_runs(int threads) {
+  ThreadPool pool(threads);
+  const int workers = threads - 1;
+  std::atomic<int64_t> sink{0};
+  const auto job = [&] { pool.parallel_for(64, 1, [&](int64_t b, int64_t e) { sink += e - b; }); };
+  const auto all_asleep = [&] { return pool.sleeping_workers() == workers; };
+  job();
+  { ThreadPool::RunScope jobless(pool); }
+  wait_for(2.0, all_asleep);
+  int after_jobless = 0, after_job = 0;
+  {
+    ThreadPool::RunScope run(pool);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    after_jobless = pool.sleeping_workers();
+    job();
+  }
+  wait_for(2.0, all_asleep);
+  {
+    ThreadPool::RunScope run(pool);
+    wait_for(2.0, [&] { return pool.sleeping_workers() == 0; });
+    after_job = pool.sleeping_workers();
+  }
+  return {after_jobless, after_job};
+}
+
 }  // namespace
 
 void register_pool_testing(py::module_& m) {
@@ -126,6 +226,18 @@ void register_pool_testing(py::module_& m) {
         masks.push_back(cpus);
       });
     return masks;
+  });
+  m.def("thread_pool_late_joiner", [](double timeout_s) {
+    py::gil_scoped_release nogil;
+    return late_joiner(timeout_s);
+  });
+  m.def("thread_pool_run_scope_sleepers", [](int threads, bool allow_spinning, int callers, int jobs) {
+    py::gil_scoped_release nogil;
+    return run_scope_sleepers(threads, allow_spinning, callers, jobs);
+  });
+  m.def("thread_pool_runs_after_jobless_runs", [](int threads) {
+    py::gil_scoped_release nogil;
+    return runs_after_jobless_runs(threads);
   });
   // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
   m.def("thread_pool_idle_cpu", [](int threads, int jobs, double idle_s) {

@@ -38,6 +38,7 @@ std::unique_ptr<Session> open_session(py::object model, const py::dict& opts) {
     so.graph_optimization_level = opts["graph_optimization_level"].cast<int>();
   if (opts.contains("enable_mem_pattern")) so.enable_mem_pattern = opts["enable_mem_pattern"].cast<bool>();
   if (opts.contains("enable_profiling")) so.enable_profiling = opts["enable_profiling"].cast<bool>();
+  if (opts.contains("allow_spinning")) so.allow_spinning = opts["allow_spinning"].cast<bool>();
   if (opts.contains("placement_only")) so.placement_only = opts["placement_only"].cast<bool>();
   if (opts.contains("providers"))  // [(name, {option: value})], values already strings
     for (auto p : opts["providers"].cast<py::list>()) {

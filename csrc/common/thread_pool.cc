@@ -27,8 +27,8 @@ int ThreadPool::default_num_threads() {
   return std::max(1, n);
 }
 
-ThreadPool::ThreadPool(int num_threads) {
-  num_threads_ = num_threads > 0 ? num_threads : default_num_threads();
+ThreadPool::ThreadPool(int num_threads, bool allow_spinning)
+    : num_threads_(num_threads > 0 ? num_threads : default_num_threads()), allow_spinning_(allow_spinning) {
   shares_.reset(new Share[num_threads_]);
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -129,6 +129,7 @@ bool ThreadPool::join(uint64_t ticket, int self) {
   // Announce first, then re-check: the caller closes the ticket before it reads active_, so
   // either it sees this worker or this worker sees the ticket closed (both seq_cst).
   active_.fetch_add(1);
+  if (join_hook_) join_hook_();
   const bool open = ticket_.load() == ticket;
   if (open) run_chunks(self);
   // The last one out wakes a caller that stopped spinning (same seq_cst pairing as above). A
@@ -139,6 +140,41 @@ bool ThreadPool::join(uint64_t ticket, int self) {
     done_.notify_one();
   }
   return open;
+}
+
+bool ThreadPool::spin_for_job(uint64_t seen, uint64_t& ticket, std::chrono::microseconds spin_for) {
+  if (!allow_spinning_) return false;
+  const auto moved = [&] {
+    ticket = ticket_.load();
+    return ticket != seen || stop_.load(std::memory_order_relaxed);
+  };
+  // While a run is in progress its next kernel is coming: never sleep between them.
+  for (auto limit = std::chrono::steady_clock::now() + spin_for;;) {
+    if (spin_until(limit, moved)) return true;
+    if (runs_.load() == 0) return false;
+    limit = std::chrono::steady_clock::now() + spin_for;
+  }
+}
+
+bool ThreadPool::begin_run() {
+  if (!allow_spinning_ || workers_.empty() || !runs_use_workers_.load(std::memory_order_relaxed)) return false;
+  // Pairs with the sleeper's check (both seq_cst): either it sees the run or this sees it asleep.
+  if (runs_.fetch_add(1) == 0 && sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lk(mu_);
+    wake_.notify_all();
+  }
+  return true;
+}
+
+void ThreadPool::end_run(bool counted, uint64_t ticket_at_begin) {
+  if (counted) runs_.fetch_sub(1);
+  // Jobs of overlapping runs count too: a hint, right again after one run.
+  if (!workers_.empty()) runs_use_workers_.store(ticket_.load() != ticket_at_begin, std::memory_order_relaxed);
+}
+
+void ThreadPool::notify_caller_for_testing() {
+  std::lock_guard<std::mutex> lk(mu_);
+  done_.notify_all();
 }
 
 void ThreadPool::worker_loop(int self) {
@@ -153,21 +189,20 @@ void ThreadPool::worker_loop(int self) {
     // before (the pool is busy) spin the whole kMaxSpin; after a longer gap (an idle server)
     // only kMinSpin, so an idle pool burns nothing. Spinning twice the last gap instead slept
     // ~20 times in each ResNet-50 batch-1 run (its gaps vary from 1 to 300 us): 2 threads 10%
-    // slower.
+    // slower. Inside a session run, spin until its next job whatever the gap.
     const auto idle_from = std::chrono::steady_clock::now();
     uint64_t t = seen;
-    spin_until(idle_from + spin_for, [&] {
-      t = ticket_.load();
-      return t != seen || stop_.load(std::memory_order_relaxed);
-    });
-    if (t == seen && !stop_.load()) {
+    if (!spin_for_job(seen, t, spin_for) && !stop_.load()) {
       std::unique_lock<std::mutex> lk(mu_);
       sleepers_.fetch_add(1);
-      wake_.wait(lk, [&] { return stop_.load() || ticket_.load() != seen; });
+      wake_.wait(lk, [&] {
+        return stop_.load() || ticket_.load() != seen || (allow_spinning_ && runs_.load() > 0);
+      });
       sleepers_.fetch_sub(1);
       t = ticket_.load();
     }
     if (stop_.load()) return;
+    if (t == seen) continue;  // woken by a run's start: spin for its first job
     // Only an opening job tells how busy the pool is: the close of a job this worker joined
     // follows within microseconds, and counting it would keep every worker on kMaxSpin.
     if (t & 1) {
@@ -222,7 +257,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   // kMaxSpin, yielding the core between checks (on a crowded host a preempted worker may need
   // it), then sleep. A caller that slept after 2048 pauses woke late ~13 times per ResNet-50
   // batch-1 run, each time with the next kernel waiting on it.
-  const bool done = spin_until(std::chrono::steady_clock::now() + kMaxSpin, [&] { return active_.load() == 0; });
+  const auto workers_out = [&] { return active_.load() == 0; };
+  const bool done = allow_spinning_ ? spin_until(std::chrono::steady_clock::now() + kMaxSpin, workers_out)
+                                    : workers_out();
   if (!done) {
     std::unique_lock<std::mutex> lk(mu_);
     caller_sleeping_.store(true);

@@ -1,6 +1,11 @@
 // A small fork-join pool. Workers spin briefly after a job (a model runs many short kernels back to
 // back: 1 ms while jobs come within 1 ms of each other, 50 us after a longer gap) and then sleep
-// on a condition variable, so an idle session burns no core.
+// on a condition variable, so an idle session burns no core. A session run holds a RunScope:
+// its start wakes sleeping workers at once (their wake-up overlaps the run's first, serial work
+// instead of delaying its first parallel kernel) and they spin between jobs until the last run
+// in progress ends; then the spin above applies. Without spinning (ORT's
+// session.intra_op.allow_spinning = 0, for hosts shared with other work) workers and the caller
+// sleep as soon as they wait.
 // Each thread owns a contiguous share of a job's chunks (the caller the first, worker i the
 // i+1-th) and runs it front to back, then takes chunks from the back of the others' shares: a
 // chain of kernels split the same way (pixels, rows) keeps each part of the activations on the
@@ -14,6 +19,7 @@
 // the load balancer moves it, which it may not do for hundreds of milliseconds.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <cstdint>
@@ -27,7 +33,8 @@ namespace runnx {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int num_threads);  // total threads including the caller; <= 0 means default
+  // num_threads: total threads including the caller; <= 0 means default.
+  explicit ThreadPool(int num_threads, bool allow_spinning = true);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -40,6 +47,32 @@ class ThreadPool {
   // Cores this process may use: the affinity mask, capped by a cgroup CPU quota.
   static int default_num_threads();
 
+  // Marks a session run in progress for its lifetime (runs may overlap, from any threads). A run
+  // wakes the workers only if the last run to end gave them a job: a model whose kernels all run
+  // inline (a small MLP) keeps them asleep.
+  class RunScope {
+   public:
+    explicit RunScope(ThreadPool& pool) : pool_(pool), ticket_(pool.ticket_.load()), counted_(pool.begin_run()) {}
+    ~RunScope() { pool_.end_run(counted_, ticket_); }
+    RunScope(const RunScope&) = delete;
+    RunScope& operator=(const RunScope&) = delete;
+
+   private:
+    ThreadPool& pool_;
+    const uint64_t ticket_;  // the pool's ticket when the run began
+    const bool counted_;     // the run is in runs_
+  };
+
+  // Workers asleep on the condition variable now (tests, diagnostics).
+  int sleeping_workers() const { return sleepers_.load(); }
+
+  // Tests only: called by a worker between announcing itself to a job and checking that the job
+  // is still open (to force a late join). Set it while no job runs; empty by default.
+  void set_join_hook_for_testing(std::function<void()> hook) { join_hook_ = std::move(hook); }
+  // Tests only: wakes a driving caller asleep on workers that it waits for in vain (a hang the
+  // test detected), so that the test can end.
+  void notify_caller_for_testing();
+
  private:
   void worker_loop(int self);
   // Takes part in job `ticket` if it is still open; false when it closed first.
@@ -50,7 +83,15 @@ class ThreadPool {
   // Restricts the workers to the allowed CPUs but `cpu` (the caller's) when that changed.
   void keep_workers_off(int cpu);
 
+  // Spins until the ticket moves on from `seen` (true) or, once no run is in progress, for
+  // `spin_for` (false; also false at once without spinning).
+  bool spin_for_job(uint64_t seen, uint64_t& ticket, std::chrono::microseconds spin_for);
+  // A run starts: counts it and wakes sleeping workers, unless workers are to sleep anyway.
+  bool begin_run();
+  void end_run(bool counted, uint64_t ticket_at_begin);
+
   int num_threads_;
+  const bool allow_spinning_;
   std::vector<std::thread> workers_;
   std::mutex drive_mu_;  // held by the caller currently using the workers
   std::vector<int> allowed_cpus_;  // the process's CPU mask when the pool was made
@@ -60,6 +101,8 @@ class ThreadPool {
   std::atomic<uint64_t> ticket_{0};
   std::atomic<int> active_{0};    // workers inside the open (or closing) job
   std::atomic<int> sleepers_{0};  // workers blocked on wake_
+  std::atomic<int> runs_{0};      // session runs in progress (RunScope)
+  std::atomic<bool> runs_use_workers_{true};  // the last run to end opened a job
   std::atomic<bool> stop_{false};
   std::atomic<bool> caller_sleeping_{false};  // the driving caller waits on done_
   std::mutex mu_;                 // guards sleeping (with wake_ and done_) and error_
@@ -76,6 +119,7 @@ class ThreadPool {
   std::unique_ptr<Share[]> shares_;
   std::atomic<bool> failed_{false};  // a chunk threw: hand out no more
   std::exception_ptr error_;  // first exception thrown by a chunk, rethrown to the caller
+  std::function<void()> join_hook_;  // tests only
 };
 
 }  // namespace runnx

@@ -194,7 +194,8 @@ Session::Session(Model model, const SessionOptions& options) : model_(std::move(
 Session::~Session() = default;
 
 ThreadPool& Session::pool() const {
-  std::call_once(pool_once_, [this] { pool_ = std::make_unique<ThreadPool>(num_threads_); });
+  std::call_once(pool_once_,
+                 [this] { pool_ = std::make_unique<ThreadPool>(num_threads_, options_.allow_spinning); });
   return *pool_;
 }
 
@@ -796,6 +797,7 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     std::unique_ptr<RunState> rs;
     ~StateGuard() { s->give_back_run_state(std::move(rs)); }
   } guard{this, take_run_state()};
+  ThreadPool::RunScope pool_ready(pool());  // workers wake now, while the feeds are checked
   RunState& rs = *guard.rs;
   rs.slot = constants_;
   rs.ins.clear();

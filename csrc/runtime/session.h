@@ -26,6 +26,9 @@ struct SessionOptions {
   int graph_optimization_level = 99;  // onnxruntime's levels: 0 off, 1 basic, 2 extended, 99 all
   bool enable_mem_pattern = true;     // arena plans per shape signature
   bool enable_profiling = false;
+  // onnxruntime's session.intra_op.allow_spinning: false makes the pool's threads sleep as soon
+  // as they wait (no spinning between kernels), for hosts shared with other busy processes.
+  bool allow_spinning = true;
   // Providers in priority order (empty: CPU only). CUDA takes the nodes it has kernels for.
   std::vector<ProviderRequest> providers;
   // Compute the device placement without a device and run every node on the CPU (tests and

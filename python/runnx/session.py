@@ -46,6 +46,9 @@ class ExecutionMode(enum.IntEnum):
     ORT_PARALLEL = 1
 
 
+_ALLOW_SPINNING = "session.intra_op.allow_spinning"
+
+
 class SessionOptions:
     """Options for :class:`InferenceSession`.
 
@@ -70,7 +73,10 @@ class SessionOptions:
         self._config: dict[str, str] = {}
 
     def add_session_config_entry(self, key: str, value: str) -> None:
-        """Stores a free-form configuration entry (kept for onnxruntime compatibility)."""
+        """Stores a configuration entry, as onnxruntime's. runnx reads
+        ``session.intra_op.allow_spinning`` ("1", the default: the pool's threads spin between
+        kernels; "0": they sleep as soon as they wait, for hosts shared with other busy work);
+        other keys are kept for compatibility."""
         self._config[str(key)] = str(value)
 
     def get_session_config_entry(self, key: str) -> str:
@@ -80,11 +86,16 @@ class SessionOptions:
     def _native(self) -> dict[str, Any]:
         if self.intra_op_num_threads < 0:
             raise _C.InvalidArgument("intra_op_num_threads must be >= 0")
+        spinning = self._config.get(_ALLOW_SPINNING, "1")
+        if spinning not in ("0", "1"):
+            raise _C.InvalidArgument(
+                f"session config entry '{_ALLOW_SPINNING}' must be '0' or '1', got '{spinning}'")
         return {
             "intra_op_num_threads": int(self.intra_op_num_threads),
             "graph_optimization_level": int(self.graph_optimization_level),
             "enable_mem_pattern": bool(self.enable_mem_pattern),
             "enable_profiling": bool(self.enable_profiling),
+            "allow_spinning": spinning == "1",
         }
 
 

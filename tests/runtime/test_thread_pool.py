@@ -93,3 +93,89 @@ def test_workers_keep_off_the_callers_cpu():
     assert masks, "no worker took a chunk"
     for m in masks:
         assert set(m) < allowed and len(m) == len(allowed) - 1
+
+
+def test_late_joiner_wakes_the_sleeping_caller():
+    # A worker that announced itself to a job but found it closed (held past the caller's 1 ms
+    # wait by a test hook) must wake the caller, which went to sleep waiting for it; before
+    # eaa03fd it left silently and run() waited forever. The binding wakes a hung caller itself
+    # after the timeout, so a regression fails here instead of hanging the suite.
+    announced, came_back = T.thread_pool_late_joiner(10.0)
+    assert announced, "the worker never joined the job"
+    assert came_back, "the caller was never woken by the late worker"
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_run_scope_keeps_workers_awake_until_the_last_run_ends(n_threads):
+    # Asleep when idle; awake from a run's start (before its first job); still awake after
+    # overlapping runs on three more threads ended while the first has not; asleep once all ended.
+    workers = n_threads - 1
+    assert T.thread_pool_run_scope_sleepers(n_threads, True, 3, 40) == (workers, 0, 0, workers)
+
+
+def test_runs_wake_the_workers_only_after_a_run_that_used_them():
+    # A model whose kernels all run inline (a small MLP) must not wake the workers every run.
+    assert T.thread_pool_runs_after_jobless_runs(3) == (2, 0)
+
+
+def test_without_spinning_workers_sleep_through_a_run():
+    assert T.thread_pool_run_scope_sleepers(3, False, 3, 40) == (2, 2, 2, 2)
+
+
+def _session(model, n_threads, spinning=None):
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = n_threads
+    if spinning is not None:
+        so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    return runnx.InferenceSession(model.SerializeToString(), so)
+
+
+@pytest.mark.parametrize("value", ["2", "", "true", " 1", "yes"])
+def test_allow_spinning_takes_0_or_1_only(value):
+    model, _ = mobilenet_block(1, 9)
+    with pytest.raises(runnx.InvalidArgument, match=r"session\.intra_op\.allow_spinning.*'0' or '1'"):
+        _session(model, 2, value)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_allow_spinning_0_gives_the_same_results(n_threads):
+    model, feeds = mobilenet_block(3, 45)
+    so = runnx.SessionOptions()
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    reference = _session(model, 1).run(None, feeds)[0]
+    firsts = []
+    for spinning in ("0", "1"):
+        sess = _session(model, n_threads, spinning)
+        outs = [sess.run(None, feeds)[0] for _ in range(3)]
+        for y in outs:
+            np.testing.assert_array_equal(y, outs[0])
+        np.testing.assert_allclose(outs[0], reference, rtol=1e-4, atol=1e-4)
+        firsts.append(outs[0])
+    np.testing.assert_array_equal(firsts[0], firsts[1])  # same work split: the same bits
+
+
+def test_without_spinning_concurrent_runs_agree_and_idle_burns_nothing():
+    model, feeds = mobilenet_block(2, 33)
+    sess = _session(model, 2, "0")
+    expected = sess.run(None, feeds)[0]
+    results, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(10):
+                results.append(sess.run(None, feeds)[0])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and len(results) == 30
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+    c0 = time.process_time()
+    time.sleep(0.3)
+    assert time.process_time() - c0 < 0.1
