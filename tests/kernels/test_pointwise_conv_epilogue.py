@@ -61,37 +61,34 @@ def check(y, ref, k):
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=2e-5 * scale * max(1.0, np.sqrt(k) / 4))
 
 
-@pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("act", list(ACTS))
-@pytest.mark.parametrize("shape", SHAPES)
-def test_pointwise_bias_residual_act(shape, act, n_threads):
+def run_fused(shape, act, with_bias, n_threads):
+    """FusedConv(x, w, b, z) on `shape` with z = Conv(r, w_in) in its output's buffer, twice (the
+    second run is on the plan), against float64."""
     n, c, m, h, w_ = shape
     x = rand((n, c, h, w_), rng=RNG)
     r = rand((n, 7, h, w_), rng=RNG)
     w = rand((m, c, 1, 1), rng=RNG, low=-0.5, high=0.5)
     w_in = rand((m, 7, 1, 1), rng=RNG, low=-0.5, high=0.5)
     w_out = rand((5, m, 1, 1), rng=RNG, low=-0.5, high=0.5)
-    b = rand((m,), rng=RNG)
+    b = rand((m,), rng=RNG) if with_bias else None
     sess = runnx.InferenceSession(fused_model(x.shape, r.shape, w, b, w_in, w_out, act).SerializeToString(),
                                   threads(n_threads))
     ref = np_pointwise(ACTS[act](np_pointwise(x, w, b) + np_pointwise(r, w_in)), w_out)
-    for _ in range(2):  # the second run is on the plan
+    for _ in range(2):
         check(sess.run(None, {"x": x, "r": r})[0], ref, c + 7 + m)
     assert sess.memory_stats()["inplace_nodes"] == 1  # the residual is the output's own buffer
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("shape", SHAPES)
+def test_pointwise_bias_residual_act(shape, act, n_threads):
+    run_fused(shape, act, True, n_threads)
+
+
 @pytest.mark.parametrize("shape", SHAPES[:3])
 def test_pointwise_residual_without_bias(shape):
-    n, c, m, h, w_ = shape
-    x = rand((n, c, h, w_), rng=RNG)
-    r = rand((n, 3, h, w_), rng=RNG)
-    w = rand((m, c, 1, 1), rng=RNG, low=-0.5, high=0.5)
-    w_in = rand((m, 3, 1, 1), rng=RNG, low=-0.5, high=0.5)
-    w_out = rand((4, m, 1, 1), rng=RNG, low=-0.5, high=0.5)
-    sess = runnx.InferenceSession(fused_model(x.shape, r.shape, w, None, w_in, w_out, "Relu").SerializeToString(),
-                                  threads(2))
-    ref = np_pointwise(np.maximum(np_pointwise(x, w) + np_pointwise(r, w_in), 0), w_out)
-    check(sess.run(None, {"x": x, "r": r})[0], ref, c + 3 + m)
+    run_fused(shape, "Relu", False, 2)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
