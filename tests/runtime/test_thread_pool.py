@@ -61,28 +61,32 @@ def test_idle_session_burns_no_core():
     assert time.process_time() - c0 < 0.15
 
 
-def test_concurrent_runs_share_the_pool():
-    model, feeds = mobilenet_block(3, 45)
-    sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+def check_concurrent_runs(sess, feeds, callers, runs):
+    """`callers` threads each run `sess` `runs` times; every output must equal a lone run's."""
     expected = sess.run(None, feeds)[0]
     results, errors = [], []
 
     def worker():
         try:
-            for _ in range(15):
+            for _ in range(runs):
                 results.append(sess.run(None, feeds)[0])
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    ts = [threading.Thread(target=worker) for _ in range(4)]
+    ts = [threading.Thread(target=worker) for _ in range(callers)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     assert not errors
-    assert len(results) == 60
+    assert len(results) == callers * runs
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def test_concurrent_runs_share_the_pool():
+    model, feeds = mobilenet_block(3, 45)
+    check_concurrent_runs(runnx.InferenceSession(model.SerializeToString(), threads(2)), feeds, 4, 15)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two allowed CPUs")
@@ -157,25 +161,7 @@ def test_allow_spinning_0_gives_the_same_results(n_threads):
 
 def test_without_spinning_concurrent_runs_agree_and_idle_burns_nothing():
     model, feeds = mobilenet_block(2, 33)
-    sess = _session(model, 2, "0")
-    expected = sess.run(None, feeds)[0]
-    results, errors = [], []
-
-    def worker():
-        try:
-            for _ in range(10):
-                results.append(sess.run(None, feeds)[0])
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    ts = [threading.Thread(target=worker) for _ in range(3)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors and len(results) == 30
-    for r in results:
-        np.testing.assert_array_equal(r, expected)
+    check_concurrent_runs(_session(model, 2, "0"), feeds, 3, 10)
     c0 = time.process_time()
     time.sleep(0.3)
     assert time.process_time() - c0 < 0.1
