@@ -2,7 +2,7 @@
 // produce). float32 picks an algorithm per node and input shape:
 //   depthwise (group == C, 1-D/2-D)      -> the vectorised per-plane kernel (conv_simd)
 //   3x3, stride 1, dilation 1, group 1   -> Winograd F(4x4, 3x3) when the image has enough tiles
-//   1x1, <= 64 output pixels, >= 16 ch.  -> the GEMM transposed (pixels as rows, W^T packed once)
+//   <= 64 output pixels, >= 16 out ch.   -> the GEMM transposed (pixels as rows, W^T packed once)
 //   1x1, stride 1, no pads               -> GEMM straight on the NCHW input (no im2col)
 //   anything else                        -> im2col + GEMM
 // (Convolution chains holding a depthwise conv run channels-last instead: NhwcConv, conv_nhwc.cc.)
@@ -231,8 +231,10 @@ void gather_plane(const float* x, int64_t H, int64_t W, int64_t row0, int64_t co
 // gather_plane (C planes of PH x PW): row p holds the K = C * KH * KW taps of output pixel p in
 // W's order, q = (c * KH + kh) * KW + kw. Rows are written front to back (one store stream: the
 // buffer is larger than L2). A 3-tap kernel row is one 4-float copy whose extra float the next
-// copy overwrites (the per-tap, bounds-checked loop was a fifth of ResNet-50's 3x3 convs at 7x7);
-// `xp` has 4 floats of slack after its last plane for the extra read.
+// copy overwrites (the per-tap, bounds-checked loop was a fifth of ResNet-50's 3x3 convs at 7x7).
+// The pixel's last kernel row is copied tap by tap: its extra float would land in the next
+// pixel's row, which may be another thread's or past the buffer. (The extra float read stays
+// inside the planes: the last plane's last row is never read with a 4-float copy.)
 void im2row_padded(const float* xp, int64_t C, int64_t PH, int64_t PW, const Geom3& g, int64_t p0,
                    int64_t p1, float* rows) {
   const int64_t OW = g.out[2], KH = g.k[1], KW = g.k[2], dh = g.d[1], dw = g.d[2];
@@ -582,7 +584,7 @@ class ConvKernel : public Kernel {
     const int64_t out_parts = (M + kOutStep - 1) / kOutStep;
     float* at = conv_scratch(0, per_group * P * K);
     float* ct = conv_scratch(1, per_group * P * M);
-    float* xp = pointwise ? nullptr : conv_scratch(3, per_group * C * GP + 4);
+    float* xp = pointwise ? nullptr : conv_scratch(3, per_group * C * GP);
     const float* x = xt.ptr<float>();
     float* y = yt.ptr<float>();
     const bool res_in_y = e.residual && e.residual < y + N * M * P && y < e.residual + N * M * P;

@@ -173,7 +173,7 @@ GEMM_CASES = [
     (3, 16, 24, 14, 14, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # to 7x7
     # 1x1, <= 64 output pixels and >= 16 channels: the transposed GEMM (pixels as rows)
     (5, 5400, 16, 7, 7, (1, 1), {}),  # images in two GEMM groups
-    (1, 6, 17, 11, 9, (1, 1), {"strides": [2, 2], "pads": [1, 0, 0, 1]}),  # through im2col
+    (1, 6, 17, 11, 9, (1, 1), {"strides": [2, 2], "pads": [1, 0, 0, 1]}),  # subsampled, transposed
     (2, 11, 33, 8, 8, (1, 1), {}),  # exactly 64 pixels
     (1, 9, 16, 9, 9, (1, 1), {}),  # 81 pixels: the straight GEMM
     # im2col rows under stride 2 (16 floats in, 8 out by shuffles) and 3, long and odd widths
@@ -192,9 +192,10 @@ GEMM_CASES = [
     (3, 2400, 16, 7, 7, (3, 3), {"pads": [1, 1, 1, 1]}),  # one image per GEMM group
     (1, 20, 17, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 1x1/s2, zero border
     (2, 18, 16, 6, 6, (1, 1), {"pads": [1, 0, 0, 1]}),  # 1x1 padded at stride 1
-    # im2row per channel block from zero-bordered planes: several blocks and a short last one,
-    # stride 2 with dilation and uneven pads, a 1-D-like row
-    (1, 150, 16, 6, 6, (3, 3), {"pads": [1, 1, 1, 1]}),  # 36 pixels: 50-channel blocks, 3 of them
+    (1, 9, 16, 9, 7, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),  # 4-float copies, dilated rows
+    # im2row in pixel blocks (16384 / K pixels each) and a short last one, stride 2 with
+    # dilation and uneven pads, a 1-D-like row
+    (1, 150, 16, 6, 6, (3, 3), {"pads": [1, 1, 1, 1]}),  # 36 pixels in blocks of 12
     (2, 61, 19, 11, 9, (3, 2), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 0, 1, 1]}),
     (1, 17, 16, 1, 40, (1, 3), {"strides": [1, 2], "pads": [0, 1, 0, 0]}),
     # stride-2 rows of exactly 9, 16 and 17 outputs (the overlapping last vector of copy_strided)
