@@ -1,9 +1,10 @@
 // A small fork-join pool. Workers spin briefly after a job (a model runs many short kernels back to
 // back: 1 ms while jobs come within 1 ms of each other, 50 us after a longer gap) and then sleep
-// on a condition variable, so an idle session burns no core. A session run holds a RunScope:
-// its start wakes sleeping workers at once (their wake-up overlaps the run's first, serial work
-// instead of delaying its first parallel kernel) and they spin between jobs until the last run
-// in progress ends; then the spin above applies. Without spinning (ORT's
+// on a condition variable, so an idle session burns no core. A CPU session's run (Session::run
+// without a device provider) holds a RunScope: its start wakes sleeping workers at once (their
+// wake-up overlaps the run's first, serial work instead of delaying its first parallel kernel)
+// and they spin between jobs, through serial stretches too, until the last run in progress ends;
+// then the spin above applies. Without spinning (ORT's
 // session.intra_op.allow_spinning = 0, for hosts shared with other work) workers and the caller
 // sleep as soon as they wait.
 // Each thread owns a contiguous share of a job's chunks (the caller the first, worker i the
@@ -65,6 +66,7 @@ class ThreadPool {
 
   // Workers asleep on the condition variable now (tests, diagnostics).
   int sleeping_workers() const { return sleepers_.load(); }
+  bool allow_spinning() const { return allow_spinning_; }
 
   // Tests only: called by a worker between announcing itself to a job and checking that the job
   // is still open (to force a late join). Set it while no job runs; empty by default.

@@ -141,6 +141,12 @@ def test_allow_spinning_takes_0_or_1_only(value):
         _session(model, 2, value)
 
 
+@pytest.mark.parametrize("value,spins", [(None, True), ("1", True), ("0", False)])
+def test_allow_spinning_reaches_the_sessions_pool(value, spins):
+    model, _ = mobilenet_block(1, 9)
+    assert _session(model, 2, value)._sess._pool_allows_spinning() is spins
+
+
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_allow_spinning_0_gives_the_same_results(n_threads):
     model, feeds = mobilenet_block(3, 45)
