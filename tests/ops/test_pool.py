@@ -183,6 +183,10 @@ SEPARABLE_MAX_CASES = [
                       "ceil_mode": 1}),
     ((1, 2, 10, 11), {"kernel_shape": [3, 3], "strides": [2, 3], "ceil_mode": 1}),
     ((2, 3, 19), {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+    # rows of whole vectors and a tail; overlapping kernel rows at stride 1
+    ((1, 2, 37, 45), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 12, 21), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 23, 9), {"kernel_shape": [10, 3], "strides": [2, 1], "pads": [4, 1, 5, 1]}),  # > 8 rows
 ]
 
 
@@ -194,6 +198,21 @@ def test_max_pool_separable(x_shape, attrs, n_threads):
     (expected,) = run_reference(model, {"x": x})
     (y,) = run_runnx(model, {"x": x}, sess_options=threads(n_threads))
     assert_close(y, expected)
+
+
+def test_max_pool_separable_nan_never_wins():
+    """A NaN input loses every comparison (as in the scalar pool): each window's max is that of
+    its other values, and a window of NaNs only gives the lowest float, like padding."""
+    x = rand((1, 2, 21, 19), low=-3.0, high=3.0)
+    x[0, 0, 3:6, 3:6] = np.nan  # the whole window of output (2, 2)
+    x[0, 1, ::3, ::2] = np.nan
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    model = make_model("MaxPool", {"x": x}, attrs=attrs, opset=12)
+    lowest = np.finfo(np.float32).min
+    (expected,) = run_reference(model, {"x": np.where(np.isnan(x), lowest, x).astype(np.float32)})
+    (y,) = run_runnx(model, {"x": x})
+    assert not np.isnan(y).any() and (y == lowest).any()
+    np.testing.assert_array_equal(y, expected)
 
 
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])

@@ -88,7 +88,7 @@ struct MaxPoolGeom {
   int64_t out_w_padded() const { return (OW + 7) / 8 * 8; }
   int64_t phase_w() const { return out_w_padded() + ((kw - 1) * dw) / sw; }  // floats read per phase
   int64_t phase_stride() const { return (phase_w() + 7) / 8 * 8; }
-  int64_t scratch_floats() const { return H * out_w_padded() + 2 * sw * phase_stride(); }
+  int64_t scratch_floats() const { return out_w_padded() + 2 * sw * phase_stride(); }
 };
 
 struct ConvSimd {
