@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "runtime/session.h"
 
 namespace py = pybind11;
 
@@ -239,6 +240,8 @@ void register_pool_testing(py::module_& m) {
     py::gil_scoped_release nogil;
     return runs_after_jobless_runs(threads);
   });
+  // Whether the session's pool (made now if no run made it yet) spins: the config entry's path.
+  m.def("session_pool_allows_spinning", [](const Session& s) { return s.pool().allow_spinning(); });
   // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
   m.def("thread_pool_idle_cpu", [](int threads, int jobs, double idle_s) {
     py::gil_scoped_release nogil;

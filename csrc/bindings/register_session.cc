@@ -283,7 +283,6 @@ void register_session(py::module_& m) {
           l.append(py::make_tuple(n->name, n->op_type, n->domain, n->inputs, n->outputs, what));
         return l;
       })
-      .def("_pool_allows_spinning", [](const Session& s) { return s.pool().allow_spinning(); })
       .def("passes_fired", [](const Session& s) {
         py::list l;
         for (const PassFired& p : s.passes_fired()) l.append(py::make_tuple(p.name, p.count));

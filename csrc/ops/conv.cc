@@ -2,7 +2,8 @@
 // produce). float32 picks an algorithm per node and input shape:
 //   depthwise (group == C, 1-D/2-D)      -> the vectorised per-plane kernel (conv_simd)
 //   3x3, stride 1, dilation 1, group 1   -> Winograd F(4x4, 3x3) when the image has enough tiles
-//   <= 64 output pixels, >= 16 out ch.   -> the GEMM transposed (pixels as rows, W^T packed once)
+//   group 1, const W, <= 64 output pixels, >= 16 out ch.
+//                                        -> the GEMM transposed (pixels as rows, W^T packed once)
 //   1x1, stride 1, no pads               -> GEMM straight on the NCHW input (no im2col)
 //   anything else                        -> im2col + GEMM
 // (Convolution chains holding a depthwise conv run channels-last instead: NhwcConv, conv_nhwc.cc.)

@@ -195,7 +195,7 @@ GEMM_CASES = [
     (1, 9, 16, 9, 7, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),  # 4-float copies, dilated rows
     # im2row in pixel blocks (16384 / K pixels each) and a short last one, stride 2 with
     # dilation and uneven pads, a 1-D-like row
-    (1, 150, 16, 6, 6, (3, 3), {"pads": [1, 1, 1, 1]}),  # 36 pixels in blocks of 12
+    (1, 150, 16, 6, 7, (3, 3), {"pads": [1, 1, 1, 1]}),  # 42 pixels: blocks of 12, 12, 12, 6
     (2, 61, 19, 11, 9, (3, 2), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 0, 1, 1]}),
     (1, 17, 16, 1, 40, (1, 3), {"strides": [1, 2], "pads": [0, 1, 0, 0]}),
     # stride-2 rows of exactly 9, 16 and 17 outputs (the overlapping last vector of copy_strided)

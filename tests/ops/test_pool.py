@@ -187,6 +187,7 @@ SEPARABLE_MAX_CASES = [
     ((1, 2, 37, 45), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((1, 2, 12, 21), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
     ((1, 2, 23, 9), {"kernel_shape": [10, 3], "strides": [2, 1], "pads": [4, 1, 5, 1]}),  # > 8 rows
+    ((1, 2, 5, 40), {"kernel_shape": [1, 3], "strides": [1, 5], "pads": [0, 2, 0, 0]}),  # row cut short
 ]
 
 

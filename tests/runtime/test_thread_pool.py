@@ -144,7 +144,7 @@ def test_allow_spinning_takes_0_or_1_only(value):
 @pytest.mark.parametrize("value,spins", [(None, True), ("1", True), ("0", False)])
 def test_allow_spinning_reaches_the_sessions_pool(value, spins):
     model, _ = mobilenet_block(1, 9)
-    assert _session(model, 2, value)._sess._pool_allows_spinning() is spins
+    assert T.session_pool_allows_spinning(_session(model, 2, value)._sess) is spins
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3])

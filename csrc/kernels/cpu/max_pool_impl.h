@@ -20,7 +20,7 @@ static void max_pool_plane(const float* x, const runnx::MaxPoolGeom& g, float* y
   // Columns [lo, hi) of xp lie inside the input row; the rest stays lowest() for every row.
   const int64_t lo = min64(g.pl, L), hi = min64(L, g.pl + g.W) > lo ? min64(L, g.pl + g.W) : lo;
   const int64_t n = hi - lo;
-  const float* row0 = x + (lo - g.pl);
+  const float* row0 = n > 0 ? x + (lo - g.pl) : x;  // (no input column read when n == 0)
   for (int64_t i = 0; i < lo; ++i) xp[i] = lowest;
   for (int64_t i = hi; i < L; ++i) xp[i] = lowest;
   float* vm = xp + lo;
