@@ -179,71 +179,102 @@ void activation_sweep(const GemmEpilogue* epi, int64_t m0, int64_t m1, int64_t n
   sgemm_avx2_epilogue_block(act_only, m0, m1, n0, n1, C, ldc);
 }
 
+// Rows of full vectors (16 columns, or the 8 of a half-width edge panel: N = 24 is 16 + 8) out
+// to C through TileOut: acc + C_old (accumulate) or beta * C_old, bias, residual, then the cheap
+// activations, with the constants set up once per tile: ReLU and Clip as one max/min pair,
+// LeakyRelu as a blend, HardSwish as v * clamp(alpha * v + shift, 0, 1) (a switch per vector over
+// every activation, inlined with every exp/erf chain into the unrolled loops, cost ~10% of a
+// K = 16 GEMM). The heavy ones (sigmoid, tanh, GELU) run after the tile (activation_sweep).
+// The one epilogue of full rows, used from the micro-kernel's registers and from store_tile.
+struct FullRows {
+  using Act = GemmEpilogue::Act;
+  float* C;
+  int64_t ldc, ldr = 0;
+  const float* bias = nullptr;  // per row: at the tile's first row
+  const float* res = nullptr;   // at the tile's (row, col)
+  bool accumulate, scaled, col_bias = false, row_bias = false, clamp = false, leaky = false, hswish = false;
+  __m256 vbeta, cb0, cb1, lo, hi, slope, shift;
+
+  explicit FullRows(const TileOut& o)
+      : C(o.C), ldc(o.ldc), accumulate(o.accumulate), scaled(!o.accumulate && o.beta != 0.f) {
+    const GemmEpilogue* epi = o.epi;
+    vbeta = _mm256_set1_ps(o.beta);
+    cb0 = cb1 = lo = slope = shift = _mm256_setzero_ps();
+    hi = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    if (!epi) return;
+    col_bias = epi->bias && !epi->bias_per_row;
+    row_bias = epi->bias && epi->bias_per_row;
+    if (row_bias) bias = epi->bias + o.row;
+    if (epi->residual) {
+      res = epi->residual + o.row * epi->ldr + o.col;
+      ldr = epi->ldr;
+    }
+    if (col_bias) cb0 = _mm256_loadu_ps(epi->bias + o.col);
+    if (col_bias && o.ncols == kNr) cb1 = _mm256_loadu_ps(epi->bias + o.col + 8);
+    const Act act = heavy_act(*epi) ? Act::kNone : epi->act;
+    clamp = act == Act::kRelu || act == Act::kClip;
+    leaky = act == Act::kLeakyRelu;
+    hswish = act == Act::kHardSwish;
+    if (act == Act::kClip) {
+      lo = _mm256_set1_ps(epi->clip_lo);
+      hi = _mm256_set1_ps(epi->clip_hi);
+    }
+    if (leaky || hswish) slope = _mm256_set1_ps(epi->alpha);
+    if (hswish) shift = _mm256_set1_ps(epi->shift);
+  }
+
+  __m256 activate(__m256 v) const {
+    if (clamp) return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256 zero = _mm256_setzero_ps();
+    if (leaky) return _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+    if (hswish)
+      return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, slope, shift), zero), _mm256_set1_ps(1.f)));
+    return v;
+  }
+
+  // Row i of the tile, v0 its first 8 columns and v1 the next 8 (unused unless TWO).
+  template <bool TWO>
+  __attribute__((always_inline)) void store(int i, __m256 v0, __m256 v1) const {
+    float* c = C + i * ldc;
+    if (accumulate) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
+      if (TWO) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
+    } else if (scaled) {
+      v0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c), v0);
+      if (TWO) v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8), v1);
+    }
+    if (col_bias) {
+      v0 = _mm256_add_ps(v0, cb0);
+      if (TWO) v1 = _mm256_add_ps(v1, cb1);
+    } else if (row_bias) {
+      const __m256 rb = _mm256_set1_ps(bias[i]);
+      v0 = _mm256_add_ps(v0, rb);
+      if (TWO) v1 = _mm256_add_ps(v1, rb);
+    }
+    if (res) {
+      const float* r = res + i * ldr;
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
+      if (TWO) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
+    }
+    v0 = activate(v0);
+    if (TWO) v1 = activate(v1);
+    _mm256_storeu_ps(c, v0);
+    if (TWO) _mm256_storeu_ps(c + 8, v1);
+  }
+};
+
 // The MR x ncols result in `tile` (row i at tile + i*16) out to C through TileOut.
 template <int MR>
 inline void store_tile(const float* tile, const TileOut& o) {
   const GemmEpilogue* epi = o.epi;
-  const bool heavy = epi && heavy_act(*epi);
-  // Full vectors (16 columns, or the 8 of a half-width edge panel: N = 24 is 16 + 8) go straight
-  // to C with the epilogue in registers; other widths go through the buffer below.
-  const bool two = o.ncols == kNr;
-  if (two || o.ncols == 8) {
-    const __m256 vbeta = _mm256_set1_ps(o.beta);
-    const bool col_bias = epi && epi->bias && !epi->bias_per_row;
-    const bool row_bias = epi && epi->bias && epi->bias_per_row;
-    const __m256 cb0 = col_bias ? _mm256_loadu_ps(epi->bias + o.col) : _mm256_setzero_ps();
-    const __m256 cb1 = col_bias && two ? _mm256_loadu_ps(epi->bias + o.col + 8) : _mm256_setzero_ps();
-    const float* res = epi ? epi->residual : nullptr;
-    // The cheap activations with their constants set up once per tile: ReLU and Clip as one
-    // max/min pair, LeakyRelu as a blend, HardSwish as v * clamp(alpha * v + shift, 0, 1)
-    // (a switch per vector over every activation, inlined with every exp/erf chain into this
-    // unrolled loop, cost ~10% of a K = 16 GEMM).
-    using Act = GemmEpilogue::Act;
-    const Act act = epi && !heavy ? epi->act : Act::kNone;
-    const bool clamp = act == Act::kRelu || act == Act::kClip;
-    const bool leaky = act == Act::kLeakyRelu;
-    const bool hswish = act == Act::kHardSwish;
-    const __m256 lo = _mm256_set1_ps(act == Act::kClip ? epi->clip_lo : 0.f);
-    const __m256 hi = _mm256_set1_ps(act == Act::kClip ? epi->clip_hi : std::numeric_limits<float>::infinity());
-    const __m256 slope = _mm256_set1_ps(leaky || hswish ? epi->alpha : 0.f);
-    const __m256 shift = _mm256_set1_ps(hswish ? epi->shift : 0.f);
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
-    auto finish = [&](__m256 v) {
-      if (clamp) return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-      if (leaky) return _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-      if (hswish) return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, slope, shift), zero), one));
-      return v;
-    };
+  if (o.ncols == kNr || o.ncols == 8) {
+    const FullRows rows(o);
+    if (o.ncols == kNr) {
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      float* c = o.C + i * o.ldc;
-      __m256 v0 = _mm256_load_ps(tile + i * kNr), v1 = _mm256_load_ps(tile + i * kNr + 8);
-      if (o.accumulate) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
-        if (two) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
-      } else if (o.beta != 0.f) {
-        v0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c), v0);
-        if (two) v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8), v1);
-      }
-      if (epi) {
-        if (col_bias) {
-          v0 = _mm256_add_ps(v0, cb0);
-          if (two) v1 = _mm256_add_ps(v1, cb1);
-        } else if (row_bias) {
-          const __m256 rb = _mm256_set1_ps(epi->bias[o.row + i]);
-          v0 = _mm256_add_ps(v0, rb);
-          if (two) v1 = _mm256_add_ps(v1, rb);
-        }
-        if (res) {
-          const float* r = res + (o.row + i) * epi->ldr + o.col;
-          v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
-          if (two) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
-        }
-        v0 = finish(v0);
-        if (two) v1 = finish(v1);
-      }
-      _mm256_storeu_ps(c, v0);
-      if (two) _mm256_storeu_ps(c + 8, v1);
+      for (int i = 0; i < MR; ++i) rows.store<true>(i, _mm256_load_ps(tile + i * kNr), _mm256_load_ps(tile + i * kNr + 8));
+    } else {
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) rows.store<false>(i, _mm256_load_ps(tile + i * kNr), _mm256_setzero_ps());
     }
     return;
   }
@@ -256,7 +287,7 @@ inline void store_tile(const float* tile, const TileOut& o) {
   }
   if (epi) {
     GemmEpilogue e = epilogue_at(*epi, o.row, o.col);
-    if (heavy) e.act = GemmEpilogue::Act::kNone;
+    if (heavy_act(*epi)) e.act = GemmEpilogue::Act::kNone;
     sgemm_avx2_epilogue_block(e, 0, MR, 0, o.ncols, t, kNr);
   }
   for (int i = 0; i < MR; ++i) std::memcpy(o.C + i * o.ldc, t + i * kNr, o.ncols * sizeof(float));
@@ -323,61 +354,16 @@ void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const floa
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
       for (int h = 0; h < NH; ++h) acc[0][i][h] = _mm256_add_ps(acc[0][i][h], acc[s][i][h]);
-  // A full panel with no epilogue (every K-block but the last of a fused GEMM, all of a plain
-  // one): C = acc or C += acc straight from the registers, without the trip through the buffer.
-  if (NH == 2 && !out.epi && out.ncols == kNr && (out.accumulate || out.beta == 0.f)) {
-    const bool add = out.accumulate;
+  // A full panel goes out straight from the registers, its epilogue (if any) applied on the way.
+  // (Through the buffer and store_tile it cost 15% of a 1x1 64 -> 256 convolution, whose tiles
+  // are only ~400 cycles of FMAs.)
+  if constexpr (NH == 2) {
+    if (out.ncols == kNr) {
+      const FullRows rows(out);
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      float* c = out.C + i * out.ldc;
-#pragma GCC unroll 2
-      for (int h = 0; h < NH; ++h)
-        _mm256_storeu_ps(c + 8 * h, add ? _mm256_add_ps(acc[0][i][h], _mm256_loadu_ps(c + 8 * h)) : acc[0][i][h]);
+      for (int i = 0; i < MR; ++i) rows.store<true>(i, acc[0][i][0], acc[0][i][1]);
+      return;
     }
-    return;
-  }
-  // The last K-block of a full panel with bias / residual / ReLU or Clip: finished in registers and
-  // stored once. (Through the buffer and store_tile's general code it cost 15% of a 1x1 64 -> 256
-  // convolution, whose tiles are only ~400 cycles of FMAs.) Same order of operations as store_tile.
-  using Act = GemmEpilogue::Act;
-  if (NH == 2 && out.epi && out.ncols == kNr && (out.accumulate || out.beta == 0.f) &&
-      (out.epi->act == Act::kNone || out.epi->act == Act::kRelu || out.epi->act == Act::kClip)) {
-    const GemmEpilogue& e = *out.epi;
-    const bool clamp = e.act != Act::kNone;
-    const __m256 lo = _mm256_set1_ps(e.act == Act::kClip ? e.clip_lo : 0.f);
-    const __m256 hi = _mm256_set1_ps(e.act == Act::kClip ? e.clip_hi : std::numeric_limits<float>::infinity());
-    const bool row_bias = e.bias && e.bias_per_row, col_bias = e.bias && !e.bias_per_row;
-    const __m256 cb0 = col_bias ? _mm256_loadu_ps(e.bias + out.col) : _mm256_setzero_ps();
-    const __m256 cb1 = col_bias ? _mm256_loadu_ps(e.bias + out.col + 8) : _mm256_setzero_ps();
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      float* c = out.C + i * out.ldc;
-      __m256 v0 = acc[0][i][0], v1 = acc[0][i][NH - 1];  // NH is 2 here (NH - 1 compiles for NH = 1)
-      if (out.accumulate) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
-      }
-      if (row_bias) {
-        const __m256 rb = _mm256_set1_ps(e.bias[out.row + i]);
-        v0 = _mm256_add_ps(v0, rb);
-        v1 = _mm256_add_ps(v1, rb);
-      } else if (col_bias) {
-        v0 = _mm256_add_ps(v0, cb0);
-        v1 = _mm256_add_ps(v1, cb1);
-      }
-      if (e.residual) {
-        const float* r = e.residual + (out.row + i) * e.ldr + out.col;
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
-      }
-      if (clamp) {
-        v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
-        v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
-      }
-      _mm256_storeu_ps(c, v0);
-      _mm256_storeu_ps(c + 8, v1);
-    }
-    return;
   }
   // Through a small L1 buffer: any loop below that indexed acc[] with a run-time bound would
   // make GCC keep the accumulators in memory during the K loop.
