@@ -4,9 +4,8 @@
 // without a device provider) holds a RunScope: its start wakes sleeping workers at once (their
 // wake-up overlaps the run's first, serial work instead of delaying its first parallel kernel)
 // and they spin between jobs, through serial stretches too, until the last run in progress ends;
-// then the spin above applies. Without spinning (ORT's
-// session.intra_op.allow_spinning = 0, for hosts shared with other work) workers and the caller
-// sleep as soon as they wait.
+// then the spin above applies. Without spinning (ORT's session.intra_op.allow_spinning = 0, for
+// hosts shared with other work) workers and the caller sleep as soon as they wait.
 // Each thread owns a contiguous share of a job's chunks (the caller the first, worker i the
 // i+1-th) and runs it front to back, then takes chunks from the back of the others' shares: a
 // chain of kernels split the same way (pixels, rows) keeps each part of the activations on the
