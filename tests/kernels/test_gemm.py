@@ -119,13 +119,13 @@ def test_gemm_ex_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 13])
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 255, 257, 515])
-@pytest.mark.parametrize("n", [17, 41, 300])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 255, 257, 515, 1024])
+@pytest.mark.parametrize("n", [17, 41, 100, 300])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
     # Few rows of A read in place (a view with row stride > K) against a packed B, K not a multiple
     # of the kernel's interleaved accumulator sets nor of the K-block; n = 300 with k >= 255 splits
-    # the GEMV's columns across the threads.
+    # the GEMV's columns across the threads (n = 100 with k = 1024: 7 panels, fewer than 4 ranges a thread).
     rng = np.random.default_rng(m * 31 + k)
     big_a = rng.standard_normal((m, k + 9)).astype(np.float32)
     a = big_a[:, 4:4 + k]
