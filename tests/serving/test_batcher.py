@@ -700,9 +700,21 @@ def test_inline_path_never_runs_an_expired_request(mlp_session):
     async def main(b):
         await b.infer({"x": x})
         await b.infer({"x": x})  # inline
-        # 1 us passes between prepare and the hand-over: the queue answers it, unrun.
-        with pytest.raises(runnx.DeadlineExceeded):
-            await b.infer({"x": x}, timeout_us=1)
+        # The hand-over comes 2 ms after prepare, past the 1 us timeout: the queue answers it,
+        # unrun. (Left to the event loop's own pace, less than 1 us can pass on a fast host.)
+        d = b._delivery
+        dispatch = d.dispatch
+
+        def late_dispatch(st):
+            threading.Event().wait(0.002)
+            dispatch(st)
+
+        d.dispatch = late_dispatch
+        try:
+            with pytest.raises(runnx.DeadlineExceeded):
+                await b.infer({"x": x}, timeout_us=1)
+        finally:
+            del d.dispatch  # the class's own again
         return await b.infer({"x": x}, timeout_us=10**9)  # inline again
 
     with runnx.Batcher(mlp_session, max_batch_size=4, max_queue_delay_us=0, max_inline_us=BIG_US) as b:
