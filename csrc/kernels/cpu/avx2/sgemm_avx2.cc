@@ -509,6 +509,16 @@ inline void prefetch_residual(const GemmEpilogue* epi, int64_t i, int mr, int64_
   }
 }
 
+// Packed A's next block (the tile's next K-block, or the next tile's first), fetched into L2
+// while the current block runs. Constant weights come from DRAM every run (ResNet-50's are 100 MB)
+// and were read only in each block's first panel pass: a 72-row block (72 KB) had ~1/13 of the
+// block's time to arrive at 14x14. ResNet-50 b1, 1 thread, per-node minimum over 20 runs summed,
+// 3 alternating rounds: 1x1/s1 convs 30.9-31.1 -> 30.3 ms, 1x1/s2 6.3-6.4 -> 6.2, 3x3/s2 7.4-7.55 -> 7.35.
+struct AAhead {
+  const char* p = nullptr;
+  int64_t lines = 0;  // 64-byte lines
+};
+
 // The tile functions below see one tile: C, A's rows (ASource), the epilogue and the K-block's
 // panels (panel p at bblock + p*kc*16) all start at its corner; `rows` x `cols` of C, and A has
 // `rows_left` rows from the tile's first on (the narrow path prefetches past the tile).
@@ -560,8 +570,10 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
 // K loop: B of a BERT layer (2-9 MB) comes from L3, and the first row group of each panel
 // otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core; spread rather than issued
 // before each group: BERT-base batch 1 on one core -7% or more).
+// `ahead` (when set): A's next block (packed weights), fetched into L2 a few lines per micro tile.
 void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int64_t kc, const ASource& a,
-                 const float* bblock, float* C, int64_t ldc, bool accumulate, float beta, const GemmEpilogue* epi) {
+                 const float* bblock, float* C, int64_t ldc, bool accumulate, float beta, const GemmEpilogue* epi,
+                 const AAhead& ahead = {}) {
   if (cols <= 2 * kNr)
     return narrow_tile_kblock(rows, rows_left, cols, k0, kc, a, bblock, C, ldc, accumulate, beta, epi);
   if (a.mpad && kc <= kShortK) {
@@ -582,6 +594,8 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
   const int64_t groups = (rows + kMr - 1) / kMr;
   const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
   const int64_t per_group = (lines + groups - 1) / groups;
+  const int64_t a_per_tile = (ahead.lines + groups * panels_of(cols) - 1) / (groups * panels_of(cols));
+  int64_t a_line = 0;
   for (int64_t j = 0; j < cols; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
     const float* next = j + kNr < cols ? panel + kc * kNr : nullptr;
@@ -593,6 +607,8 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
       line += pf_lines;
       const int mr = static_cast<int>(std::min<int64_t>(kMr, rows - i));
       prefetch_residual(epi, i, mr, j, ncols);
+      for (const int64_t end = std::min(ahead.lines, a_line + a_per_tile); a_line < end; ++a_line)
+        _mm_prefetch(ahead.p + a_line * 64, _MM_HINT_T1);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
       kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out, pf, pf_lines);
     }
@@ -705,6 +721,21 @@ GemmEpilogue residual_guard(const GemmEpilogue& epi, int64_t M, int64_t N, int64
   return gemm_residual_copy(epi, M, N, C, ldc, keep);
 }
 
+// For tile q of t, working on A's K-block before `k_next`: packed A's next block (the same rows'
+// block from k_next, or tile q + 1's first), none when A is read in place.
+AAhead a_ahead(const ASource& a, const Tiling& t, int64_t q, int64_t k_next, int64_t K) {
+  if (!a.mpad) return {};
+  TileRect r = t.tile(q);
+  if (k_next >= K) {
+    if (q + 1 >= t.count()) return {};
+    r = t.tile(q + 1);
+    k_next = 0;
+  }
+  const int64_t kc = std::min(kKc, K - k_next);
+  const int64_t floats = round_up(r.m1 - r.m0, kMr) * kc;
+  return {reinterpret_cast<const char*>(a.from_row(r.m0).at(0, k_next, kc)), (floats * 4 + 63) / 64};
+}
+
 // C[:, 0:N] over all of K with B packed whole (panel blocks at Bp + k0*npad): each tile keeps its C
 // block in cache across the K-blocks and applies the epilogue in registers on the last one.
 void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float* Bp, int64_t npad, float* C,
@@ -730,7 +761,7 @@ void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
       tile_kblock(rows, M - r.m0, cols, k0, kc, at, Bp + k0 * npad + r.n0 * kc, c, ldc, k0 > 0, beta,
-                  fused && k0 + kc >= K ? &e : nullptr);
+                  fused && k0 + kc >= K ? &e : nullptr, a_ahead(a, t, q, k0 + kc, K));
     }
     if (fused) activation_sweep(&e, 0, rows, 0, cols, c, ldc);
   });
