@@ -48,6 +48,9 @@ constexpr int64_t kDirectMaxChannels = 4;
 constexpr int64_t kSmallImagePixels = 64;
 // Floats of transposed input rows gathered for one GEMM (several images at batch > 1).
 constexpr int64_t kTransposedRowsBudget = int64_t{1} << 20;
+// With enough images for every thread, each task runs its images start to end on one thread,
+// at most this many floats of gathered rows or of GEMM output (about a core's L2) per task.
+constexpr int64_t kTransposedTaskFloats = int64_t{1} << 18;
 // The split GEMM path (run_gemm_split): each GEMM call's B (X's columns or the im2col block) is
 // at most this many floats, so the GEMM packs it into the caller's L2 and the call's output
 // columns stay there too; and an image is split over the threads only when each gets at least
@@ -573,7 +576,15 @@ class ConvKernel : public Kernel {
     // kernels gather rows of taps from zero-padded planes.
     const bool one_tap = ks == 1;
     const bool pointwise = is_pointwise(g);
-    const int64_t per_group = std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
+    // At batch >= 2 per thread the pool runs whole tasks of images, each on one thread: the
+    // gathered rows, the GEMM's output and the transpose back stay in that core's L2 (ResNet-50's
+    // 7x7 stage at batch 32: the three phases, each split over both threads, streamed 4-13 MB
+    // buffers through L3). The pool's calls inside a task run inline.
+    const int64_t threads = pool.num_threads();
+    const bool per_thread = threads > 1 && N >= 2 * threads;
+    const int64_t per_group =
+        per_thread ? std::clamp<int64_t>(kTransposedTaskFloats / (P * std::max(K, M)), 1, N / (2 * threads))
+                   : std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
     // Planes gathered first (all but pointwise): the padded input (im2row) or the subsample (1x1).
     const int64_t PH = one_tap ? g.out[1] : (g.out[1] - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
     const int64_t PW = one_tap ? g.out[2] : (g.out[2] - 1) * g.s[2] + (g.k[2] - 1) * g.d[2] + 1;
@@ -583,15 +594,16 @@ class ConvKernel : public Kernel {
     const int64_t in_parts = one_tap ? (C + in_step - 1) / in_step : (P + in_step - 1) / in_step;
     constexpr int64_t kOutStep = 64;  // output channels per transpose-back task
     const int64_t out_parts = (M + kOutStep - 1) / kOutStep;
-    float* at = conv_scratch(0, per_group * P * K);
-    float* ct = conv_scratch(1, per_group * P * M);
-    float* xp = pointwise ? nullptr : conv_scratch(3, per_group * C * GP);
     const float* x = xt.ptr<float>();
     float* y = yt.ptr<float>();
     const bool res_in_y = e.residual && e.residual < y + N * M * P && y < e.residual + N * M * P;
     const ConvSimd& simd = conv_simd();
-    for (int64_t n0 = 0; n0 < N; n0 += per_group) {
+    // Images [n0, n0 + nn) through the three phases (gather, GEMM, transpose back).
+    auto group = [&](int64_t n0) {
       const int64_t nn = std::min(per_group, N - n0);
+      float* at = conv_scratch(0, per_group * P * K);
+      float* ct = conv_scratch(1, per_group * P * M);
+      float* xp = pointwise ? nullptr : conv_scratch(3, per_group * C * GP);
       if (!pointwise)
         pool.parallel_for(nn * C, std::max<int64_t>(1, 16384 / std::max(GP, IP)), [&](int64_t q0, int64_t q1) {
           for (int64_t q = q0; q < q1; ++q)
@@ -625,7 +637,14 @@ class ConvKernel : public Kernel {
           if (res_in_y) std::copy(dst, dst + (m1 - m0) * P, yn + m0 * P);
         }
       });
-    }
+    };
+    const int64_t groups = (N + per_group - 1) / per_group;
+    if (per_thread)
+      pool.parallel_for(groups, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) group(t * per_group);
+      });
+    else
+      for (int64_t t = 0; t < groups; ++t) group(t * per_group);
   }
 
   // Packed W, every thread on its own output columns: the (image, group) column ranges are cut

@@ -190,6 +190,11 @@ GEMM_CASES = [
     (1, 5, 16, 5, 5, (3, 3), {"pads": [1, 1, 1, 1]}),  # the last channel's last row copied exactly
     (2, 6, 16, 6, 7, (1, 3), {"pads": [0, 1, 0, 1]}),  # one kernel row
     (3, 2400, 16, 7, 7, (3, 3), {"pads": [1, 1, 1, 1]}),  # one image per GEMM group
+    # batch >= 2 per thread: tasks of whole images, each on one thread (2 images a task at 2
+    # threads, the last task one image)
+    (9, 16, 24, 7, 7, (1, 1), {}),
+    (8, 6, 20, 7, 6, (3, 3), {"pads": [1, 1, 1, 1]}),
+    (5, 7, 18, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     (1, 20, 17, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 1x1/s2, zero border
     (2, 18, 16, 6, 6, (1, 1), {"pads": [1, 0, 0, 1]}),  # 1x1 padded at stride 1
     (1, 9, 16, 9, 7, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),  # 4-float copies, dilated rows
@@ -459,6 +464,7 @@ FUSED_SHAPES = {
     "im2col": ((1, 5, 9, 7), (6, 5, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
     "transposed_im2col": ((1, 5, 13, 13), (20, 5, 1, 1), {"strides": [2, 2]}, ""),
     "transposed_3x3": ((2, 5, 7, 6), (20, 5, 3, 3), {"pads": [1, 1, 1, 1]}, ""),
+    "transposed_per_thread": ((9, 6, 7, 7), (18, 6, 3, 3), {"pads": [1, 1, 1, 1]}, ""),
     "winograd": ((3, 6, 13, 7), (5, 6, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd"),
     "depthwise": ((1, 6, 13, 13), (6, 1, 3, 3), {"group": 6, "strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
     "generic": ((1, 4, 7, 5), (3, 4, 3, 3), {"pads": [1, 0, 1, 0]}, "generic"),
@@ -494,6 +500,7 @@ INPLACE_CASES = {
     "im2col": ((1, 6, 19, 17), (10, 6, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "transposed": ((2, 40, 7, 7), (70, 40, 1, 1), {}),
     "transposed_3x3": ((1, 9, 6, 7), (18, 9, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "transposed_per_thread": ((5, 40, 7, 7), (70, 40, 1, 1), {}),
     "direct": ((2, 3, 15, 16), (10, 3, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2]}),
 }
 
