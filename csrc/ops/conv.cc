@@ -48,8 +48,8 @@ constexpr int64_t kDirectMaxChannels = 4;
 constexpr int64_t kSmallImagePixels = 64;
 // Floats of transposed input rows gathered for one GEMM (several images at batch > 1).
 constexpr int64_t kTransposedRowsBudget = int64_t{1} << 20;
-// With enough images for every thread, each task runs its images start to end on one thread,
-// at most this many floats of gathered rows or of GEMM output (about a core's L2) per task.
+// With enough images for every thread, each task runs its images start to end on one thread:
+// about this many floats of gathered rows or of GEMM output per task (one image at least).
 constexpr int64_t kTransposedTaskFloats = int64_t{1} << 18;
 // The split GEMM path (run_gemm_split): each GEMM call's B (X's columns or the im2col block) is
 // at most this many floats, so the GEMM packs it into the caller's L2 and the call's output
@@ -579,9 +579,10 @@ class ConvKernel : public Kernel {
     // At batch >= 2 per thread the pool runs whole tasks of images, each on one thread: the
     // gathered rows, the GEMM's output and the transpose back stay in that core's L2 (ResNet-50's
     // 7x7 stage at batch 32: the three phases, each split over both threads, streamed 4-13 MB
-    // buffers through L3). The pool's calls inside a task run inline.
+    // buffers through L3). Inside a task the pool's calls run inline (the GEMM gets no pool); had
+    // the outer call run inline (another caller drives the workers) they would use the pool.
     const int64_t threads = pool.num_threads();
-    const bool per_thread = threads > 1 && N >= 2 * threads;
+    const bool per_thread = threads > 1 && N >= 2 * threads && N * M * P * K >= kParallelMacs;
     const int64_t per_group =
         per_thread ? std::clamp<int64_t>(kTransposedTaskFloats / (P * std::max(K, M)), 1, N / (2 * threads))
                    : std::clamp<int64_t>(kTransposedRowsBudget / (P * K), 1, N);
@@ -622,7 +623,7 @@ class ConvKernel : public Kernel {
           }
         }
       });
-      gemm_f32_packed(nn * P, at, K, wt_packed_, ct, M, 0.f, GemmEpilogue{}, &pool);
+      gemm_f32_packed(nn * P, at, K, wt_packed_, ct, M, 0.f, GemmEpilogue{}, per_thread ? nullptr : &pool);
       pool.parallel_for(nn * out_parts, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t i = t / out_parts, m0 = (t % out_parts) * kOutStep;

@@ -190,11 +190,10 @@ GEMM_CASES = [
     (1, 5, 16, 5, 5, (3, 3), {"pads": [1, 1, 1, 1]}),  # the last channel's last row copied exactly
     (2, 6, 16, 6, 7, (1, 3), {"pads": [0, 1, 0, 1]}),  # one kernel row
     (3, 2400, 16, 7, 7, (3, 3), {"pads": [1, 1, 1, 1]}),  # one image per GEMM group
-    # batch >= 2 per thread: tasks of whole images, each on one thread (2 images a task at 2
-    # threads, the last task one image)
-    (9, 16, 24, 7, 7, (1, 1), {}),
-    (8, 6, 20, 7, 6, (3, 3), {"pads": [1, 1, 1, 1]}),
-    (5, 7, 18, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    # batch >= 2 per thread (2 threads): tasks of whole images, each on one thread
+    (9, 16, 24, 7, 7, (1, 1), {}),  # tasks of 2 images, the last of 1
+    (8, 6, 20, 7, 6, (3, 3), {"pads": [1, 1, 1, 1]}),  # 4 tasks of 2 images
+    (5, 40, 24, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 5 tasks of 1, subsampled
     (1, 20, 17, 9, 9, (1, 1), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 1x1/s2, zero border
     (2, 18, 16, 6, 6, (1, 1), {"pads": [1, 0, 0, 1]}),  # 1x1 padded at stride 1
     (1, 9, 16, 9, 7, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),  # 4-float copies, dilated rows
@@ -500,7 +499,8 @@ INPLACE_CASES = {
     "im2col": ((1, 6, 19, 17), (10, 6, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "transposed": ((2, 40, 7, 7), (70, 40, 1, 1), {}),
     "transposed_3x3": ((1, 9, 6, 7), (18, 9, 3, 3), {"pads": [1, 1, 1, 1]}),
-    "transposed_per_thread": ((5, 40, 7, 7), (70, 40, 1, 1), {}),
+    "transposed_per_thread": ((5, 40, 7, 7), (70, 40, 1, 1), {}),  # tasks of 1 image
+    "transposed_per_thread_pairs": ((9, 16, 7, 7), (24, 16, 1, 1), {}),  # tasks of 2, the last of 1
     "direct": ((2, 3, 15, 16), (10, 3, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2]}),
 }
 

@@ -598,7 +598,10 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
   const int64_t groups = (rows + kMr - 1) / kMr;
   const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
   const int64_t per_group = (lines + groups - 1) / groups;
-  const int64_t a_per_tile = (ahead.lines + groups * panels_of(cols) - 1) / (groups * panels_of(cols));
+  // At most 16 lines a micro tile (a tile of few panels leaves the rest of the block unfetched):
+  // a longer burst would fill the miss buffers as the panel prefetch below once did.
+  const int64_t a_per_tile =
+      std::min<int64_t>(16, (ahead.lines + groups * panels_of(cols) - 1) / (groups * panels_of(cols)));
   int64_t a_line = 0;
   for (int64_t j = 0; j < cols; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
