@@ -322,7 +322,17 @@ void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const floa
   int64_t k = 0;
 #pragma GCC unroll 4
   for (; k + KS <= kc; k += KS) {
-    if ((k & 7) == 0 && pf_lines > 0) {
+    if constexpr (MR <= 3) {
+      // GEMV-like: every k-step reads a whole line of the panel and little else, so the next
+      // panel comes a line per k-step (one every 8 left most of it to a burst after the loop).
+#pragma GCC unroll 4
+      for (int s = 0; s < KS; ++s)
+        if (pf_lines > 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+          pf += 16;
+          --pf_lines;
+        }
+    } else if ((k & 7) == 0 && pf_lines > 0) {
       _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
       pf += 16;
       --pf_lines;
