@@ -584,10 +584,12 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
 // K loop: B of a BERT layer (2-9 MB) comes from L3, and the first row group of each panel
 // otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core; spread rather than issued
 // before each group: BERT-base batch 1 on one core -7% or more).
-// `ahead` (when set): A's next block (packed weights), fetched into L2 a few lines per micro tile.
+// `ahead` (when set): A's next block (packed weights), fetched into L2 a few lines per micro tile;
+// `b_next` (when set): the tile's first panel of B's next K-block (b_next_kc rows), fetched during
+// the last panel like the others (packed weights from DRAM: it would stall the next block's start).
 void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int64_t kc, const ASource& a,
                  const float* bblock, float* C, int64_t ldc, bool accumulate, float beta, const GemmEpilogue* epi,
-                 const AAhead& ahead = {}) {
+                 const AAhead& ahead = {}, const float* b_next = nullptr, int64_t b_next_kc = 0) {
   if (cols <= 2 * kNr)
     return narrow_tile_kblock(rows, rows_left, cols, k0, kc, a, bblock, C, ldc, accumulate, beta, epi);
   if (a.mpad && kc <= kShortK) {
@@ -606,8 +608,6 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
     return;
   }
   const int64_t groups = (rows + kMr - 1) / kMr;
-  const int64_t lines = kc * kNr / 16;  // 64-byte lines per panel
-  const int64_t per_group = (lines + groups - 1) / groups;
   // At most 16 lines a micro tile (a tile of few panels leaves the rest of the block unfetched):
   // a longer burst would fill the miss buffers as the panel prefetch below once did.
   const int64_t a_per_tile =
@@ -615,7 +615,11 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
   int64_t a_line = 0;
   for (int64_t j = 0; j < cols; j += kNr) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
-    const float* next = j + kNr < cols ? panel + kc * kNr : nullptr;
+    // The next panel, or after the last one the next K-block's first (b_next, when given).
+    const bool last = j + kNr >= cols;
+    const float* next = last ? b_next : panel + kc * kNr;
+    const int64_t lines = last ? b_next_kc : kc;  // 64-byte lines of that panel
+    const int64_t per_group = (lines + groups - 1) / groups;
     const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
     int64_t line = 0;
     for (int64_t i = 0; i < rows; i += kMr) {
@@ -777,8 +781,10 @@ void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float
     const ASource at = a.from_row(r.m0);
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
+      const int64_t kc_next = std::min(kKc, K - k0 - kc);
       tile_kblock(rows, M - r.m0, cols, k0, kc, at, Bp + k0 * npad + r.n0 * kc, c, ldc, k0 > 0, beta,
-                  fused && k0 + kc >= K ? &e : nullptr, a_ahead(a, t, q, k0 + kc, K));
+                  fused && k0 + kc >= K ? &e : nullptr, a_ahead(a, t, q, k0 + kc, K),
+                  kc_next > 0 ? Bp + (k0 + kc) * npad + r.n0 * kc_next : nullptr, std::max<int64_t>(kc_next, 0));
     }
     if (fused) activation_sweep(&e, 0, rows, 0, cols, c, ldc);
   });
