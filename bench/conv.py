@@ -6,7 +6,10 @@ own choice (`auto`), `--algos` times forced paths (RUNNX_CONV_ALGO=im2col|winogr
 at session creation) to see which wins per shape. The ratio is runnx auto time / ORT time.
 
 `--profile` instead times whole zoo models node by node (both engines' enable_profiling, the
-median (--min: fastest) over runs of each node's time) and prints the time per op type and the slowest nodes.
+median (--min: fastest) over runs of each node's time) and prints the time per op type, per group
+of convolutions (kernel and stride; the 7x7 stage apart) and the slowest nodes. Per-node minimums
+summed by group moved by about 1% between runs on this session's noisy host, where whole-run
+times moved 10-40%: the way to A/B a kernel change.
 
 Usage:
     RUNNX_DEV_BUILD=build/dev python bench/conv.py [--threads 2] [--budget 0.3]
@@ -269,6 +272,19 @@ def profile_model(model: str, batch: int, threads: int, runs: int, top: int, sta
     o_convs = [k for k in o_nodes if "Conv" in k[1]]
     r_keys = {k: shapes[k[0]][1] for k in r_convs if k[0] in shapes}
     partner = _pair_convs(r_convs, r_keys, o_convs, o_keys)
+    # Convolutions by kernel and stride (the 7x7 stage apart: it runs the transposed GEMM), both
+    # engines, paired nodes only: where the gap is, steadier than single nodes (--min for mins).
+    groups = {}
+    for key, o_key in partner.items():
+        label = shapes[key[0]][0] if key[0] in shapes else ""
+        group = label.split(" ")[0] + (" @7" if label.endswith("@7") else "")
+        g = groups.setdefault(group, [0.0, 0.0, 0])
+        g[0] += r_nodes[key]
+        g[1] += o_nodes[o_key]
+        g[2] += 1
+    print(f"{'conv group':14s} {'n':>3s} {'runnx ms':>9s} {'ort ms':>9s} {'ratio':>6s}")
+    for group, (r_us, o_us, n) in sorted(groups.items()):
+        print(f"{group:14s} {n:3d} {r_us / 1e3:9.3f} {o_us / 1e3:9.3f} {r_us / o_us:6.2f}")
     print(f"slowest {top} runnx nodes (us; ORT's matching convolution and the ratio):")
     for key, us in sorted(r_nodes.items(), key=lambda kv: -kv[1])[:top]:
         o_us = o_nodes[partner[key]] if key in partner else None
