@@ -94,6 +94,12 @@ inline void transpose8x8_into_panel(const float* src, int64_t ldb, float* dst) {
   _mm256_storeu_ps(dst + 7 * kNr, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
+// Columns [c0, c1) of one row of B, a line per 16 floats, with prefetch hint HINT.
+template <auto HINT>
+inline void prefetch_columns(const float* row, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; c += 16) _mm_prefetch(reinterpret_cast<const char*>(row + c), HINT);
+}
+
 // Panels [p0, p1) of B[k0:k0+kc, :] into out (panel p at out + p*kc*16, rows of 16, zero-padded).
 void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64_t k0, int64_t kc, float* out,
                   int64_t p0, int64_t p1) {
@@ -107,10 +113,8 @@ void pack_b_block(const float* B, int64_t ldb, bool transposed, int64_t N, int64
     const int64_t c0 = p0 * kNr, c1 = std::min(N, p1 * kNr);
     for (int64_t k = 0; k < kc; ++k) {
       const float* row = B + (k0 + k) * ldb;
-      if (k + 2 < kc)
-        for (int64_t c = c0; c < c1; c += 16) _mm_prefetch(reinterpret_cast<const char*>(row + 2 * ldb + c), _MM_HINT_T0);
-      if (k + 8 < kc)
-        for (int64_t c = c0; c < c1; c += 16) _mm_prefetch(reinterpret_cast<const char*>(row + 8 * ldb + c), _MM_HINT_T1);
+      if (k + 2 < kc) prefetch_columns<_MM_HINT_T0>(row + 2 * ldb, c0, c1);
+      if (k + 8 < kc) prefetch_columns<_MM_HINT_T1>(row + 8 * ldb, c0, c1);
       for (int64_t p = p0; p < full; ++p) {
         float* dst = out + p * kc * kNr + k * kNr;
         _mm256_storeu_ps(dst, _mm256_loadu_ps(row + p * kNr));
