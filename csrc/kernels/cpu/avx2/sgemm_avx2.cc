@@ -306,7 +306,8 @@ inline void store_tile(const float* tile, const TileOut& o) {
 // acc(MR x 16) = A(MR rows, kc) * Bp(kc x 16), then out through store_tile. Every loop over the
 // accumulators has the compile-time bound MR, so they stay in registers. Few rows give too few
 // independent FMA chains to hide the FMA latency (M = 1: two chains, a quarter of the peak), so
-// those kernels keep KS sets of accumulators over interleaved k and add them at the end.
+// those kernels keep KS sets of accumulators over interleaved k and add them at the end; so does
+// the 8-column edge kernel (6 rows are 6 chains: 1x1 convs at 14x14, N = 196 = 12 * 16 + 4).
 // A is read in place (row i at A + i*lda; its MR x kc block stays in L1 across the panel), or,
 // when PACKED_A, from a packed micro-panel (element (i, k) at A + k*6 + i). NH = 1 computes only
 // the panel's first 8 columns: a right-edge panel of at most 8 (N = 24 is 16 + 8) skips the FMAs
@@ -317,7 +318,7 @@ template <int MR, bool PACKED_A, int NH>
 void micro_kernel(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict Bp,
                   const TileOut& out, const float* pf, int64_t pf_lines) {
   auto a_at = [&](int i, int64_t k) { return PACKED_A ? A + k * kMr + i : A + i * lda + k; };
-  constexpr int KS = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
+  constexpr int KS = MR * NH >= 8 ? 1 : MR * NH >= 4 ? 2 : 4;
   __m256 acc[KS][MR][NH];
 #pragma GCC unroll 4
   for (int s = 0; s < KS; ++s)
