@@ -11,7 +11,8 @@ The base build is loaded as a second copy of the package (`runnx_base`, in a tem
 its _C is a copy whose pybind11 internals key has one byte changed, so the two extension modules
 do not share (and clash over) one registry of bound types. Timing only: nothing else is touched.
 
-Usage (BASE and NEW are build folders holding py/runnx/_C*.so, or an installed runnx package):
+Usage (BASE and NEW are build folders holding py/runnx/_C*.so, or an installed runnx package;
+--model is a zoo name or an .onnx file, whose float inputs get random values at --batch):
     python bench/ab_builds.py --base /tmp/base --new build/dev [--model resnet50] [--batch 1]
         [--threads 2] [--rounds 40]
 """
@@ -65,6 +66,16 @@ def load_pair(base: str, new: str, tmp: str):
     return importlib.import_module("runnx_base"), new_mod
 
 
+def file_inputs(mod, path: str, batch: int) -> dict:
+    """Random float32 inputs for a model file; a symbolic dimension becomes `batch`."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sess = mod.InferenceSession(path)
+    return {i.name: rng.standard_normal([d if isinstance(d, int) and d > 0 else batch for d in i.shape],
+                                        dtype=np.float32) for i in sess.get_inputs()}
+
+
 def group_of(key: tuple[str, str], shapes: dict) -> str:
     """A node's row: its convolution group ('3x3/s2', '1x1/s1 @7') or its op type."""
     name, op = key
@@ -78,7 +89,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", required=True, help="build folder of the reference build")
     ap.add_argument("--new", required=True, help="build folder of the changed build")
-    ap.add_argument("--model", default="resnet50")
+    ap.add_argument("--model", default="resnet50", help="a zoo model, or an .onnx file")
     ap.add_argument("--scale", choices=("full", "tiny"), default="full")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
@@ -90,8 +101,11 @@ def main(argv=None) -> int:
         from bench import conv
         from bench.models import zoo
 
-        path = str(zoo.cached_path(args.model, args.scale))
-        feeds = zoo.sample_inputs(args.model, args.batch, args.scale, seed=0)
+        if args.model.endswith(".onnx"):
+            path, feeds = args.model, file_inputs(new_mod, args.model, args.batch)
+        else:
+            path = str(zoo.cached_path(args.model, args.scale))
+            feeds = zoo.sample_inputs(args.model, args.batch, args.scale, seed=0)
         sessions = {}
         for label, mod in (("base", base_mod), ("new", new_mod)):
             so = mod.SessionOptions()
