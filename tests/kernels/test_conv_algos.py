@@ -132,6 +132,9 @@ WINO_CASES = [
     (1, 1, 1, 1, 1, (1, 1, 1, 1)),  # 1x1 image
     (1, 16, 24, 29, 37, (1, 1, 1, 1)),  # more than 8 tiles per row: a vector of tiles + a tail
     (1, 33, 7, 4, 20, (2, 2, 2, 2)),
+    # rows of 4 tiles go two tile rows per vector of 8: an odd number of tile rows, batch 2
+    (2, 9, 11, 11, 14, (1, 1, 1, 1)),
+    (1, 4, 8, 16, 16, (1, 1, 1, 1)),
 ]
 
 
@@ -465,6 +468,7 @@ FUSED_SHAPES = {
     "transposed_3x3": ((2, 5, 7, 6), (20, 5, 3, 3), {"pads": [1, 1, 1, 1]}, ""),
     "transposed_per_thread": ((9, 6, 7, 7), (18, 6, 3, 3), {"pads": [1, 1, 1, 1]}, ""),
     "winograd": ((3, 6, 13, 7), (5, 6, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd"),
+    "winograd_4_tile_rows": ((1, 6, 9, 14), (5, 6, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd"),
     "depthwise": ((1, 6, 13, 13), (6, 1, 3, 3), {"group": 6, "strides": [2, 2], "pads": [1, 1, 1, 1]}, ""),
     "generic": ((1, 4, 7, 5), (3, 4, 3, 3), {"pads": [1, 0, 1, 0]}, "generic"),
     "direct": ((2, 3, 13, 19), (10, 3, 5, 5), {"strides": [2, 2], "pads": [2, 1, 2, 2]}, ""),

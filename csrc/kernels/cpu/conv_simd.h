@@ -40,6 +40,9 @@ struct WinogradGeom {
   int64_t C, M, OH, OW;
   int64_t th, tw;  // tile rows / columns: ceil(OH / 4), ceil(OW / 4)
   int64_t tiles() const { return th * tw; }
+  // Floats between channels in V and Mo ([xi][channel][tile]): the tiles and at least 8 more, so
+  // a group of 8 tiles that is only partly in the row (tw = 7, 14) is stored and loaded whole.
+  int64_t tile_stride() const { return (tiles() + 15) / 8 * 8; }
   int64_t pad_h() const { return 4 * th + 2; }  // the zero-padded input plane copy
   int64_t pad_w() const { return 32 * ((tw + 7) / 8) + 2; }  // whole groups of 8 tiles
 };
@@ -101,10 +104,12 @@ struct ConvSimd {
   void (*depthwise_plane)(const float* x, const float* w, const DepthwiseGeom& g,
                           const ConvEpilogue& e, int64_t m, const float* res, float* y,
                           float* scratch);
-  // V[xi][c][t] (xi < 36, t < tiles) for channel c from its zero-padded plane xp (pad_h x pad_w,
-  // the input shifted by the top/left pads). ldv = floats between xi planes (C * tiles).
+  // V[xi][c][t] (xi < 36, t < tiles, channels tile_stride() apart) for channel c from its
+  // zero-padded plane xp (pad_h x pad_w, the input shifted by the top/left pads); ldv = floats
+  // between xi planes (C * tile_stride()). Values past the tiles land in the stride's padding.
   void (*winograd_input)(const float* xp, const WinogradGeom& g, int64_t c, float* V, int64_t ldv);
-  // y plane of channel m = epilogue(A^T Mo A) from Mo[xi][m][t] (ldm floats between xi planes).
+  // y plane of channel m = epilogue(A^T Mo A) from Mo[xi][m][t] (ldm floats between xi planes,
+  // channels tile_stride() apart; the padding is read, its results dropped).
   void (*winograd_output)(const float* Mo, int64_t ldm, const WinogradGeom& g, int64_t m,
                           const ConvEpilogue& e, const float* res, float* y);
   // Output row oh ([OW, C]) of a channels-last depthwise conv: y = epilogue(conv(x, w)) with

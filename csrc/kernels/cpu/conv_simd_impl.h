@@ -222,9 +222,9 @@ static inline void at6(const v8* m, int64_t s, v8* o, int64_t so) {
   o[3 * so] = b + splat(8.f) * d + m5;
 }
 
-// 32 consecutive floats p[0..31] (8 tiles x 4 columns) -> c[s][l] = p[4l + s], s < 4.
-static inline void deinterleave4(const float* p, v8* c) {
-  const v8 a0 = load8(p), a1 = load8(p + 8), a2 = load8(p + 16), a3 = load8(p + 24);
+// 32 floats p[0..31] (8 tiles x 4 columns: p[0..15] at lo, p[16..31] at hi) -> c[s][l] = p[4l + s], s < 4.
+static inline void deinterleave4(const float* lo, const float* hi, v8* c) {
+  const v8 a0 = load8(lo), a1 = load8(lo + 8), a2 = load8(hi), a3 = load8(hi + 8);
   const v8 t0 = __builtin_shuffle(a0, a1, v8i{0, 4, 8, 12, 1, 5, 9, 13});
   const v8 t1 = __builtin_shuffle(a0, a1, v8i{2, 6, 10, 14, 3, 7, 11, 15});
   const v8 t2 = __builtin_shuffle(a2, a3, v8i{0, 4, 8, 12, 1, 5, 9, 13});
@@ -249,77 +249,90 @@ static inline void interleave4(const v8* c, v8* out) {
 
 // Eight horizontally adjacent tiles at once, lane l = tile tj0 + l: a 6x6 input window row is 34
 // consecutive floats of the padded plane, split into its six columns by shuffles (no gathers).
-// The plane is padded to whole groups of 8 tiles, so a partial group reads zeros, not past it.
+// The plane is padded to whole groups of 8 tiles, so a partial group reads zeros, not past it,
+// and is stored whole: its extra lanes land on the next tile row's first tiles (stored after
+// them, in order) or in the channel's padding (lane by lane, ResNet-50's 7- and 4-tile rows at
+// 28x28 and 14x14 spent most of the transform extracting lanes).
+// Rows of exactly 4 tiles (14x14 and 16x16 outputs) take two tile rows per group: lanes 0-3 are
+// row ti, lanes 4-7 row ti + 1 (8 consecutive tiles in V); one row per group left half the
+// lanes idle in both transforms.
 static void winograd_input(const float* xp, const runnx::WinogradGeom& g, int64_t c, float* V,
                            int64_t ldv) {
-  const int64_t pw = g.pad_w(), T = g.tiles();
+  const int64_t pw = g.pad_w(), Tp = g.tile_stride();
+  const bool pairs = g.tw == 4;
   v8 d[36], t[36];
-  for (int64_t ti = 0; ti < g.th; ++ti)
+  for (int64_t ti = 0; ti < g.th; ti += pairs ? 2 : 1)
     for (int64_t tj0 = 0; tj0 < g.tw; tj0 += 8) {
-      const int64_t lanes = min64(8, g.tw - tj0);
       const float* base = xp + 4 * ti * pw + 4 * tj0;
+      // The second tile row's window (the first again past the last row: its lanes land in the padding).
+      const float* base2 = pairs && ti + 1 < g.th ? base + 4 * pw : base;
       for (int r = 0; r < 6; ++r) {
         const float* row = base + r * pw;
         v8 col[4];
-        deinterleave4(row, col);
+        if (pairs) {
+          const float* row2 = base2 + r * pw;
+          deinterleave4(row, row2, col);
+          // Column 4 (5) of lane l is column 0 (1) of lane l + 1, but of row[16] (17) for lane 3
+          // and row2[16] (17) for lane 7.
+          const v8 e4 = v8{0.f, 0.f, 0.f, row[16], 0.f, 0.f, 0.f, row2[16]};
+          const v8 e5 = v8{0.f, 0.f, 0.f, row[17], 0.f, 0.f, 0.f, row2[17]};
+          d[r * 6 + 4] = __builtin_shuffle(col[0], e4, v8i{1, 2, 3, 11, 5, 6, 7, 15});
+          d[r * 6 + 5] = __builtin_shuffle(col[1], e5, v8i{1, 2, 3, 11, 5, 6, 7, 15});
+        } else {
+          deinterleave4(row, row + 16, col);
+          d[r * 6 + 4] = __builtin_shuffle(col[0], splat(row[32]), v8i{1, 2, 3, 4, 5, 6, 7, 8});
+          d[r * 6 + 5] = __builtin_shuffle(col[1], splat(row[33]), v8i{1, 2, 3, 4, 5, 6, 7, 8});
+        }
         d[r * 6 + 0] = col[0];
         d[r * 6 + 1] = col[1];
         d[r * 6 + 2] = col[2];
         d[r * 6 + 3] = col[3];
-        d[r * 6 + 4] = __builtin_shuffle(col[0], splat(row[32]), v8i{1, 2, 3, 4, 5, 6, 7, 8});
-        d[r * 6 + 5] = __builtin_shuffle(col[1], splat(row[33]), v8i{1, 2, 3, 4, 5, 6, 7, 8});
       }
       for (int s = 0; s < 6; ++s) bt6(d + s, 6, t + s, 6);  // columns
       for (int r = 0; r < 6; ++r) bt6(t + r * 6, 1, d + r * 6, 1);  // rows
-      float* out = V + c * T + ti * g.tw + tj0;
-      if (lanes == 8) {
-        for (int xi = 0; xi < 36; ++xi) store8(out + xi * ldv, d[xi]);
-      } else {
-        for (int xi = 0; xi < 36; ++xi)
-          for (int64_t l = 0; l < lanes; ++l) out[xi * ldv + l] = d[xi][l];
-      }
+      float* out = V + c * Tp + ti * g.tw + tj0;
+      for (int xi = 0; xi < 36; ++xi) store8(out + xi * ldv, d[xi]);
     }
 }
 
 static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradGeom& g, int64_t m,
                             const runnx::ConvEpilogue& e, const float* res, float* y) {
-  const int64_t T = g.tiles();
+  const int64_t Tp = g.tile_stride();
   runnx::ConvEpilogue act = e;
   act.bias = nullptr;
   const v8 vb = splat(e.bias ? e.bias[m] : 0.f);
+  const bool pairs = g.tw == 4;  // lanes 4-7 are tile row ti + 1 (see winograd_input)
   v8 d[36], t[24], o[16];
   alignas(32) float tmp[32];
-  for (int64_t ti = 0; ti < g.th; ++ti)
+  for (int64_t ti = 0; ti < g.th; ti += pairs ? 2 : 1)
     for (int64_t tj0 = 0; tj0 < g.tw; tj0 += 8) {
-      const int64_t lanes = min64(8, g.tw - tj0);
-      const float* in = Mo + m * T + ti * g.tw + tj0;
-      if (lanes == 8) {
-        for (int xi = 0; xi < 36; ++xi) d[xi] = load8(in + xi * ldm);
-      } else {
-        for (int xi = 0; xi < 36; ++xi) {
-          for (int64_t l = 0; l < 8; ++l) tmp[l] = l < lanes ? in[xi * ldm + l] : 0.f;
-          d[xi] = load8(tmp);
-        }
-      }
+      // A partial group's extra lanes read the next tiles or the padding; their outputs are dropped.
+      const float* in = Mo + m * Tp + ti * g.tw + tj0;
+      for (int xi = 0; xi < 36; ++xi) d[xi] = load8(in + xi * ldm);
       for (int s = 0; s < 6; ++s) at6(d + s, 6, t + s, 6);  // columns: t is 4 x 6
       for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, o + r * 4, 1);  // rows: o is 4 x 4
-      // Output row oh0 + r, columns 4*tj0 .. +32: interleave the four column vectors.
-      const int64_t ow0 = 4 * tj0, n = min64(32, g.OW - ow0);
+      // Output row oh0 + r, columns 4*tj0 .. +32: interleave the four column vectors (in pairs,
+      // row[0..1] are row oh0 + r's 16 columns, row[2..3] row oh0 + 4 + r's).
+      const int64_t ow0 = 4 * tj0, n = min64(pairs ? 16 : 32, g.OW - ow0);
+      // n outputs from v[0..] at off: whole vectors, then the last n % 8 through tmp.
+      auto put = [&](const v8* v, int64_t off) {
+        const int64_t full = n / 8;
+        for (int64_t q = 0; q < full; ++q) {
+          v8 u = v[q] + vb;
+          if (res) u += load8(res + off + 8 * q);
+          store8(y + off + 8 * q, activate(u, act));
+        }
+        if (8 * full < n) {
+          store8(tmp, v[full] + vb);
+          for (int64_t k = 8 * full; k < n; ++k)
+            y[off + k] = activate1(tmp[k - 8 * full] + (res ? res[off + k] : 0.f), act);
+        }
+      };
       for (int r = 0; r < 4 && 4 * ti + r < g.OH; ++r) {
-        const int64_t off = (4 * ti + r) * g.OW + ow0;
         v8 row[4];
         interleave4(o + r * 4, row);
-        if (n == 32) {
-          for (int q = 0; q < 4; ++q) {
-            v8 v = row[q] + vb;
-            if (res) v += load8(res + off + 8 * q);
-            store8(y + off + 8 * q, activate(v, act));
-          }
-        } else {
-          for (int q = 0; q < 4; ++q) store8(tmp + 8 * q, row[q] + vb);
-          for (int64_t k = 0; k < n; ++k)
-            y[off + k] = activate1(tmp[k] + (res ? res[off + k] : 0.f), act);
-        }
+        put(row, (4 * ti + r) * g.OW + ow0);
+        if (pairs && 4 * ti + 4 + r < g.OH) put(row + 2, (4 * ti + 4 + r) * g.OW + ow0);
       }
     }
 }

@@ -69,8 +69,8 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
                       ThreadPool& pool) const {
   const ConvSimd& simd = conv_simd();
   WinogradGeom g{C_, M_, OH, OW, (OH + 3) / 4, (OW + 3) / 4};
-  const int64_t T = g.tiles(), ph = g.pad_h(), pw = g.pad_w();
-  const int64_t ldv = C_ * T, ldm = M_ * T;
+  const int64_t T = g.tiles(), Tp = g.tile_stride(), ph = g.pad_h(), pw = g.pad_w();
+  const int64_t ldv = C_ * Tp, ldm = M_ * Tp;
   const int64_t threads = pool.num_threads();
 
   // The three phases for image n; `par` spreads each phase over the pool (few images), else
@@ -88,7 +88,7 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
     };
     auto gemms = [&](int64_t i0, int64_t i1) {
       for (int64_t xi = i0; xi < i1; ++xi)
-        gemm_f32(M_, T, C_, U_.get() + xi * M_ * C_, C_, V + xi * ldv, T, Mo + xi * ldm, T, 0.f,
+        gemm_f32(M_, T, C_, U_.get() + xi * M_ * C_, C_, V + xi * ldv, Tp, Mo + xi * ldm, Tp, 0.f,
                  nullptr);
     };
     auto outputs = [&](int64_t m0, int64_t m1) {
