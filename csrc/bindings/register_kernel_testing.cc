@@ -10,6 +10,8 @@
 #include <optional>
 #include <memory>
 
+#include <cstdlib>
+
 #include "common/cpu_features.h"
 #include "common/status.h"
 #include "common/thread_pool.h"
@@ -87,6 +89,8 @@ void register_kernel_testing(py::module_& m) {
     }
   });
   m.def("has_avx2", [] { return cpu_features().has_avx2_fma(); });
+  // AVX-512F, and not switched off by RUNNX_DISABLE_AVX512: the sgemm's 12x16 kernel runs.
+  m.def("uses_avx512", [] { return cpu_features().has_avx2_fma() && cpu_features().avx512f && !std::getenv("RUNNX_DISABLE_AVX512"); });
 
   // The GEMM entry points with an epilogue: C = act(A @ B + beta*C + bias + residual).
   // packed: B goes through pack_b_f32 first (given as [N, K] when transposed_b).

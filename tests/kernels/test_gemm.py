@@ -147,3 +147,24 @@ def test_gemm_packed_transposed_b_shapes(k, n):
     c = np.zeros((7, n), np.float32)
     T.gemm_f32_ex(a, np.ascontiguousarray(b.T), c, 0.0, 1, True, True, None, False, None, "")
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))
+
+
+@pytest.mark.skipif(not T.uses_avx512(), reason="the 12x16 AVX-512 kernel is not in use here")
+def test_paths_without_the_avx512_kernel():
+    """On an AVX-512 CPU the sgemm runs pairs of 6-row groups in 512-bit registers; the GEMM and
+    conv kernel tests again with RUNNX_DISABLE_AVX512=1 cover the 6x16 kernel it replaces (what
+    CPUs without AVX-512 run). cpuid and the switch are read once per process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    files = [str(here / f) for f in ("test_gemm.py", "test_gemm_fused.py", "test_pointwise_conv_epilogue.py",
+                                     "test_conv_algos.py")]
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", *files, "-q", "-x", "-p", "no:cacheprovider", "-k", "not portable_paths"],
+        env=dict(os.environ, RUNNX_DISABLE_AVX512="1"), capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout.splitlines()[-1]
