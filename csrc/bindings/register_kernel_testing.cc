@@ -7,10 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <cstdlib>
 #include <optional>
 #include <memory>
-
-#include <cstdlib>
 
 #include "common/cpu_features.h"
 #include "common/status.h"

@@ -436,10 +436,11 @@ constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24
 
 // Two 6-row groups (12 rows) x a full 16-column panel in 512-bit registers: one 16-float vector
 // of B and 12 broadcasts feed 12 FMAs that each do two 256-bit FMAs' work, so a k-step takes 25
-// instructions where two 6x16 steps take 40. With the same FMA rate (Zen 4 splits each 512-bit
-// FMA in two), this leaves the core's front end half idle: on a shared host, an SMT sibling's
-// work slowed the 6x16 loops more than onnxruntime's 512-bit kernels. A0, A1: the groups' A (as
-// micro_kernel reads it); o0, o1 their outputs. Only where the CPU has AVX-512F (use_avx512).
+// instructions where two 6x16 steps take 40. The FMA rate is the same (Zen 4 splits each 512-bit
+// FMA in two); what it saves is front-end bandwidth, which a busy SMT sibling halves (our guess at
+// why the shared host's slow periods slowed the 6x16 loops more than onnxruntime's 512-bit
+// kernels). A0, A1: the groups' A (as micro_kernel reads it); o0, o1 their outputs. Only where
+// the CPU has AVX-512F (use_avx512); the sums are the 6x16 kernel's, bit for bit.
 template <bool PACKED_A>
 __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const float* __restrict A0,
                                                             const float* __restrict A1, int64_t lda,
@@ -540,7 +541,6 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
     split(t.m_tiles, t.groups, 1);
     split(t.n_tiles, t.panels, 1);
     // A count that is not a multiple of the threads leaves one thread a whole tile longer (7
-    // tiles on 2 threads: 4 against 3.5, 14% on ResNet-50's 256 -> 64 conv at 56x56): one more
     // tiles on 2 threads: 4 against 3.5, 14% on ResNet-50's 256 -> 64 conv at 56x56): the fewest
     // more column tiles (7 -> 8) or row tiles (15 x 1 -> 16 x 1) that make it one.
     auto fit = [&](int64_t tiles, int64_t other, int64_t units) {
