@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <map>
-#include <cstdlib>
 #include <optional>
 #include <memory>
 
@@ -88,8 +87,8 @@ void register_kernel_testing(py::module_& m) {
     }
   });
   m.def("has_avx2", [] { return cpu_features().has_avx2_fma(); });
-  // AVX-512F, and not switched off by RUNNX_DISABLE_AVX512: the sgemm's 12x16 kernel runs.
-  m.def("uses_avx512", [] { return cpu_features().has_avx2_fma() && cpu_features().avx512f && !std::getenv("RUNNX_DISABLE_AVX512"); });
+  // The AVX2 sgemm is in use and runs its 12x16 AVX-512F kernel.
+  m.def("uses_avx512", [] { return cpu_features().has_avx2_fma() && sgemm_avx2_uses_avx512(); });
 
   // The GEMM entry points with an epilogue: C = act(A @ B + beta*C + bias + residual).
   // packed: B goes through pack_b_f32 first (given as [N, K] when transposed_b).

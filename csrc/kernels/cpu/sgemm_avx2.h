@@ -32,6 +32,10 @@ void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
                      int64_t ldc, float beta, const GemmEpilogue& epi, ThreadPool* pool);
 
 // Floats a packed A of M x K takes (6-row micro-panels, K-blocked), and the packing itself.
+// Whether the packed-A tiles run the 12x16 AVX-512F kernel: the CPU has AVX-512F and
+// RUNNX_DISABLE_AVX512 is unset (read once).
+bool sgemm_avx2_uses_avx512();
+
 int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K);
 void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float* out);
 // C = epilogue(A*B + beta*C) with A packed by sgemm_avx2_pack_a and B (K x N) packed on the fly.

@@ -434,18 +434,18 @@ using Kernel24 = void (*)(int64_t, const float*, int64_t, const float*, const fl
 constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24<2>, micro_kernel_24<3>,
                                     micro_kernel_24<4>};
 
-// Two 6-row groups (12 rows) x a full 16-column panel in 512-bit registers: one 16-float vector
-// of B and 12 broadcasts feed 12 FMAs that each do two 256-bit FMAs' work, so a k-step takes 25
-// instructions where two 6x16 steps take 40. The FMA rate is the same (Zen 4 splits each 512-bit
-// FMA in two); what it saves is front-end bandwidth, which a busy SMT sibling halves (our guess at
-// why the shared host's slow periods slowed the 6x16 loops more than onnxruntime's 512-bit
-// kernels). A0, A1: the groups' A (as micro_kernel reads it); o0, o1 their outputs. Only where
-// the CPU has AVX-512F (use_avx512); the sums are the 6x16 kernel's, bit for bit.
-template <bool PACKED_A>
+// Two 6-row groups (12 rows) of packed A x a full 16-column panel in 512-bit registers: one
+// 16-float vector of B and 12 broadcasts feed 12 FMAs that each do two 256-bit FMAs' work, so a
+// k-step takes 25 instructions where two 6x16 steps take 40. The FMA rate is the same (Zen 4
+// splits each 512-bit FMA in two); what it saves is front-end bandwidth, which a busy SMT sibling
+// halves (our guess at why the shared host's slow periods slowed the 6x16 loops more than
+// onnxruntime's 512-bit kernels). A0, A1: the groups' packed micro-panels (element (i, k) at
+// + k*6 + i); o0, o1 their outputs. Only where sgemm_avx2_uses_avx512(); the sums are the 6x16
+// kernel's, bit for bit. (A read in place keeps 6x16: 12 rows were 12 row streams, 1x1 at 7x7 +12%.)
 __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const float* __restrict A0,
-                                                            const float* __restrict A1, int64_t lda,
-                                                            const float* __restrict Bp, const TileOut& o0,
-                                                            const TileOut& o1, const float* pf, int64_t pf_lines) {
+                                                            const float* __restrict A1, const float* __restrict Bp,
+                                                            const TileOut& o0, const TileOut& o1, const float* pf,
+                                                            int64_t pf_lines) {
   __m512 acc[2 * kMr];
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * kMr; ++i) acc[i] = _mm512_setzero_ps();
@@ -459,9 +459,8 @@ __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const flo
     const __m512 b = _mm512_load_ps(Bp + k * kNr);
 #pragma GCC unroll 6
     for (int i = 0; i < kMr; ++i) {
-      const int64_t at = PACKED_A ? k * kMr + i : i * lda + k;
-      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(A0[at]), b, acc[i]);
-      acc[kMr + i] = _mm512_fmadd_ps(_mm512_set1_ps(A1[at]), b, acc[kMr + i]);
+      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(A0[k * kMr + i]), b, acc[i]);
+      acc[kMr + i] = _mm512_fmadd_ps(_mm512_set1_ps(A1[k * kMr + i]), b, acc[kMr + i]);
     }
   }
   for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
@@ -474,11 +473,14 @@ __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const flo
                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
 }
 
-// The 12x16 kernel runs where the CPU has AVX-512F, unless RUNNX_DISABLE_AVX512 is set (read once).
-bool use_avx512() {
+}  // namespace
+
+bool sgemm_avx2_uses_avx512() {
   static const bool use = cpu_features().avx512f && !std::getenv("RUNNX_DISABLE_AVX512");
   return use;
 }
+
+namespace {
 
 using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, const TileOut&, const float*, int64_t);
 // [A packed][panel columns in use <= 8][rows in use]: fewer than 6 rows skip the unused
@@ -674,7 +676,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
     return;
   }
   const int64_t groups = (rows + kMr - 1) / kMr;
-  const bool wide = use_avx512();  // full panels take pairs of row groups (micro_kernel_12x16)
+  const bool wide = sgemm_avx2_uses_avx512();  // full panels of packed A: pairs of row groups
   // At most 16 lines a micro tile (a tile of few panels leaves the rest of the block unfetched):
   // a longer burst would fill the miss buffers as the panel prefetch below once did.
   const int64_t a_per_tile =
@@ -689,7 +691,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
     const int64_t per_group = (lines + groups - 1) / groups;
     const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
     int64_t line = 0;
-    const bool pairs = wide && ncols == kNr && a.mpad;  // in place, 12 rows were 12 streams: 1x1 at 7x7 +12%
+    const bool pairs = wide && ncols == kNr && a.mpad;
     for (int64_t i = 0; i < rows; i += kMr) {
       // Two full row groups at once (pairs): their share of the next panel and of A's next block.
       const int g = pairs && i + 2 * kMr <= rows ? 2 : 1;
@@ -704,8 +706,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
       if (g == 2) {
         prefetch_residual(epi, i + kMr, kMr, j, ncols);
         const TileOut out1{C + (i + kMr) * ldc + j, ldc, ncols, accumulate, beta, epi, i + kMr, j};
-        (a.mpad ? micro_kernel_12x16<true> : micro_kernel_12x16<false>)(
-            kc, a.at(i, k0, kc), a.at(i + kMr, k0, kc), a.lda, panel, out, out1, pf, pf_lines);
+        micro_kernel_12x16(kc, a.at(i, k0, kc), a.at(i + kMr, k0, kc), panel, out, out1, pf, pf_lines);
         i += kMr;
         continue;
       }
