@@ -76,15 +76,6 @@ def file_inputs(mod, path: str, batch: int) -> dict:
                                         dtype=np.float32) for i in sess.get_inputs()}
 
 
-def group_of(key: tuple[str, str], shapes: dict) -> str:
-    """A node's row: its convolution group ('3x3/s2', '1x1/s1 @7') or its op type."""
-    name, op = key
-    if name not in shapes:
-        return op
-    label = shapes[name][0]
-    return label.split(" ")[0] + (" @7" if label.endswith("@7") else "")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", required=True, help="build folder of the reference build")
@@ -128,7 +119,9 @@ def main(argv=None) -> int:
     shapes = conv._conv_shapes(path)
     groups: dict[str, list] = {}
     for key, us in nodes["base"].items():
-        g = groups.setdefault(group_of(key, shapes), [0.0, 0.0, 0])
+        # A convolution's row is its group ('3x3/s2', '1x1/s1 @7'), any other node's its op type.
+        row = conv.conv_group(shapes[key[0]][0]) if key[0] in shapes else key[1]
+        g = groups.setdefault(row, [0.0, 0.0, 0])
         g[0] += us
         g[1] += nodes["new"].get(key, 0.0)
         g[2] += 1

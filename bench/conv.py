@@ -193,6 +193,12 @@ def _ort_conv_key(event) -> tuple | None:
         return None
 
 
+def conv_group(label: str) -> str:
+    """A conv's group from its _conv_shapes label: kernel and stride ('3x3/s2'), the 7x7 stage
+    apart ('1x1/s1 @7': it runs the transposed GEMM)."""
+    return label.split(" ")[0] + (" @7" if label.endswith("@7") else "")
+
+
 def _pair_convs(r_convs, r_keys, o_convs, o_keys) -> dict:
     """runnx conv -> ORT conv: in execution order within each shape key (the engines order a
     block's downsample and conv2 differently, so pairing by global order swapped them), else by
@@ -276,9 +282,7 @@ def profile_model(model: str, batch: int, threads: int, runs: int, top: int, sta
     # engines, paired nodes only: where the gap is, steadier than single nodes (--min for mins).
     groups = {}
     for key, o_key in partner.items():
-        label = shapes[key[0]][0] if key[0] in shapes else ""
-        group = label.split(" ")[0] + (" @7" if label.endswith("@7") else "")
-        g = groups.setdefault(group, [0.0, 0.0, 0])
+        g = groups.setdefault(conv_group(shapes[key[0]][0] if key[0] in shapes else ""), [0.0, 0.0, 0])
         g[0] += r_nodes[key]
         g[1] += o_nodes[o_key]
         g[2] += 1

@@ -36,3 +36,31 @@ def test_ab_builds_names_a_folder_without_the_extension(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert proc.returncode != 0 and "no runnx _C" in proc.stderr
+
+
+def test_ab_builds_on_a_model_file_groups_its_convolutions(tmp_path):
+    """An .onnx file gets random inputs (the symbolic batch = --batch); a conv's row is its group."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4, 3, 3)).astype(np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    relu = helper.make_node("Relu", ["c"], ["y"], name="relu")
+    graph = helper.make_graph([conv, relu], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 9, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "conv.onnx"
+    onnx.save(model, path)
+    build = str(Path(runnx._C.__file__).parent)
+    env = {k: v for k, v in os.environ.items() if k != "RUNNX_DEV_BUILD"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ab_builds.py"), "--base", build, "--new", build,
+         "--model", str(path), "--batch", "2", "--threads", "1", "--rounds", "3"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"{path} batch 2, 1 thread(s), 3 calls each" in proc.stdout
+    rows = {r.split()[0] for r in proc.stdout.splitlines()[2:]}
+    assert "3x3/s2" in rows, proc.stdout
