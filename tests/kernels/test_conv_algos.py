@@ -135,6 +135,8 @@ WINO_CASES = [
     # rows of 4 tiles go two tile rows per vector of 8: an odd number of tile rows, batch 2
     (2, 9, 11, 11, 14, (1, 1, 1, 1)),
     (1, 4, 8, 16, 16, (1, 1, 1, 1)),
+    # C past one K-block of the packed U (256), M rows of two 12-row pairs and a tail of 6
+    (1, 300, 30, 18, 18, (1, 1, 1, 1)),
 ]
 
 

@@ -50,10 +50,11 @@ void pad_plane(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, int
 }  // namespace
 
 WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C)
-    : M_(M), C_(C), U_(new float[static_cast<size_t>(36 * M * C)]) {
+    : M_(M), C_(C) {
   // U[xi][m][c] = (G g G^T)[xi] in float, two 6x3 passes of g_column (~70 flops a kernel):
   // the double matrix products with G's zeros took ResNet-50's first run ~100 ms.
-  float* U = U_.get();
+  std::vector<float> raw(static_cast<size_t>(36 * M * C));
+  float* U = raw.data();
   for (int64_t m = 0; m < M; ++m)
     for (int64_t c = 0; c < C; ++c) {
       const float* g = w + (m * C + c) * 9;
@@ -62,6 +63,10 @@ WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C)
       for (int r = 0; r < 6; ++r) g_column(t[r][0], t[r][1], t[r][2], &u[r][0], 1);
       for (int xi = 0; xi < 36; ++xi) U[(xi * M + m) * C + c] = u[xi / 6][xi % 6];
     }
+  // Packed like a convolution's weights: the GEMMs stream each U[xi] front to back and take the
+  // packed-A kernels (the 12x16 one under AVX-512).
+  U_.reserve(36);
+  for (int xi = 0; xi < 36; ++xi) U_.push_back(pack_a_f32(M, C, U + xi * M * C, C));
 }
 
 void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt, int64_t pl,
@@ -88,8 +93,7 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
     };
     auto gemms = [&](int64_t i0, int64_t i1) {
       for (int64_t xi = i0; xi < i1; ++xi)
-        gemm_f32(M_, T, C_, U_.get() + xi * M_ * C_, C_, V + xi * ldv, Tp, Mo + xi * ldm, Tp, 0.f,
-                 nullptr);
+        gemm_f32_packed_a(U_[xi], T, V + xi * ldv, Tp, Mo + xi * ldm, Tp, 0.f, GemmEpilogue{}, nullptr);
     };
     auto outputs = [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m)

@@ -6,17 +6,17 @@
 // few float32 rounding steps more (relative error around 1e-5..1e-4 of the output's scale).
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "common/thread_pool.h"
 #include "kernels/cpu/conv_epilogue.h"
+#include "kernels/cpu/gemm.h"
 
 namespace runnx {
 
 class WinogradF43 {
  public:
-  // w: [M, C, 3, 3]; transformed once here into U[36][M][C].
+  // w: [M, C, 3, 3]; transformed once here into U[36][M][C], each U[xi] packed for the GEMM.
   WinogradF43(const float* w, int64_t M, int64_t C);
 
   // x [N, C, H, W] -> y [N, M, OH, OW] with OH = H + pt + pb - 2 (pads at the top/left given,
@@ -26,7 +26,7 @@ class WinogradF43 {
 
  private:
   int64_t M_, C_;
-  std::unique_ptr<float[]> U_;
+  std::vector<PackedA> U_;  // U[xi], M x C
 };
 
 // Per-thread scratch buffers that grow and are kept (slot 0..3): no allocation per run.
