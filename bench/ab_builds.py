@@ -118,13 +118,22 @@ def main(argv=None) -> int:
 
     shapes = conv._conv_shapes(path)
     groups: dict[str, list] = {}
+    # Nodes pair by name: a build may run a node under another op type (FusedConv as NhwcConv).
+    new_by_name = {}
+    for (name, op), us in nodes["new"].items():
+        new_by_name.setdefault(name, []).append((op, us))
     for key, us in nodes["base"].items():
         # A convolution's row is its group ('3x3/s2', '1x1/s1 @7'), any other node's its op type.
         row = conv.conv_group(shapes[key[0]][0]) if key[0] in shapes else key[1]
         g = groups.setdefault(row, [0.0, 0.0, 0])
         g[0] += us
-        g[1] += nodes["new"].get(key, 0.0)
+        g[1] += sum(u for _, u in new_by_name.pop(key[0], []))
         g[2] += 1
+    for name, ops in new_by_name.items():  # nodes only the new build has (a layout's reorders)
+        for op, us in ops:
+            g = groups.setdefault(f"{op} (new only)", [0.0, 0.0, 0])
+            g[1] += us
+            g[2] += 1
     paired = statistics.median(n / b for n, b in zip(wall["new"], wall["base"]))
     print(f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.rounds} calls each: "
           f"median base {statistics.median(wall['base']) * 1e3:.3f} ms, new {statistics.median(wall['new']) * 1e3:.3f} ms; "

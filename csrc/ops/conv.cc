@@ -39,9 +39,6 @@ constexpr int64_t kParallelMacs = int64_t{1} << 17;
 constexpr int64_t kTileCols = 256;
 constexpr int64_t kTileRows = 256;
 constexpr int64_t kTileFloats = int64_t{1} << 16;
-// Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
-// the 36 transformed weight matrices cost more to stream than the multiplies they save).
-constexpr int64_t kWinogradMinTiles = 16;
 // Group-1 convs on at most this many input channels (stems: 7x7/s2 on RGB) run direct.
 constexpr int64_t kDirectMaxChannels = 4;
 // Images of at most this many output pixels run the GEMM transposed (see run_gemm_transposed).

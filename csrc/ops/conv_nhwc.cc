@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,11 @@ namespace {
 
 // im2col chunks: at most this many floats (L2-sized), and enough chunks for every thread.
 constexpr int64_t kChunkFloats = int64_t{1} << 16;
+// Up to this many floats (4 MB) the whole im2col is gathered before one parallel GEMM.
+constexpr int64_t kWholeColFloats = int64_t{1} << 20;
+// ... beyond, chunks of at least this many rows: each chunk's GEMM streams all the packed weights
+// (ResNet-50's 3x3 512 -> 512 at 7x7, batch 32: chunks of 14 rows read its 9.4 MB 112 times).
+constexpr int64_t kMinChunkRows = 96;
 constexpr int64_t kParallelMacs = int64_t{1} << 17;
 // Group-1 convs with at most this many input channels (and a kernel larger than 1x1) run direct:
 // bench/conv.py --profile (1 thread), MobileNetV2's stem 3x3/s2 3->32 at 224: im2col + GEMM
@@ -178,8 +185,15 @@ class NhwcConvKernel : public Kernel {
     } else {
       const int64_t K = ks * C_;
       direct_ = C_ <= kDirectMaxChannels && ks > 1 && K <= DirectNhwcGeom::kMaxTaps;
+      auto unit = [](const std::vector<int64_t>& v) {
+        return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 1; });
+      };
+      wino_shape_ = !direct_ && !nchw_input_ && KH_ == 3 && KW_ == 3 && unit(attrs_.strides) &&
+                    unit(attrs_.dilations) && C_ % 8 == 0 && M_ % 8 == 0;
       if (direct_) {
         wdirect_ = pack_direct(wp, M_, C_, ks, true);
+      } else if (wino_shape_) {
+        return;  // the image size picks Winograd or im2col at run time: W is kept until then
       } else {
         packed_ = pack_b_f32(K, M_, pack_direct(wp, M_, C_, ks, false).data(), M_, false);
       }
@@ -193,6 +207,7 @@ class NhwcConvKernel : public Kernel {
 
   std::string describe() const override {
     if (depthwise_) return "nhwc depthwise, 8 channels per vector";
+    if (wino_shape_) return "nhwc Winograd F(4x4, 3x3) from 16 output tiles, else im2col + sgemm";
     if (direct_) return std::string("nhwc direct (few input channels)") +
                         (nchw_input_ ? ", reads NCHW input" : "");
     return std::string("nhwc ") + (KH_ * KW_ == 1 ? "1x1" : "im2col") + " + sgemm " +
@@ -225,14 +240,25 @@ class NhwcConvKernel : public Kernel {
     Tensor& y = ctx.allocate_output(0, DType::kF32, out);
     if (y.numel() == 0) return;
     e.residual = z ? z->ptr<float>() : nullptr;
-    compute(x, g, e, y.ptr<float>(), ctx.pool());
+    compute(ctx, x, g, e, y.ptr<float>(), ctx.pool());
   }
 
  private:
-  void compute(const Tensor& x, const Geom3& g, const ConvEpilogue& e, float* y,
+  void compute(KernelContext& ctx, const Tensor& x, const Geom3& g, const ConvEpilogue& e, float* y,
                ThreadPool& pool) const {
     if (depthwise_) return run_depthwise(x, g, e, y, pool);
     if (direct_) return run_direct(x, g, e, y, pool);
+    if (wino_shape_) {
+      const float* w = ctx.required_input(1).ptr<float>();
+      if (((g.out[1] + 3) / 4) * ((g.out[2] + 3) / 4) >= kWinogradMinTiles) {
+        std::call_once(wino_once_, [&] { wino_ = std::make_unique<WinogradF43>(w, M_, C_, true); });
+        return wino_->run_nhwc(x.ptr<float>(), x.shape[0], g.in[1], g.in[2], g.pb[1], g.pb[2],
+                               g.out[1], g.out[2], e, y, pool);
+      }
+      std::call_once(packed_once_, [&] {
+        packed_ = pack_b_f32(9 * C_, M_, pack_direct(w, M_, C_, 9, false).data(), M_, false);
+      });
+    }
     run_gemm(x, g, e, y, pool);
   }
 
@@ -250,35 +276,50 @@ class NhwcConvKernel : public Kernel {
       gemm_f32_packed(rows, x, C_, packed_, y, M_, 0.f, epi, &pool);
       return;
     }
+    const int64_t H = g.in[1], W = g.in[2];
+    // im2col rows [p0, p1) (pixels over the batch) into dst, K floats each.
+    auto gather = [&](int64_t p0, int64_t p1, float* dst) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t n = p / P, oh = (p % P) / OW, ow = p % OW;
+        for (int64_t kh = 0; kh < KH_; ++kh) {
+          const int64_t ih = oh * g.s[1] - g.pb[1] + kh * g.d[1];
+          for (int64_t kw = 0; kw < KW_; ++kw, dst += C_) {
+            const int64_t iw = ow * g.s[2] - g.pb[2] + kw * g.d[2];
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              std::fill(dst, dst + C_, 0.f);
+            } else if (nchw_input_) {
+              const float* src = x + (n * C_ * H + ih) * W + iw;
+              for (int64_t c = 0; c < C_; ++c) dst[c] = src[c * H * W];
+            } else {
+              std::memcpy(dst, x + ((n * H + ih) * W + iw) * C_, sizeof(float) * C_);
+            }
+          }
+        }
+      }
+    };
+    if (rows * K <= kWholeColFloats && rows * K * M_ >= kParallelMacs) {
+      // All rows gathered first, then one GEMM split over the pool: the packed weights are
+      // streamed once. (In chunks of a few rows, each chunk streamed all of W: ResNet-50's
+      // 3x3 512 -> 512 at 7x7, 49 rows, read its 9.4 MB five times.)
+      float* col = conv_scratch(0, rows * K);
+      pool.parallel_for(rows, std::max<int64_t>(1, kChunkFloats / (4 * K)),
+                        [&](int64_t p0, int64_t p1) { gather(p0, p1, col + p0 * K); });
+      epi.residual = e.residual;
+      epi.ldr = M_;
+      gemm_f32_packed(rows, col, K, packed_, y, M_, 0.f, epi, &pool);
+      return;
+    }
     const int64_t threads = pool.num_threads();
-    int64_t chunk = std::max<int64_t>(6, kChunkFloats / std::max<int64_t>(1, K));
+    int64_t chunk = std::max({kMinChunkRows, kChunkFloats / std::max<int64_t>(1, K)});
     if (rows * K * M_ >= kParallelMacs)
       chunk = std::min(chunk, std::max<int64_t>(6, (rows + 2 * threads - 1) / (2 * threads)));
     chunk = std::min(chunk, rows);
     const int64_t chunks = (rows + chunk - 1) / chunk;
-    const int64_t H = g.in[1], W = g.in[2];
     pool.parallel_for(chunks, 1, [&](int64_t t0, int64_t t1) {
       float* col = conv_scratch(0, chunk * K);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t p0 = t * chunk, p1 = std::min(rows, p0 + chunk);
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t n = p / P, oh = (p % P) / OW, ow = p % OW;
-          float* dst = col + (p - p0) * K;
-          for (int64_t kh = 0; kh < KH_; ++kh) {
-            const int64_t ih = oh * g.s[1] - g.pb[1] + kh * g.d[1];
-            for (int64_t kw = 0; kw < KW_; ++kw, dst += C_) {
-              const int64_t iw = ow * g.s[2] - g.pb[2] + kw * g.d[2];
-              if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-                std::fill(dst, dst + C_, 0.f);
-              } else if (nchw_input_) {
-                const float* src = x + (n * C_ * H + ih) * W + iw;
-                for (int64_t c = 0; c < C_; ++c) dst[c] = src[c * H * W];
-              } else {
-                std::memcpy(dst, x + ((n * H + ih) * W + iw) * C_, sizeof(float) * C_);
-              }
-            }
-          }
-        }
+        gather(p0, p1, col);
         GemmEpilogue ep = epi;
         if (e.residual) {
           ep.residual = e.residual + p0 * M_;
@@ -335,15 +376,20 @@ class NhwcConvKernel : public Kernel {
     Tensor conv = Tensor::empty(DType::kF32, conv_shape);
     ConvEpilogue plain;
     plain.bias = e.bias;
-    if (conv.numel() > 0) compute(x, g, plain, conv.ptr<float>(), ctx.pool());
+    if (conv.numel() > 0) compute(ctx, x, g, plain, conv.ptr<float>(), ctx.pool());
     add_broadcast_residual(ctx, conv, z, e);
   }
 
   WindowAttrs attrs_;
+  // 3x3, stride and dilation 1, C and M multiples of 8: Winograd when the image has enough tiles,
+  // its weights (or im2col's packed ones) made on first use from the kept W.
+  bool wino_shape_ = false;
+  mutable std::once_flag wino_once_, packed_once_;
+  mutable std::unique_ptr<WinogradF43> wino_;
   ConvEpilogue act_;
   int64_t group_ = 1, M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
   bool depthwise_ = false, nchw_input_ = false, direct_ = false;
-  PackedB packed_;          // group 1: [KH * KW * C, M]
+  mutable PackedB packed_;  // group 1: [KH * KW * C, M]
   std::vector<float> wdw_;  // depthwise: [C rounded up to 8 / 8][KH * KW][8]
   std::vector<float> wdirect_;  // direct: [KH * KW * C][M rounded up to 8]
 };
@@ -723,6 +769,11 @@ class NhwcDwProjectKernel : public Kernel {
   }
 
   WindowAttrs attrs_;
+  // 3x3, stride and dilation 1, C and M multiples of 8: Winograd when the image has enough tiles,
+  // its weights (or im2col's packed ones) made on first use from the kept W.
+  bool wino_shape_ = false;
+  mutable std::once_flag wino_once_, packed_once_;
+  mutable std::unique_ptr<WinogradF43> wino_;
   ConvEpilogue act_;  // the depthwise conv's activation
   int64_t M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
   PackedB packed_;          // the projection: [C, M]

@@ -1,5 +1,5 @@
-// Channels-last layout for depthwise convolution chains (level 99). The convolutions of a chain
-// that contains a depthwise conv (MobileNet's inverted residual blocks) become NhwcConv nodes
+// Channels-last layout for convolution chains (level 99). The convolutions of a chain (MobileNet's
+// inverted residual blocks, ResNet's bottlenecks) become NhwcConv nodes
 // (com.runnx, ops/conv_nhwc.cc) whose activations are [N, H, W, C] from one conv to the next:
 // the 1x1 convolutions are then one GEMM with the weights packed at load (no per-run packing of
 // the activations) and the depthwise ones work on 8 channels per vector. Reorders sit only at
@@ -10,9 +10,10 @@
 // averaged in NHWC by ReduceMean(axes 1, 2, keepdims) instead: [N, 1, 1, C] flattens alike.
 //
 // A chain is a set of Conv / FusedConv nodes (float32 constant 4-D weights, group 1 or
-// depthwise) connected through their X and Z inputs. Group-1 3x3 stride-1 convolutions are left
-// out (they take Winograd in NCHW), and chains without a depthwise conv (ResNet's) stay NCHW, as
-// does a lone depthwise conv: bench/conv.py measured the gain on the depthwise chains only.
+// depthwise) connected through their X and Z inputs. Group-1 3x3 stride-1 convolutions (Winograd)
+// join only with channel counts that are multiples of 8 (the channels-last transforms' vectors);
+// the others stay NCHW and split chains. A chain needs a depthwise conv and one more member, or
+// kMinGroup1Chain group-1 members: a lone conv would pay a reorder on each side for nothing.
 #include <map>
 #include <numeric>
 
@@ -27,6 +28,10 @@ namespace {
 constexpr size_t kZ = 3;
 // A first group-1 conv with at most this many input channels reads the NCHW input itself.
 constexpr int64_t kNchwReadMaxChannels = 16;
+// Chains of group-1 convs only (ResNet's) go channels last from this many members: their 1x1
+// convs then need no packing of the activations and Winograd's GEMMs none either (ResNet-50 b1,
+// 2 threads, per-node minimums against NCHW: 1x1 convs -8%, Winograd -15%, the whole run -8%).
+constexpr int kMinGroup1Chain = 3;
 
 struct Candidate {
   bool depthwise = false;
@@ -52,7 +57,10 @@ bool candidate_of(const Node& n, const GraphIndex& idx, Candidate& c) {
   const std::vector<int64_t> s = n.get_ints("strides"), d = n.get_ints("dilations");
   const bool unit = (s.empty() || s == std::vector<int64_t>{1, 1}) &&
                     (d.empty() || d == std::vector<int64_t>{1, 1});
-  if (!c.depthwise && w->shape[2] == 3 && w->shape[3] == 3 && unit) return false;  // Winograd's
+  // 3x3 stride 1 takes Winograd: channels last only on whole vectors of channels.
+  if (!c.depthwise && w->shape[2] == 3 && w->shape[3] == 3 && unit &&
+      (c.in_channels % 8 != 0 || w->shape[0] % 8 != 0))
+    return false;
   return true;
 }
 
@@ -159,8 +167,8 @@ int pass_nhwc_layout(Model& model) {
         if (p >= 0) parent[find(parent, p)] = find(parent, k);
       }
   }
-  // A lone depthwise conv would pay a reorder on each side for nothing: a chain needs a
-  // depthwise conv and at least one other member.
+  // A short chain would pay a reorder on each side for little: one with a depthwise conv needs
+  // another member, one of group-1 convs only kMinGroup1Chain members.
   std::map<int, bool> has_depthwise;
   std::map<int, int> members;
   for (const auto& [k, c] : cand) {
@@ -168,8 +176,10 @@ int pass_nhwc_layout(Model& model) {
     ++members[find(parent, k)];
   }
   std::map<int, Candidate> chain;
-  for (const auto& [k, c] : cand)
-    if (has_depthwise[find(parent, k)] && members[find(parent, k)] >= 2) chain[k] = c;
+  for (const auto& [k, c] : cand) {
+    const int root = find(parent, k);
+    if (members[root] >= (has_depthwise[root] ? 2 : kMinGroup1Chain)) chain[k] = c;
+  }
   if (chain.empty()) return 0;
 
   FreshNames fresh(idx);

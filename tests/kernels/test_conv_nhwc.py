@@ -2,7 +2,8 @@
 numpy convolution of test_conv_algos on awkward shapes: channel counts 1, 3, 5, 9, 17 (tails of the
 8-channel vectors), images 1x1, 2x2, 7x7 and odd rectangles, strides 1 and 2, asymmetric pads,
 dilation, batch 1 and 3, one and two threads; group 1 (1x1 GEMM, channels-last im2col, the NCHW
-input read, the direct kernel for few input channels) and depthwise; bias, residual and every activation. test_portable_paths reruns the
+input read, the direct kernel for few input channels, Winograd F(4x4, 3x3) on whole vectors of
+channels) and depthwise; bias, residual and every activation. test_portable_paths reruns the
 file with RUNNX_DISABLE_AVX2=1.
 """
 
@@ -81,7 +82,8 @@ def conv_case(n, c, m, h, w, k, stride, pads, dilation, depthwise, nchw_input=Fa
                        kernel_shape=list(k), strides=list(stride), pads=list(pads),
                        dilations=list(dilation), group=group)
     y = run(model, feeds, monkeypatch, n_threads)
-    check(y, to_nhwc(ACTS[act](ref)), int(np.prod(wt.shape[1:])))
+    winograd = not depthwise and tuple(k) == (3, 3) and tuple(stride) == (1, 1) and c % 8 == 0
+    check(y, to_nhwc(ACTS[act](ref)), int(np.prod(wt.shape[1:])), winograd=winograd)
 
 
 DEPTHWISE_CASES = [
@@ -141,7 +143,35 @@ GEMM_CASES = [
     (1, 3, 40, 9, 9, (3, 3), (2, 2), (1, 1, 1, 1), True),
     (1, 1, 7, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1), False),
     (1, 4, 70, 5, 12, (2, 3), (1, 2), (1, 0, 0, 2), False),
+    # enough work for the pool and at most 1M floats of im2col: gathered whole, then one GEMM
+    (1, 32, 40, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), False),
+    (2, 24, 16, 9, 9, (1, 1), (2, 2), (0, 0, 0, 0), False),
+    # more than 1M floats of im2col: chunks of rows, a GEMM each
+    (1, 12, 8, 100, 100, (3, 3), (1, 1), (1, 1, 1, 1), False),
 ]
+
+WINO_CASES = [
+    # (N, C, M, H, W, pads): 3x3, stride 1, C and M multiples of 8 (channels-last Winograd)
+    (1, 8, 8, 16, 16, (1, 1, 1, 1)),  # 16 tiles, the fewest it takes
+    (1, 16, 24, 13, 17, (1, 1, 1, 1)),  # partial tiles at the bottom and the right
+    (3, 8, 16, 15, 14, (0, 2, 1, 0)),  # asymmetric pads; 3 images, each split over the pool
+    (4, 24, 8, 18, 18, (1, 1, 1, 1)),  # one image per task at 2 threads
+    (1, 264, 16, 17, 16, (1, 1, 1, 1)),  # C past one K-block of the packed U^T
+    (1, 8, 32, 20, 21, (0, 0, 0, 0)),  # no pads: every window inside the image
+    (2, 8, 8, 6, 6, (1, 1, 1, 1)),  # 4 tiles: im2col with weights packed from the kept W
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("case", WINO_CASES)
+def test_winograd(case, n_threads, monkeypatch):
+    n, c, m, h, w, p = case
+    x = rand((n, c, h, w), rng=RNG)
+    wt = rand((m, c, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    b = rand((m,), rng=RNG)
+    model = nhwc_model(to_nhwc(x).shape, wt, b, kernel_shape=[3, 3], pads=list(p))
+    y = run(model, {"x": to_nhwc(x)}, monkeypatch, n_threads)
+    check(y, to_nhwc(np_conv(x, wt, b, pads=p)), c * 9, winograd=True)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -162,6 +192,7 @@ FUSED_SHAPES = {
     "pointwise": (2, 9, 13, 5, 7, (1, 1), (1, 1), (0, 0, 0, 0), False, False),
     "im2col": (1, 5, 6, 9, 7, (3, 3), (2, 2), (1, 1, 1, 1), False, True),
     "direct": (2, 3, 19, 9, 7, (3, 3), (2, 2), (1, 1, 1, 1), False, True),
+    "winograd": (1, 16, 8, 17, 16, (3, 3), (1, 1), (1, 1, 1, 1), False, False),
     "depthwise": (1, 19, 19, 11, 13, (3, 3), (1, 1), (1, 1, 1, 1), True, False),
     "depthwise_s2": (3, 9, 9, 9, 10, (3, 3), (2, 2), (1, 1, 1, 1), True, False),
 }

@@ -1,5 +1,6 @@
-"""nhwc_layout: depthwise conv chains move to channels-last NhwcConv nodes with reorders only at the
-chain's borders; the outputs match the unoptimised graph (level 0) and the NCHW fusions (level 2)."""
+"""nhwc_layout: conv chains (with a depthwise conv, or of three group-1 convs) move to channels-last
+NhwcConv nodes with reorders only at the chain's borders; the outputs match the unoptimised graph
+(level 0) and the NCHW fusions (level 2)."""
 
 import os
 import sys
@@ -110,7 +111,8 @@ def test_depthwise_pair_is_a_chain():
     close(opt[0], plain[0])
 
 
-def test_chain_without_depthwise_stays_nchw():
+def test_two_group1_convs_stay_nchw():
+    """Without a depthwise conv a chain needs three members: two would pay a reorder each side."""
     nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[1, 1]),
              helper.make_node("Relu", ["a"], ["b"]),
              helper.make_node("Conv", ["b", "w2"], ["y"], kernel_shape=[1, 1])]
@@ -120,6 +122,49 @@ def test_chain_without_depthwise_stays_nchw():
     (plain, _), opt, fired = levels(model, feeds)
     assert "nhwc_layout" not in fired
     close(opt[0], plain[0])
+
+
+def bottleneck_model(c=16, mid=8, batch=1, size=18):
+    """A 1x1 conv, then ResNet's bottleneck on its output h: 1x1 -> Relu -> 3x3 (Winograd-sized)
+    -> Relu -> 1x1 -> + h -> Relu. (A residual made outside a chain keeps its conv out of it.)"""
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["h"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["h", "w1", "b1"], ["a"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["a"], ["a_r"]),
+             helper.make_node("Conv", ["a_r", "w2"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["b"], ["b_r"]),
+             helper.make_node("Conv", ["b_r", "w3", "b3"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["c", "h"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    inits = {"w0": w(c, c, 1, 1), "w1": w(mid, c, 1, 1), "b1": w(mid), "w2": w(mid, mid, 3, 3), "w3": w(c, mid, 1, 1),
+             "b3": w(c)}
+    return graph_model(nodes, [("x", FLOAT, [batch, c, size, size])], [("y", FLOAT, None)], inits)
+
+
+@pytest.mark.parametrize("batch,size", [(1, 18), (3, 16), (1, 5)])
+def test_bottleneck_goes_channels_last(batch, size):
+    """Four group-1 convs, the 3x3 one with channels in whole vectors of 8, are a chain: the
+    first reads x through a reorder, the last one's output is reordered back."""
+    model = bottleneck_model(batch=batch, size=size)
+    feeds = {"x": rand((batch, 16, size, size), rng=RNG)}
+    (plain, ext), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 4
+    ops = kernel_ops(model)
+    assert ops.count("NhwcConv") == 4 and ops.count("Transpose") == 2
+    assert "Conv" not in ops and "FusedConv" not in ops
+    for a, b in ((opt[0], plain[0]), (opt[0], ext[0])):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(b).max())))
+
+
+def test_winograd_conv_off_whole_vectors_stays_nchw():
+    """A 3x3 stride-1 conv on 6 channels keeps NCHW Winograd between reorders; the three 1x1
+    convs (linked through h, the residual) are still a chain."""
+    model = bottleneck_model(c=16, mid=6)
+    feeds = {"x": rand((1, 16, 18, 18), rng=RNG)}
+    (plain, _), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 3
+    ops = kernel_ops(model)
+    assert ops.count("NhwcConv") == 3 and ops.count("FusedConv") == 1
+    np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3, atol=1e-3 * float(np.abs(plain[0]).max()))
 
 
 def test_runtime_weights_and_grouped_convs_stay_nchw():
@@ -140,12 +185,14 @@ def test_runtime_weights_and_grouped_convs_stay_nchw():
 @pytest.mark.parametrize("name", ["mobilenetv2", "resnet50"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_zoo_tiny_models(name, batch):
-    """Every conv of MobileNetV2 joins the chain; ResNet-50 (no depthwise) stays NCHW."""
+    """Every conv of MobileNetV2 joins the chain. ResNet-50's join too but for three: the stem
+    (MaxPool follows it), layer1.0.conv2 (3x3 stride 1 on 4 channels, not whole vectors: NCHW
+    Winograd) and layer1.0.conv1, which only that conv reads."""
     path = os.path.join(MODELS, f"{name}_tiny.onnx")
     n_conv = sum(n.op_type == "Conv" for n in onnx.load(path).graph.node)
     feeds = zoo.sample_inputs(name, batch=batch, scale="tiny", seed=5)
     (plain, ext), opt, fired = levels(path, feeds)
-    assert fired.get("nhwc_layout", 0) == (n_conv if name == "mobilenetv2" else 0)
+    assert fired.get("nhwc_layout", 0) == (n_conv if name == "mobilenetv2" else n_conv - 3)
     for a, b, c in zip(opt, plain, ext):
         close(a, b)
         close(a, c)

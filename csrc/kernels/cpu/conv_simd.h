@@ -112,6 +112,15 @@ struct ConvSimd {
   // channels tile_stride() apart; the padding is read, its results dropped).
   void (*winograd_output)(const float* Mo, int64_t ldm, const WinogradGeom& g, int64_t m,
                           const ConvEpilogue& e, const float* res, float* y);
+  // Channels-last Winograd (C and M multiples of 8): tiles [t0, t1) of image x [H, W, C] into
+  // V[xi][t][c] (rows of C floats, ldv floats between xi planes); window positions outside the
+  // image (pt, pl: the top/left pads) read as zero.
+  void (*winograd_input_nhwc)(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                              const WinogradGeom& g, int64_t t0, int64_t t1, float* V, int64_t ldv);
+  // Tiles [t0, t1) of y [OH, OW, M] = epilogue(A^T Mo A) from Mo[xi][t][m] (rows of M floats, ldm
+  // between xi planes); res, the residual [OH, OW, M], may be y itself.
+  void (*winograd_output_nhwc)(const float* Mo, int64_t ldm, const WinogradGeom& g, int64_t t0,
+                               int64_t t1, const ConvEpilogue& e, const float* res, float* y);
   // Output row oh ([OW, C]) of a channels-last depthwise conv: y = epilogue(conv(x, w)) with
   // x the image [H, W, C], w [padded_c / 8][kh * kw][8] (zero past C), e.bias per channel, res the
   // residual row or null. zeros: scratch of W * C floats (rows in the padding read it).

@@ -337,6 +337,56 @@ static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradG
     }
 }
 
+// Channels-last: each lane a channel, a tile's 36 window vectors loaded straight from the image
+// (no padded copy: a position outside it is a zero vector), 8 channels at a time.
+static void winograd_input_nhwc(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                                const runnx::WinogradGeom& g, int64_t t0, int64_t t1, float* V,
+                                int64_t ldv) {
+  const int64_t C = g.C;
+  const float* src[36];
+  v8 d[36], t[36];
+  for (int64_t tile = t0; tile < t1; ++tile) {
+    const int64_t ih0 = 4 * (tile / g.tw) - pt, iw0 = 4 * (tile % g.tw) - pl;
+    for (int r = 0; r < 6; ++r)
+      for (int s = 0; s < 6; ++s) {
+        const int64_t ih = ih0 + r, iw = iw0 + s;
+        src[r * 6 + s] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + (ih * W + iw) * C : nullptr;
+      }
+    float* out = V + tile * C;
+    for (int64_t c = 0; c < C; c += 8) {
+      for (int i = 0; i < 36; ++i) d[i] = src[i] ? load8(src[i] + c) : splat(0.f);
+      for (int s = 0; s < 6; ++s) bt6(d + s, 6, t + s, 6);  // columns
+      for (int r = 0; r < 6; ++r) bt6(t + r * 6, 1, d + r * 6, 1);  // rows
+      for (int xi = 0; xi < 36; ++xi) store8(out + xi * ldv + c, d[xi]);
+    }
+  }
+}
+
+static void winograd_output_nhwc(const float* Mo, int64_t ldm, const runnx::WinogradGeom& g,
+                                 int64_t t0, int64_t t1, const runnx::ConvEpilogue& e,
+                                 const float* res, float* y) {
+  const int64_t M = g.M;
+  v8 d[36], t[24], o[16];
+  for (int64_t tile = t0; tile < t1; ++tile) {
+    const int64_t oh0 = 4 * (tile / g.tw), ow0 = 4 * (tile % g.tw);
+    const int64_t rows = min64(4, g.OH - oh0), cols = min64(4, g.OW - ow0);
+    const float* in = Mo + tile * M;
+    for (int64_t m = 0; m < M; m += 8) {
+      for (int xi = 0; xi < 36; ++xi) d[xi] = load8(in + xi * ldm + m);
+      for (int s = 0; s < 6; ++s) at6(d + s, 6, t + s, 6);  // columns: t is 4 x 6
+      for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, o + r * 4, 1);  // rows: o is 4 x 4
+      const v8 vb = e.bias ? load8(e.bias + m) : splat(0.f);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t s = 0; s < cols; ++s) {
+          const int64_t off = ((oh0 + r) * g.OW + ow0 + s) * M + m;
+          v8 u = o[r * 4 + s] + vb;
+          if (res) u += load8(res + off);
+          store8(y + off, activate(u, e));
+        }
+    }
+  }
+}
+
 #include "kernels/cpu/dwconv_nhwc_impl.h"
 #include "kernels/cpu/conv_direct_nhwc_impl.h"
 #include "kernels/cpu/conv_direct_nchw_impl.h"
@@ -362,6 +412,7 @@ static void copy_strided(const float* src, int64_t stride, int64_t n, float* dst
 }
 
 static const runnx::ConvSimd kConvSimd = {epilogue_rows, depthwise_plane, winograd_input,
-                                          winograd_output, depthwise_nhwc_row,
+                                          winograd_output, winograd_input_nhwc,
+                                          winograd_output_nhwc, depthwise_nhwc_row,
                                           direct_nhwc_row, direct_nchw_phases,
                                           direct_nchw_row, copy_strided, max_pool_plane};

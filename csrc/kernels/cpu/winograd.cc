@@ -49,7 +49,7 @@ void pad_plane(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, int
 
 }  // namespace
 
-WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C)
+WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last)
     : M_(M), C_(C) {
   // U[xi][m][c] = (G g G^T)[xi] in float, two 6x3 passes of g_column (~70 flops a kernel):
   // the double matrix products with G's zeros took ResNet-50's first run ~100 ms.
@@ -65,8 +65,10 @@ WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C)
     }
   // Packed like a convolution's weights: the GEMMs stream each U[xi] front to back and take the
   // packed-A kernels (the 12x16 one under AVX-512).
-  U_.reserve(36);
-  for (int xi = 0; xi < 36; ++xi) U_.push_back(pack_a_f32(M, C, U + xi * M * C, C));
+  for (int xi = 0; xi < 36; ++xi) {
+    if (channels_last) Ut_.push_back(pack_b_f32(C, M, U + xi * M * C, C, true));
+    else U_.push_back(pack_a_f32(M, C, U + xi * M * C, C));
+  }
 }
 
 void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt, int64_t pl,
@@ -108,6 +110,48 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
       inputs(0, C_);
       gemms(0, 36);
       outputs(0, M_);
+    }
+  };
+  if (N >= 2 * threads || threads == 1) {
+    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+      float* V = conv_scratch(0, 36 * ldv);
+      float* Mo = conv_scratch(1, 36 * ldm);
+      for (int64_t n = n0; n < n1; ++n) image(n, V, Mo, false);
+    });
+  } else {
+    float* V = conv_scratch(0, 36 * ldv);
+    float* Mo = conv_scratch(1, 36 * ldm);
+    for (int64_t n = 0; n < N; ++n) image(n, V, Mo, true);
+  }
+}
+
+void WinogradF43::run_nhwc(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt,
+                           int64_t pl, int64_t OH, int64_t OW, const ConvEpilogue& e, float* y,
+                           ThreadPool& pool) const {
+  const ConvSimd& simd = conv_simd();
+  const WinogradGeom g{C_, M_, OH, OW, (OH + 3) / 4, (OW + 3) / 4};
+  const int64_t T = g.tiles(), ldv = T * C_, ldm = T * M_;
+  const int64_t threads = pool.num_threads();
+  // Tiles per task in the transforms: ~16K floats of V or Mo written or read.
+  const int64_t grain = std::max<int64_t>(1, 16384 / (36 * std::max(C_, M_)));
+  auto image = [&](int64_t n, float* V, float* Mo, bool par) {
+    const float* xn = x + n * H * W * C_;
+    float* yn = y + n * OH * OW * M_;
+    const float* rn = e.residual ? e.residual + n * OH * OW * M_ : nullptr;
+    auto inputs = [&](int64_t t0, int64_t t1) { simd.winograd_input_nhwc(xn, H, W, pt, pl, g, t0, t1, V, ldv); };
+    auto gemms = [&](int64_t i0, int64_t i1) {
+      for (int64_t xi = i0; xi < i1; ++xi)
+        gemm_f32_packed(T, V + xi * ldv, C_, Ut_[xi], Mo + xi * ldm, M_, 0.f, GemmEpilogue{}, nullptr);
+    };
+    auto outputs = [&](int64_t t0, int64_t t1) { simd.winograd_output_nhwc(Mo, ldm, g, t0, t1, e, rn, yn); };
+    if (par) {
+      pool.parallel_for(T, grain, inputs);
+      pool.parallel_for(36, 1, gemms);
+      pool.parallel_for(T, grain, outputs);
+    } else {
+      inputs(0, T);
+      gemms(0, 36);
+      outputs(0, T);
     }
   };
   if (N >= 2 * threads || threads == 1) {

@@ -14,19 +14,29 @@
 
 namespace runnx {
 
+// Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
+// the 36 transformed weight matrices cost more to stream than the multiplies they save).
+constexpr int64_t kWinogradMinTiles = 16;
+
 class WinogradF43 {
  public:
-  // w: [M, C, 3, 3]; transformed once here into U[36][M][C], each U[xi] packed for the GEMM.
-  WinogradF43(const float* w, int64_t M, int64_t C);
+  // w: [M, C, 3, 3]; transformed once here into U[36][M][C], each U[xi] packed for the GEMM of
+  // the layout that will run: channels first, Mo[xi] = U[xi] V[xi] (U the packed A); channels
+  // last, Mo[xi] = V[xi] U[xi]^T (U^T the packed B, V's rows tiles; C and M multiples of 8).
+  WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last = false);
 
   // x [N, C, H, W] -> y [N, M, OH, OW] with OH = H + pt + pb - 2 (pads at the top/left given,
   // the bottom/right implied by OH/OW). e.residual, when set, has y's shape.
   void run(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t OH,
            int64_t OW, const ConvEpilogue& e, float* y, ThreadPool& pool) const;
+  // The same channels last: x [N, H, W, C] -> y [N, OH, OW, M].
+  void run_nhwc(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                int64_t OH, int64_t OW, const ConvEpilogue& e, float* y, ThreadPool& pool) const;
 
  private:
   int64_t M_, C_;
-  std::vector<PackedA> U_;  // U[xi], M x C
+  std::vector<PackedA> U_;   // channels first: U[xi], M x C
+  std::vector<PackedB> Ut_;  // channels last: U[xi]^T, C x M
 };
 
 // Per-thread scratch buffers that grow and are kept (slot 0..3): no allocation per run.
