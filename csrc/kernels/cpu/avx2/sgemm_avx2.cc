@@ -473,6 +473,41 @@ __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const flo
                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
 }
 
+// Six rows of A read in place x two full 16-column panels (B0, B1) in 512-bit registers: each
+// broadcast of A feeds two FMAs, so a k-step is 20 instructions where two 6x16 steps take 40 (what
+// the 12x16 kernel saves for packed A; here 12 rows would be 12 row streams). Activations as A:
+// channels-last convs (rows = pixels or Winograd tiles) and MatMul. o0, o1 the panels' outputs.
+__attribute__((target("avx512f"))) void micro_kernel_6x32(int64_t kc, const float* __restrict A, int64_t lda,
+                                                           const float* __restrict B0,
+                                                           const float* __restrict B1, const TileOut& o0,
+                                                           const TileOut& o1, const float* pf, int64_t pf_lines) {
+  __m512 acc[2 * kMr];
+#pragma GCC unroll 12
+  for (int i = 0; i < 2 * kMr; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    if ((k & 3) == 0 && pf_lines > 0) {  // two panels' worth of next lines: one every 4 k-steps
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += 16;
+      --pf_lines;
+    }
+    const __m512 b0 = _mm512_loadu_ps(B0 + k * kNr), b1 = _mm512_loadu_ps(B1 + k * kNr);
+#pragma GCC unroll 6
+    for (int i = 0; i < kMr; ++i) {
+      const __m512 a = _mm512_set1_ps(A[i * lda + k]);
+      acc[i] = _mm512_fmadd_ps(a, b0, acc[i]);
+      acc[kMr + i] = _mm512_fmadd_ps(a, b1, acc[kMr + i]);
+    }
+  }
+  for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+  const FullRows r0(o0), r1(o1);
+#pragma GCC unroll 12
+  for (int i = 0; i < 2 * kMr; ++i)
+    (i < kMr ? r0 : r1)
+        .store<true>(i % kMr, _mm512_castps512_ps256(acc[i]),
+                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
+}
+
 }  // namespace
 
 bool sgemm_avx2_uses_avx512() {
@@ -682,12 +717,15 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
   const int64_t a_per_tile =
       std::min<int64_t>(16, (ahead.lines + groups * panels_of(cols) - 1) / (groups * panels_of(cols)));
   int64_t a_line = 0;
-  for (int64_t j = 0; j < cols; j += kNr) {
+  for (int64_t j = 0; j < cols;) {
     const float* panel = bblock + (j / kNr) * kc * kNr;
-    // The next panel, or after the last one the next K-block's first (b_next, when given).
-    const bool last = j + kNr >= cols;
-    const float* next = last ? b_next : panel + kc * kNr;
-    const int64_t lines = last ? b_next_kc : kc;  // 64-byte lines of that panel
+    // A read in place under AVX-512: two full panels at once (twin, the 6x32 kernel).
+    const bool twin = wide && !a.mpad && j + 2 * kNr <= cols;
+    const int64_t width = twin ? 2 * kNr : kNr;
+    // The next panel(s), or after the last the next K-block's first (b_next, when given).
+    const bool last = j + width >= cols;
+    const float* next = last ? b_next : panel + (width / kNr) * kc * kNr;
+    const int64_t lines = last ? b_next_kc : std::min(width / kNr, panels_of(cols - j - width)) * kc;
     const int64_t per_group = (lines + groups - 1) / groups;
     const int ncols = static_cast<int>(std::min<int64_t>(kNr, cols - j));
     int64_t line = 0;
@@ -699,10 +737,21 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
       const float* pf = next ? next + line * 16 : nullptr;
       line += pf_lines;
       const int mr = static_cast<int>(std::min<int64_t>(kMr, rows - i));
-      prefetch_residual(epi, i, mr, j, ncols);
+      prefetch_residual(epi, i, mr, j, static_cast<int>(twin ? width : ncols));
       for (const int64_t end = std::min(ahead.lines, a_line + g * a_per_tile); a_line < end; ++a_line)
         _mm_prefetch(ahead.p + a_line * 64, _MM_HINT_T1);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
+      if (twin) {
+        const TileOut out1{C + i * ldc + j + kNr, ldc, kNr, accumulate, beta, epi, i, j + kNr};
+        const float* A = a.at(i, k0, kc);
+        if (mr == kMr) {
+          micro_kernel_6x32(kc, A, a.lda, panel, panel + kc * kNr, out, out1, pf, pf_lines);
+        } else {
+          kKernels[0][0][mr](kc, A, a.lda, panel, out, pf, pf_lines);
+          kKernels[0][0][mr](kc, A, a.lda, panel + kc * kNr, out1, nullptr, 0);
+        }
+        continue;
+      }
       if (g == 2) {
         prefetch_residual(epi, i + kMr, kMr, j, ncols);
         const TileOut out1{C + (i + kMr) * ldc + j, ldc, ncols, accumulate, beta, epi, i + kMr, j};
@@ -712,6 +761,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
       }
       kKernels[a.mpad != 0][ncols <= 8][mr](kc, a.at(i, k0, kc), a.lda, panel, out, pf, pf_lines);
     }
+    j += width;
   }
 }
 
