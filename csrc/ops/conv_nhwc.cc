@@ -769,11 +769,6 @@ class NhwcDwProjectKernel : public Kernel {
   }
 
   WindowAttrs attrs_;
-  // 3x3, stride and dilation 1, C and M multiples of 8: Winograd when the image has enough tiles,
-  // its weights (or im2col's packed ones) made on first use from the kept W.
-  bool wino_shape_ = false;
-  mutable std::once_flag wino_once_, packed_once_;
-  mutable std::unique_ptr<WinogradF43> wino_;
   ConvEpilogue act_;  // the depthwise conv's activation
   int64_t M_ = 0, C_ = 0, KH_ = 1, KW_ = 1;
   PackedB packed_;          // the projection: [C, M]

@@ -35,6 +35,7 @@ constexpr int kMinGroup1Chain = 3;
 
 struct Candidate {
   bool depthwise = false;
+  bool winograd = false;  // 3x3, stride and dilation 1, group 1
   int64_t in_channels = 0;
   int64_t kernel_size = 1;
 };
@@ -58,10 +59,8 @@ bool candidate_of(const Node& n, const GraphIndex& idx, Candidate& c) {
   const bool unit = (s.empty() || s == std::vector<int64_t>{1, 1}) &&
                     (d.empty() || d == std::vector<int64_t>{1, 1});
   // 3x3 stride 1 takes Winograd: channels last only on whole vectors of channels.
-  if (!c.depthwise && w->shape[2] == 3 && w->shape[3] == 3 && unit &&
-      (c.in_channels % 8 != 0 || w->shape[0] % 8 != 0))
-    return false;
-  return true;
+  c.winograd = !c.depthwise && w->shape[2] == 3 && w->shape[3] == 3 && unit;
+  return !c.winograd || (c.in_channels % 8 == 0 && w->shape[0] % 8 == 0);
 }
 
 int find(std::vector<int>& parent, int i) {
@@ -228,7 +227,8 @@ int pass_nhwc_layout(Model& model) {
     f.attrs = n.attrs;
     f.inputs = n.inputs;
     const std::string& x = n.inputs[0];
-    if (!nhwc.count(x) && !c.depthwise && c.kernel_size > 1 &&
+    // (Winograd reads channels-last input only.)
+    if (!nhwc.count(x) && !c.depthwise && !c.winograd && c.kernel_size > 1 &&
         c.in_channels <= kNchwReadMaxChannels) {
       f.attrs.push_back(int_attr("nchw_input", 1));
     } else {

@@ -167,6 +167,23 @@ def test_winograd_conv_off_whole_vectors_stays_nchw():
     np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3, atol=1e-3 * float(np.abs(plain[0]).max()))
 
 
+def test_first_winograd_conv_reads_a_reorder():
+    """A chain's first conv on few channels reads NCHW itself, unless it is a Winograd-sized 3x3
+    (channels-last input only): that one reads a Transpose of x."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w2"], ["b"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["b", "w3"], ["y"], kernel_shape=[1, 1])]
+    model = graph_model(nodes, [("x", FLOAT, [2, 8, 17, 18])], [("y", FLOAT, None)],
+                        {"w1": w(16, 8, 3, 3), "w2": w(8, 16, 1, 1), "w3": w(5, 8, 1, 1)})
+    feeds = {"x": rand((2, 8, 17, 18), rng=RNG)}
+    (plain, _), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 3
+    choices = session(model, 99)._sess.kernel_choices()
+    assert [op for _, op, _, _, _, _ in choices].count("Transpose") == 2
+    assert any("Winograd" in what for _, _, _, _, _, what in choices)
+    np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3, atol=1e-3 * float(np.abs(plain[0]).max()))
+
+
 def test_runtime_weights_and_grouped_convs_stay_nchw():
     """A conv whose weights are fed, or whose groups are neither 1 nor depthwise, is no member;
     the depthwise conv left alone stays NCHW too (reorders on both sides would cost more)."""

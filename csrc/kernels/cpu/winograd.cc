@@ -63,8 +63,8 @@ WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C, bool channels_las
       for (int r = 0; r < 6; ++r) g_column(t[r][0], t[r][1], t[r][2], &u[r][0], 1);
       for (int xi = 0; xi < 36; ++xi) U[(xi * M + m) * C + c] = u[xi / 6][xi % 6];
     }
-  // Packed like a convolution's weights: the GEMMs stream each U[xi] front to back and take the
-  // packed-A kernels (the 12x16 one under AVX-512).
+  // Packed for the GEMM that reads it, so each U[xi] streams front to back: channels first as A
+  // (the packed-A kernels, 12x16 under AVX-512), channels last as B (U[xi]^T's panels).
   for (int xi = 0; xi < 36; ++xi) {
     if (channels_last) Ut_.push_back(pack_b_f32(C, M, U + xi * M * C, C, true));
     else U_.push_back(pack_a_f32(M, C, U + xi * M * C, C));
