@@ -47,6 +47,25 @@ void pad_plane(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, int
   }
 }
 
+// image(n, V, Mo, par) for the N images, V and Mo scratch of v_floats and mo_floats: whole
+// images per pool task when every thread gets two (each its own V and Mo), else one image at a
+// time with each phase split over the pool (par).
+template <typename F>
+void each_image(int64_t N, int64_t v_floats, int64_t mo_floats, ThreadPool& pool, const F& image) {
+  const int64_t threads = pool.num_threads();
+  if (N >= 2 * threads || threads == 1) {
+    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+      float* V = conv_scratch(0, v_floats);
+      float* Mo = conv_scratch(1, mo_floats);
+      for (int64_t n = n0; n < n1; ++n) image(n, V, Mo, false);
+    });
+  } else {
+    float* V = conv_scratch(0, v_floats);
+    float* Mo = conv_scratch(1, mo_floats);
+    for (int64_t n = 0; n < N; ++n) image(n, V, Mo, true);
+  }
+}
+
 }  // namespace
 
 WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last)
@@ -78,7 +97,6 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
   WinogradGeom g{C_, M_, OH, OW, (OH + 3) / 4, (OW + 3) / 4};
   const int64_t T = g.tiles(), Tp = g.tile_stride(), ph = g.pad_h(), pw = g.pad_w();
   const int64_t ldv = C_ * Tp, ldm = M_ * Tp;
-  const int64_t threads = pool.num_threads();
 
   // The three phases for image n; `par` spreads each phase over the pool (few images), else
   // the caller runs them all (one image per task).
@@ -112,17 +130,7 @@ void WinogradF43::run(const float* x, int64_t N, int64_t H, int64_t W, int64_t p
       outputs(0, M_);
     }
   };
-  if (N >= 2 * threads || threads == 1) {
-    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
-      float* V = conv_scratch(0, 36 * ldv);
-      float* Mo = conv_scratch(1, 36 * ldm);
-      for (int64_t n = n0; n < n1; ++n) image(n, V, Mo, false);
-    });
-  } else {
-    float* V = conv_scratch(0, 36 * ldv);
-    float* Mo = conv_scratch(1, 36 * ldm);
-    for (int64_t n = 0; n < N; ++n) image(n, V, Mo, true);
-  }
+  each_image(N, 36 * ldv, 36 * ldm, pool, image);
 }
 
 void WinogradF43::run_nhwc(const float* x, int64_t N, int64_t H, int64_t W, int64_t pt,
@@ -131,7 +139,6 @@ void WinogradF43::run_nhwc(const float* x, int64_t N, int64_t H, int64_t W, int6
   const ConvSimd& simd = conv_simd();
   const WinogradGeom g{C_, M_, OH, OW, (OH + 3) / 4, (OW + 3) / 4};
   const int64_t T = g.tiles(), ldv = T * C_, ldm = T * M_;
-  const int64_t threads = pool.num_threads();
   // Tiles per task in the transforms: ~16K floats of V or Mo written or read.
   const int64_t grain = std::max<int64_t>(1, 16384 / (36 * std::max(C_, M_)));
   auto image = [&](int64_t n, float* V, float* Mo, bool par) {
@@ -154,17 +161,7 @@ void WinogradF43::run_nhwc(const float* x, int64_t N, int64_t H, int64_t W, int6
       outputs(0, T);
     }
   };
-  if (N >= 2 * threads || threads == 1) {
-    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
-      float* V = conv_scratch(0, 36 * ldv);
-      float* Mo = conv_scratch(1, 36 * ldm);
-      for (int64_t n = n0; n < n1; ++n) image(n, V, Mo, false);
-    });
-  } else {
-    float* V = conv_scratch(0, 36 * ldv);
-    float* Mo = conv_scratch(1, 36 * ldm);
-    for (int64_t n = 0; n < N; ++n) image(n, V, Mo, true);
-  }
+  each_image(N, 36 * ldv, 36 * ldm, pool, image);
 }
 
 }  // namespace runnx

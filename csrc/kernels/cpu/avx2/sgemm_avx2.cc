@@ -434,6 +434,18 @@ using Kernel24 = void (*)(int64_t, const float*, int64_t, const float*, const fl
 constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24<2>, micro_kernel_24<3>,
                                     micro_kernel_24<4>};
 
+// Twelve 512-bit accumulators out through two TileOuts of 6 full rows: acc[i] is row i of o0, and
+// acc[6 + i] row i of o1. (No lambdas in these kernels: they would not inherit the avx512f target.)
+__attribute__((target("avx512f"), always_inline)) inline void store_pair(const __m512* acc, const TileOut& o0,
+                                                                         const TileOut& o1) {
+  const FullRows r0(o0), r1(o1);
+#pragma GCC unroll 12
+  for (int i = 0; i < 2 * kMr; ++i)
+    (i < kMr ? r0 : r1)
+        .store<true>(i % kMr, _mm512_castps512_ps256(acc[i]),
+                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
+}
+
 // Two 6-row groups (12 rows) of packed A x a full 16-column panel in 512-bit registers: one
 // 16-float vector of B and 12 broadcasts feed 12 FMAs that each do two 256-bit FMAs' work, so a
 // k-step takes 25 instructions where two 6x16 steps take 40. The FMA rate is the same (Zen 4
@@ -464,13 +476,7 @@ __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const flo
     }
   }
   for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-  // (No lambdas here: they would not inherit the avx512f target.)
-  const FullRows r0(o0), r1(o1);
-#pragma GCC unroll 12
-  for (int i = 0; i < 2 * kMr; ++i)
-    (i < kMr ? r0 : r1)
-        .store<true>(i % kMr, _mm512_castps512_ps256(acc[i]),
-                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
+  store_pair(acc, o0, o1);
 }
 
 // Six rows of A read in place x two full 16-column panels (B0, B1) in 512-bit registers: each
@@ -500,12 +506,7 @@ __attribute__((target("avx512f"))) void micro_kernel_6x32(int64_t kc, const floa
     }
   }
   for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-  const FullRows r0(o0), r1(o1);
-#pragma GCC unroll 12
-  for (int i = 0; i < 2 * kMr; ++i)
-    (i < kMr ? r0 : r1)
-        .store<true>(i % kMr, _mm512_castps512_ps256(acc[i]),
-                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
+  store_pair(acc, o0, o1);
 }
 
 }  // namespace
