@@ -135,8 +135,8 @@ def bottleneck_model(c=16, mid=8, batch=1, size=18):
              helper.make_node("Conv", ["b_r", "w3", "b3"], ["c"], kernel_shape=[1, 1]),
              helper.make_node("Add", ["c", "h"], ["s"]),
              helper.make_node("Relu", ["s"], ["y"])]
-    inits = {"w0": w(c, c, 1, 1), "w1": w(mid, c, 1, 1), "b1": w(mid), "w2": w(mid, mid, 3, 3), "w3": w(c, mid, 1, 1),
-             "b3": w(c)}
+    inits = {"w0": w(c, c, 1, 1), "w1": w(mid, c, 1, 1), "b1": w(mid), "w2": w(mid, mid, 3, 3),
+             "w3": w(c, mid, 1, 1), "b3": w(c)}
     return graph_model(nodes, [("x", FLOAT, [batch, c, size, size])], [("y", FLOAT, None)], inits)
 
 
@@ -164,7 +164,8 @@ def test_winograd_conv_off_whole_vectors_stays_nchw():
     assert fired.get("nhwc_layout") == 3
     ops = kernel_ops(model)
     assert ops.count("NhwcConv") == 3 and ops.count("FusedConv") == 1
-    np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3, atol=1e-3 * float(np.abs(plain[0]).max()))
+    np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3,
+                               atol=1e-3 * float(np.abs(plain[0]).max()))
 
 
 def test_first_winograd_conv_reads_a_reorder():
@@ -181,7 +182,8 @@ def test_first_winograd_conv_reads_a_reorder():
     choices = session(model, 99)._sess.kernel_choices()
     assert [op for _, op, _, _, _, _ in choices].count("Transpose") == 2
     assert any("Winograd" in what for _, _, _, _, _, what in choices)
-    np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3, atol=1e-3 * float(np.abs(plain[0]).max()))
+    np.testing.assert_allclose(opt[0], plain[0], rtol=1e-3,
+                               atol=1e-3 * float(np.abs(plain[0]).max()))
 
 
 def test_runtime_weights_and_grouped_convs_stay_nchw():
