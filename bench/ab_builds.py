@@ -76,6 +76,32 @@ def file_inputs(mod, path: str, batch: int) -> dict:
                                         dtype=np.float32) for i in sess.get_inputs()}
 
 
+def group_rows(base: dict, new: dict, shapes: dict) -> dict[str, list]:
+    """Per-node times {(name, op type): us} of both builds summed into rows {row: [base us, new
+    us, nodes]}: a convolution's row is its group ('3x3/s2', '1x1/s1 @7', from bench/conv.py's
+    shape labels), any other node's its op type. Nodes pair by name, as a build may run a node
+    under another op type (FusedConv as NhwcConv); nodes only the new build has (a layout's
+    reorders) get rows of their own, '<op> (new only)'."""
+    from bench import conv
+
+    new_by_name: dict[str, list] = {}
+    for (name, op), us in new.items():
+        new_by_name.setdefault(name, []).append((op, us))
+    groups: dict[str, list] = {}
+    for (name, op), us in base.items():
+        row = conv.conv_group(shapes[name][0]) if name in shapes else op
+        g = groups.setdefault(row, [0.0, 0.0, 0])
+        g[0] += us
+        g[1] += sum(u for _, u in new_by_name.pop(name, []))
+        g[2] += 1
+    for ops in new_by_name.values():
+        for op, us in ops:
+            g = groups.setdefault(f"{op} (new only)", [0.0, 0.0, 0])
+            g[1] += us
+            g[2] += 1
+    return groups
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", required=True, help="build folder of the reference build")
@@ -116,24 +142,7 @@ def main(argv=None) -> int:
         nodes = {label: conv._node_times(((n, op, d) for n, op, _, d, _ in s._sess.take_profile()), min)
                  for label, s in sessions.items()}
 
-    shapes = conv._conv_shapes(path)
-    groups: dict[str, list] = {}
-    # Nodes pair by name: a build may run a node under another op type (FusedConv as NhwcConv).
-    new_by_name = {}
-    for (name, op), us in nodes["new"].items():
-        new_by_name.setdefault(name, []).append((op, us))
-    for key, us in nodes["base"].items():
-        # A convolution's row is its group ('3x3/s2', '1x1/s1 @7'), any other node's its op type.
-        row = conv.conv_group(shapes[key[0]][0]) if key[0] in shapes else key[1]
-        g = groups.setdefault(row, [0.0, 0.0, 0])
-        g[0] += us
-        g[1] += sum(u for _, u in new_by_name.pop(key[0], []))
-        g[2] += 1
-    for name, ops in new_by_name.items():  # nodes only the new build has (a layout's reorders)
-        for op, us in ops:
-            g = groups.setdefault(f"{op} (new only)", [0.0, 0.0, 0])
-            g[1] += us
-            g[2] += 1
+    groups = group_rows(nodes["base"], nodes["new"], conv._conv_shapes(path))
     paired = statistics.median(n / b for n, b in zip(wall["new"], wall["base"]))
     print(f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.rounds} calls each: "
           f"median base {statistics.median(wall['base']) * 1e3:.3f} ms, new {statistics.median(wall['new']) * 1e3:.3f} ms; "

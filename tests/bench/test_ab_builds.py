@@ -64,3 +64,21 @@ def test_ab_builds_on_a_model_file_groups_its_convolutions(tmp_path):
     assert f"{path} batch 2, 1 thread(s), 3 calls each" in proc.stdout
     rows = {r.split()[0] for r in proc.stdout.splitlines()[2:]}
     assert "3x3/s2" in rows, proc.stdout
+
+
+def test_rows_pair_nodes_by_name_and_list_new_only_nodes():
+    """A node the new build runs under another op type still pairs with its base row; a node only
+    the new build has gets a row of its own."""
+    sys.path.insert(0, str(ROOT))
+    from bench.ab_builds import group_rows
+
+    shapes = {"c1": ("3x3/s2 g1 8->8 @14", (8, 8, 3, 3, 14, 7)),
+              "c2": ("1x1/s1 g1 8->8 @7", (8, 8, 1, 1, 7, 7))}
+    base = {("c1", "FusedConv"): 10.0, ("c2", "FusedConv"): 4.0, ("pool", "MaxPool"): 1.0}
+    new = {("c1", "NhwcConv"): 8.0, ("c2", "NhwcConv"): 3.0, ("pool", "MaxPool"): 1.5,
+           ("t", "Transpose"): 0.5}
+    rows = group_rows(base, new, shapes)
+    assert rows["3x3/s2"] == [10.0, 8.0, 1]
+    assert rows["1x1/s1 @7"] == [4.0, 3.0, 1]
+    assert rows["MaxPool"] == [1.0, 1.5, 1]
+    assert rows["Transpose (new only)"] == [0.0, 0.5, 1]
