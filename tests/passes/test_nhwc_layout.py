@@ -168,6 +168,30 @@ def test_winograd_conv_off_whole_vectors_stays_nchw():
                                atol=1e-3 * float(np.abs(plain[0]).max()))
 
 
+@pytest.mark.parametrize("batch,size", [(1, 17), (3, 16)])
+def test_basic_block_winograd_takes_the_residual(batch, size):
+    """ResNet-18's basic block: a 3x3 -> Relu -> 3x3 + h -> Relu chain after a 1x1 making h. The
+    second 3x3 runs Winograd with h as Z, whose buffer it may take over (h dies there)."""
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["h"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["h", "w1", "b1"], ["a"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["a_r"]),
+             helper.make_node("Conv", ["a_r", "w2", "b2"], ["c"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "h"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    model = graph_model(nodes, [("x", FLOAT, [batch, 8, size, size])], [("y", FLOAT, None)],
+                        {"w0": w(16, 8, 1, 1), "w1": w(16, 16, 3, 3), "b1": w(16),
+                         "w2": w(16, 16, 3, 3), "b2": w(16)})
+    feeds = {"x": rand((batch, 8, size, size), rng=RNG)}
+    (plain, ext), opt, fired = levels(model, feeds)
+    assert fired.get("nhwc_layout") == 3
+    choices = session(model, 99)._sess.kernel_choices()
+    assert sum("Winograd" in what for _, _, _, _, _, what in choices) == 2
+    for a, b in ((opt[0], plain[0]), (opt[0], ext[0])):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(b).max())))
+
+
 def test_first_winograd_conv_reads_a_reorder():
     """A chain's first conv on few channels reads NCHW itself, unless it is a Winograd-sized 3x3
     (channels-last input only): that one reads a Transpose of x."""
