@@ -429,9 +429,8 @@ class ConvKernel : public Kernel {
         g.k_size() > 1 && C * g.k_size() <= DirectNchwGeom::kMaxTaps && M >= 8)
       return Path::kDirect;
     const bool wino_shape = G == 1 && planar && unit && g.k[1] == 3 && g.k[2] == 3 && const_w_;
-    const int64_t tiles = ((g.out[1] + 3) / 4) * ((g.out[2] + 3) / 4);
     if (wino_shape && (force_ == ForceAlgo::kWinograd ||
-                       (force_ == ForceAlgo::kAuto && tiles >= kWinogradMinTiles && C >= 8 && M >= 8)))
+                       (force_ == ForceAlgo::kAuto && winograd_pays(g.out[1], g.out[2]) && C >= 8 && M >= 8)))
       return Path::kWinograd;
     // With the shapes known at load the packed W^T replaces the original; else it is a second copy.
     if (force_ == ForceAlgo::kAuto && G == 1 && planar && const_w_ &&

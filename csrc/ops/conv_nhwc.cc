@@ -62,6 +62,11 @@ constexpr int64_t kBlockBandFloats = int64_t{64} << 10;
 // of the sgemm's 6-row groups; see NhwcDwProjectKernel::banded).
 constexpr int64_t kExpandChunk = 12;
 
+// Every entry of v (an attribute's list; an absent one is empty) equals x.
+bool all_are(const std::vector<int64_t>& v, int64_t x) {
+  return std::all_of(v.begin(), v.end(), [x](int64_t e) { return e == x; });
+}
+
 // Depthwise weights [C, 1, kh, kw] blocked [C rounded up to 8 / 8][kh * kw][8] (zero past C).
 std::vector<float> pack_depthwise(const float* wp, int64_t C, int64_t ks) {
   const int64_t Cp = (C + 7) / 8 * 8;
@@ -185,17 +190,14 @@ class NhwcConvKernel : public Kernel {
     } else {
       const int64_t K = ks * C_;
       direct_ = C_ <= kDirectMaxChannels && ks > 1 && K <= DirectNhwcGeom::kMaxTaps;
-      auto unit = [](const std::vector<int64_t>& v) {
-        return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 1; });
-      };
-      wino_shape_ = !direct_ && !nchw_input_ && KH_ == 3 && KW_ == 3 && unit(attrs_.strides) &&
-                    unit(attrs_.dilations) && C_ % 8 == 0 && M_ % 8 == 0;
+      wino_shape_ = !direct_ && !nchw_input_ && KH_ == 3 && KW_ == 3 && all_are(attrs_.strides, 1) &&
+                    all_are(attrs_.dilations, 1) && C_ % 8 == 0 && M_ % 8 == 0;
       if (direct_) {
         wdirect_ = pack_direct(wp, M_, C_, ks, true);
       } else if (wino_shape_) {
         return;  // the image size picks Winograd or im2col at run time: W is kept until then
       } else {
-        packed_ = pack_b_f32(K, M_, pack_direct(wp, M_, C_, ks, false).data(), M_, false);
+        packed_ = pack_im2col(wp);
       }
     }
     if (info.release_constant) info.release_constant(1);
@@ -244,20 +246,23 @@ class NhwcConvKernel : public Kernel {
   }
 
  private:
+  // W [M, C, KH, KW] as the channels-last im2col GEMM's packed B: rows (kh, kw, c), columns m.
+  PackedB pack_im2col(const float* w) const {
+    return pack_b_f32(KH_ * KW_ * C_, M_, pack_direct(w, M_, C_, KH_ * KW_, false).data(), M_, false);
+  }
+
   void compute(KernelContext& ctx, const Tensor& x, const Geom3& g, const ConvEpilogue& e, float* y,
                ThreadPool& pool) const {
     if (depthwise_) return run_depthwise(x, g, e, y, pool);
     if (direct_) return run_direct(x, g, e, y, pool);
     if (wino_shape_) {
       const float* w = ctx.required_input(1).ptr<float>();
-      if (((g.out[1] + 3) / 4) * ((g.out[2] + 3) / 4) >= kWinogradMinTiles) {
+      if (winograd_pays(g.out[1], g.out[2])) {
         std::call_once(wino_once_, [&] { wino_ = std::make_unique<WinogradF43>(w, M_, C_, true); });
         return wino_->run_nhwc(x.ptr<float>(), x.shape[0], g.in[1], g.in[2], g.pb[1], g.pb[2],
                                g.out[1], g.out[2], e, y, pool);
       }
-      std::call_once(packed_once_, [&] {
-        packed_ = pack_b_f32(9 * C_, M_, pack_direct(w, M_, C_, 9, false).data(), M_, false);
-      });
+      std::call_once(packed_once_, [&] { packed_ = pack_im2col(w); });
     }
     run_gemm(x, g, e, y, pool);
   }
@@ -458,9 +463,6 @@ class NhwcDwProjectKernel : public Kernel {
       stem_ = ks > 1 || expand_nchw_;
       // A 1x1 expansion runs as a plain pointwise product over every pixel: a stride or pad
       // (which shape inference would apply) has no path here.
-      auto all_are = [](const std::vector<int64_t>& v, int64_t x) {
-        return std::all_of(v.begin(), v.end(), [x](int64_t e) { return e == x; });
-      };
       RUNNX_CHECK(stem_ || (all_are(expand_attrs_.strides, 1) && all_are(expand_attrs_.pads, 0) &&
                             expand_attrs_.auto_pad == AutoPad::kNotSet),
                   kInvalidModel, node.label(),

@@ -14,9 +14,9 @@
 
 namespace runnx {
 
-// Winograd pays off once an image has this many 4x4 tiles (measured by bench/conv.py: at 7x7
-// the 36 transformed weight matrices cost more to stream than the multiplies they save).
-constexpr int64_t kWinogradMinTiles = 16;
+// Winograd pays off once an OH x OW output has 16 or more 4x4 tiles (measured by bench/conv.py:
+// at 7x7 the 36 transformed weight matrices cost more to stream than the multiplies they save).
+inline bool winograd_pays(int64_t OH, int64_t OW) { return ((OH + 3) / 4) * ((OW + 3) / 4) >= 16; }
 
 class WinogradF43 {
  public:
