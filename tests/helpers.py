@@ -162,7 +162,7 @@ def rand(shape, dtype=np.float32, low=-2.0, high=2.0, rng=None):
     rng = rng or np.random.default_rng()
     dt = np.dtype(dtype)
     if dt == np.bool_:
-        return rng.random(shape) < 0.5
+        return np.asarray(rng.random(shape) < 0.5)  # an array even for shape ()
     if dt.kind in "iu":
         return rng.integers(int(low), int(high) + 1, size=shape).astype(dt)
     return rng.uniform(low, high, size=shape).astype(dt)

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/half.h"
 #include "common/status.h"
 
 namespace runnx {
@@ -78,6 +79,8 @@ std::vector<double> tensor_to_f64(const Tensor& t) {
       case DType::kU16: v[i] = t.ptr<uint16_t>()[i]; break;
       case DType::kU32: v[i] = t.ptr<uint32_t>()[i]; break;
       case DType::kU64: v[i] = static_cast<double>(t.ptr<uint64_t>()[i]); break;
+      case DType::kF16: v[i] = half_to_float(t.ptr<uint16_t>()[i]); break;
+      case DType::kBF16: v[i] = bf16_to_float(t.ptr<uint16_t>()[i]); break;
       default: fail(ErrorKind::kInvalidArgument, "expected a numeric tensor, got ", dtype_name(t.dtype));
     }
   }

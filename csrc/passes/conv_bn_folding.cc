@@ -1,7 +1,8 @@
 // Conv followed by an inference-mode BatchNormalization becomes one Conv with the BN folded into
 // its constant weights and bias: s = scale / sqrt(var + eps), W'[m] = W[m] * s[m],
 // b'[m] = (b[m] - mean[m]) * s[m] + B[m] (computed in double). Needs W, the conv bias and every
-// BN parameter to be float32 constants, and the conv's output to be read by the BN alone.
+// BN parameter to be constants of one float type, float32 or float16 (a model converted for the
+// GPU), and the conv's output to be read by the BN alone. W' and b' keep that type.
 // W may sit misaligned in the model file (graph_prep leaves a Conv's weight there for this pass):
 // rows are copied out bytewise. b' is computed here; W' is deferred (Model::deferred) when W is
 // read by this conv alone: the session computes it just before building the conv's kernel, which
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/half.h"
 #include "common/load_memory.h"
 #include "common/spread.h"
 #include "ir/load_profile.h"
@@ -22,10 +24,17 @@ namespace runnx {
 
 namespace {
 
-// A float32 constant of shape [m].
-const Tensor* channel_vector(const GraphIndex& idx, const std::string& name, int64_t m) {
-  const Tensor* t = name.empty() ? nullptr : idx.constant(name);
-  return t && t->dtype == DType::kF32 && t->rank() == 1 && t->shape[0] == m ? t : nullptr;
+bool foldable_type(DType t) { return t == DType::kF32 || t == DType::kF16; }
+
+// A constant of type `t` and shape [m].
+const Tensor* channel_vector(const GraphIndex& idx, const std::string& name, int64_t m, DType t) {
+  const Tensor* v = name.empty() ? nullptr : idx.constant(name);
+  return v && v->dtype == t && v->rank() == 1 && v->shape[0] == m ? v : nullptr;
+}
+
+// Element m of a float32 or float16 vector.
+double value_at(const Tensor& t, int64_t m) {
+  return t.dtype == DType::kF16 ? half_to_float(t.ptr<uint16_t>()[m]) : t.ptr<float>()[m];
 }
 
 struct Fold {
@@ -40,22 +49,32 @@ struct Fold {
 
 size_t aligned64(size_t n) { return (n + 63) / 64 * 64; }
 
-// W'[m] = W[m] * s[m] into `out`. W may sit misaligned: each element is read bytewise (an
-// unaligned load), in one pass over W (copying rows out first read them twice: 2x slower).
-void fold_weight(const Tensor& w, const std::vector<double>& s, float* out) {
+// W'[m] = W[m] * s[m] into `out`, in W's type. W may sit misaligned: each element is read
+// bytewise (an unaligned load), in one pass over W (copying rows out first read them twice).
+template <typename T, typename ToDouble, typename FromDouble>
+void fold_rows(const Tensor& w, const std::vector<double>& s, T* out, ToDouble to, FromDouble from) {
   const int64_t M = w.shape[0];
   const int64_t per = w.numel() / std::max<int64_t>(M, 1);
   const auto* wi = static_cast<const uint8_t*>(w.data);
   for (int64_t m = 0; m < M; ++m) {
-    const uint8_t* src = wi + m * per * sizeof(float);
-    float* row = out + m * per;
+    const uint8_t* src = wi + m * per * sizeof(T);
+    T* row = out + m * per;
     const double sm = s[m];
     for (int64_t i = 0; i < per; ++i) {
-      float x;
-      std::memcpy(&x, src + i * sizeof(float), sizeof(float));
-      row[i] = static_cast<float>(x * sm);
+      T x;
+      std::memcpy(&x, src + i * sizeof(T), sizeof(T));
+      row[i] = from(to(x) * sm);
     }
   }
+}
+
+void fold_weight(const Tensor& w, const std::vector<double>& s, void* out) {
+  if (w.dtype == DType::kF16)
+    fold_rows(w, s, static_cast<uint16_t*>(out), [](uint16_t h) { return double(half_to_float(h)); },
+              [](double v) { return float_to_half(static_cast<float>(v)); });
+  else
+    fold_rows(w, s, static_cast<float*>(out), [](float x) { return double(x); },
+              [](double v) { return static_cast<float>(v); });
 }
 
 // Every initializer's bytes [begin, end), gathered once per pass (a fold checks them all).
@@ -104,15 +123,16 @@ int pass_conv_bn_folding(Model& model) {
     const Node& conv = g.nodes[p];
     if (!is_onnx_op(conv, "Conv") || conv.inputs.size() < 2 || conv.outputs.size() != 1) continue;
     const Tensor* w = idx.constant(conv.inputs[1]);
-    if (!w || w->dtype != DType::kF32 || w->rank() < 3) continue;
+    if (!w || !foldable_type(w->dtype) || w->rank() < 3) continue;
     materialize_constant(model, conv.inputs[1], *const_cast<Tensor*>(w));  // an earlier round's fold
     const int64_t M = w->shape[0];
     const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
-    const Tensor* cb = has_bias ? channel_vector(idx, conv.inputs[2], M) : nullptr;
-    const Tensor* scale = channel_vector(idx, bn.inputs[1], M);
-    const Tensor* shift = channel_vector(idx, bn.inputs[2], M);
-    const Tensor* mean = channel_vector(idx, bn.inputs[3], M);
-    const Tensor* var = channel_vector(idx, bn.inputs[4], M);
+    const DType t = w->dtype;
+    const Tensor* cb = has_bias ? channel_vector(idx, conv.inputs[2], M, t) : nullptr;
+    const Tensor* scale = channel_vector(idx, bn.inputs[1], M, t);
+    const Tensor* shift = channel_vector(idx, bn.inputs[2], M, t);
+    const Tensor* mean = channel_vector(idx, bn.inputs[3], M, t);
+    const Tensor* var = channel_vector(idx, bn.inputs[4], M, t);
     if ((has_bias && !cb) || !scale || !shift || !mean || !var) continue;
     used[p] = used[k] = true;
     // W' is deferred when nothing else can touch W's bytes before the fold reads them: W is read
@@ -126,29 +146,34 @@ int pass_conv_bn_folding(Model& model) {
   }
   if (folds.empty()) return 0;
   // b' = (b - mean) * s + B for every fold, in one block: small, and read at run time.
-  size_t bias_floats = 0;
-  for (const Fold& f : folds) bias_floats += aligned64(f.w->shape[0] * sizeof(float)) / sizeof(float);
-  std::shared_ptr<void> biases = alloc_load_block(bias_floats * sizeof(float));
-  float* bo = static_cast<float*>(biases.get());
+  size_t bias_bytes = 0;
+  for (const Fold& f : folds) bias_bytes += aligned64(f.w->shape[0] * dtype_size(f.w->dtype));
+  std::shared_ptr<void> biases = alloc_load_block(bias_bytes);
+  auto* bo = static_cast<uint8_t*>(biases.get());
   for (Fold& f : folds) {
     const int64_t M = f.w->shape[0];
+    const bool half = f.w->dtype == DType::kF16;
     f.s.resize(M);
     for (int64_t m = 0; m < M; ++m) {
-      f.s[m] = f.scale->ptr<float>()[m] / std::sqrt(double(f.var->ptr<float>()[m]) + f.eps);
-      const double b0 = f.cb ? f.cb->ptr<float>()[m] : 0.0;
-      bo[m] = static_cast<float>((b0 - f.mean->ptr<float>()[m]) * f.s[m] + f.shift->ptr<float>()[m]);
+      f.s[m] = value_at(*f.scale, m) / std::sqrt(value_at(*f.var, m) + f.eps);
+      const double b0 = f.cb ? value_at(*f.cb, m) : 0.0;
+      const auto b = static_cast<float>((b0 - value_at(*f.mean, m)) * f.s[m] + value_at(*f.shift, m));
+      if (half)
+        reinterpret_cast<uint16_t*>(bo)[m] = float_to_half(b);
+      else
+        reinterpret_cast<float*>(bo)[m] = b;
     }
-    f.b_out.dtype = f.w_out.dtype = DType::kF32;
+    f.b_out.dtype = f.w_out.dtype = f.w->dtype;
     f.b_out.shape = {M};
     f.b_out.data = bo;
     f.b_out.owner = biases;
     f.w_out.shape = f.w->shape;
-    bo += aligned64(M * sizeof(float)) / sizeof(float);
+    bo += aligned64(M * dtype_size(f.w->dtype));
     if (f.defer) {  // captures a copy of W's tensor now: the edits below may move the initializers
       f.deferred = std::make_shared<DeferredConstant>();
       f.deferred->compute = [w = *f.w, s = std::move(f.s), map_lo = model.mapped_data, map_size = model.mapped_size] {
         std::shared_ptr<void> block = alloc_load_block(w.nbytes());
-        fold_weight(w, s, static_cast<float*>(block.get()));
+        fold_weight(w, s, block.get());
         LoadPhase release_phase("weight release");
         release_mapped_weight(map_lo, map_size, w);  // read by this fold alone
         return block;
@@ -165,7 +190,7 @@ int pass_conv_bn_folding(Model& model) {
       eager.push_back(&f);
     }
   const int threads = eager_bytes >= kSpreadFromBytes ? model.load_threads : 1;
-  run_spread(eager.size(), threads, [&](size_t j) { fold_weight(*eager[j]->w, eager[j]->s, eager[j]->w_out.ptr<float>()); });
+  run_spread(eager.size(), threads, [&](size_t j) { fold_weight(*eager[j]->w, eager[j]->s, eager[j]->w_out.data); });
   // The original weights nothing else reads give their file pages back now (not when the
   // session is done building): the folded copies replace them.
   for (const Fold* f : eager) {

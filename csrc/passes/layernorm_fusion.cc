@@ -29,7 +29,8 @@ bool mean_over_last_axis(const Node& n, const GraphIndex& idx) {
 
 const Tensor* vector_constant(const GraphIndex& idx, const std::string& v) {
   const Tensor* t = idx.constant(v);
-  return t && t->dtype == DType::kF32 && t->rank() == 1 ? t : nullptr;
+  // float16 too: a model converted for the GPU keeps its LayerNorm parameters in float16.
+  return t && (t->dtype == DType::kF32 || t->dtype == DType::kF16) && t->rank() == 1 ? t : nullptr;
 }
 
 }  // namespace
@@ -86,7 +87,7 @@ int pass_layernorm_fusion(Model& model) {
     const std::string beta = other_input(g.nodes[add], g.nodes[mul].outputs[0]);
     const Tensor* gt = vector_constant(idx, gamma);
     const Tensor* bt = beta.empty() ? nullptr : vector_constant(idx, beta);
-    if (!gt || !bt || gt->numel() != bt->numel()) continue;
+    if (!gt || !bt || gt->numel() != bt->numel() || gt->dtype != bt->dtype) continue;
 
     const std::vector<int> chain{k, sub, sq, var, add_eps, sqrt, div, mul, add};
     bool overlap = false;

@@ -15,7 +15,7 @@ from kernel_ref import (
     kernel_path,  # noqa: F401  (the fixture)
 )
 
-_erf = np.vectorize(math.erf)
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # otypes: size-0 inputs too
 ACTS = {
     "none": lambda v, p0, p1: v,
     "relu": lambda v, p0, p1: np.maximum(v, 0),

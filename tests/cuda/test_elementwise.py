@@ -127,7 +127,7 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-_erf = np.vectorize(math.erf)
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # otypes: size-0 inputs too
 
 # name -> (reference in float64, p0, p1, input range)
 UNARY = {

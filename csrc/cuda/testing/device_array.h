@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>  // std::vector arguments (shapes, axes, pads) from Python lists
 
 #include <string>
 #include <vector>
