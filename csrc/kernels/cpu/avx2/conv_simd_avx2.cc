@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/conv_simd.h"
+#include "kernels/cpu/sgemm_avx2.h"  // sgemm_avx2_uses_avx512: the 512-bit stem
 
 namespace runnx {
 namespace conv_avx2 {
