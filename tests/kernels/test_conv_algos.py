@@ -340,6 +340,7 @@ DIRECT_CASES = [
     (1, 3, 8, 1, 29, (1, 5), {"strides": [1, 2], "pads": [0, 2, 0, 2]}),  # one row
     (1, 2, 11, 19, 1, (4, 1), {"strides": [3, 1]}),  # one column
     (1, 3, 16, 7, 58, (7, 7), {"strides": [2, 2], "pads": [0, 0, 0, 0]}),  # no pads, 26 outputs
+    (1, 3, 12, 9, 150, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # 75 outputs: three 24-pixel steps, then 3 pixels
 ]
 
 

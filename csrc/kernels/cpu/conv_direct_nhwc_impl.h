@@ -100,8 +100,6 @@ static void direct_range(const float* x, const DirectTap* taps, int64_t ntaps, c
 // of one); here the 8 FMAs take 8 cycles, so the chains have slack. MobileNetV2's stem block
 // (3x3/s2 3 -> 32 at 224, fused with the depthwise and project), b1 2 threads: 382 -> 342 us;
 // 6 or 8 pixels: no faster. Pixels past a multiple of 4 take direct_range<4>.
-typedef float v16 __attribute__((vector_size(64)));
-
 __attribute__((target("avx512f"))) static void direct_range_512(
     const float* x, const DirectTap* taps, int64_t ntaps, const float* w, int64_t m0,
     const runnx::DirectNhwcGeom& g, const runnx::ConvEpilogue& e, const runnx::ConvEpilogue& act,

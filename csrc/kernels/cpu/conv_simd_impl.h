@@ -10,6 +10,8 @@
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
+// 16 floats: the channels-last stem's AVX-512 variant (AVX2 build only, under target("avx512f")).
+typedef float v16 __attribute__((vector_size(64)));
 
 static inline v8 splat(float x) { return v8{x, x, x, x, x, x, x, x}; }
 static inline v8 load8(const float* p) {
