@@ -106,6 +106,15 @@ __attribute__((target("avx512f"))) static void direct_range_512(
     int64_t ih0, int64_t ow0, int64_t ow1, const float* res, float* y) {
   const DwnClamp clamp(act);
   const float* wbase = w + m0;
+  // Whole vectors with None/ReLU/Clip: the epilogue stays in 512-bit registers (through
+  // direct_store's 8-float vectors it was ~a fifth of the step).
+  const bool fast = clamp.on && m0 + 32 <= g.M;
+  const v16 lo = v16{} + clamp.lo[0], hi = v16{} + clamp.hi[0];
+  v16 bias[2] = {};
+  if (e.bias) {
+    __builtin_memcpy(&bias[0], e.bias + m0, sizeof(v16));
+    __builtin_memcpy(&bias[1], e.bias + m0 + 16, sizeof(v16));
+  }
   int64_t ow = ow0;
   for (; ow + 4 <= ow1; ow += 4) {
     const float* xp[4];
@@ -126,6 +135,24 @@ __attribute__((target("avx512f"))) static void direct_range_512(
         a[p][0] += xv * w0;
         a[p][1] += xv * w1;
       }
+    }
+    if (fast) {  // bias, residual and clamp in 512-bit registers
+      for (int p = 0; p < 4; ++p) {
+        float* yp = y + (ow + p) * g.M + m0;
+        const float* rp = res ? res + (ow + p) * g.M + m0 : nullptr;
+        for (int h = 0; h < 2; ++h) {
+          v16 v = a[p][h] + bias[h];
+          if (rp) {
+            v16 r;
+            __builtin_memcpy(&r, rp + 16 * h, sizeof r);
+            v += r;
+          }
+          v = v < lo ? lo : v;
+          v = v > hi ? hi : v;
+          __builtin_memcpy(yp + 16 * h, &v, sizeof v);
+        }
+      }
+      continue;
     }
     for (int p = 0; p < 4; ++p) {
       v8 acc[4];
