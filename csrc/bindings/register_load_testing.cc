@@ -1,5 +1,7 @@
-// Test hooks for session creation: how load blocks are made (huge pages and their fallbacks) and
-// the load profile's phase accounting.
+// Test hooks for session creation: how load blocks are made (huge pages and their fallbacks), the
+// load profile's phase accounting, and the graph passes alone (a graph whose kernels the CPU
+// lacks, such as a float16 model converted for the GPU, can still be checked pass by pass).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -10,6 +12,8 @@
 #include "common/load_memory.h"
 #include "common/status.h"
 #include "ir/load_profile.h"
+#include "onnx/model_reader.h"
+#include "passes/pass.h"
 
 namespace py = pybind11;
 
@@ -64,6 +68,36 @@ py::dict nested_load_phases(int64_t spin_us) {
   return d;
 }
 
+// The graph passes at `level` on a model's bytes, without building kernels: {"passes": {name:
+// count}, "nodes": [(op_type, domain, inputs, outputs)], "initializers": {name: array}} with the
+// float32, float16 and int64 initializers (deferred ones computed) as numpy arrays.
+py::dict optimized_graph(const py::bytes& model_bytes, int level, bool device_asked) {
+  const std::string bytes = model_bytes;
+  auto keep = std::make_shared<std::string>(bytes);
+  Model model = load_model_from_bytes(keep->data(), keep->size(), keep);
+  py::dict passes;
+  for (const PassFired& p : run_graph_passes(model, level, device_asked)) passes[py::str(p.name)] = p.count;
+  py::list nodes;
+  for (const Node& n : model.graph.nodes) nodes.append(py::make_tuple(n.op_type, n.domain, n.inputs, n.outputs));
+  py::dict inits;
+  for (auto& [name, t] : model.graph.initializers) {
+    materialize_constant(model, name, t);
+    py::dtype dt;
+    if (t.dtype == DType::kF32) dt = py::dtype::of<float>();
+    else if (t.dtype == DType::kF16) dt = py::dtype("float16");
+    else if (t.dtype == DType::kI64) dt = py::dtype::of<int64_t>();
+    else continue;
+    py::array a(dt, std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
+    if (t.nbytes()) std::memcpy(a.mutable_data(), t.data, t.nbytes());
+    inits[py::str(name)] = a;
+  }
+  py::dict d;
+  d["passes"] = passes;
+  d["nodes"] = nodes;
+  d["initializers"] = inits;
+  return d;
+}
+
 }  // namespace
 
 void register_load_testing(py::module_& m) {
@@ -79,6 +113,8 @@ void register_load_testing(py::module_& m) {
   });
   m.def("probe_load_block", &probe_load_block, py::arg("bytes"));
   m.def("nested_load_phases", &nested_load_phases, py::arg("spin_us"));
+  m.def("optimized_graph", &optimized_graph, py::arg("model_bytes"), py::arg("level") = 99,
+        py::arg("device_asked") = false);
 }
 
 }  // namespace runnx
