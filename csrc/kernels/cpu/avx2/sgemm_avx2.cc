@@ -37,10 +37,13 @@ constexpr int64_t kShortK = 64;
 // sleeping worker, so a worker that wakes late only costs the caller its own wake-up call.)
 constexpr int64_t kParallelMacs = int64_t{1} << 19;
 
-// A GEMV-like product (at most kGemvRows rows) is bound by streaming B from L2, not by FMAs:
-// from kGemvParallelMacs (256 KB of B at M = 1) two cores' L2s beat one.
+// A GEMV-like product (at most kGemvRows rows) is bound by streaming B, not by FMAs: from
+// kGemvParallelMacs (512 KB of B at M = 1) two cores' L2s beat one. Below, the caller runs it
+// alone: with the 512-bit GEMV kernel a 256x256 layer (256 KB, in L2) takes ~1 us there, and the
+// tabular MLP's batch-1 call (64-256-256-1) then needs no worker at all (4.65-4.83 us either way;
+// one thread cannot be held up by a worker that wakes late).
 constexpr int64_t kGemvRows = 3;
-constexpr int64_t kGemvParallelMacs = int64_t{1} << 16;
+constexpr int64_t kGemvParallelMacs = int64_t{1} << 17;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
