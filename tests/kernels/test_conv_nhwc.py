@@ -143,6 +143,7 @@ GEMM_CASES = [
     (1, 3, 40, 9, 9, (3, 3), (2, 2), (1, 1, 1, 1), True),
     (1, 1, 7, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1), False),
     (1, 4, 70, 5, 12, (2, 3), (1, 2), (1, 0, 0, 2), False),
+    (1, 3, 30, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1), True),  # 30 of 32 lanes: the 512-bit step's tail
     # enough work for the pool and at most 1M floats of im2col: gathered whole, then one GEMM
     (1, 32, 40, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), False),
     (2, 24, 16, 9, 9, (1, 1), (2, 2), (0, 0, 0, 0), False),

@@ -111,7 +111,7 @@ __attribute__((target("avx512f"))) static void direct_range_512(
   const bool fast = clamp.on && m0 + 32 <= g.M;
   const v16 lo = v16{} + clamp.lo[0], hi = v16{} + clamp.hi[0];
   v16 bias[2] = {};
-  if (e.bias) {
+  if (e.bias && fast) {  // only then are channels m0 .. m0 + 31 all there
     __builtin_memcpy(&bias[0], e.bias + m0, sizeof(v16));
     __builtin_memcpy(&bias[1], e.bias + m0 + 16, sizeof(v16));
   }
