@@ -72,8 +72,7 @@ py::dict nested_load_phases(int64_t spin_us) {
 // count}, "nodes": [(op_type, domain, inputs, outputs)], "initializers": {name: array}} with the
 // float32, float16 and int64 initializers (deferred ones computed) as numpy arrays.
 py::dict optimized_graph(const py::bytes& model_bytes, int level, bool device_asked) {
-  const std::string bytes = model_bytes;
-  auto keep = std::make_shared<std::string>(bytes);
+  auto keep = std::make_shared<std::string>(model_bytes);  // the weights point into it
   Model model = load_model_from_bytes(keep->data(), keep->size(), keep);
   py::dict passes;
   for (const PassFired& p : run_graph_passes(model, level, device_asked)) passes[py::str(p.name)] = p.count;

@@ -41,3 +41,28 @@ def run_both(model, feeds, level: int = 99):
 
 FLOAT = TensorProto.FLOAT
 INT64 = TensorProto.INT64
+
+
+def layernorm_nodes(x, y, square="pow", opset=17, swap=False):
+    """LayerNorm over the last axis in its decomposed form, as exporters write it; constants
+    two, eps, gamma, beta (and axes from opset 18) come from layernorm_inits."""
+    mean_kw = {"axes": [-1]} if opset < 18 else {}
+    mean_in = [x] if opset < 18 else [x, "axes"]
+    nodes = [helper.make_node("ReduceMean", mean_in, ["m"], **mean_kw),
+             helper.make_node("Sub", [x, "m"], ["d"])]
+    nodes.append(helper.make_node("Pow", ["d", "two"], ["sq"]) if square == "pow"
+                 else helper.make_node("Mul", ["d", "d"], ["sq"]))
+    nodes += [helper.make_node("ReduceMean", ["sq"] + mean_in[1:], ["v"], **mean_kw),
+              helper.make_node("Add", ["eps", "v"] if swap else ["v", "eps"], ["ve"]),
+              helper.make_node("Sqrt", ["ve"], ["s"]),
+              helper.make_node("Div", ["d", "s"], ["n"]),
+              helper.make_node("Mul", ["gamma", "n"] if swap else ["n", "gamma"], ["ng"]),
+              helper.make_node("Add", ["ng", "beta"], [y])]
+    return nodes
+
+
+def layernorm_inits(c, rng, dtype=np.float32, beta_dtype=None):
+    """layernorm_nodes' constants in `dtype` (beta in `beta_dtype` when given)."""
+    return {"two": np.array(2, dtype), "eps": np.array(1e-5, dtype), "axes": np.array([-1], np.int64),
+            "gamma": rng.standard_normal(c).astype(dtype),
+            "beta": rng.standard_normal(c).astype(beta_dtype or dtype)}

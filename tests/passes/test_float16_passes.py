@@ -13,8 +13,7 @@ import runnx
 from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(__file__))
-from pass_helpers import graph_model
-from test_transformer_fusion import _layernorm_nodes
+from pass_helpers import graph_model, layernorm_inits, layernorm_nodes
 
 HALF = TensorProto.FLOAT16
 f16 = np.float16
@@ -69,10 +68,8 @@ def test_mixed_float16_conv_and_float32_batchnorm_is_left_alone():
 
 
 def test_float16_layernorm_fuses_with_float16_parameters():
-    rng = np.random.default_rng(3)
-    inits = {"two": np.array(2, f16), "eps": np.array(1e-5, f16), "gamma": rng.standard_normal(37).astype(f16),
-             "beta": rng.standard_normal(37).astype(f16)}
-    model = graph_model(_layernorm_nodes("x", "y"), [("x", HALF, [2, 37])], [("y", HALF, None)], inits)
+    inits = layernorm_inits(37, np.random.default_rng(3), f16)
+    model = graph_model(layernorm_nodes("x", "y"), [("x", HALF, [2, 37])], [("y", HALF, None)], inits)
     g = optimized(model)
     assert g["passes"].get("layernorm_fusion") == 1
     (op, _, ins, outs), = g["nodes"]
@@ -81,8 +78,11 @@ def test_float16_layernorm_fuses_with_float16_parameters():
 
 
 def test_layernorm_with_float16_scale_and_float32_bias_is_left_alone():
-    rng = np.random.default_rng(4)
-    inits = {"two": np.array(2, f16), "eps": np.array(1e-5, f16), "gamma": rng.standard_normal(8).astype(f16),
-             "beta": rng.standard_normal(8).astype(np.float32)}
-    model = graph_model(_layernorm_nodes("x", "y"), [("x", HALF, [2, 8])], [("y", HALF, None)], inits)
+    inits = layernorm_inits(8, np.random.default_rng(4), f16, beta_dtype=np.float32)
+    model = graph_model(layernorm_nodes("x", "y"), [("x", HALF, [2, 8])], [("y", HALF, None)], inits)
     assert "layernorm_fusion" not in optimized(model)["passes"]
+
+
+def test_the_passes_hook_rejects_bytes_that_are_no_model():
+    with pytest.raises(runnx.InvalidModel):
+        runnx._C._testing.optimized_graph(b"\x08\x07\x12\xff not a model")

@@ -11,7 +11,7 @@ from onnx import helper
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from pass_helpers import FLOAT, graph_model, run_both, session
+from pass_helpers import FLOAT, graph_model, layernorm_inits, layernorm_nodes, run_both, session
 
 from bench.models import zoo
 
@@ -24,33 +24,12 @@ def _close(a, b, tol=2e-5):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
-def _layernorm_nodes(x, y, square="pow", opset=17, swap=False):
-    mean_kw = {"axes": [-1]} if opset < 18 else {}
-    mean_in = [x] if opset < 18 else [x, "axes"]
-    nodes = [helper.make_node("ReduceMean", mean_in, ["m"], **mean_kw),
-             helper.make_node("Sub", [x, "m"], ["d"])]
-    nodes.append(helper.make_node("Pow", ["d", "two"], ["sq"]) if square == "pow"
-                 else helper.make_node("Mul", ["d", "d"], ["sq"]))
-    nodes += [helper.make_node("ReduceMean", ["sq"] + mean_in[1:], ["v"], **mean_kw),
-              helper.make_node("Add", ["eps", "v"] if swap else ["v", "eps"], ["ve"]),
-              helper.make_node("Sqrt", ["ve"], ["s"]),
-              helper.make_node("Div", ["d", "s"], ["n"]),
-              helper.make_node("Mul", ["gamma", "n"] if swap else ["n", "gamma"], ["ng"]),
-              helper.make_node("Add", ["ng", "beta"], [y])]
-    return nodes
-
-
-def _ln_inits(c, rng):
-    return {"two": np.array(2, f32), "eps": np.array(1e-5, f32), "axes": np.array([-1], np.int64),
-            "gamma": rng.standard_normal(c).astype(f32), "beta": rng.standard_normal(c).astype(f32)}
-
-
 @pytest.mark.parametrize("shape", [(2, 3, 37), (1, 1), (5, 768), (4, 9)])
 @pytest.mark.parametrize("square,opset,swap", [("pow", 17, False), ("mul", 17, True), ("pow", 18, False)])
 def test_layernorm_fused(shape, square, opset, swap):
     rng = np.random.default_rng(shape[-1])
-    m = graph_model(_layernorm_nodes("x", "y", square, opset, swap), [("x", FLOAT, list(shape))],
-                    [("y", FLOAT, None)], _ln_inits(shape[-1], rng), opset=opset)
+    m = graph_model(layernorm_nodes("x", "y", square, opset, swap), [("x", FLOAT, list(shape))],
+                    [("y", FLOAT, None)], layernorm_inits(shape[-1], rng), opset=opset)
     x = (rng.standard_normal(shape) * 3 + 1).astype(f32)
     (plain,), (opt,), fired = run_both(m, {"x": x})
     assert fired.get("layernorm_fusion") == 1, fired
@@ -59,19 +38,19 @@ def test_layernorm_fused(shape, square, opset, swap):
 
 def test_layernorm_not_fused_when_reduced_elsewhere_or_old_opset():
     rng = np.random.default_rng(0)
-    nodes = _layernorm_nodes("x", "y", opset=17)
+    nodes = layernorm_nodes("x", "y", opset=17)
     nodes[0] = helper.make_node("ReduceMean", ["x"], ["m"], axes=[1])  # not the last axis
-    m = graph_model(nodes, [("x", FLOAT, [2, 3, 4])], [("y", FLOAT, None)], _ln_inits(4, rng))
+    m = graph_model(nodes, [("x", FLOAT, [2, 3, 4])], [("y", FLOAT, None)], layernorm_inits(4, rng))
     x = rng.standard_normal((2, 3, 4)).astype(f32)
     (plain,), (opt,), fired = run_both(m, {"x": x})
     assert "layernorm_fusion" not in fired
     _close(opt, plain)
     # The centred value is also a graph output.
-    m = graph_model(_layernorm_nodes("x", "y"), [("x", FLOAT, [2, 4])], [("y", FLOAT, None), ("d", FLOAT, None)],
-                    _ln_inits(4, rng))
+    m = graph_model(layernorm_nodes("x", "y"), [("x", FLOAT, [2, 4])], [("y", FLOAT, None), ("d", FLOAT, None)],
+                    layernorm_inits(4, rng))
     assert "layernorm_fusion" not in session(m, 99)._passes_fired()
     # Opset 16 has no LayerNormalization.
-    m = graph_model(_layernorm_nodes("x", "y"), [("x", FLOAT, [2, 4])], [("y", FLOAT, None)], _ln_inits(4, rng),
+    m = graph_model(layernorm_nodes("x", "y"), [("x", FLOAT, [2, 4])], [("y", FLOAT, None)], layernorm_inits(4, rng),
                     opset=16)
     assert "layernorm_fusion" not in session(m, 99)._passes_fired()
 
