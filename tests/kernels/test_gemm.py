@@ -60,8 +60,9 @@ ACTS = {
     "gelu": lambda v: 0.5 * v * (1 + _erf(v / np.sqrt(2))),
     "gelu_tanh": lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3))),
 }
+# (130, 400, 300): on 2 threads one row tile with a 4-row tail group, split by columns only.
 EPI_SHAPES = [(1, 1, 1), (1, 37, 19), (1, 768, 300), (2, 17, 5), (5, 16, 9), (6, 33, 256), (7, 17, 257),
-              (13, 100, 300), (97, 130, 515), (128, 64, 768), (10, 10, 0)]
+              (13, 100, 300), (97, 130, 515), (128, 64, 768), (130, 400, 300), (10, 10, 0)]
 
 
 @pytest.mark.parametrize("m,n,k", EPI_SHAPES)
