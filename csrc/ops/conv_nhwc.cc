@@ -496,10 +496,10 @@ class NhwcDwProjectKernel : public Kernel {
     }
   }
 
-  // The GEMM reads each residual element before its only store of it (one K-block: C <= 256,
-  // else it copies an overlapping residual first) and the depthwise part never reads Z. When Z is
-  // X itself (MobileNetV2's first block adds its input back) the planner keeps y apart: another
-  // input of the node reads that buffer.
+  // The GEMM reads each residual element before its only store of it (one K-block: C <= 256, or
+  // 1024 with AVX-512; else it copies an overlapping residual first) and the depthwise part never
+  // reads Z. When Z is X itself (MobileNetV2's first block adds its input back) the planner keeps
+  // y apart: another input of the node reads that buffer.
   int inplace_input() const override { return 3; }
 
   std::string describe() const override {

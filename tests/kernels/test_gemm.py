@@ -9,7 +9,7 @@ IMPLS = ["dispatch"] + (["avx2"] if T.has_avx2() else [])
 SHAPES = [
     (1, 1, 1), (1, 37, 19), (3, 5, 7), (5, 16, 9), (6, 16, 256), (7, 17, 257), (13, 33, 300),
     (64, 64, 64), (97, 130, 515), (200, 300, 70), (4, 1000, 3), (10, 10, 0), (0, 5, 5), (9, 20, 255),
-    (33, 47, 513),
+    (33, 47, 513), (19, 50, 1100),
 ]
 
 
@@ -61,8 +61,10 @@ ACTS = {
     "gelu_tanh": lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3))),
 }
 # (130, 400, 300): on 2 threads one row tile with a 4-row tail group, split by columns only.
+# K = 1100 and 2100: two and three K-blocks where AVX-512 cuts K in blocks of up to 1024.
 EPI_SHAPES = [(1, 1, 1), (1, 37, 19), (1, 768, 300), (2, 17, 5), (5, 16, 9), (6, 33, 256), (7, 17, 257),
-              (13, 100, 300), (97, 130, 515), (128, 64, 768), (130, 400, 300), (10, 10, 0)]
+              (13, 100, 300), (97, 130, 515), (128, 64, 768), (130, 400, 300), (130, 400, 1100), (97, 130, 2100),
+              (10, 10, 0)]
 
 
 @pytest.mark.parametrize("m,n,k", EPI_SHAPES)
@@ -120,7 +122,7 @@ def test_gemm_ex_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 13])
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 255, 257, 515, 1024])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 255, 257, 515, 1024, 2100])
 @pytest.mark.parametrize("n", [17, 41, 100, 300])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
@@ -138,7 +140,8 @@ def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
 
 
 # B given as B^T and packed once: full 16-column panels go through 8x8 transposes, the K tail and a
-# partial last panel element by element; K over one 256-row K-block and N tails 1..15 included.
+# partial last panel element by element; K over one K-block (256 rows, up to 1024 with AVX-512) and
+# N tails 1..15 included.
 @pytest.mark.parametrize("k,n", [(1, 16), (7, 17), (8, 16), (9, 33), (15, 5), (16, 31), (17, 100), (255, 16),
                                  (256, 47), (257, 1000), (300, 15), (1280, 33)])
 def test_gemm_packed_transposed_b_shapes(k, n):

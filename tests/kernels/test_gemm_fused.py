@@ -1,7 +1,7 @@
 """The float32 GEMM entry points with a fused epilogue against numpy (float64 reference):
 B packed on the fly, B prepacked, and A prepacked (constant weights on the left, as convolutions
 use it), on strided views of A, B, C and the residual, at sizes around the 6x16 register tile
-and the 256-deep K-block, beta 0 / 1, each activation with bias per row and per column, 1-3
+and the K-block (256 deep; with AVX-512, K in equal blocks of up to 1024), beta 0 / 1, each activation with bias per row and per column, 1-3
 threads. test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1."""
 
 import os
@@ -19,10 +19,11 @@ SIZES = [1, 5, 6, 7, 15, 16, 17, 33, 100]
 # varied partners, so the tails of the 6x16 tile meet each other without all 729 products.
 SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
           for i, m in enumerate(SIZES) for j in range(3)]
-# Deeper K: several K-blocks (256), so partial sums accumulate in C before the epilogue.
+# Deeper K: several K-blocks (256; 1100 and 2100 for the blocks of up to 1024 that AVX-512 runs),
+# so partial sums accumulate in C before the epilogue.
 # N = 8, 24, 40: a right-edge panel of exactly 8 columns (the half-width kernel).
 DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40),
-        (9, 40, 255), (20, 50, 256)]
+        (9, 40, 255), (20, 50, 256), (7, 17, 1100), (13, 33, 2100)]
 # Tall and narrow (a 1x1 convolution to a few channels: M = pixels, K = input channels): tiles of
 # one or two panels run row groups outer with A prefetched ahead; M tails off the 6-row group,
 # N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two. A packed
@@ -133,7 +134,7 @@ def test_large_tiles_split_over_threads(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("k", [0, 7, 100, 255, 256, 257, 300, 513, 600])
+@pytest.mark.parametrize("k", [0, 7, 100, 255, 256, 257, 300, 513, 600, 1100])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_residual_sharing_c(mode, k, beta):
     # An op whose output takes over its residual's buffer (in place): C and the residual are one

@@ -1,7 +1,7 @@
 // f32 GEMM for AVX2+FMA: C = epilogue(A*B + beta*C), row-major.
 //
-// B lives in 16-column panels, K-blocked by kKc (one panel block, kKc x 16 floats = 16 KB, stays
-// in L1): packed once for constant weights (sgemm_avx2_pack_b), or per K-block on the fly. Each
+// B lives in 16-column panels, K-blocked (k_block: equal blocks of up to 1024 rows with AVX-512,
+// 256 without): packed once for constant weights (sgemm_avx2_pack_b), or per K-block on the fly. Each
 // task owns a tile of C (up to 72 rows x 512 columns) and runs the 6x16 register tile (12 ymm
 // accumulators) over it, broadcasting A straight from its rows (or from A packed once). The
 // epilogue (bias, residual, activation) runs in registers at the tile's only store after its last
@@ -27,14 +27,28 @@ namespace {
 
 constexpr int kMr = 6;
 constexpr int kNr = 16;
-constexpr int64_t kKc = 256;
-constexpr int64_t kMc = 72;   // multiple of kMr: a tile's A block (72 x 256) is 72 KB, in L2
+// K is cut into equal blocks (k_block) of at most kKcMax rows: 1152 is two of 576, not 1024 + 128.
+// One block of 1024 where a block of 256 kept a panel block in L1: C is then loaded and stored once
+// per 1024 k-steps, not per 256, and the panels stream from L2 at the kernel's pace (128x768x768
+// on 1 core: 112.5 -> 115.6 GFLOP/s, 99% of the FMA peak; BERT-base b1 -2%). Without AVX-512 it
+// stays 256 (the 6x16 kernel wants twice the B bytes per FMA; not measured on such a CPU).
+constexpr int64_t kKcMax = 1024, kKcMaxNarrowVectors = 256;
+constexpr int64_t kMc = 72;   // multiple of kMr: a tile's A block (72 x 1024 at most) is 288 KB, in L2
 constexpr int64_t kNcMax = 512;
-// Up to this many rows a parallel GEMM's tiles split only its columns (choose_tiling): a K-block
-// of A (256 KB) stays in L2 across them.
+// Up to this many rows a parallel GEMM's tiles split only its columns (choose_tiling); a K-block
+// of A stays in L2 across them (at most 1 MB; 200-256 rows with K = 768-3072 ran 1-3% faster so
+// than cut into row tiles from 129 rows on).
 constexpr int64_t kColumnsOnlyRows = 256;
 // K-blocks of at most this many rows with A packed run the tile's row groups outer (tile_kblock).
 constexpr int64_t kShortK = 64;
+
+// Rows per K-block for a depth of K (a multiple of 8 unless K is smaller).
+int64_t k_block(int64_t K) {
+  const int64_t cap = sgemm_avx2_uses_avx512() ? kKcMax : kKcMaxNarrowVectors;
+  if (K <= cap) return std::max<int64_t>(K, 1);
+  const int64_t blocks = (K + cap - 1) / cap;
+  return ((K + blocks - 1) / blocks + 7) / 8 * 8;
+}
 // Below this many multiply-adds (512K, ~10 us on one core) a GEMM runs on the calling thread:
 // handing tiles to a worker costs more than it saves. (The pool's caller never waits for a
 // sleeping worker, so a worker that wakes late only costs the caller its own wake-up call.)
@@ -485,10 +499,26 @@ __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const flo
   store_pair(acc, o0, o1);
 }
 
+// One k-step of the 6x32 kernel: row i's A element times both panels' row k.
+__attribute__((target("avx512f"), always_inline)) inline void step_6x32(__m512 (&acc)[2 * kMr],
+                                                                        const float* __restrict A, int64_t lda,
+                                                                        const float* __restrict B0,
+                                                                        const float* __restrict B1, int64_t k) {
+  const __m512 b0 = _mm512_loadu_ps(B0 + k * kNr), b1 = _mm512_loadu_ps(B1 + k * kNr);
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i) {
+    const __m512 a = _mm512_set1_ps(A[i * lda + k]);
+    acc[i] = _mm512_fmadd_ps(a, b0, acc[i]);
+    acc[kMr + i] = _mm512_fmadd_ps(a, b1, acc[kMr + i]);
+  }
+}
+
 // Six rows of A read in place x two full 16-column panels (B0, B1) in 512-bit registers: each
 // broadcast of A feeds two FMAs, so a k-step is 20 instructions where two 6x16 steps take 40 (what
 // the 12x16 kernel saves for packed A; here 12 rows would be 12 row streams). Activations as A:
 // channels-last convs (rows = pixels or Winograd tiles) and MatMul. o0, o1 the panels' outputs.
+// Four k-steps per loop trip with one prefetch check (a check per k-step compiled to two branches
+// and an index computation in every step).
 __attribute__((target("avx512f"))) void micro_kernel_6x32(int64_t kc, const float* __restrict A, int64_t lda,
                                                            const float* __restrict B0,
                                                            const float* __restrict B1, const TileOut& o0,
@@ -496,21 +526,19 @@ __attribute__((target("avx512f"))) void micro_kernel_6x32(int64_t kc, const floa
   __m512 acc[2 * kMr];
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * kMr; ++i) acc[i] = _mm512_setzero_ps();
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    if ((k & 3) == 0 && pf_lines > 0) {  // two panels' worth of next lines: one every 4 k-steps
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    if (pf_lines > 0) {  // two panels' worth of next lines: one every 4 k-steps
       _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
       pf += 16;
       --pf_lines;
     }
-    const __m512 b0 = _mm512_loadu_ps(B0 + k * kNr), b1 = _mm512_loadu_ps(B1 + k * kNr);
-#pragma GCC unroll 6
-    for (int i = 0; i < kMr; ++i) {
-      const __m512 a = _mm512_set1_ps(A[i * lda + k]);
-      acc[i] = _mm512_fmadd_ps(a, b0, acc[i]);
-      acc[kMr + i] = _mm512_fmadd_ps(a, b1, acc[kMr + i]);
-    }
+    step_6x32(acc, A, lda, B0, B1, k);
+    step_6x32(acc, A, lda, B0, B1, k + 1);
+    step_6x32(acc, A, lda, B0, B1, k + 2);
+    step_6x32(acc, A, lda, B0, B1, k + 3);
   }
+  for (; k < kc; ++k) step_6x32(acc, A, lda, B0, B1, k);
   for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
   store_pair(acc, o0, o1);
 }
@@ -730,8 +758,8 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
   }
 }
 
-// One K-block of a tile: each panel (in L1) meets every 6-row group of the tile's A rows (in L2)
-// in turn. The next panel is prefetched into L1 a slice per row group, spread over that group's
+// One K-block of a tile: each panel (in L1 or L2) meets every 6-row group of the tile's A rows
+// (in L2) in turn. The next panel is prefetched into L1 a slice per row group, spread over that group's
 // K loop: B of a BERT layer (2-9 MB) comes from L3, and the first row group of each panel
 // otherwise stalls on it (128x3072x768: 7.3 -> 6.9 ms on one core; spread rather than issued
 // before each group: BERT-base batch 1 on one core -7% or more).
@@ -906,10 +934,10 @@ void sgemm_avx2_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, bool t
                        ThreadPool* pool) {
   const int64_t panels = panels_of(N);
   const int64_t npad = panels * kNr;
-  const int64_t kblocks = (K + kKc - 1) / kKc;
+  const int64_t kb = k_block(K), kblocks = (K + kb - 1) / kb;
   auto run = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t k0 = t * kKc, kc = std::min(kKc, K - k0);
+      const int64_t k0 = t * kb, kc = std::min(kb, K - k0);
       pack_b_block(B, ldb, transposed, N, k0, kc, out + k0 * npad, 0, panels);
     }
   };
@@ -938,7 +966,7 @@ AAhead a_ahead(const ASource& a, const Tiling& t, int64_t q, int64_t k_next, int
     r = t.tile(q + 1);
     k_next = 0;
   }
-  const int64_t kc = std::min(kKc, K - k_next);
+  const int64_t kc = std::min(k_block(K), K - k_next);
   const int64_t floats = round_up(r.m1 - r.m0, kMr) * kc;
   return {reinterpret_cast<const char*>(a.from_row(r.m0).at(0, k_next, kc)), (floats * 4 + 63) / 64};
 }
@@ -951,7 +979,8 @@ void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float
   // A residual that is C itself: over one K-block each element is read before its only store;
   // over several, C takes partial sums first, so each tile copies its block of it beforehand
   // (on the core that runs the tile: the copy stays in its L2 until the epilogue reads it).
-  const bool save_residual = epi.residual == C && epi.ldr == ldc && K > kKc;
+  const int64_t kb = k_block(K);
+  const bool save_residual = epi.residual == C && epi.ldr == ldc && K > kb;
   const Tiling t = choose_tiling(M, N, K, pool);
   run_tiles(t.count(), t.parallel, pool, [&](int64_t q) {
     const TileRect r = t.tile(q);
@@ -965,9 +994,9 @@ void packed_tiles(int64_t M, int64_t N, int64_t K, const ASource& a, const float
       e.ldr = cols;
     }
     const ASource at = a.from_row(r.m0);
-    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-      const int64_t kc = std::min(kKc, K - k0);
-      const int64_t kc_next = std::min(kKc, K - k0 - kc);
+    for (int64_t k0 = 0; k0 < K; k0 += kb) {
+      const int64_t kc = std::min(kb, K - k0);
+      const int64_t kc_next = std::min(kb, K - k0 - kc);
       tile_kblock(rows, M - r.m0, cols, k0, kc, at, Bp + k0 * npad + r.n0 * kc, c, ldc, k0 > 0, beta,
                   fused && k0 + kc >= K ? &e : nullptr, a_ahead(a, t, q, k0 + kc, K),
                   kc_next > 0 ? Bp + (k0 + kc) * npad + r.n0 * kc_next : nullptr, std::max<int64_t>(kc_next, 0));
@@ -1074,9 +1103,9 @@ int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K) {
 }
 
 void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float* out) {
-  const int64_t mpad = round_up(M, kMr);
-  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-    const int64_t kc = std::min(kKc, K - k0);
+  const int64_t mpad = round_up(M, kMr), kb = k_block(K);
+  for (int64_t k0 = 0; k0 < K; k0 += kb) {
+    const int64_t kc = std::min(kb, K - k0);
     for (int64_t i0 = 0; i0 < mpad; i0 += kMr) {
       float* dst = out + k0 * mpad + i0 * kc;
       for (int64_t r = 0; r < kMr; ++r) {
@@ -1099,6 +1128,7 @@ void sgemm_avx2_packed_a(int64_t M, int64_t N, int64_t K, const float* Ap, const
   const ASource a{Ap, 0, round_up(M, kMr)};
   const bool parallel = pool && pool->num_threads() > 1 && M * N * K >= kParallelMacs;
   float* bp = scratch(kPackB, K * chunk);
+  const int64_t kb = k_block(K);
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
     const int64_t w = std::min(chunk, N - n0), panels = panels_of(w), npad = panels * kNr;
     // Tasks of whole rows of the chunk (rows [t0, t1) of B, cut at K-blocks), at least ~16 KB
@@ -1107,7 +1137,7 @@ void sgemm_avx2_packed_a(int64_t M, int64_t N, int64_t K, const float* Ap, const
     // convolution's samples at 14x14.)
     auto pack = [&](int64_t t0, int64_t t1) {
       for (int64_t k = t0; k < t1;) {
-        const int64_t k0 = k / kKc * kKc, kc = std::min(kKc, K - k0), r1 = std::min(t1 - k0, kc);
+        const int64_t k0 = k / kb * kb, kc = std::min(kb, K - k0), r1 = std::min(t1 - k0, kc);
         pack_b_block(B + n0, ldb, false, w, k0, kc, bp + k0 * npad, 0, panels, k - k0, r1);
         k = k0 + r1;
       }
@@ -1125,20 +1155,20 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
   // Fewer than 4 rows (gemv_like) clear C before they accumulate; more, over several K-blocks,
   // leave partial sums in C: a residual that is C itself is used in place over one block only.
   std::vector<float> keep;
-  const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, M >= 4 && K <= kKc, keep);
+  const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, M >= 4 && K <= k_block(K), keep);
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   if (M < 4) return gemv_like(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
 
-  // B is packed one K-block at a time (kKc x N floats), then every tile runs that block (each
+  // B is packed one K-block at a time (k_block(K) x N floats), then every tile runs that block (each
   // thread the same tiles each time, unless it steals: its C block stays in its cache).
   const int64_t panels = panels_of(N);
-  const int64_t kc_max = std::min(K, kKc);
-  float* bp = scratch(kPackB, panels * kc_max * kNr);
+  const int64_t kb = k_block(K);
+  float* bp = scratch(kPackB, panels * kb * kNr);
   const Tiling t = choose_tiling(M, N, K, pool);
   const ASource a{A, lda, 0};
   const bool fused = !epi.trivial();
-  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-    const int64_t kc = std::min(kKc, K - k0);
+  for (int64_t k0 = 0; k0 < K; k0 += kb) {
+    const int64_t kc = std::min(kb, K - k0);
     const bool last = k0 + kc >= K;
     auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B, ldb, false, N, k0, kc, bp, p0, p1); };
     if (t.parallel) pool->parallel_for(panels, 4, pack);
