@@ -149,6 +149,8 @@ GEMM_CASES = [
     (2, 24, 16, 9, 9, (1, 1), (2, 2), (0, 0, 0, 0), False),
     # more than 1M floats of im2col: chunks of rows, a GEMM each
     (1, 12, 8, 100, 100, (3, 3), (1, 1), (1, 1, 1, 1), False),
+    # K = 130 * 9 = 1170: two K-blocks of the GEMM with AVX-512 (blocks of up to 1024)
+    (1, 130, 20, 6, 7, (3, 3), (1, 1), (1, 1, 1, 1), False),
 ]
 
 WINO_CASES = [
@@ -157,7 +159,8 @@ WINO_CASES = [
     (1, 16, 24, 13, 17, (1, 1, 1, 1)),  # partial tiles at the bottom and the right
     (3, 8, 16, 15, 14, (0, 2, 1, 0)),  # asymmetric pads; 3 images, each split over the pool
     (4, 24, 8, 18, 18, (1, 1, 1, 1)),  # one image per task at 2 threads
-    (1, 264, 16, 17, 16, (1, 1, 1, 1)),  # C past one K-block of the packed U^T
+    (1, 264, 16, 17, 16, (1, 1, 1, 1)),  # C past one K-block of the packed U^T (256 deep)
+    (1, 1040, 16, 17, 16, (1, 1, 1, 1)),  # C past one K-block with AVX-512 (up to 1024 deep)
     (1, 8, 32, 20, 21, (0, 0, 0, 0)),  # no pads: every window inside the image
     (2, 8, 8, 6, 6, (1, 1, 1, 1)),  # 4 tiles: im2col with weights packed from the kept W
 ]
