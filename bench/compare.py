@@ -11,7 +11,8 @@ latency p50/p90 with the engines in alternating blocks (A B / B A, each after th
 pool went idle: see bench/timing.py) so a noisy shared host hurts both alike,
 throughput at batch 32 (BERT full: batch 8), and, in a fresh subprocess per engine, the cold start
 (file to first result) and the peak RSS growth. If runnx cannot be imported or fails on a model,
-its cells show the error and onnxruntime's numbers are still printed.
+its cells show the error and onnxruntime's numbers are still printed. Each CPU's speed
+(bench/host_state.py) is printed before and after, so a run says whether the host was quiet.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ if str(ROOT) not in sys.path:
 if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[1:1] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
 
+from bench.host_state import core_speeds
 from bench.timing import interleaved, time_call
 
 ENGINES = ("runnx", "ort")
@@ -358,6 +360,17 @@ def header(args) -> None:
     )
 
 
+def print_host_state(args, when: str) -> None:
+    """Each CPU's time for bench/host_state.py's loop: ~20 ms on a quiet core, 30-45 ms on one the
+    shared host slows (for minutes at a time, runnx more than onnxruntime), so every run says which
+    state it met."""
+    if args.no_host_state:
+        return
+    speeds = core_speeds()
+    print(f"host state {when}: " + "  ".join(f"cpu{c} {ms:.1f} ms" for c, ms in speeds.items())
+          + "  (loop time per CPU: ~20 quiet, 30-45 slowed)", flush=True)
+
+
 def main(argv=None) -> int:
     """Entry point; see the module docstring for the options."""
     argv = sys.argv[1:] if argv is None else argv
@@ -386,9 +399,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=0, help="override the throughput batch size")
     ap.add_argument("--no-rss", action="store_true", help="skip the subprocess cold/RSS probes")
     ap.add_argument("-v", "--verbose", action="store_true", help="print runnx tracebacks")
+    ap.add_argument("--no-host-state", action="store_true", help="skip the per-CPU speed probe")
     args = ap.parse_args(argv)
 
     header(args)
+    print_host_state(args, "before")
     results = []
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         try:
@@ -403,6 +418,7 @@ def main(argv=None) -> int:
         sys.stdout.flush()
     if results:
         print_summary(results)
+    print_host_state(args, "after")
     return 0
 
 

@@ -23,6 +23,8 @@ def test_compare_prints_ort_rows_and_summary(capsys):
     )
     out = capsys.readouterr().out
     assert "== mlp" in out and "batch 1 latency p50" in out and "== summary" in out
+    states = [ln for ln in out.splitlines() if ln.startswith("host state")]
+    assert [ln.split()[2] for ln in states] == ["before:", "after:"] and all(" ms" in ln for ln in states)
     ort_cell = next(ln for ln in out.splitlines() if "batch 1 latency p50" in ln).split()
     assert any(tok in ("us", "ms", "s") for tok in ort_cell), "no onnxruntime latency printed"
 
