@@ -2,7 +2,7 @@
 
 Usage:
     python bench/compare.py [--models mlp,resnet50,mobilenetv2,bert] [--threads 2]
-                            [--repeats N] [--scale full|tiny] [--budget S] [--no-rss]
+                            [--repeats N] [--scale full|tiny] [--budget S] [--no-rss] [--no-host-state]
     RUNNX_DEV_BUILD=build/dev python bench/compare.py ...   # a developer build of runnx
 
 Per model it checks correctness first (max abs diff of every output vs onnxruntime, batches 1
