@@ -364,7 +364,7 @@ def print_host_state(args, when: str) -> None:
     """Each CPU's time for bench/host_state.py's loop: ~20 ms on a quiet core, 30-45 ms on one the
     shared host slows (for minutes at a time, runnx more than onnxruntime), so every run says which
     state it met."""
-    if args.no_host_state:
+    if args.no_host_state or not hasattr(os, "sched_setaffinity"):  # Linux only
         return
     speeds = core_speeds()
     print(f"host state {when}: " + "  ".join(f"cpu{c} {ms:.1f} ms" for c, ms in speeds.items())
