@@ -225,6 +225,8 @@ void ThreadPool::keep_workers_off(int cpu) {
   for (auto& w : workers_) pthread_setaffinity_np(w.native_handle(), sizeof(set), &set);
 }
 
+int64_t ThreadPool::max_chunks() const { return int64_t{num_threads_} * kChunksPerThread; }
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

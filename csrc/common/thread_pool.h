@@ -44,6 +44,10 @@ class ThreadPool {
   // Calls fn(begin, end) over [0, n) in chunks of at least `grain` items.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+  // The most chunks parallel_for cuts a job into: up to this many items with grain 1 are one
+  // chunk each.
+  int64_t max_chunks() const;
+
   // Cores this process may use: the affinity mask, capped by a cgroup CPU quota.
   static int default_num_threads();
 

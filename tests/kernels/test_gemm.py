@@ -127,8 +127,10 @@ def test_gemm_ex_rejects_bad_arguments():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
     # Few rows of A read in place (a view with row stride > K) against a packed B, K not a multiple
-    # of the kernel's interleaved accumulator sets nor of the K-block; n = 300 with k >= 255 splits
-    # the GEMV's columns across the threads (n = 100 with k = 1024: 7 panels, fewer than 4 ranges a thread).
+    # of the kernel's interleaved accumulator sets nor of the K-block. From 32K multiply-adds the
+    # GEMV's columns are split across the threads: one range a thread while B fits the L2s (n = 100
+    # with k = 515), four beyond (n = 300 with k = 515; n = 100 with k = 2100: 7 panels, fewer than
+    # the ranges wanted).
     rng = np.random.default_rng(m * 31 + k)
     big_a = rng.standard_normal((m, k + 9)).astype(np.float32)
     a = big_a[:, 4:4 + k]

@@ -54,13 +54,14 @@ int64_t k_block(int64_t K) {
 // sleeping worker, so a worker that wakes late only costs the caller its own wake-up call.)
 constexpr int64_t kParallelMacs = int64_t{1} << 19;
 
-// A GEMV-like product (at most kGemvRows rows) is bound by streaming B, not by FMAs: from
-// kGemvParallelMacs (512 KB of B at M = 1) two cores' L2s beat one. Below, the caller runs it
-// alone: with the 512-bit GEMV kernel a 256x256 layer (256 KB, in L2) takes ~1 us there, and the
-// tabular MLP's batch-1 call (64-256-256-1) then needs no worker at all (4.65-4.83 us either way;
-// one thread cannot be held up by a worker that wakes late).
+// A GEMV-like product (at most kGemvRows rows) is bound by streaming B, not by FMAs: even from
+// L2 (~110 GB/s on one core: a 256x256 layer's 256 KB takes ~2.4 us), so from kGemvParallelMacs
+// (128 KB of B at M = 1) it runs on two cores' L2s. Below, the caller runs it alone (the 64x256
+// layer of the tabular MLP: a worker's round trip would cost what it saves).
 constexpr int64_t kGemvRows = 3;
-constexpr int64_t kGemvParallelMacs = int64_t{1} << 17;
+constexpr int64_t kGemvParallelMacs = int64_t{1} << 15;
+// Up to this many floats of B (512 KB) a GEMV's B stays in the threads' L2s from call to call.
+constexpr int64_t kGemvL2Floats = int64_t{1} << 17;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
@@ -667,13 +668,14 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
     }
   }
   if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs) {
-    // Four column ranges per thread: thread t runs its own share (run_tiles) first, so call
-    // after call each core streams the same part of B from its own L2; a worker that joins late
-    // still finds part of its share left. (One range per thread: the caller often ran both,
-    // 2/3 of the 256x256 GEMV's samples; four: a 64-256-256-1 MLP's batch-1 call 7.6-10.0 us
-    // -> 5.1-7.0 us, min of 15 batches, 3 of 4 alternating rounds, on a noisy host.)
+    // Thread t runs its own share of the column ranges first (run_tiles), so call after call each
+    // core reads the same part of B. A B that fits the L2s takes one range per thread: each core
+    // keeps its half there (the MLP's 256x256 layer: its batch-1 call 4.60-4.65 -> 4.38-4.52 us,
+    // 4 of 4 alternating rounds; four ranges, 4.65). A larger B streams from L3 and takes four: a
+    // worker that joins late still finds part of its share left (MobileNetV2's 1280x1000
+    // classifier was 12% slower with one).
     t.parallel = true;
-    t.n_tiles = std::min<int64_t>(4 * threads, t.panels);
+    t.n_tiles = std::min<int64_t>((K * N <= kGemvL2Floats ? 1 : 4) * threads, t.panels);
   }
   return t;
 }
@@ -861,6 +863,15 @@ template <typename F>
 void run_tiles(int64_t count, bool parallel, ThreadPool* pool, const F& tile) {
   if (!parallel || count == 1) {
     for (int64_t q = 0; q < count; ++q) tile(q);
+    return;
+  }
+  if (count <= pool->max_chunks()) {
+    // One tile per pool chunk: the pool's own shares work as below, with one level of atomics
+    // fewer for a worker to fetch from the caller's cache (the MLP's parallel GEMV: 1x256x256 on
+    // 2 threads 53-55 -> 62-65 GFLOP/s median).
+    pool->parallel_for(count, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) tile(q);
+    });
     return;
   }
   constexpr uint64_t kLow = 0xffffffffu;
