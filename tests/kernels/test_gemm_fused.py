@@ -1,8 +1,9 @@
 """The float32 GEMM entry points with a fused epilogue against numpy (float64 reference):
 B packed on the fly, B prepacked, and A prepacked (constant weights on the left, as convolutions
 use it), on strided views of A, B, C and the residual, at sizes around the 6x16 register tile
-and the K-block (256 deep; with AVX-512, K in equal blocks of up to 1024), beta 0 / 1, each activation with bias per row and per column, 1-3
-threads. test_portable_paths reruns the file with RUNNX_DISABLE_AVX2=1."""
+and the K-block (256 deep; with AVX-512, K in equal blocks of up to 1024), beta 0 / 1, each
+activation with bias per row and per column, 1-3 threads. test_portable_paths reruns the file
+with RUNNX_DISABLE_AVX2=1."""
 
 import os
 import subprocess
