@@ -30,14 +30,18 @@ double process_cpu_seconds() {
 }
 
 // How many times one parallel_for over [0, n) visited each index (every entry must be 1).
+// How often parallel_for (grain > 0) or parallel_for_each (grain 0) visited each index of [0, n);
+// parallel_for_each counts 1000 for an index it passed in a call with others (not one chunk each).
 std::vector<int> coverage(ThreadPool& pool, int64_t n, int64_t grain) {
   std::unique_ptr<std::atomic<int>[]> hits(new std::atomic<int>[n > 0 ? n : 1]);
   for (int64_t i = 0; i < n; ++i) hits[i] = 0;
   {
     py::gil_scoped_release nogil;
-    pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) hits[i]++;
-    });
+    const auto visit = [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i] += grain == 0 && e - b > 1 ? 1000 : 1;
+    };
+    if (grain > 0) pool.parallel_for(n, grain, visit);
+    else pool.parallel_for_each(n, visit);
   }
   std::vector<int> out(n);
   for (int64_t i = 0; i < n; ++i) out[i] = hits[i];

@@ -225,16 +225,23 @@ void ThreadPool::keep_workers_off(int cpu) {
   for (auto& w : workers_) pthread_setaffinity_np(w.native_handle(), sizeof(set), &set);
 }
 
-int64_t ThreadPool::max_chunks() const { return int64_t{num_threads_} * kChunksPerThread; }
-
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn) {
+  run_job(n, grain, int64_t{num_threads_} * kChunksPerThread, fn);
+}
+
+void ThreadPool::parallel_for_each(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  run_job(n, 1, n, fn);
+}
+
+void ThreadPool::run_job(int64_t n, int64_t grain, int64_t max_chunks,
+                         const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (workers_.empty() || n <= grain || t_running_pool == this) return fn(0, n);
   std::unique_lock<std::mutex> drive(drive_mu_, std::try_to_lock);
   if (!drive.owns_lock()) return fn(0, n);  // another caller owns the workers: run inline
-  const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t{num_threads_} * kChunksPerThread);
+  const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, max_chunks);
   fn_ = &fn;
   n_ = n;
   chunk_ = (n + chunks - 1) / chunks;

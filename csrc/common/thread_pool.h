@@ -44,9 +44,9 @@ class ThreadPool {
   // Calls fn(begin, end) over [0, n) in chunks of at least `grain` items.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-  // The most chunks parallel_for cuts a job into: up to this many items with grain 1 are one
-  // chunk each.
-  int64_t max_chunks() const;
+  // parallel_for with each of the n items a chunk of its own, however many (parallel_for caps a
+  // job at 16 chunks a thread): for few, long items such as GEMM tiles, which even out item by item.
+  void parallel_for_each(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
   // Cores this process may use: the affinity mask, capped by a cgroup CPU quota.
   static int default_num_threads();
@@ -80,6 +80,8 @@ class ThreadPool {
 
  private:
   void worker_loop(int self);
+  // parallel_for's body: [0, n) in at most max_chunks chunks of at least `grain` items.
+  void run_job(int64_t n, int64_t grain, int64_t max_chunks, const std::function<void(int64_t, int64_t)>& fn);
   // Takes part in job `ticket` if it is still open; false when it closed first.
   bool join(uint64_t ticket, int self);
   // Runs the chunks of share `self`, then steals from the other shares until none is left.

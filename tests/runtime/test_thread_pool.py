@@ -25,6 +25,12 @@ def test_every_index_once(n, grain, n_threads):
     assert T.thread_pool_coverage(n, grain, n_threads) == [1] * n
 
 
+@pytest.mark.parametrize("n,n_threads", [(0, 2), (1, 2), (2, 2), (33, 2), (4097, 3)])
+def test_every_item_once_one_chunk_each(n, n_threads):
+    # parallel_for_each (grain 0 in the hook): a chunk per item, past parallel_for's 16 a thread.
+    assert T.thread_pool_coverage(n, 0, n_threads) == [1] * n
+
+
 @pytest.mark.parametrize("n_threads", [2, 3, 4])
 @pytest.mark.parametrize("nested", [False, True])
 def test_many_callers_at_once(n_threads, nested):

@@ -10,7 +10,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -852,55 +851,23 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
   }
 }
 
-// tile(q) for q in [0, count), on the pool when `parallel`. Thread t runs its own contiguous
-// share of the row-major tile order, [t*count/T, (t+1)*count/T), front to back, then takes
-// tiles from the back of the others' shares. So thread t computes the t-th band of rows, the
-// same rows the pool gives it in the next kernel (a depthwise conv split by rows reads them
-// where they were written: another core's fresh lines read ~2x slower on this VM), and the
-// threads still even out tile by tile (the pool's own chunks, then at most four per thread, left
-// one core idle for most of a chunk at 1024^3).
+// tile(q) for q in [0, count), on the pool when `parallel`, each tile a pool chunk of its own
+// (parallel_for_each). Thread t runs its own contiguous share of the row-major tile order,
+// [t*count/T, (t+1)*count/T), front to back, then takes tiles from the back of the others'
+// shares. So thread t computes the t-th band of rows, the same rows the pool gives it in the next
+// kernel (a depthwise conv split by rows reads them where they were written: another core's fresh
+// lines read ~2x slower on this VM), and the threads still even out tile by tile (chunks of
+// several tiles left one core idle for most of a chunk at 1024^3). (Tiles in a second level of
+// shares inside one pool chunk per thread, as before: 1x256x256 on 2 threads 53-55 GFLOP/s
+// median, 62-65 this way.)
 template <typename F>
 void run_tiles(int64_t count, bool parallel, ThreadPool* pool, const F& tile) {
   if (!parallel || count == 1) {
     for (int64_t q = 0; q < count; ++q) tile(q);
     return;
   }
-  if (count <= pool->max_chunks()) {
-    // One tile per pool chunk: the pool's own shares work as below, with one level of atomics
-    // fewer for a worker to fetch from the caller's cache (the MLP's parallel GEMV: 1x256x256 on
-    // 2 threads 53-55 -> 62-65 GFLOP/s median).
-    pool->parallel_for(count, 1, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) tile(q);
-    });
-    return;
-  }
-  constexpr uint64_t kLow = 0xffffffffu;
-  const int threads = pool->num_threads();
-  // [front, back) as front | back << 32, one line each: the owner takes the front, others the back.
-  struct alignas(64) Share {
-    std::atomic<uint64_t> range;
-  };
-  std::unique_ptr<Share[]> shares(new Share[threads]);
-  for (int t = 0; t < threads; ++t)
-    shares[t].range.store(static_cast<uint64_t>(count * t / threads) |
-                          static_cast<uint64_t>(count * (t + 1) / threads) << 32, std::memory_order_relaxed);
-  pool->parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t self = t0; self < t1; ++self) {
-      std::atomic<uint64_t>& own = shares[self].range;
-      for (uint64_t r = own.load(); (r & kLow) < (r >> 32);)
-        if (own.compare_exchange_weak(r, r + 1)) {
-          tile(static_cast<int64_t>(r & kLow));
-          r = own.load();
-        }
-      for (int k = 1; k < threads; ++k) {
-        std::atomic<uint64_t>& other = shares[(self + k) % threads].range;
-        for (uint64_t r = other.load(); (r & kLow) < (r >> 32);)
-          if (other.compare_exchange_weak(r, (r & kLow) | ((r >> 32) - 1) << 32)) {
-            tile(static_cast<int64_t>((r >> 32) - 1));
-            r = other.load();
-          }
-      }
-    }
+  pool->parallel_for_each(count, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) tile(q);
   });
 }
 
