@@ -24,7 +24,7 @@ SHAPES = [(m, SIZES[(i + j) % 9], SIZES[(i + 2 * j) % 9])
 # so partial sums accumulate in C before the epilogue.
 # N = 8, 24, 40: a right-edge panel of exactly 8 columns (the half-width kernel).
 DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513), (50, 24, 300), (7, 8, 40),
-        (9, 40, 255), (20, 50, 256), (7, 17, 1100), (13, 33, 2100)]
+        (9, 40, 255), (20, 50, 256), (14, 40, 301), (7, 17, 1100), (13, 33, 2100)]
 # Tall and narrow (a 1x1 convolution to a few channels: M = pixels, K = input channels): tiles of
 # one or two panels run row groups outer with A prefetched ahead; M tails off the 6-row group,
 # N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two. A packed
@@ -105,6 +105,24 @@ def test_each_activation(mode, act, bias_per_row):
     rng = np.random.default_rng(len(act) * 3 + bias_per_row)
     for (m, n, k), threads in zip([(17, 33, 15), (100, 16, 7), (6, 100, 300), (5, 1, 33)], (1, 2, 3, 2)):
         run_case(mode, m, n, k, 1.0 if m == 6 else 0.0, threads, bias_per_row, act, rng, scale=3.0)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "gelu", "gelu_tanh"])
+def test_vector_math_error_bound(act):
+    # The exp/tanh/erf polynomials (2e-7 absolute of float64, as sgemm_epilogue_avx2.cc states)
+    # on a dense grid: K = 1 and B = 1 make C's pre-activations exactly the grid's values, so
+    # the activation alone is measured, every lane of every vector, through 2 threads.
+    x = np.concatenate([np.linspace(-12, 12, 24001), [-1e-6, 0.0, 1e-6, 0.3, -0.3]]).astype(np.float32)
+    a = x[:, None].copy()
+    b = np.ones((1, 40), np.float32)
+    c = np.zeros((x.size, 40), np.float32)
+    T.gemm_f32_fused(a, b, c, 0.0, 2, "packed_b", None, False, None, act)
+    ref = ACTS[act](x.astype(np.float64))[:, None]
+    # The bound, scaled by |x| where the activation multiplies by x (GELU), plus float32 rounding.
+    bound = 2e-7 * np.maximum(1.0, np.abs(x.astype(np.float64)))[:, None] + 1.2e-7 * np.abs(ref)
+    err = np.abs(c - ref)
+    worst = int(np.argmax(err - bound)) // c.shape[1]
+    assert np.all(err <= bound), f"{act}: error {err.max():.3g} at x = {x[worst]}"
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -454,15 +454,16 @@ using Kernel24 = void (*)(int64_t, const float*, int64_t, const float*, const fl
 constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24<2>, micro_kernel_24<3>,
                                     micro_kernel_24<4>};
 
-// Twelve 512-bit accumulators out through two TileOuts of 6 full rows: acc[i] is row i of o0, and
-// acc[6 + i] row i of o1. (No lambdas in these kernels: they would not inherit the avx512f target.)
+// 2*MR 512-bit accumulators out through two TileOuts of MR full rows: acc[i] is row i of o0, and
+// acc[MR + i] row i of o1. (No lambdas in these kernels: they would not inherit the avx512f target.)
+template <int MR>
 __attribute__((target("avx512f"), always_inline)) inline void store_pair(const __m512* acc, const TileOut& o0,
                                                                          const TileOut& o1) {
   const FullRows r0(o0), r1(o1);
 #pragma GCC unroll 12
-  for (int i = 0; i < 2 * kMr; ++i)
-    (i < kMr ? r0 : r1)
-        .store<true>(i % kMr, _mm512_castps512_ps256(acc[i]),
+  for (int i = 0; i < 2 * MR; ++i)
+    (i < MR ? r0 : r1)
+        .store<true>(i % MR, _mm512_castps512_ps256(acc[i]),
                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
 }
 
@@ -496,36 +497,43 @@ __attribute__((target("avx512f"))) void micro_kernel_12x16(int64_t kc, const flo
     }
   }
   for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-  store_pair(acc, o0, o1);
+  store_pair<kMr>(acc, o0, o1);
 }
 
 // One k-step of the 6x32 kernel: row i's A element times both panels' row k.
-__attribute__((target("avx512f"), always_inline)) inline void step_6x32(__m512 (&acc)[2 * kMr],
-                                                                        const float* __restrict A, int64_t lda,
-                                                                        const float* __restrict B0,
+template <int MR>
+__attribute__((target("avx512f"), always_inline)) inline void step_6x32(__m512* acc, const float* __restrict A,
+                                                                        int64_t lda, const float* __restrict B0,
                                                                         const float* __restrict B1, int64_t k) {
   const __m512 b0 = _mm512_loadu_ps(B0 + k * kNr), b1 = _mm512_loadu_ps(B1 + k * kNr);
 #pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
+  for (int i = 0; i < MR; ++i) {
     const __m512 a = _mm512_set1_ps(A[i * lda + k]);
     acc[i] = _mm512_fmadd_ps(a, b0, acc[i]);
-    acc[kMr + i] = _mm512_fmadd_ps(a, b1, acc[kMr + i]);
+    acc[MR + i] = _mm512_fmadd_ps(a, b1, acc[MR + i]);
   }
 }
 
-// Six rows of A read in place x two full 16-column panels (B0, B1) in 512-bit registers: each
+// MR <= 6 rows of A read in place x two full 16-column panels (B0, B1) in 512-bit registers: each
 // broadcast of A feeds two FMAs, so a k-step is 20 instructions where two 6x16 steps take 40 (what
 // the 12x16 kernel saves for packed A; here 12 rows would be 12 row streams). Activations as A:
 // channels-last convs (rows = pixels or Winograd tiles) and MatMul. o0, o1 the panels' outputs.
 // Four k-steps per loop trip with one prefetch check (a check per k-step compiled to two branches
-// and an index computation in every step).
+// and an index computation in every step). Up to 2 rows (4 FMA chains, too few for the FMA
+// latency) keep a second set of accumulators for the odd k-steps. Fewer than 6 rows are a tile's
+// last group (128 rows: 21 groups and a 2-row one); two 256-bit calls, one a panel, ran them
+// slower (4x768x768 on one core: 56 -> 51 us; 8 = 6 + 2 rows: 101 -> 98.5 us).
+template <int MR>
 __attribute__((target("avx512f"))) void micro_kernel_6x32(int64_t kc, const float* __restrict A, int64_t lda,
                                                            const float* __restrict B0,
                                                            const float* __restrict B1, const TileOut& o0,
                                                            const TileOut& o1, const float* pf, int64_t pf_lines) {
-  __m512 acc[2 * kMr];
+  constexpr int KS = MR <= 2 ? 2 : 1;
+  __m512 acc[KS][2 * MR];
+#pragma GCC unroll 2
+  for (int s = 0; s < KS; ++s)
 #pragma GCC unroll 12
-  for (int i = 0; i < 2 * kMr; ++i) acc[i] = _mm512_setzero_ps();
+    for (int i = 0; i < 2 * MR; ++i) acc[s][i] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
     if (pf_lines > 0) {  // two panels' worth of next lines: one every 4 k-steps
@@ -533,15 +541,28 @@ __attribute__((target("avx512f"))) void micro_kernel_6x32(int64_t kc, const floa
       pf += 16;
       --pf_lines;
     }
-    step_6x32(acc, A, lda, B0, B1, k);
-    step_6x32(acc, A, lda, B0, B1, k + 1);
-    step_6x32(acc, A, lda, B0, B1, k + 2);
-    step_6x32(acc, A, lda, B0, B1, k + 3);
+    step_6x32<MR>(acc[0], A, lda, B0, B1, k);
+    step_6x32<MR>(acc[KS - 1], A, lda, B0, B1, k + 1);
+    step_6x32<MR>(acc[0], A, lda, B0, B1, k + 2);
+    step_6x32<MR>(acc[KS - 1], A, lda, B0, B1, k + 3);
   }
-  for (; k < kc; ++k) step_6x32(acc, A, lda, B0, B1, k);
+  for (; k < kc; ++k) step_6x32<MR>(acc[0], A, lda, B0, B1, k);
   for (; pf_lines > 0; --pf_lines, pf += 16) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-  store_pair(acc, o0, o1);
+  if constexpr (KS == 2)
+#pragma GCC unroll 12
+    for (int i = 0; i < 2 * MR; ++i) acc[0][i] = _mm512_add_ps(acc[0][i], acc[1][i]);
+  store_pair<MR>(acc[0], o0, o1);
 }
+
+using TwinKernel = void (*)(int64_t, const float*, int64_t, const float*, const float*, const TileOut&,
+                            const TileOut&, const float*, int64_t);
+constexpr TwinKernel kTwinKernels[kMr + 1] = {nullptr,
+                                              micro_kernel_6x32<1>,
+                                              micro_kernel_6x32<2>,
+                                              micro_kernel_6x32<3>,
+                                              micro_kernel_6x32<4>,
+                                              micro_kernel_6x32<5>,
+                                              micro_kernel_6x32<6>};
 
 // GEMV-like rows (MR <= 3, A in place) x one 16-column panel in 512-bit registers. Bound by
 // streaming B from L3 (a BERT-sized B is 2-9 MB): one 64-byte load per line of the panel and no
@@ -829,13 +850,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
       if (twin) {
         const TileOut out1{C + i * ldc + j + kNr, ldc, kNr, accumulate, beta, epi, i, j + kNr};
-        const float* A = a.at(i, k0, kc);
-        if (mr == kMr) {
-          micro_kernel_6x32(kc, A, a.lda, panel, panel + kc * kNr, out, out1, pf, pf_lines);
-        } else {
-          kKernels[0][0][mr](kc, A, a.lda, panel, out, pf, pf_lines);
-          kKernels[0][0][mr](kc, A, a.lda, panel + kc * kNr, out1, nullptr, 0);
-        }
+        kTwinKernels[mr](kc, a.at(i, k0, kc), a.lda, panel, panel + kc * kNr, out, out1, pf, pf_lines);
         continue;
       }
       if (g == 2) {
