@@ -89,6 +89,8 @@ void register_kernel_testing(py::module_& m) {
   m.def("has_avx2", [] { return cpu_features().has_avx2_fma(); });
   // The AVX2 sgemm is in use and runs its 12x16 AVX-512F kernel.
   m.def("uses_avx512", [] { return cpu_features().has_avx2_fma() && sgemm_avx2_uses_avx512(); });
+  // Floats this thread keeps for packing an unpacked B (the GEMM packs at most 4 MB at a time).
+  m.def("gemm_pack_scratch_floats", &sgemm_avx2_pack_scratch_floats);
 
   // The GEMM entry points with an epilogue: C = act(A @ B + beta*C + bias + residual).
   // packed: B goes through pack_b_f32 first (given as [N, K] when transposed_b).

@@ -154,6 +154,23 @@ def test_large_tiles_split_over_threads(mode):
             run_case(mode, m, n, k, 0.0, threads, mode == "packed_a", "gelu", rng)
 
 
+def test_wide_unpacked_b_packs_in_bounded_chunks():
+    # B packed on the fly goes one K-block of one column chunk (at most 4 MB) at a time: correct
+    # across chunks and K-blocks (2100 columns by 1100 in 552-deep blocks are two chunks under
+    # AVX-512; 4200 by 300, two in 256-deep ones without), and the calling thread's buffer stays
+    # within the bound where a whole 300-deep block of 30000 columns would be 9M floats.
+    rng = np.random.default_rng(21)
+    for m, n, k in ((9, 2100, 1100), (7, 4200, 300)):
+        for threads, per_row, act in ((1, False, "gelu"), (2, True, "relu")):
+            run_case("epilogue", m, n, k, 0.0, threads, per_row, act, rng)
+    a = rng.standard_normal((5, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 30000)).astype(np.float32)
+    c = np.zeros((5, 30000), np.float32)
+    T.gemm_f32_fused(a, b, c, 0.0, 1, "epilogue")
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    assert T.gemm_pack_scratch_floats() <= 1 << 20
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("k", [0, 7, 100, 255, 256, 257, 300, 513, 600, 1100])
 @pytest.mark.parametrize("beta", [0.0, 1.0])

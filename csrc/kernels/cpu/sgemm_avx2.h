@@ -36,6 +36,9 @@ void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
 // RUNNX_DISABLE_AVX512 is unset (read once).
 bool sgemm_avx2_uses_avx512();
 
+// Floats of the calling thread's buffer for B packed on the fly (grown as needed, then kept).
+int64_t sgemm_avx2_pack_scratch_floats();
+
 int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K);
 void sgemm_avx2_pack_a(int64_t M, int64_t K, const float* A, int64_t lda, float* out);
 // C = epilogue(A*B + beta*C) with A packed by sgemm_avx2_pack_a and B (K x N) packed on the fly.

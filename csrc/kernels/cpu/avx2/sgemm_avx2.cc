@@ -61,6 +61,8 @@ constexpr int64_t kGemvRows = 3;
 constexpr int64_t kGemvParallelMacs = int64_t{1} << 15;
 // Up to this many floats of B (512 KB) a GEMV's B stays in the threads' L2s from call to call.
 constexpr int64_t kGemvL2Floats = int64_t{1} << 17;
+// At most this many floats (4 MB) of an unpacked B are packed at a time: one K-block of a column chunk.
+constexpr int64_t kPackBlockFloats = int64_t{1} << 20;
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
@@ -78,14 +80,14 @@ float* aligned_floats(int64_t n) {
 // caller's), kTile a tile's own copy of its residual (on the thread that runs the tile). No GEMM
 // runs inside another on the same thread.
 enum Scratch { kPackB, kTile, kScratchKinds };
+thread_local std::unique_ptr<float, FreeDeleter> t_scratch[kScratchKinds];
+thread_local int64_t t_scratch_floats[kScratchKinds] = {};
 float* scratch(Scratch kind, int64_t floats) {
-  thread_local std::unique_ptr<float, FreeDeleter> buf[kScratchKinds];
-  thread_local int64_t capacity[kScratchKinds] = {};
-  if (floats > capacity[kind]) {
-    buf[kind].reset(aligned_floats(floats));
-    capacity[kind] = floats;
+  if (floats > t_scratch_floats[kind]) {
+    t_scratch[kind].reset(aligned_floats(floats));
+    t_scratch_floats[kind] = floats;
   }
-  return buf[kind].get();
+  return t_scratch[kind].get();
 }
 
 int64_t panels_of(int64_t N) { return (N + kNr - 1) / kNr; }
@@ -606,6 +608,8 @@ bool sgemm_avx2_uses_avx512() {
   static const bool use = cpu_features().avx512f && !std::getenv("RUNNX_DISABLE_AVX512");
   return use;
 }
+
+int64_t sgemm_avx2_pack_scratch_floats() { return t_scratch_floats[kPackB]; }
 
 namespace {
 
@@ -1152,29 +1156,37 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   if (M < 4) return gemv_like(M, N, K, A, lda, B, ldb, C, ldc, beta, epi, pool);
 
-  // B is packed one K-block at a time (k_block(K) x N floats), then every tile runs that block (each
-  // thread the same tiles each time, unless it steals: its C block stays in its cache).
-  const int64_t panels = panels_of(N);
+  // B is packed one K-block of one column chunk at a time, then every tile of the chunk runs that
+  // block (each thread the same tiles each time, unless it steals: its C block stays in its cache
+  // across the K-blocks). Chunks of at most kPackBlockFloats (4 MB), cut evenly: a wide B's block
+  // stays in L3 while the row tiles stream it, and the per-thread buffer stays small (a whole
+  // 1024-deep block of N = 30522 columns was 125 MB, kept by every calling thread).
   const int64_t kb = k_block(K);
-  float* bp = scratch(kPackB, panels * kb * kNr);
-  const Tiling t = choose_tiling(M, N, K, pool);
+  const int64_t max_cols = std::max<int64_t>(kNr, kPackBlockFloats / kb / kNr * kNr);
+  const int64_t chunks = (N + max_cols - 1) / max_cols;
+  const int64_t chunk = round_up((N + chunks - 1) / chunks, kNr);
+  float* bp = scratch(kPackB, std::min(round_up(N, kNr), chunk) * kb);
   const ASource a{A, lda, 0};
   const bool fused = !epi.trivial();
-  for (int64_t k0 = 0; k0 < K; k0 += kb) {
-    const int64_t kc = std::min(kb, K - k0);
-    const bool last = k0 + kc >= K;
-    auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B, ldb, false, N, k0, kc, bp, p0, p1); };
-    if (t.parallel) pool->parallel_for(panels, 4, pack);
-    else pack(0, panels);
-    run_tiles(t.count(), t.parallel, pool, [&](int64_t q) {
-      const TileRect r = t.tile(q);
-      float* c = C + r.m0 * ldc + r.n0;
-      const GemmEpilogue e = epilogue_at(epi, r.m0, r.n0);
-      const GemmEpilogue* out = fused && last ? &e : nullptr;
-      tile_kblock(r.m1 - r.m0, M - r.m0, r.n1 - r.n0, k0, kc, a.from_row(r.m0), bp + r.n0 * kc, c, ldc, k0 > 0,
-                  beta, out);
-      if (out) activation_sweep(out, 0, r.m1 - r.m0, 0, r.n1 - r.n0, c, ldc);
-    });
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t w = std::min(chunk, N - n0), panels = panels_of(w);
+    const Tiling t = choose_tiling(M, w, K, pool);
+    for (int64_t k0 = 0; k0 < K; k0 += kb) {
+      const int64_t kc = std::min(kb, K - k0);
+      const bool last = k0 + kc >= K;
+      auto pack = [&](int64_t p0, int64_t p1) { pack_b_block(B + n0, ldb, false, w, k0, kc, bp, p0, p1); };
+      if (t.parallel) pool->parallel_for(panels, 4, pack);
+      else pack(0, panels);
+      run_tiles(t.count(), t.parallel, pool, [&](int64_t q) {
+        const TileRect r = t.tile(q);
+        float* c = C + r.m0 * ldc + n0 + r.n0;
+        const GemmEpilogue e = epilogue_at(epi, r.m0, n0 + r.n0);
+        const GemmEpilogue* out = fused && last ? &e : nullptr;
+        tile_kblock(r.m1 - r.m0, M - r.m0, r.n1 - r.n0, k0, kc, a.from_row(r.m0), bp + r.n0 * kc, c, ldc, k0 > 0,
+                    beta, out);
+        if (out) activation_sweep(out, 0, r.m1 - r.m0, 0, r.n1 - r.n0, c, ldc);
+      });
+    }
   }
 }
 
