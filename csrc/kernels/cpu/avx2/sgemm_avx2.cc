@@ -1165,7 +1165,7 @@ void sgemm_avx2_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_
   const int64_t max_cols = std::max<int64_t>(kNr, kPackBlockFloats / kb / kNr * kNr);
   const int64_t chunks = (N + max_cols - 1) / max_cols;
   const int64_t chunk = round_up((N + chunks - 1) / chunks, kNr);
-  float* bp = scratch(kPackB, std::min(round_up(N, kNr), chunk) * kb);
+  float* bp = scratch(kPackB, chunk * kb);
   const ASource a{A, lda, 0};
   const bool fused = !epi.trivial();
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
