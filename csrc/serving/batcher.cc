@@ -185,6 +185,7 @@ bool Batcher::run_inline(Request* const* reqs, size_t count) {
       }
       batch.rows = rows;
       add_in_flight(rows);
+      running_rows_.fetch_add(rows, std::memory_order_seq_cst);
       inline_runs_.fetch_add(static_cast<int64_t>(count), std::memory_order_relaxed);
       run_batch(batch, false);  // frees the slot
       ran = true;
@@ -254,6 +255,7 @@ void Batcher::worker_main() {
       std::lock_guard<std::mutex> lead_lock(sched_mu_);
       if (!lead(batch)) break;
       running_.fetch_add(1, std::memory_order_seq_cst);
+      running_rows_.fetch_add(batch.rows, std::memory_order_seq_cst);
     }
     run_batch(batch);  // frees the slot
     batch.reqs.clear();
@@ -385,9 +387,12 @@ bool Batcher::choose(Clock::time_point now, Clock::time_point term_start, bool s
             [&](int a, int b) { return ServiceOrder()(groups_[a].reqs.front(), groups_[b].reqs.front()); });
 
   need_rows = pending_.empty() || !opt_.preferred_batch_sizes.empty() ? 1 : std::max<int64_t>(max_rows, 1);
-  // Every row expected in flight is here (queued or running): nobody else is coming soon.
-  const int64_t missing =
-      expected_rows_.load(std::memory_order_seq_cst) - in_flight_rows_.load(std::memory_order_seq_cst);
+  // Every row expected in flight is here (queued or running): nobody else is coming soon. Here
+  // means seen, not counted in flight: a producer counts its request before pushing it, so a
+  // request drained a moment too late would otherwise pass for here, its group would go without
+  // it, and it would then wait out the whole delay alone (4 one-row requests went as 3 and 1).
+  const int64_t missing = expected_rows_.load(std::memory_order_seq_cst) -
+                          (running_rows_.load(std::memory_order_seq_cst) + pending_.rows());
   if (!pending_.empty() && missing > 0) need_rows = std::min(need_rows, missing);
   // Counting the delay from `seen` must not let a request expire where counting it from its
   // arrival would have sent it: such a group leaves shortly before its first deadline. (A timeout
@@ -505,6 +510,7 @@ void Batcher::run_batch(Batch& batch, bool deliver) {
     r->compute_us = compute_us;
     r->batch_size = batch.rows;
     if (outcome != Outcome::kOk) r->outputs.clear();
+    running_rows_.fetch_sub(r->rows, std::memory_order_seq_cst);
     if (deliver)
       answer(r, outcome, kind, error);
     else

@@ -169,6 +169,10 @@ class Batcher {
   alignas(64) std::atomic<int64_t> in_flight_rows_{0};
   std::atomic<int64_t> in_flight_peak_{0};
   std::atomic<int64_t> expected_rows_{0};
+  // Rows of the batches running now, until each request is answered: with the queued rows, what
+  // the leader can see of the rows in flight (a request counted in flight may still be on its way
+  // into the ring).
+  std::atomic<int64_t> running_rows_{0};
   std::atomic<bool> closed_{false};    // submit refuses
   std::atomic<bool> stopping_{false};  // workers exit once nothing is queued
   std::atomic<bool> discard_{false};   // queued requests are answered kClosed instead of run

@@ -13,12 +13,14 @@ void PendingRequests::add(Request* r) {
   queues_[r->key_id].insert(r);
   if (r->deadline != Clock::time_point::max()) by_deadline_.insert(r);
   ++count_;
+  rows_ += r->rows;
 }
 
 void PendingRequests::remove(Request* r) {
   queues_[r->key_id].erase(r);
   if (r->deadline != Clock::time_point::max()) by_deadline_.erase(r);
   --count_;
+  rows_ -= r->rows;
 }
 
 void PendingRequests::take_expired(Clock::time_point now, std::vector<Request*>& out) {
@@ -27,6 +29,7 @@ void PendingRequests::take_expired(Clock::time_point now, std::vector<Request*>&
     by_deadline_.erase(by_deadline_.begin());
     queues_[r->key_id].erase(r);
     --count_;
+    rows_ -= r->rows;
     out.push_back(r);
   }
 }
@@ -40,6 +43,7 @@ std::vector<Request*> PendingRequests::take_all() {
   }
   by_deadline_.clear();
   count_ = 0;
+  rows_ = 0;
   return all;
 }
 

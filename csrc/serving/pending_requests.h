@@ -28,6 +28,7 @@ class PendingRequests {
   void remove(Request* r);
   size_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
+  int64_t rows() const { return rows_; }  // the requests' rows, summed
 
   // Moves requests whose deadline is at or before `now` into `out`.
   void take_expired(Clock::time_point now, std::vector<Request*>& out);
@@ -54,6 +55,7 @@ class PendingRequests {
   std::vector<Queue> queues_;  // by key id
   std::set<Request*, ByDeadline> by_deadline_;  // requests with a deadline
   size_t count_ = 0;
+  int64_t rows_ = 0;
 };
 
 }  // namespace runnx

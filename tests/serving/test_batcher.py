@@ -295,6 +295,23 @@ def test_run_time_error_fails_only_its_batch():
         assert s["requests_failed"] == 2 and s["requests_ok"] == 4
 
 
+def test_rows_counted_but_not_yet_queued_are_waited_for():
+    # A producer counts its rows in flight before it pushes the request. A leader that looked in
+    # between (here: back from the failed batch while the next four arrive) took every expected row
+    # for here, sent the 3 it could see and left the 4th to wait out the whole delay alone (1 round
+    # in 10 to 500). Here now means seen: queued or running. Each round is ~1 ms; the bug cost 30 s.
+    sess = runnx.InferenceSession(models.lookup(table_rows=5))
+    for _ in range(1000):
+        with runnx.Batcher(sess, max_batch_size=4, max_queue_delay_us=LONG_US) as b:
+            for f in [b.submit({"idx": np.array([1, 99])}) for _ in range(2)]:
+                with pytest.raises(runnx.RunnxError, match="Gather"):
+                    f.result(timeout=30)
+            good = [b.submit({"idx": np.array([i])}) for i in range(4)]
+            for f in good:
+                f.result(timeout=30)
+            assert b.stats()["batch_sizes"] == {4: 2}
+
+
 def test_stress_many_producers(mlp_session):
     """16 threads x 500 requests, 1..3 rows each, random priorities, some with tiny timeouts:
     every request is answered exactly once, with its own rows."""
