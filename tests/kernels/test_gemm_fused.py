@@ -156,11 +156,12 @@ def test_large_tiles_split_over_threads(mode):
 
 def test_wide_unpacked_b_packs_in_bounded_chunks():
     # B packed on the fly goes one K-block of one column chunk (at most 4 MB) at a time: correct
-    # across chunks and K-blocks (2100 columns by 1100 in 552-deep blocks are two chunks under
-    # AVX-512; 4200 by 300, two in 256-deep ones without), and the calling thread's buffer stays
-    # within the bound where a whole 300-deep block of 30000 columns would be 9M floats.
+    # across chunks and K-blocks (under AVX-512, 2100 columns by 1100 are two chunks of two
+    # 552-deep blocks; without, 4200 by 512 are two chunks of two 256-deep blocks), and the
+    # calling thread's buffer stays within the bound where a whole 300-deep block of 30000
+    # columns would be 9M floats.
     rng = np.random.default_rng(21)
-    for m, n, k in ((9, 2100, 1100), (7, 4200, 300)):
+    for m, n, k in ((9, 2100, 1100), (7, 4200, 512)):
         for threads, per_row, act in ((1, False, "gelu"), (2, True, "relu")):
             run_case("epilogue", m, n, k, 0.0, threads, per_row, act, rng)
     a = rng.standard_normal((5, 300)).astype(np.float32)
