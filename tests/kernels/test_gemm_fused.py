@@ -28,13 +28,15 @@ DEEP = [(7, 17, 300), (13, 33, 515), (100, 40, 257), (1, 100, 600), (33, 5, 513)
 # Tall and narrow (a 1x1 convolution to a few channels: M = pixels, K = input channels): tiles of
 # one or two panels run row groups outer with A prefetched ahead; M tails off the 6-row group,
 # N one panel, a panel plus a half-width (8) or odd edge, K in one block and across two. A packed
-# B of N <= 4 (an MLP's last layer) takes dot products: K tails off 8 and 16, rows off 4.
+# B of N <= 4 (an MLP's last layer) takes dot products: K tails off 8 and 16, rows off 4; one
+# column of more than 4 rows puts each 64-row task's results in one row for the epilogue (2001
+# rows: tasks on the pool, the last of 17 rows).
 # N = 24 exactly runs a 4-row x 24-column kernel: rows off 4, K = 1. K = 1030 and 1100: two K-blocks
 # where AVX-512 cuts K in blocks of up to 1024.
 NARROW = [(200, 1, 96), (301, 8, 144), (233, 9, 33), (250, 16, 192), (197, 24, 144), (400, 31, 257),
           (121, 32, 96), (67, 24, 520), (1000, 24, 20), (130, 4, 300), (77, 2, 17), (5, 3, 7), (32, 1, 256),
           (2, 24, 50), (31, 24, 1), (45, 24, 96), (67, 3, 41), (9, 4, 16), (70, 4, 515), (67, 24, 1100),
-          (121, 32, 1030)]
+          (121, 32, 1030), (2001, 1, 300)]
 
 ACTS = {
     "": lambda v: v,
