@@ -44,6 +44,10 @@ from bench.host_state import core_speeds
 from bench.timing import interleaved, time_call
 
 ENGINES = ("runnx", "ort")
+# Latency and throughput calls come in at least this many alternating blocks per engine: the MLP's
+# 5000 batch-1 calls were one ~22 ms window per engine, and its 200 batch-32 calls one of ~8 ms,
+# so one slow stretch of the host (they last seconds) could fall on one engine's window only.
+MIN_BLOCKS = 10
 LABEL = {"runnx": "runnx", "ort": "onnxruntime"}
 
 
@@ -223,7 +227,7 @@ def bench_model(name: str, args) -> dict:
     warm = interleaved(calls1, 3)
     per_call = sum(statistics.median(v) for v in warm.values())
     reps = args.repeats or _reps(per_call, args.budget, 10, 5000)
-    lat = interleaved(calls1, reps)
+    lat = interleaved(calls1, reps, min_blocks=MIN_BLOCKS)
     for e in live:
         res["m"][e]["p50"] = float(np.percentile(lat[e], 50))
         res["m"][e]["p90"] = float(np.percentile(lat[e], 90))
@@ -234,7 +238,7 @@ def bench_model(name: str, args) -> dict:
     first = interleaved(callsn, 1)
     per_call = sum(v[0] for v in first.values())
     reps_n = _reps(per_call, args.budget, 3, 200)  # median of >= 3: one stall can't decide
-    tput = interleaved(callsn, reps_n)
+    tput = interleaved(callsn, reps_n, min_blocks=MIN_BLOCKS)
     for e in live:
         res["m"][e]["tput"] = bn / statistics.median(tput[e])
     res["tput_reps"] = reps_n
@@ -352,7 +356,8 @@ def header(args) -> None:
         f"{args.threads} both | scale: {args.scale} | ORT graph optimizations: default"
     )
     print(
-        "latency: batch 1, engines in alternating settled blocks A B / B A, p50/p90 of every call; throughput: "
+        f"latency: batch 1, engines in alternating settled blocks A B / B A (>= {MIN_BLOCKS} each), p50/p90 of "
+        "every call; throughput: "
         "batch 32 (full BERT: batch 8, as batch 32 takes ~7 s a run), median of runs; "
         "session create: median of 3-5 in this process; cold start and peak RSS growth "
         "(VmHWM over create + batch-1 run + throughput-batch run, minus RSS after imports): "

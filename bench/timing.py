@@ -24,9 +24,12 @@ def time_call(fn) -> float:
 
 
 def interleaved(fns: dict, reps: int, block_s: float = 0.25, settle_s: float = SETTLE_S,
-                clock=time.perf_counter) -> dict[str, list[float]]:
+                clock=time.perf_counter, min_blocks: int = 1) -> dict[str, list[float]]:
     """Times each callable at least `reps` times (at most a block more), in blocks that alternate
-    the engines' order; returns seconds per call (or `clock` units) for each name."""
+    the engines' order; returns seconds per call (or `clock` units) for each name. Blocks hold at
+    most `block_s` seconds of calls and at most reps / `min_blocks` calls: a fast model's calls
+    then spread over several alternations, not one window of a few milliseconds per engine that
+    a slow stretch of the host (they last seconds) can hit for one engine only."""
     names = list(fns)
     out: dict[str, list[float]] = {n: [] for n in names}
     r = 0
@@ -36,7 +39,8 @@ def interleaved(fns: dict, reps: int, block_s: float = 0.25, settle_s: float = S
                 continue
             time.sleep(settle_s)
             untimed = time_call(fns[n])  # wakes this engine's pool
-            per_block = max(1, min(reps - len(out[n]), math.ceil(block_s / max(untimed, 1e-7))))
+            per_block = max(1, min(reps - len(out[n]), math.ceil(block_s / max(untimed, 1e-7)),
+                                   math.ceil(reps / max(min_blocks, 1))))
             for _ in range(per_block):
                 t = clock()
                 fns[n]()
