@@ -29,7 +29,6 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-// How many times one parallel_for over [0, n) visited each index (every entry must be 1).
 // How often parallel_for (grain > 0) or parallel_for_each (grain 0) visited each index of [0, n);
 // parallel_for_each counts 1000 for an index it passed in a call with others (not one chunk each).
 std::vector<int> coverage(ThreadPool& pool, int64_t n, int64_t grain) {

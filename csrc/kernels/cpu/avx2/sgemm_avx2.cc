@@ -1078,6 +1078,8 @@ void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
   const GemmEpilogue epi = residual_guard(epi_in, M, N, K, C, ldc, true, keep);
   if (degenerate(M, N, K, C, ldc, beta, epi)) return;
   constexpr int64_t kRows = 64;  // rows per pool task
+  const int64_t tasks = (M + kRows - 1) / kRows;
+  const bool parallel = pool && pool->num_threads() > 1 && M * N * K >= kParallelMacs;
   const int64_t step = N == 4 ? 3 : 4;
   // One column of more than one row group (a binary classifier's last layer, sigmoid on top): the
   // task's results go side by side into one row, so its epilogue runs 8 rows a vector, not one
@@ -1109,7 +1111,7 @@ void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
       }
       for (int64_t u = 0; u < r; ++u) C[(i0 + u) * ldc] = col[u];
     };
-    run_tiles((M + kRows - 1) / kRows, pool && pool->num_threads() > 1 && M * K >= kParallelMacs, pool, column);
+    run_tiles(tasks, parallel, pool, column);
     return;
   }
   auto rows = [&](int64_t q) {
@@ -1124,8 +1126,7 @@ void sgemm_avx2_dots(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
       for (int u = 0; u < r; ++u) std::memcpy(C + (i + u) * ldc, t + u * kSgemmDotCols, N * sizeof(float));
     }
   };
-  const bool parallel = pool && pool->num_threads() > 1 && M * N * K >= kParallelMacs;
-  run_tiles((M + kRows - 1) / kRows, parallel, pool, rows);
+  run_tiles(tasks, parallel, pool, rows);
 }
 
 int64_t sgemm_avx2_packed_a_floats(int64_t M, int64_t K) {
