@@ -718,6 +718,17 @@ struct ASource {
   ASource from_row(int64_t r) const { return {A, lda, mpad, row0 + r}; }
 };
 
+// The lines of C that a micro tile (`rows` x `cols` at c) will store, fetched as the tile starts:
+// its ~10^4 cycles of FMAs hide their misses. Without it each store waited on its line (a C of
+// several MB is in no cache): 1024x768x768 on one core at 95.5% of the FMA peak, 98.5% with it.
+inline void prefetch_c(const float* c, int64_t ldc, int rows, int64_t cols) {
+  for (int r = 0; r < rows; ++r) {
+    const char* p = reinterpret_cast<const char*>(c + r * ldc);
+    for (int64_t b = 0; b < cols * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+    _mm_prefetch(p + cols * 4 - 1, _MM_HINT_T0);
+  }
+}
+
 // The rows' residual, read at the store: fetched while the K loop runs.
 inline void prefetch_residual(const GemmEpilogue* epi, int64_t i, int mr, int64_t j, int ncols) {
   if (!epi || !epi->residual) return;
@@ -851,6 +862,7 @@ void tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k0, int6
       prefetch_residual(epi, i, mr, j, static_cast<int>(twin ? width : ncols));
       for (const int64_t end = std::min(ahead.lines, a_line + g * a_per_tile); a_line < end; ++a_line)
         _mm_prefetch(ahead.p + a_line * 64, _MM_HINT_T1);
+      prefetch_c(C + i * ldc + j, ldc, g == 2 ? 2 * kMr : mr, twin ? width : ncols);
       const TileOut out{C + i * ldc + j, ldc, ncols, accumulate, beta, epi, i, j};
       if (twin) {
         const TileOut out1{C + i * ldc + j + kNr, ldc, kNr, accumulate, beta, epi, i, j + kNr};
