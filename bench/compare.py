@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 if os.environ.get("RUNNX_DEV_BUILD"):
     sys.path[1:1] = [str(ROOT / "python"), os.path.join(os.environ["RUNNX_DEV_BUILD"], "py")]
 
-from bench.host_state import core_speeds
+from bench.host_state import core_speeds, cross_core_ns, describe_cross_core
 from bench.timing import interleaved, time_call
 
 ENGINES = ("runnx", "ort")
@@ -367,13 +367,15 @@ def header(args) -> None:
 
 def print_host_state(args, when: str) -> None:
     """Each CPU's time for bench/host_state.py's loop: ~20 ms on a quiet core, 30-45 ms on one the
-    shared host slows (for minutes at a time, runnx more than onnxruntime), so every run says which
-    state it met."""
+    shared host slows (for minutes at a time, runnx more than onnxruntime), and whether the two
+    vCPUs sit near each other or far apart, so every run says which state it met."""
     if args.no_host_state or not hasattr(os, "sched_setaffinity"):  # Linux only
         return
     speeds = core_speeds()
+    # Far apart, work handed between threads (the MLP at batch 1) pays ~320 ns a trip, not ~60-100.
+    cross = describe_cross_core(cross_core_ns())
     print(f"host state {when}: " + "  ".join(f"cpu{c} {ms:.1f} ms" for c, ms in speeds.items())
-          + "  (loop time per CPU: ~20 quiet, 30-45 slowed)", flush=True)
+          + "  (loop time per CPU: ~20 quiet, 30-45 slowed)" + (f"; {cross}" if cross else ""), flush=True)
 
 
 def main(argv=None) -> int:

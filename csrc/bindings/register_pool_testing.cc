@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/cross_core_probe.h"
 #include "common/thread_pool.h"
 #include "runtime/session.h"
 
@@ -245,6 +246,11 @@ void register_pool_testing(py::module_& m) {
   });
   // Whether the session's pool (made now if no run made it yet) spins: the config entry's path.
   m.def("session_pool_allows_spinning", [](const Session& s) { return s.pool().allow_spinning(); });
+  // Median ns of a cache line's round trip between CPUs a and b (bench/host_state.py).
+  m.def("cross_core_round_trip_ns", [](int a, int b, int trips) {
+    py::gil_scoped_release nogil;
+    return cross_core_round_trip_ns(a, b, trips);
+  }, py::arg("a"), py::arg("b"), py::arg("trips") = 2000);
   // Process CPU seconds burnt while a pool that has just run `jobs` jobs sits idle for `idle_s`.
   m.def("thread_pool_idle_cpu", [](int threads, int jobs, double idle_s) {
     py::gil_scoped_release nogil;
