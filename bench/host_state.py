@@ -35,7 +35,7 @@ FAR_NS = 200.0
 
 def cross_core_ns() -> float | None:
     """Median ns of a cache line's round trip between the first two allowed CPUs (runnx's C++
-    probe); None with fewer than two CPUs or without runnx."""
+    probe); None with fewer than two CPUs, without runnx or with a runnx older than the probe."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None
@@ -43,7 +43,8 @@ def cross_core_ns() -> float | None:
         from runnx._C import _testing
     except ImportError:
         return None
-    return _testing.cross_core_round_trip_ns(cpus[0], cpus[1])
+    probe = getattr(_testing, "cross_core_round_trip_ns", None)  # builds before the probe lack it
+    return probe(cpus[0], cpus[1]) if probe else None
 
 
 def describe_cross_core(ns: float | None) -> str:

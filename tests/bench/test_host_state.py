@@ -64,3 +64,11 @@ def test_cross_core_probe_rejects_cpus_it_may_not_use():
 
 def test_describe_cross_core_without_a_reading():
     assert host_state.describe_cross_core(None) == ""
+
+
+def test_cross_core_ns_is_none_with_a_runnx_older_than_the_probe(monkeypatch):
+    # RUNNX_DEV_BUILD may point bench/compare.py at an older build: its host line then leaves it out.
+    from runnx._C import _testing as T
+
+    monkeypatch.delattr(T, "cross_core_round_trip_ns")
+    assert host_state.cross_core_ns() is None
