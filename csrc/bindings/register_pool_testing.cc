@@ -246,6 +246,20 @@ void register_pool_testing(py::module_& m) {
   });
   // Whether the session's pool (made now if no run made it yet) spins: the config entry's path.
   m.def("session_pool_allows_spinning", [](const Session& s) { return s.pool().allow_spinning(); });
+  // The session pool's last hand-over delays (ns, newest last) and whether it counts them slow.
+  m.def("session_pool_handover", [](const Session& s) {
+    return py::make_tuple(s.pool().handover_samples(), s.pool().handover_is_slow());
+  });
+  // A fresh pool of `threads` fed these hand-over delays: (is slow after each, samples).
+  m.def("thread_pool_handover_after", [](int threads, const std::vector<int64_t>& delays) {
+    ThreadPool pool(threads);
+    std::vector<bool> slow;
+    for (int64_t ns : delays) {
+      pool.record_handover_for_testing(ns);
+      slow.push_back(pool.handover_is_slow());
+    }
+    return py::make_tuple(slow, pool.handover_samples());
+  });
   // Median ns of a cache line's round trip between CPUs a and b (bench/host_state.py).
   m.def("cross_core_round_trip_ns", [](int a, int b, int trips) {
     py::gil_scoped_release nogil;

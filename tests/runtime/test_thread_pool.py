@@ -177,3 +177,50 @@ def test_without_spinning_concurrent_runs_agree_and_idle_burns_nothing():
     c0 = time.process_time()
     time.sleep(0.3)
     assert time.process_time() - c0 < 0.1
+
+
+def test_handover_counts_slow_only_when_most_recent_delays_are_late():
+    """The pool calls hand-overs slow (small GEMVs then stay on the caller) once 12 of its last 16
+    hand-over delays exceed 300 ns; the near cores' occasional late sample (a worker caught in a
+    sched_yield) does not tip it."""
+    near, far = 150, 450
+    slow, samples = T.thread_pool_handover_after(2, [near] * 16)
+    assert not any(slow) and samples == [near] * 16
+    # Near, with one late sample in every four: never slow.
+    slow, _ = T.thread_pool_handover_after(2, [near, near, near, 700] * 8)
+    assert not any(slow)
+    # Far from the start: slow from the 12th late sample on (while the hold lasts: 100 ms).
+    slow, samples = T.thread_pool_handover_after(2, [far] * 16)
+    assert slow == [False] * 11 + [True] * 5
+    assert samples == [far] * 16
+    # Exactly at the threshold is not late.
+    slow, _ = T.thread_pool_handover_after(2, [300] * 16)
+    assert not any(slow)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_session_pool_records_handover_delays_while_its_worker_spins():
+    # A 2-thread session whose GEMV (1x512x512) is split across the pool, run back to back: its
+    # worker spins between jobs and, once awake for 1 ms, records each job's hand-over delay.
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = rand((512, 512))
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "m",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])],
+                          [numpy_helper.from_array(w, "w")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    so = runnx.SessionOptions()
+    so.intra_op_num_threads = 2
+    sess = runnx.InferenceSession(model.SerializeToString(), so)
+    x = rand((1, 512))
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], x @ w, rtol=1e-4, atol=1e-3)
+    end = time.monotonic() + 2.0
+    samples, slow = T.session_pool_handover(sess._sess)
+    while not any(samples) and time.monotonic() < end:
+        for _ in range(200):
+            sess.run(None, {"x": x})
+        samples, slow = T.session_pool_handover(sess._sess)
+    assert len(samples) == 16 and isinstance(slow, bool)
+    assert any(s > 0 for s in samples) and all(s >= 0 for s in samples)

@@ -59,6 +59,11 @@ constexpr int64_t kParallelMacs = int64_t{1} << 19;
 // layer of the tabular MLP: a worker's round trip would cost what it saves).
 constexpr int64_t kGemvRows = 3;
 constexpr int64_t kGemvParallelMacs = int64_t{1} << 15;
+// Below this many multiply-adds (512 KB of B at M = 1, ~5 us on one core) a GEMV runs on the
+// caller alone while the pool's hand-overs are slow (ThreadPool::handover_is_slow: the host put
+// our vCPUs far apart). The tabular MLP's batch-1 call, its 256x256 layer split, took 8.7 us
+// then, against 4.9 us with the layer on one thread (4.7 us split, near).
+constexpr int64_t kGemvFarMacs = int64_t{1} << 17;
 // Up to this many floats of B (512 KB) a GEMV's B stays in the threads' L2s from call to call.
 constexpr int64_t kGemvL2Floats = int64_t{1} << 17;
 // At most this many floats (4 MB) of an unpacked B are packed at a time: one K-block of a column chunk.
@@ -691,7 +696,8 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
       else if (m) t.m_tiles = m;
     }
   }
-  if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs) {
+  if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs &&
+      !(M * N * K < kGemvFarMacs && pool->handover_is_slow())) {
     // Thread t runs its own share of the column ranges first (run_tiles), so call after call each
     // core reads the same part of B. A B that fits the L2s takes one range per thread: each core
     // keeps its half there (the MLP's 256x256 layer: its batch-1 call 4.60-4.65 -> 4.38-4.52 us,
