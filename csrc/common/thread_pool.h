@@ -130,7 +130,7 @@ class ThreadPool {
 
   // ticket_ = 2 * job number + 1 while that job takes helpers, + 0 once the caller closed it.
   std::atomic<uint64_t> ticket_{0};
-  std::atomic<int64_t> open_ns_{0};  // when the caller opened the last job (steady clock); its line
+  std::atomic<int64_t> open_ns_{0};  // when the caller opened the last job (steady clock, ns)
   // Hand-over delays (written by workers, a ring), and until when hand-overs count as slow.
   struct alignas(64) Handover {
     std::atomic<int64_t> samples[kHandoverSamples] = {};
