@@ -250,6 +250,8 @@ void register_pool_testing(py::module_& m) {
   m.def("session_pool_handover", [](const Session& s) {
     return py::make_tuple(s.pool().handover_samples(), s.pool().handover_is_slow());
   });
+  // Records a hand-over delay in the session's pool as if a worker had measured it now.
+  m.def("session_pool_record_handover", [](const Session& s, int64_t ns) { s.pool().record_handover_for_testing(ns); });
   // A fresh pool of `threads` fed these hand-over delays: (is slow after each, samples).
   m.def("thread_pool_handover_after", [](int threads, const std::vector<int64_t>& delays) {
     ThreadPool pool(threads);

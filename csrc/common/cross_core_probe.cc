@@ -49,7 +49,7 @@ double cross_core_round_trip_ns(int a, int b, int trips) {
   const int64_t total = int64_t{kBatches} * trips;
   std::thread echo([&] {
     echo_state = pin_self(b) ? 1 : -1;
-    for (int64_t i = 0; i < total && !abort.load(std::memory_order_relaxed); ++i) {
+    for (int64_t i = 0; i < total; ++i) {
       while (ball.load(std::memory_order_acquire) != 2 * i + 1)
         if (abort.load(std::memory_order_relaxed)) return;
       ball.store(2 * i + 2, std::memory_order_release);

@@ -193,8 +193,7 @@ void ThreadPool::worker_loop(int self) {
     // only kMinSpin, so an idle pool burns nothing. Spinning twice the last gap instead slept
     // ~20 times in each ResNet-50 batch-1 run (its gaps vary from 1 to 300 us): 2 threads 10%
     // slower. Inside a session run, spin until its next job whatever the gap.
-    const auto idle_from = std::chrono::steady_clock::now();
-    const int64_t waiting_from = now_ns();
+    const int64_t idle_from = now_ns();
     uint64_t t = seen;
     const bool spun = spin_for_job(seen, t, spin_for);
     if (!spun && !stop_.load()) {
@@ -209,21 +208,18 @@ void ThreadPool::worker_loop(int self) {
     }
     if (stop_.load()) return;
     if (t == seen) continue;  // woken by a run's start: spin for its first job
+    seen = t;
+    if (!(t & 1)) continue;  // a job this worker joined has closed
     // Only an opening job tells how busy the pool is: the close of a job this worker joined
     // follows within microseconds, and counting it would keep every worker on kMaxSpin.
-    if (t & 1) {
-      const auto gap = std::chrono::duration_cast<microseconds>(std::chrono::steady_clock::now() - idle_from);
-      spin_for = gap <= kMaxSpin ? kMaxSpin : kMinSpin;
-    }
-    seen = t;
+    const int64_t now = now_ns();
+    spin_for = std::chrono::nanoseconds(now - idle_from) <= kMaxSpin ? kMaxSpin : kMinSpin;
     // A job that opened while this worker was already spinning for it, and had been awake for
     // kWarmNs: how long it took to see it. (A sleeper's wake-up says nothing about the cores'
     // distance, and the first jobs after one were seen 300-600 ns late even with the cores near.)
-    if ((t & 1) && spun) {
-      const int64_t now = now_ns(), opened = open_ns_.load(std::memory_order_relaxed);
-      if (opened > waiting_from && opened - awake_since > kWarmNs) record_handover(now - opened, now);
-    }
-    if (t & 1) join(t, self);
+    const int64_t opened = open_ns_.load(std::memory_order_relaxed);
+    if (spun && opened > idle_from && opened - awake_since > kWarmNs) record_handover(now - opened, now);
+    join(t, self);
   }
 }
 
