@@ -250,6 +250,14 @@ void register_pool_testing(py::module_& m) {
   m.def("session_pool_handover", [](const Session& s) {
     return py::make_tuple(s.pool().handover_samples(), s.pool().handover_is_slow());
   });
+  // Makes the session pool's workers join each job `seconds` late (0: on time again), so that the
+  // caller runs every chunk: its own share front to back, then the others' from the back. Call
+  // between runs. The caller waits out each late worker, a job at a time.
+  m.def("session_pool_delay_joins", [](const Session& s, double seconds) {
+    if (seconds <= 0) return s.pool().set_join_hook_for_testing(nullptr);
+    s.pool().set_join_hook_for_testing(
+        [seconds] { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); });
+  });
   // Records a hand-over delay in the session's pool as if a worker had measured it now.
   m.def("session_pool_record_handover", [](const Session& s, int64_t ns) { s.pool().record_handover_for_testing(ns); });
   // A fresh pool of `threads` fed these hand-over delays: (is slow after each, samples).

@@ -10,6 +10,7 @@
 //              against rows of weights (conv_direct_nhwc_impl.h), no im2col.
 //   depthwise: (group == C == M) output rows, 8 channels per vector (dwconv_nhwc_impl.h).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -55,6 +56,9 @@ constexpr int64_t kBandFloats = int64_t{32} << 10;
 // a band re-reads W_p (C x M, up to 600 KB) per band (bench at batch 32, 960ch @7 -> 160:
 // bands of 28 pixels took 1.08-1.3x the unfused pair).
 constexpr int64_t kMinBandPixels = 96;
+// Bands are evened out over the threads (NhwcDwProjectKernel::Bands) below this many per thread:
+// with more, the last band's imbalance is small and the chunks of the pool even it out.
+constexpr int64_t kEvenBandsPerThread = 8;
 // NhwcDwProject with the expansion folded in: floats of scratch per band (the expanded rows the
 // band reads plus its depthwise rows).
 constexpr int64_t kBlockBandFloats = int64_t{64} << 10;
@@ -410,7 +414,9 @@ class NhwcConvKernel : public Kernel {
 // and the expansion e = expand_act(conv1x1(x, W_e) + B_e) runs first, so the whole inverted
 // residual block is one node. Per band only the expanded rows its depthwise window reads (the
 // band's rows times the stride plus the halo) are computed, into a second per-thread scratch;
-// rows the previous band of the same thread already expanded (the halo) are moved, not redone.
+// rows the band a thread ran before already expanded (the halo) are moved, not redone: the band
+// above when it runs its own share front to back, the band below when it takes another's from
+// the back.
 // The expanded tensor (6x the channels) then never exists whole. Expansions of at most
 // kPointwiseMaxK input channels with ReLU/Clip/no activation run pointwise_nhwc.h's kernel
 // (bias and clamp in registers), others the sgemm. A model's stem may be the "expansion" too
@@ -584,15 +590,39 @@ class NhwcDwProjectKernel : public Kernel {
     return e;
   }
 
-  // Output rows per band: ~`floats` of scratch per band (`per_row` floats per output row), at
-  // least kMinBandPixels pixels, whole images once a band holds one, one band per thread at least.
-  static int64_t band_rows(int64_t floats, int64_t per_row, int64_t OH, int64_t OW, int64_t rows,
-                           int64_t threads) {
-    int64_t band = std::max<int64_t>(floats / std::max<int64_t>(1, per_row),
-                                     (kMinBandPixels + OW - 1) / std::max<int64_t>(1, OW));
-    if (band >= OH) band = band / OH * OH;
-    return std::clamp<int64_t>(std::min(band, (rows + threads - 1) / threads), 1, rows);
-  }
+  // The output rows [0, rows) cut into `count` bands of at most `max` rows: ~`floats` of scratch
+  // per band (`per_row` floats per output row), at least kMinBandPixels pixels, whole images once
+  // a band holds one, one band per thread at least. A few bands whose count is not a multiple of
+  // the threads are evened out: a few more of them (a multiple of the threads), their rows (whole
+  // images) shared out so that they differ by one at most, and each thread's share of the job is
+  // the same. MobileNetV2's 28x28 blocks at batch 1 had 5 or 7 bands, one thread 3 or 4 of them
+  // and the other 2 or 3. (Fewer, larger bands instead, 4 of 7 rows rather than 6 of 4-5, ran
+  // the model as fast: 1.016 in paired blocks, within the noise; more keep the scratch in L2.)
+  struct Bands {
+    int64_t rows = 0, unit = 1, count = 1, max = 1;
+    bool even = false;
+    Bands(int64_t floats, int64_t per_row, int64_t OH, int64_t OW, int64_t n_rows, int64_t threads)
+        : rows(n_rows) {
+      int64_t band = std::max<int64_t>(floats / std::max<int64_t>(1, per_row),
+                                       (kMinBandPixels + OW - 1) / std::max<int64_t>(1, OW));
+      if (band >= OH) band = band / OH * OH;
+      max = std::clamp<int64_t>(std::min(band, (rows + threads - 1) / threads), 1, rows);
+      count = (rows + max - 1) / max;
+      if (count % threads == 0 || count >= kEvenBandsPerThread * threads) return;
+      even = true;
+      unit = max % OH == 0 ? OH : 1;
+      const int64_t units = rows / unit;
+      count = std::min(units, (count + threads - 1) / threads * threads);
+      max = (units + count - 1) / count * unit;
+    }
+    // Band t's first row (t = count: the end). Evened out, the first bands take the odd rows: an
+    // image's top band has padding rows, which it need not expand.
+    int64_t first(int64_t t) const {
+      if (!even) return std::min(rows, t * max);
+      const int64_t units = rows / unit;
+      return (units * t + count - 1) / count * unit;
+    }
+  };
 
   void compute(const Tensor& xt, const Geom3& g, const Parts& p, float* y,
                ThreadPool& pool) const {
@@ -664,14 +694,13 @@ class NhwcDwProjectKernel : public Kernel {
     // a band of a small plane may span images: the GEMM needs enough rows to use each packed
     // panel of W_p well. At least one band per thread.
     const int64_t rows = N * OH;
-    const int64_t band = band_rows(kBandFloats, OW * C_, OH, OW, rows, pool.num_threads());
-    const int64_t bands = (rows + band - 1) / band;
+    const Bands bands(kBandFloats, OW * C_, OH, OW, rows, pool.num_threads());
     const ConvSimd& simd = conv_simd();
-    pool.parallel_for(bands, 1, [&](int64_t t0, int64_t t1) {
+    pool.parallel_for(bands.count, 1, [&](int64_t t0, int64_t t1) {
       float* zeros = conv_scratch(3, W * C_);
-      float* d = conv_scratch(1, band * OW * C_);
+      float* d = conv_scratch(1, bands.max * OW * C_);
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t r0 = t * band, r1 = std::min(rows, r0 + band);
+        const int64_t r0 = bands.first(t), r1 = bands.first(t + 1);
         for (int64_t r = r0; r < r1; ++r)
           simd.depthwise_nhwc_row(x + r / OH * H * W * C_, wdw_.data(), dg, p.dw, r % OH,
                                   nullptr, d + (r - r0) * OW * C_, zeros);
@@ -689,6 +718,16 @@ class NhwcDwProjectKernel : public Kernel {
     gemm_f32_packed(pixels, d, C_, packed_, y + p0 * M_, M_, 0.f, ep, nullptr);
   }
 
+  // The expanded pixels [a, b) a thread's scratch e holds, and for which call of banded(): the
+  // pool runs a thread's bands a chunk (a call of the job's function) at a time, and a band
+  // reuses the halo of the band the thread ran before it, from one chunk to the next. (A chunk
+  // is one band at batch 1, where the halo was redone in every band: MobileNetV2's 56x56 blocks
+  // expanded 6 rows per band of 4 on 2 threads, and 4 on one.)
+  struct HeldRows {
+    uint64_t call = 0;
+    int64_t a = 0, b = 0;
+  };
+
   // The whole block per band: the input rows (numbered across the images, n * H + ih) the band's
   // depthwise window reads are expanded into e, then the depthwise rows into d, then projected.
   void banded(const float* x, int64_t N, const Geom3& g, const Parts& p, float* y,
@@ -696,9 +735,7 @@ class NhwcDwProjectKernel : public Kernel {
     const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
     const int64_t sh = g.s[1], pt = g.pb[1], reach = (KH_ - 1) * g.d[1] + 1;
     const int64_t rows = N * OH, row = W * C_, total = N * H * W;
-    const int64_t band = band_rows(kBlockBandFloats, sh * row + OW * C_, OH, OW, rows,
-                                   pool.num_threads());
-    const int64_t bands = (rows + band - 1) / band;
+    const Bands bands(kBlockBandFloats, sh * row + OW * C_, OH, OW, rows, pool.num_threads());
     // The input rows [lo, hi) output rows [r0, r1) read: from the first row's window to the last
     // one's (a band spanning images holds the whole images between).
     auto reads = [&](int64_t r0, int64_t r1, int64_t& lo, int64_t& hi) {
@@ -726,34 +763,43 @@ class NhwcDwProjectKernel : public Kernel {
       if (b > last_chunk) b = total;
     };
     int64_t cap = 1;
-    for (int64_t t = 0; t < bands; ++t) {
+    for (int64_t t = 0; t < bands.count; ++t) {
       int64_t lo, hi, a, b;
-      reads(t * band, std::min(rows, (t + 1) * band), lo, hi);
+      reads(bands.first(t), bands.first(t + 1), lo, hi);
       expands(lo, hi, a, b);
       cap = std::max(cap, b - a);
     }
     DwNhwcGeom dg = depthwise_geometry(g, N, C_, KH_, KW_);
     dg.prefetch_rows = false;  // the rows come from the L2 scratch
     const ConvSimd& simd = conv_simd();
-    pool.parallel_for(bands, 1, [&](int64_t t0, int64_t t1) {
+    static std::atomic<uint64_t> calls{0};
+    const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
+    pool.parallel_for(bands.count, 1, [&](int64_t t0, int64_t t1) {
       float* zeros = conv_scratch(3, W * C_);
-      float* d = conv_scratch(1, band * OW * C_);
+      float* d = conv_scratch(1, bands.max * OW * C_);
       float* e = conv_scratch(0, cap * C_);
-      int64_t ea = 0, eb = 0;  // the expanded pixels e holds
+      thread_local HeldRows held;
+      if (held.call != call) held = HeldRows{call, 0, 0};
+      int64_t& ea = held.a;  // the expanded pixels e holds: [ea, eb)
+      int64_t& eb = held.b;
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t r0 = t * band, r1 = std::min(rows, r0 + band);
+        const int64_t r0 = bands.first(t), r1 = bands.first(t + 1);
         int64_t lo, hi, a, b;
         reads(r0, r1, lo, hi);
         expands(lo, hi, a, b);
-        int64_t from = a;
-        if (a >= ea && a < eb && eb <= b) {  // the halo the previous band expanded
+        int64_t from = a, to = b;  // the pixels left to expand
+        if (a >= ea && a < eb && eb <= b) {  // the halo the band before this one expanded
           std::memmove(e, e + (a - ea) * C_, sizeof(float) * (eb - a) * C_);
           from = eb;
+        } else if (a < ea && b > ea && b <= eb) {  // ... the band after it (bands taken from
+          // the back of another thread's share come in descending order)
+          std::memmove(e + (ea - a) * C_, e, sizeof(float) * (b - ea) * C_);
+          to = ea;
         }
-        if (b > from && stem_)
-          stem_rows(x, p, from / W, b / W, e + (from - a) * C_);
-        else if (b > from)
-          expand(b - from, x + from * Cin_, p.expand, e + (from - a) * C_);
+        if (to > from && stem_)
+          stem_rows(x, p, from / W, to / W, e + (from - a) * C_);
+        else if (to > from)
+          expand(to - from, x + from * Cin_, p.expand, e + (from - a) * C_);
         ea = a;
         eb = b;
         for (int64_t r = r0; r < r1; ++r) {

@@ -128,6 +128,18 @@ def expanded_case(n, cin, c, m, h, w, stride=1, residual=None, expand_act="Clip"
     """The whole inverted residual block in one node: x [n, cin] -> 1x1 expansion to c channels
     + expand_act -> depthwise 3x3 + act -> 1x1 projection to m (+ residual: "x" adds X itself,
     "full" a separate Z). mode: RUNNX_BLOCK_EXPANSION ("" = the kernel's choice)."""
+    model, feeds, ref = expanded_block(n, cin, c, m, h, w, stride, residual, expand_act, act, bias)
+    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", mode)
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    assert "expansion" in sess._sess.kernel_choices()[0][-1]
+    for _ in range(2):
+        check(sess.run(None, feeds)[0], ref, 9 + c + cin)
+
+
+def expanded_block(n, cin, c, m, h, w, stride=1, residual=None, expand_act="Clip", act="Clip",
+                   bias=True):
+    """expanded_case's model, feeds and numpy reference."""
     x = rand((n, cin, h, w), rng=RNG)
     we = rand((c, cin, 1, 1), rng=RNG, low=-0.5, high=0.5)
     wd = rand((c, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
@@ -147,12 +159,7 @@ def expanded_case(n, cin, c, m, h, w, stride=1, residual=None, expand_act="Clip"
         attrs["expand_activation_params"] = ACT_PARAMS[expand_act]
     model = fused_model(feeds["x"].shape, wp, bp, wd, bd, z=residual, activation=act, we=we,
                         be=be, strides=[stride, stride], pads=[1, 1, 1, 1], **attrs)
-    monkeypatch.setenv("RUNNX_CHECK_INFERENCE", "1")
-    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", mode)
-    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
-    assert "expansion" in sess._sess.kernel_choices()[0][-1]
-    for _ in range(2):
-        check(sess.run(None, feeds)[0], ref, 9 + c + cin)
+    return model, feeds, ref
 
 
 EXPANDED = [
@@ -280,6 +287,56 @@ def test_stem_expansion(case, n_threads, mode, monkeypatch):
     assert "stem" in sess._sess.kernel_choices()[0][-1]
     for _ in range(2):
         check(sess.run(None, feeds)[0], ref, 9 * cin + c)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("case", [
+    (1, 32, 192, 32, 28, 28, 1, "x"),  # MobileNetV2's 28x28 block: 5 bands evened out to 6
+    (2, 32, 192, 40, 29, 29, 2, None),  # evened-out bands spanning the two images
+    (1, 24, 144, 24, 40, 37, 1, "x"),  # more bands than are evened out
+    (1, 104, 144, 16, 23, 8, 1, None),  # the sgemm expansion: 6-row groups across bands
+])
+def test_bands_taken_from_the_back_reuse_the_halo(case, n_threads, monkeypatch):
+    """The pool's workers join every job late, so the caller runs all the bands: its own share
+    front to back, then the others' from the back, each band reusing the halo rows the band after
+    it expanded. Same results as the normal split, bit for bit, and as the reference."""
+    n, cin, c, m, h, w, s, res = case
+    model, feeds, ref = expanded_block(n, cin, c, m, h, w, s, res)
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", "banded")
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(n_threads))
+    split = sess.run(None, feeds)[0]
+    runnx._C._testing.session_pool_delay_joins(sess._sess, 0.02)
+    try:
+        caller_only = sess.run(None, feeds)[0]
+    finally:
+        runnx._C._testing.session_pool_delay_joins(sess._sess, 0)
+    check(caller_only, ref, 9 + c + cin)
+    np.testing.assert_array_equal(caller_only, split)
+
+
+def test_stem_bands_taken_from_the_back_reuse_the_halo(monkeypatch):
+    """As above with a stem expansion (the direct kernel's rows)."""
+    x = rand((1, 3, 45, 41), rng=RNG)
+    we = rand((16, 3, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    wd = rand((16, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    wp = rand((8, 16, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    be, bd, bp = (rand((j,), rng=RNG) for j in (16, 16, 8))
+    ref = to_nhwc(np_conv(ACTS["Relu"](np_conv(ACTS["Clip"](np_conv(x, we, be, (2, 2), (1, 1, 1, 1))),
+                                               wd, bd, (1, 1), (1, 1, 1, 1), (1, 1), 16)), wp, bp))
+    model = fused_model(x.shape, wp, bp, wd, bd, activation="Relu", we=we, be=be, strides=[1, 1],
+                        pads=[1, 1, 1, 1], expand_activation="Clip",
+                        expand_activation_params=ACT_PARAMS["Clip"], expand_strides=[2, 2],
+                        expand_pads=[1, 1, 1, 1], expand_nchw_input=1)
+    monkeypatch.setenv("RUNNX_BLOCK_EXPANSION", "banded")
+    sess = runnx.InferenceSession(model.SerializeToString(), threads(2))
+    split = sess.run(None, {"x": x})[0]
+    runnx._C._testing.session_pool_delay_joins(sess._sess, 0.02)
+    try:
+        caller_only = sess.run(None, {"x": x})[0]
+    finally:
+        runnx._C._testing.session_pool_delay_joins(sess._sess, 0)
+    check(caller_only, ref, 9 * 3 + 16)
+    np.testing.assert_array_equal(caller_only, split)
 
 
 def test_expanded_results_do_not_depend_on_the_threads_split(monkeypatch):
