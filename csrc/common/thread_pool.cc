@@ -41,7 +41,7 @@ ThreadPool::ThreadPool(int num_threads, bool allow_spinning)
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    job_.stop = true;
+    stop_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -89,13 +89,13 @@ bool spin_until(std::chrono::steady_clock::time_point limit, const Done& done) {
 }  // namespace
 
 void ThreadPool::run_chunk(int64_t chunk) {
-  const int64_t b = chunk * job_.chunk;
+  const int64_t b = chunk * chunk_;
   try {
-    (*job_.fn.load(std::memory_order_relaxed))(b, std::min(job_.n, b + job_.chunk));
+    (*fn_)(b, std::min(n_, b + chunk_));
   } catch (...) {
     std::lock_guard<std::mutex> lk(mu_);
     if (!error_) error_ = std::current_exception();
-    job_.failed = true;  // stop handing out chunks
+    failed_ = true;  // stop handing out chunks
   }
 }
 
@@ -104,7 +104,7 @@ void ThreadPool::run_chunks(int self) {
   const ThreadPool* outer = std::exchange(t_running_pool, this);
   // Own share, front first: the same rows this thread had in the previous kernel.
   std::atomic<uint64_t>& own = shares_[self].range;
-  for (uint64_t r = own.load(); !job_.failed.load(std::memory_order_relaxed);) {
+  for (uint64_t r = own.load(); !failed_.load(std::memory_order_relaxed);) {
     const uint64_t front = r & kLow, back = r >> 32;
     if (front >= back) break;
     if (own.compare_exchange_weak(r, r + 1)) {
@@ -115,7 +115,7 @@ void ThreadPool::run_chunks(int self) {
   // Then the others' shares, from the back (their owners may still be working at the front).
   for (int k = 1; k < num_threads_; ++k) {
     std::atomic<uint64_t>& other = shares_[(self + k) % num_threads_].range;
-    for (uint64_t r = other.load(); !job_.failed.load(std::memory_order_relaxed);) {
+    for (uint64_t r = other.load(); !failed_.load(std::memory_order_relaxed);) {
       const uint64_t front = r & kLow, back = r >> 32;
       if (front >= back) break;
       if (other.compare_exchange_weak(r, front | (back - 1) << 32)) {
@@ -132,7 +132,7 @@ bool ThreadPool::join(uint64_t ticket, int self) {
   // either it sees this worker or this worker sees the ticket closed (both seq_cst).
   active_.fetch_add(1);
   if (join_hook_) join_hook_();
-  const bool open = job_.ticket.load() == ticket;
+  const bool open = ticket_.load() == ticket;
   if (open) run_chunks(self);
   // The last one out wakes a caller that stopped spinning (same seq_cst pairing as above). A
   // worker that came too late leaves the same way: the caller may have gone to sleep while this
@@ -147,8 +147,8 @@ bool ThreadPool::join(uint64_t ticket, int self) {
 bool ThreadPool::spin_for_job(uint64_t seen, uint64_t& ticket, std::chrono::microseconds spin_for) {
   if (!allow_spinning_) return false;
   const auto moved = [&] {
-    ticket = job_.ticket.load();
-    return ticket != seen || job_.stop.load(std::memory_order_relaxed);
+    ticket = ticket_.load();
+    return ticket != seen || stop_.load(std::memory_order_relaxed);
   };
   // While a run is in progress its next kernel is coming: never sleep between them.
   for (auto limit = std::chrono::steady_clock::now() + spin_for;;) {
@@ -171,7 +171,7 @@ bool ThreadPool::begin_run() {
 void ThreadPool::end_run(bool counted, uint64_t ticket_at_begin) {
   if (counted) runs_.fetch_sub(1);
   // Jobs of overlapping runs count too: a hint, right again after one run.
-  if (!workers_.empty()) runs_use_workers_.store(job_.ticket.load() != ticket_at_begin, std::memory_order_relaxed);
+  if (!workers_.empty()) runs_use_workers_.store(ticket_.load() != ticket_at_begin, std::memory_order_relaxed);
 }
 
 void ThreadPool::notify_caller_for_testing() {
@@ -196,17 +196,17 @@ void ThreadPool::worker_loop(int self) {
     const int64_t idle_from = now_ns();
     uint64_t t = seen;
     const bool spun = spin_for_job(seen, t, spin_for);
-    if (!spun && !job_.stop.load()) {
+    if (!spun && !stop_.load()) {
       std::unique_lock<std::mutex> lk(mu_);
       sleepers_.fetch_add(1);
       wake_.wait(lk, [&] {
-        return job_.stop.load() || job_.ticket.load() != seen || (allow_spinning_ && runs_.load() > 0);
+        return stop_.load() || ticket_.load() != seen || (allow_spinning_ && runs_.load() > 0);
       });
       sleepers_.fetch_sub(1);
-      t = job_.ticket.load();
+      t = ticket_.load();
       awake_since = now_ns();
     }
-    if (job_.stop.load()) return;
+    if (stop_.load()) return;
     if (t == seen) continue;  // woken by a run's start: spin for its first job
     seen = t;
     if (!(t & 1)) continue;  // a job this worker joined has closed
@@ -217,12 +217,8 @@ void ThreadPool::worker_loop(int self) {
     // A job that opened while this worker was already spinning for it, and had been awake for
     // kWarmNs: how long it took to see it. (A sleeper's wake-up says nothing about the cores'
     // distance, and the first jobs after one were seen 300-600 ns late even with the cores near.)
-    const int64_t opened = job_.open_ns.load(std::memory_order_relaxed);
+    const int64_t opened = open_ns_.load(std::memory_order_relaxed);
     if (spun && opened > idle_from && opened - awake_since > kWarmNs) record_handover(now - opened, now);
-    // The next misses at once rather than one after another: this worker's share (it claims its
-    // chunks there) and the job's function (on the caller's stack).
-    __builtin_prefetch(&shares_[self], 1);
-    __builtin_prefetch(job_.fn.load(std::memory_order_relaxed));
     join(t, self);
   }
 }
@@ -276,31 +272,27 @@ void ThreadPool::run_job(int64_t n, int64_t grain, int64_t max_chunks,
   std::unique_lock<std::mutex> drive(drive_mu_, std::try_to_lock);
   if (!drive.owns_lock()) return fn(0, n);  // another caller owns the workers: run inline
   const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, max_chunks);
-  const int64_t chunk = (n + chunks - 1) / chunks;
-  const int64_t count = (n + chunk - 1) / chunk;
+  fn_ = &fn;
+  n_ = n;
+  chunk_ = (n + chunks - 1) / chunks;
+  const int64_t count = (n + chunk_ - 1) / chunk_;
   for (int t = 0; t < num_threads_; ++t) {
     const uint64_t front = static_cast<uint64_t>(count * t / num_threads_);
     const uint64_t back = static_cast<uint64_t>(count * (t + 1) / num_threads_);
     shares_[t].range.store(front | back << 32, std::memory_order_relaxed);
   }
+  failed_.store(false, std::memory_order_relaxed);
   error_ = nullptr;
   keep_workers_off(sched_getcpu());
-  const uint64_t open = (job_.ticket.load() | 1) + 2;  // the next job number, open
-  const int64_t open_ns = now_ns();
-  // The job's line last and in one burst: spinning workers read it, and each store that finds
-  // it taken back would wait for it again. Ordered before the ticket (seq_cst).
-  job_.fn.store(&fn, std::memory_order_relaxed);
-  job_.n = n;
-  job_.chunk = chunk;
-  job_.failed.store(false, std::memory_order_relaxed);
-  job_.open_ns.store(open_ns, std::memory_order_relaxed);
-  job_.ticket.store(open);
+  const uint64_t open = (ticket_.load() | 1) + 2;  // the next job number, open
+  open_ns_.store(now_ns(), std::memory_order_relaxed);  // ordered before the ticket (seq_cst)
+  ticket_.store(open);
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lk(mu_);  // a worker between its check and its wait holds mu_
     wake_.notify_all();
   }
   run_chunks(0);
-  job_.ticket.store(open - 1);  // closed: late workers stay out
+  ticket_.store(open - 1);  // closed: late workers stay out
   // Joined workers are finishing their last chunk (one each): spin up to
   // kMaxSpin, yielding the core between checks (on a crowded host a preempted worker may need
   // it), then sleep. A caller that slept after 2048 pauses woke late ~13 times per ResNet-50
@@ -314,7 +306,7 @@ void ThreadPool::run_job(int64_t n, int64_t grain, int64_t max_chunks,
     done_.wait(lk, [&] { return active_.load() == 0; });
     caller_sleeping_.store(false);
   }
-  job_.fn.store(nullptr, std::memory_order_relaxed);
+  fn_ = nullptr;
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 

@@ -56,7 +56,7 @@ class ThreadPool {
   // inline (a small MLP) keeps them asleep.
   class RunScope {
    public:
-    explicit RunScope(ThreadPool& pool) : pool_(pool), ticket_(pool.job_.ticket.load()), counted_(pool.begin_run()) {}
+    explicit RunScope(ThreadPool& pool) : pool_(pool), ticket_(pool.ticket_.load()), counted_(pool.begin_run()) {}
     ~RunScope() { pool_.end_run(counted_, ticket_); }
     RunScope(const RunScope&) = delete;
     RunScope& operator=(const RunScope&) = delete;
@@ -118,7 +118,7 @@ class ThreadPool {
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
-  // A spinning worker saw the job that opened at job_.open_ns `ns` later (at `now`).
+  // A spinning worker saw the job that opened at open_ns_ `ns` later (at `now`).
   void record_handover(int64_t ns, int64_t now);
 
   int num_threads_;
@@ -128,18 +128,9 @@ class ThreadPool {
   std::vector<int> allowed_cpus_;  // the process's CPU mask when the pool was made
   int kept_off_cpu_ = -1;          // the caller's CPU the workers were last kept off
 
-  // What a spinning worker reads, on one cache line: the ticket it waits on brings the job's
-  // description along (a line each cost a worker one more cross-core miss before its first chunk).
-  struct alignas(64) Job {
-    // 2 * job number + 1 while that job takes helpers, + 0 once the caller closed it.
-    std::atomic<uint64_t> ticket{0};
-    std::atomic<int64_t> open_ns{0};  // when the caller opened the last job (steady clock, ns)
-    // The job in progress (written by the driving caller before it opens the ticket).
-    std::atomic<const std::function<void(int64_t, int64_t)>*> fn{nullptr};
-    int64_t n = 0, chunk = 1;
-    std::atomic<bool> failed{false};  // a chunk threw: hand out no more
-    std::atomic<bool> stop{false};    // the pool is being destroyed
-  } job_;
+  // ticket_ = 2 * job number + 1 while that job takes helpers, + 0 once the caller closed it.
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int64_t> open_ns_{0};  // when the caller opened the last job (steady clock, ns)
   // Hand-over delays (written by workers, a ring), and until when hand-overs count as slow.
   struct alignas(64) Handover {
     std::atomic<int64_t> samples[kHandoverSamples] = {};
@@ -150,16 +141,21 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};  // workers blocked on wake_
   std::atomic<int> runs_{0};      // session runs in progress (RunScope)
   std::atomic<bool> runs_use_workers_{true};  // the last run to end opened a job
+  std::atomic<bool> stop_{false};
   std::atomic<bool> caller_sleeping_{false};  // the driving caller waits on done_
   std::mutex mu_;                 // guards sleeping (with wake_ and done_) and error_
   std::condition_variable wake_, done_;
 
+  // The job in progress (written by the driving caller before it opens the ticket).
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0, chunk_ = 1;
   // One share of chunk numbers per thread, [front, back) packed as front | back << 32: its owner
   // takes from the front, others from the back (one CAS each). A line each: no false sharing.
   struct alignas(64) Share {
     std::atomic<uint64_t> range{0};
   };
   std::unique_ptr<Share[]> shares_;
+  std::atomic<bool> failed_{false};  // a chunk threw: hand out no more
   std::exception_ptr error_;  // first exception thrown by a chunk, rethrown to the caller
   std::function<void()> join_hook_;  // tests only
 };
