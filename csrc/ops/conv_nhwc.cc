@@ -62,6 +62,8 @@ constexpr int64_t kEvenBandsPerThread = 8;
 // NhwcDwProject with the expansion folded in: floats of scratch per band (the expanded rows the
 // band reads plus its depthwise rows).
 constexpr int64_t kBlockBandFloats = int64_t{64} << 10;
+// ... unless its input has at most this many pixels a thread: then the expansion runs whole first.
+constexpr int64_t kWholePixels = 128;
 // ... and its expansion GEMMs start and end on multiples of this many input pixels (a multiple
 // of the sgemm's 6-row groups; see NhwcDwProjectKernel::banded).
 constexpr int64_t kExpandChunk = 12;
@@ -675,14 +677,17 @@ class NhwcDwProjectKernel : public Kernel {
       gemm_f32_packed(pixels, x, Cin_, packed_e_, e, C_, 0.f, epi, nullptr);
   }
 
-  // Expand whole when the banded halo would add more than a fifth to the expansion: each
+  // Expand whole when the banded halo would add more than a fifth to the expansion (each
   // thread's share of the rows redoes the KH - stride rows its window shares with the previous
-  // share (bench, batch 1, 2 threads: 7x7 planes expand 9 rows for 7, banded 1.05-1.08x the two
-  // nodes, whole 0.98-1.05x; 14x14 planes banded 0.85-0.98x).
+  // share), or when the input plane is at most kWholePixels pixels a thread. Bench, batch 1, 2
+  // threads: 7x7 planes expand 9 rows for 7, banded 1.05-1.08x the two nodes, whole 0.98-1.05x.
+  // MobileNetV2's 14x14 blocks, paired in one process: whole 0.92-0.97 of banded, its 28x28 ones
+  // 1.07-1.13.
   bool whole_expansion(int64_t N, const Geom3& g, int64_t threads) const {
     if (force_) return force_ == 2;
+    if (threads < 2) return false;
     const int64_t halo = std::max<int64_t>(0, (KH_ - 1) * g.d[1] + 1 - g.s[1]);
-    return (threads - 1) * halo * 5 > N * g.in[1];
+    return (threads - 1) * halo * 5 > N * g.in[1] || N * g.in[1] * g.in[2] <= kWholePixels * threads;
   }
 
   // The depthwise conv on x (C channels) and the projection, per band of output rows.
