@@ -315,14 +315,15 @@ def test_bands_taken_from_the_back_reuse_the_halo(case, n_threads, monkeypatch):
 
 
 def test_stem_bands_taken_from_the_back_reuse_the_halo(monkeypatch):
-    """As above with a stem expansion (the direct kernel's rows)."""
-    x = rand((1, 3, 45, 41), rng=RNG)
-    we = rand((16, 3, 3, 3), rng=RNG, low=-0.5, high=0.5)
-    wd = rand((16, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
-    wp = rand((8, 16, 1, 1), rng=RNG, low=-0.5, high=0.5)
-    be, bd, bp = (rand((j,), rng=RNG) for j in (16, 16, 8))
+    """As above with a stem expansion (the direct kernel's rows): a 56x57 plane of 32 channels,
+    4 bands."""
+    x = rand((1, 3, 111, 113), rng=RNG)
+    we = rand((32, 3, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    wd = rand((32, 1, 3, 3), rng=RNG, low=-0.5, high=0.5)
+    wp = rand((8, 32, 1, 1), rng=RNG, low=-0.5, high=0.5)
+    be, bd, bp = (rand((j,), rng=RNG) for j in (32, 32, 8))
     ref = to_nhwc(np_conv(ACTS["Relu"](np_conv(ACTS["Clip"](np_conv(x, we, be, (2, 2), (1, 1, 1, 1))),
-                                               wd, bd, (1, 1), (1, 1, 1, 1), (1, 1), 16)), wp, bp))
+                                               wd, bd, (1, 1), (1, 1, 1, 1), (1, 1), 32)), wp, bp))
     model = fused_model(x.shape, wp, bp, wd, bd, activation="Relu", we=we, be=be, strides=[1, 1],
                         pads=[1, 1, 1, 1], expand_activation="Clip",
                         expand_activation_params=ACT_PARAMS["Clip"], expand_strides=[2, 2],
@@ -335,7 +336,7 @@ def test_stem_bands_taken_from_the_back_reuse_the_halo(monkeypatch):
         caller_only = sess.run(None, {"x": x})[0]
     finally:
         runnx._C._testing.session_pool_delay_joins(sess._sess, 0)
-    check(caller_only, ref, 9 * 3 + 16)
+    check(caller_only, ref, 9 * 3 + 32)
     np.testing.assert_array_equal(caller_only, split)
 
 
