@@ -595,13 +595,13 @@ class NhwcDwProjectKernel : public Kernel {
   // The output rows [0, rows) cut into `count` bands of at most `max` rows: ~`floats` of scratch
   // per band (`per_row` floats per output row), at least kMinBandPixels pixels, whole images once
   // a band holds one, one band per thread at least. A few bands whose count is not a multiple of
-  // the threads are evened out: a few more of them (a multiple of the threads), their rows (whole
-  // images) shared out so that they differ by one at most, and each thread's share of the job is
-  // the same. MobileNetV2's 28x28 blocks at batch 1 had 5 or 7 bands, one thread 3 or 4 of them
+  // the threads are evened out: a few more of them (a multiple of the threads where there are rows,
+  // or whole images, enough), their rows (images) shared out so that they differ by one at most,
+  // and each thread's share of the job is the same. MobileNetV2's 28x28 blocks at batch 1 had 5 or 7 bands, one thread 3 or 4 of them
   // and the other 2 or 3. (Fewer, larger bands instead, 4 of 7 rows rather than 6 of 4-5, ran
   // the model as fast, within the noise of paired blocks; more bands keep the scratch in L2.)
   struct Bands {
-    int64_t rows = 0, unit = 1, count = 1, max = 1;
+    int64_t rows = 0, unit = 1, units = 0, count = 1, max = 1;
     bool even = false;
     Bands(int64_t floats, int64_t per_row, int64_t OH, int64_t OW, int64_t n_rows, int64_t threads)
         : rows(n_rows) {
@@ -613,7 +613,7 @@ class NhwcDwProjectKernel : public Kernel {
       if (count % threads == 0 || count >= kEvenBandsPerThread * threads) return;
       even = true;
       unit = max % OH == 0 ? OH : 1;
-      const int64_t units = rows / unit;
+      units = rows / unit;
       count = std::min(units, (count + threads - 1) / threads * threads);
       max = (units + count - 1) / count * unit;
     }
@@ -621,7 +621,6 @@ class NhwcDwProjectKernel : public Kernel {
     // image's top band has padding rows, which it need not expand.
     int64_t first(int64_t t) const {
       if (!even) return std::min(rows, t * max);
-      const int64_t units = rows / unit;
       return (units * t + count - 1) / count * unit;
     }
   };

@@ -292,9 +292,10 @@ def test_stem_expansion(case, n_threads, mode, monkeypatch):
 @pytest.mark.parametrize("n_threads", [2, 3])
 @pytest.mark.parametrize("case", [
     (1, 32, 192, 32, 28, 28, 1, "x"),  # MobileNetV2's 28x28 block: 5 bands evened out to 6
-    (2, 32, 192, 40, 29, 29, 2, None),  # evened-out bands spanning the two images
-    (1, 24, 144, 24, 40, 37, 1, "x"),  # more bands than are evened out
-    (1, 104, 144, 16, 23, 8, 1, None),  # the sgemm expansion: 6-row groups across bands
+    (3, 16, 96, 24, 23, 29, 1, None),  # 8 evened-out bands, one across two images on 2 threads
+    (2, 16, 96, 24, 34, 29, 1, None),  # ... and on 3 threads
+    (1, 24, 144, 24, 67, 37, 1, "x"),  # 12 bands, more than are evened out: the uniform cut
+    (1, 104, 144, 16, 22, 32, 1, None),  # the sgemm expansion, 4 bands (6 on 3 threads)
 ])
 def test_bands_taken_from_the_back_reuse_the_halo(case, n_threads, monkeypatch):
     """The pool's workers join every job late, so the caller runs all the bands: its own share
