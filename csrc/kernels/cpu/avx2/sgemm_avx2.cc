@@ -768,6 +768,10 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
   constexpr int64_t kAhead = 2 * kMr;
   // Exactly 24 columns with A in place: 4-row steps of the 24-column kernel.
   const bool cols24 = cols == kNr + 8 && !a.mpad;
+  // Two full panels with A in place under AVX-512: the 6x32 kernel, both panels in one pass over
+  // the rows (the 6x16 kernel runs at half Zen 5's 512-bit FMA rate: the MLP's 32x256x256 layer
+  // cut into 32-column tiles on 2 threads was no faster than on one).
+  const bool twin = cols == 2 * kNr && !a.mpad && sgemm_avx2_uses_avx512();
   const int64_t step = cols24 ? 4 : kMr;
   for (int64_t i = 0; i < rows; i += step) {
     const int64_t ahead = i + kAhead;
@@ -789,6 +793,13 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
       const TileOut out16{C + i * ldc, ldc, kNr, accumulate, beta, epi, i, 0};
       const TileOut out8{C + i * ldc + kNr, ldc, 8, accumulate, beta, epi, i, kNr};
       kKernels24[mr](kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out16, out8);
+      continue;
+    }
+    if (twin) {
+      prefetch_residual(epi, i, mr, 0, 2 * kNr);
+      const TileOut out0{C + i * ldc, ldc, kNr, accumulate, beta, epi, i, 0};
+      const TileOut out1{C + i * ldc + kNr, ldc, kNr, accumulate, beta, epi, i, kNr};
+      kTwinKernels[mr](kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out0, out1, nullptr, 0);
       continue;
     }
     for (int64_t j = 0; j < cols; j += kNr) {
