@@ -341,6 +341,12 @@ DIRECT_CASES = [
     (1, 2, 11, 19, 1, (4, 1), {"strides": [3, 1]}),  # one column
     (1, 3, 16, 7, 58, (7, 7), {"strides": [2, 2], "pads": [0, 0, 0, 0]}),  # no pads, 26 outputs
     (1, 3, 12, 9, 150, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # 75 outputs: three 24-pixel steps, then 3 pixels
+    # Under AVX-512, 16-pixel vectors in blocks of up to 4: 112 columns (ResNet's stem) as 4 + 3,
+    # 80 as 2 + 3, 33 as 3 with one pixel in the last, 17 as 2.
+    (1, 3, 8, 5, 224, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    (1, 4, 6, 4, 80, (3, 3), {"pads": [1, 1, 1, 1]}),
+    (2, 3, 5, 6, 33, (3, 3), {"pads": [1, 1, 1, 1]}),
+    (1, 1, 7, 3, 17, (1, 1), {}),
 ]
 
 

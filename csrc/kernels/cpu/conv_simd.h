@@ -78,7 +78,8 @@ struct DirectNchwGeom {
   int64_t C, H, W, M, OH, OW;
   int64_t kh, kw, sh, sw, dh, dw;
   int64_t pt, pl;
-  int64_t phase_w() const { return (OW + 7) / 8 * 8 + ((kw - 1) * dw) / sw; }
+  // Whole 16-float vectors of output columns (the AVX-512 row reads them) plus the taps' reach.
+  int64_t phase_w() const { return (OW + 15) / 16 * 16 + ((kw - 1) * dw) / sw; }
   int64_t phases_floats() const { return (C * H * sw + 1) * phase_w(); }
 };
 
