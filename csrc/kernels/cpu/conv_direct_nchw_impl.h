@@ -97,7 +97,7 @@ __attribute__((target("avx512f"))) static void direct_nchw_block_512(const float
 
 // direct_nchw_row in 16-pixel vectors, a row's vectors in blocks of at most 4 cut evenly (7 as 4 + 3,
 // not 3 + 3 + 1: a block of one vector has 4 FMA chains, too few for the FMA latency).
-X
+// ResNet-50's 7x7/s2 stem (112 columns), b1 on 2 threads, Zen 5: 1164 -> 715 us.
 __attribute__((target("avx512f"))) static void direct_nchw_row_512(const float* ph, const float* w,
                                                                     const runnx::DirectNchwGeom& g,
                                                                     const runnx::ConvEpilogue& e, int64_t oh,
