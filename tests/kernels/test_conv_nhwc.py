@@ -114,10 +114,11 @@ def test_depthwise(case, n_threads, monkeypatch):
 # The 3x3 row kernel cuts each output row into an edge pixel per padded side and steps of 8, 4, 2
 # and 1 pixels: every width from 1 to 21 covers each mix of steps, with and without the left /
 # right padding column (pads (0, 0) and (1, 0): no right padding at even widths, stride 2), and
-# C = 13 (one 8-channel vector and a tail of 5) and 16.
+# C = 13 (one 8-channel vector and a tail of 5), 16 and 48 (one and three 16-channel blocks in
+# 512-bit registers where AVX-512F is).
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 0, 0, 0), (1, 1, 0, 0), (0, 0, 1, 1)])
-@pytest.mark.parametrize("c", [13, 16])
+@pytest.mark.parametrize("c", [13, 16, 48])
 def test_depthwise_3x3_row_steps(stride, pads, c, monkeypatch):
     for w in range(1, 22):
         if w + pads[1] + pads[3] < 3:
@@ -202,6 +203,9 @@ FUSED_SHAPES = {
     "im2col_whole": (1, 16, 24, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), False, False),
     "depthwise": (1, 19, 19, 11, 13, (3, 3), (1, 1), (1, 1, 1, 1), True, False),
     "depthwise_s2": (3, 9, 9, 9, 10, (3, 3), (2, 2), (1, 1, 1, 1), True, False),
+    # 32 channels: two 16-channel blocks in 512-bit registers where AVX-512F is
+    "depthwise_wide": (1, 32, 32, 11, 13, (3, 3), (1, 1), (1, 1, 1, 1), True, False),
+    "depthwise_wide_s2": (2, 32, 32, 9, 10, (3, 3), (2, 2), (1, 1, 1, 1), True, False),
 }
 
 

@@ -148,6 +148,82 @@ __attribute__((noinline)) static void dwn_3x3_run(const float* const* rows, cons
     }
 }
 
+#ifdef __AVX2__
+// dwn_3x3_run over blocks of 16 channels in 512-bit registers (the AVX2 build, on a CPU with
+// AVX-512F; C a multiple of 16): a weight vector joins the taps of two 8-channel blocks (once per
+// kernel row), and each tap is one 64-byte load and one FMA. Zen 5 runs these at twice the 256-bit rate.
+template <int S, int P, bool L, bool R>
+__attribute__((noinline, target("avx512f"))) static void dwn_3x3_run_512(
+    const float* const* rows, const float* w, int64_t C, int64_t iw0, const runnx::ConvEpilogue& act,
+    const DwnClamp& clamp, const float* bias, const float* res, float* y, bool nt) {
+  constexpr int NC = (P - 1) * S + 3;
+  const int64_t x0 = (iw0 + L) * C;
+  const v16 lo = v16{} + clamp.lo[0], hi = v16{} + clamp.hi[0];
+  for (int64_t c = 0; c < C; c += 16) {
+    v16 a[P];
+    v16 b = v16{};
+    if (bias) __builtin_memcpy(&b, bias + c, sizeof b);
+#pragma GCC unroll 8
+    for (int o = 0; o < P; ++o) a[o] = b;
+    const float* wb = w + c * 9;  // blocks c / 8 and c / 8 + 1, 72 floats apart
+#pragma GCC unroll 1
+    for (int kh = 0; kh < 3; ++kh) {
+      const float* p = rows[kh] + x0 + c;
+      v16 wt[3];
+      for (int t = 0; t < 3; ++t)  // two loads and an insert (halves written to memory stall the load)
+        wt[t] = __builtin_shufflevector(load8(wb + kh * 24 + t * 8), load8(wb + 72 + kh * 24 + t * 8), 0, 1, 2,
+                                        3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 32
+      for (int j = L; j < NC - R; ++j) {
+        v16 x;
+        __builtin_memcpy(&x, p, sizeof x);
+        p += C;
+        if (j % S == 0 && j / S < P) a[j / S] += wt[0] * x;
+        if ((j - 1) % S == 0 && j >= 1 && (j - 1) / S < P) a[(j - 1) / S] += wt[1] * x;
+        if ((j - 2) % S == 0 && j >= 2 && (j - 2) / S < P) a[(j - 2) / S] += wt[2] * x;
+      }
+    }
+    float* q = y + c;
+#pragma GCC unroll 8
+    for (int o = 0; o < P; ++o, q += C) {
+      v16 v = a[o];
+      if (res) {
+        v16 r;
+        __builtin_memcpy(&r, res + o * C + c, sizeof r);
+        v += r;
+      }
+      if (clamp.on && !nt) {
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        __builtin_memcpy(q, &v, sizeof v);
+        continue;
+      }
+      for (int h = 0; h < 2; ++h) {  // 8 channels at a time: the other activations, streamed stores
+        v8 u;
+        __builtin_memcpy(&u, reinterpret_cast<const float*>(&v) + 8 * h, sizeof u);
+        u = clamp.apply(u, act);
+        if (nt)
+          dwn_store8_nt(q + 8 * h, u);
+        else
+          store8(q + 8 * h, u);
+      }
+    }
+  }
+}
+#endif
+
+// One step of P pixels: in 512-bit registers when `wide` (dwn_3x3_run_512), else dwn_3x3_run.
+template <int S, int P, bool L, bool R>
+static inline void dwn_3x3_step(bool wide, const float* const* rows, const float* w, int64_t C, int64_t iw0,
+                                const runnx::ConvEpilogue& act, const DwnClamp& clamp, const float* bias,
+                                const float* res, float* y, bool nt) {
+#ifdef __AVX2__
+  if (wide) return dwn_3x3_run_512<S, P, L, R>(rows, w, C, iw0, act, clamp, bias, res, y, nt);
+#endif
+  (void)wide;
+  dwn_3x3_run<S, P, L, R>(rows, w, C, iw0, act, clamp, bias, res, y, nt);
+}
+
 // The 3x3 / dilation 1 / stride 1 or 2 row with at most one column of padding on each side:
 // an edge pixel that reads padding takes a one-pixel step with that tap left out, the rest
 // steps of 8, 4, 2 and 1 pixels.
@@ -159,35 +235,40 @@ static void dwn_3x3_row(const float* const* rows, const float* w, const runnx::D
   const bool left = g.pl == 1, right = (OW - 1) * S - g.pl + 2 >= g.W;
   auto at = [&](int64_t ow) { return res ? res + ow * C : nullptr; };
   const DwnClamp clamp(act);
+#ifdef __AVX2__
+  const bool wide = C % 16 == 0 && runnx::sgemm_avx2_uses_avx512();
+#else
+  const bool wide = false;
+#endif
   if (OW == 1 && left && right)
-    return dwn_3x3_run<S, 1, true, true>(rows, w, C, -1, act, clamp, bias, res, y, nt);
+    return dwn_3x3_step<S, 1, true, true>(wide, rows, w, C, -1, act, clamp, bias, res, y, nt);
   int64_t ow = 0, end = OW - right;
-  if (left) dwn_3x3_run<S, 1, true, false>(rows, w, C, -1, act, clamp, bias, res, y, nt), ow = 1;
+  if (left) dwn_3x3_step<S, 1, true, false>(wide, rows, w, C, -1, act, clamp, bias, res, y, nt), ow = 1;
   for (; ow + 8 <= end; ow += 8) {
     const int64_t x0 = (ow * S - g.pl) * C;
     for (int r = 0; r < nnext; ++r)
       for (int64_t i = 0; i < 8 * S * C; i += 16) __builtin_prefetch(next[r] + x0 + i, 0, 2);
-    dwn_3x3_run<S, 8, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
-                                    y + ow * C, nt);
+    dwn_3x3_step<S, 8, false, false>(wide, rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                     y + ow * C, nt);
   }
   if (ow + 4 <= end) {
-    dwn_3x3_run<S, 4, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
-                                    y + ow * C, nt);
+    dwn_3x3_step<S, 4, false, false>(wide, rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                     y + ow * C, nt);
     ow += 4;
   }
   if (ow + 2 <= end) {
-    dwn_3x3_run<S, 2, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
-                                    y + ow * C, nt);
+    dwn_3x3_step<S, 2, false, false>(wide, rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                     y + ow * C, nt);
     ow += 2;
   }
   if (ow < end) {
-    dwn_3x3_run<S, 1, false, false>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
-                                    y + ow * C, nt);
+    dwn_3x3_step<S, 1, false, false>(wide, rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                     y + ow * C, nt);
     ++ow;
   }
   if (right)
-    dwn_3x3_run<S, 1, false, true>(rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
-                                   y + ow * C, nt);
+    dwn_3x3_step<S, 1, false, true>(wide, rows, w, C, ow * S - g.pl, act, clamp, bias, at(ow),
+                                    y + ow * C, nt);
 }
 
 static void depthwise_nhwc_row(const float* x, const float* w, const runnx::DwNhwcGeom& g,
