@@ -461,6 +461,50 @@ using Kernel24 = void (*)(int64_t, const float*, int64_t, const float*, const fl
 constexpr Kernel24 kKernels24[5] = {nullptr, micro_kernel_24<1>, micro_kernel_24<2>, micro_kernel_24<3>,
                                     micro_kernel_24<4>};
 
+// micro_kernel_24 under AVX-512: MR <= 6 rows x (a 512-bit and a 256-bit vector), 12 accumulators,
+// a broadcast of A feeding both; 6 rows a pass where the 256-bit kernel's registers hold 4. Each
+// element is one FMA chain in k order as there: the same sums, bit for bit.
+template <int MR>
+__attribute__((target("avx512f"))) void micro_kernel_24_512(int64_t kc, const float* __restrict A, int64_t lda,
+                                                             const float* __restrict B16,
+                                                             const float* __restrict B8, const TileOut& out16,
+                                                             const TileOut& out8) {
+  __m512 acc16[MR];
+  __m256 acc8[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    acc16[i] = _mm512_setzero_ps();
+    acc8[i] = _mm256_setzero_ps();
+  }
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b16 = _mm512_load_ps(B16 + k * kNr);
+    const __m256 b8 = _mm256_load_ps(B8 + k * kNr);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(A[i * lda + k]);
+      acc16[i] = _mm512_fmadd_ps(a, b16, acc16[i]);
+      acc8[i] = _mm256_fmadd_ps(_mm512_castps512_ps256(a), b8, acc8[i]);
+    }
+  }
+  alignas(64) float t16[MR * kNr], t8[MR * kNr];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(t16 + i * kNr, acc16[i]);
+    _mm256_store_ps(t8 + i * kNr, acc8[i]);
+  }
+  store_tile<MR>(t16, out16);
+  store_tile<MR>(t8, out8);
+}
+
+constexpr Kernel24 kKernels24Wide[kMr + 1] = {nullptr,
+                                              micro_kernel_24_512<1>,
+                                              micro_kernel_24_512<2>,
+                                              micro_kernel_24_512<3>,
+                                              micro_kernel_24_512<4>,
+                                              micro_kernel_24_512<5>,
+                                              micro_kernel_24_512<6>};
+
 // 2*MR 512-bit accumulators out through two TileOuts of MR full rows: acc[i] is row i of o0, and
 // acc[MR + i] row i of o1. (No lambdas in these kernels: they would not inherit the avx512f target.)
 template <int MR>
@@ -766,13 +810,14 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
                         const float* bblock, float* C, int64_t ldc, bool accumulate, float beta,
                         const GemmEpilogue* epi) {
   constexpr int64_t kAhead = 2 * kMr;
-  // Exactly 24 columns with A in place: 4-row steps of the 24-column kernel.
+  // Exactly 24 columns with A in place: the 24-column kernel, 4-row steps (6 under AVX-512).
   const bool cols24 = cols == kNr + 8 && !a.mpad;
+  const bool wide = sgemm_avx2_uses_avx512();
   // Two full panels with A in place under AVX-512: the 6x32 kernel, both panels in one pass over
   // the rows (the 6x16 kernel runs at half Zen 5's 512-bit FMA rate: the MLP's 32x256x256 layer
   // cut into 32-column tiles on 2 threads was no faster than on one).
-  const bool twin = cols == 2 * kNr && !a.mpad && sgemm_avx2_uses_avx512();
-  const int64_t step = cols24 ? 4 : kMr;
+  const bool twin = cols == 2 * kNr && !a.mpad && wide;
+  const int64_t step = cols24 && !wide ? 4 : kMr;
   for (int64_t i = 0; i < rows; i += step) {
     const int64_t ahead = i + kAhead;
     if (ahead < rows_left) {  // into L2 (T0, into L1, measured slower: it evicts the panels)
@@ -792,7 +837,7 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
       prefetch_residual(epi, i, mr, 0, 24);
       const TileOut out16{C + i * ldc, ldc, kNr, accumulate, beta, epi, i, 0};
       const TileOut out8{C + i * ldc + kNr, ldc, 8, accumulate, beta, epi, i, kNr};
-      kKernels24[mr](kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out16, out8);
+      (wide ? kKernels24Wide : kKernels24)[mr](kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out16, out8);
       continue;
     }
     if (twin) {
