@@ -86,11 +86,11 @@ def test_gemm_packed_and_epilogue_bias_residual(m, n, k, packed, transposed, thr
 
 
 # Narrow tiles: exactly two panels (32 columns) wide, N = 32 on one thread and the MLP's 256 columns
-# cut into 32-column tiles on two threads (the 6x32 kernel under AVX-512), and 24 columns (the
-# 24-column kernel: 4-row steps, 6 under AVX-512); rows with 1-5 tail rows, K over one and two
+# cut into 32-column tiles on two threads (the 6x32 kernel under AVX-512), 24 columns (the 24-column
+# kernel: 4-row steps, 6 under AVX-512) and one panel; rows with 1-5 tail rows, K over one and two
 # K-blocks (partial sums in C), bias, residual and ReLU at the store.
 @pytest.mark.parametrize("m", [4, 5, 7, 13, 32, 64])
-@pytest.mark.parametrize("n,threads", [(32, 1), (32, 2), (256, 2), (48, 1), (24, 1), (24, 2)])
+@pytest.mark.parametrize("n,threads", [(32, 1), (32, 2), (256, 2), (48, 1), (24, 1), (24, 2), (16, 1), (16, 2)])
 @pytest.mark.parametrize("k", [5, 256, 1100])
 @pytest.mark.parametrize("packed", [False, True])
 def test_gemm_narrow_tiles(m, n, threads, k, packed):
