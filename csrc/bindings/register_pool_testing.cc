@@ -246,10 +246,6 @@ void register_pool_testing(py::module_& m) {
   });
   // Whether the session's pool (made now if no run made it yet) spins: the config entry's path.
   m.def("session_pool_allows_spinning", [](const Session& s) { return s.pool().allow_spinning(); });
-  // The session pool's last hand-over delays (ns, newest last) and whether it counts them slow.
-  m.def("session_pool_handover", [](const Session& s) {
-    return py::make_tuple(s.pool().handover_samples(), s.pool().handover_is_slow());
-  });
   // Makes the session pool's workers join each job `seconds` late (0: on time again), so that the
   // caller runs every chunk: its own share front to back, then the others' from the back. Call
   // between runs. The caller waits out each late worker, a job at a time.
@@ -257,18 +253,6 @@ void register_pool_testing(py::module_& m) {
     if (seconds <= 0) return s.pool().set_join_hook_for_testing(nullptr);
     s.pool().set_join_hook_for_testing(
         [seconds] { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); });
-  });
-  // Records a hand-over delay in the session's pool as if a worker had measured it now.
-  m.def("session_pool_record_handover", [](const Session& s, int64_t ns) { s.pool().record_handover_for_testing(ns); });
-  // A fresh pool of `threads` fed these hand-over delays: (is slow after each, samples).
-  m.def("thread_pool_handover_after", [](int threads, const std::vector<int64_t>& delays) {
-    ThreadPool pool(threads);
-    std::vector<bool> slow;
-    for (int64_t ns : delays) {
-      pool.record_handover_for_testing(ns);
-      slow.push_back(pool.handover_is_slow());
-    }
-    return py::make_tuple(slow, pool.handover_samples());
   });
   // Median ns of a cache line's round trip between CPUs a and b (bench/host_state.py).
   m.def("cross_core_round_trip_ns", [](int a, int b, int trips) {

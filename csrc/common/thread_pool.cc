@@ -64,8 +64,6 @@ inline void cpu_relax() {
 // A worker's spin before it sleeps (see worker_loop), and the driving caller's wait for joined
 // workers before it sleeps.
 constexpr std::chrono::microseconds kMinSpin(50), kMaxSpin(1000);
-// A worker's hand-over delays count from this long after it woke (ns).
-constexpr int64_t kWarmNs = 1'000'000;
 
 // At most this many chunks per thread: a thread that finishes early can only take chunks not yet
 // started, so a chunk is the unit the threads even out by. With 4 a batch-32 ResNet-50 layer was
@@ -183,7 +181,6 @@ void ThreadPool::worker_loop(int self) {
   using std::chrono::microseconds;
   uint64_t seen = 0;
   microseconds spin_for(kMinSpin);
-  int64_t awake_since = now_ns();  // since this worker last woke from sleep (or started)
   for (;;) {
     // Spin before sleeping: the next kernel of a run follows within microseconds to a few
     // hundred (the caller finishing a long chunk), and the next run of a caller's loop often
@@ -204,7 +201,6 @@ void ThreadPool::worker_loop(int self) {
       });
       sleepers_.fetch_sub(1);
       t = ticket_.load();
-      awake_since = now_ns();
     }
     if (stop_.load()) return;
     if (t == seen) continue;  // woken by a run's start: spin for its first job
@@ -214,34 +210,8 @@ void ThreadPool::worker_loop(int self) {
     // follows within microseconds, and counting it would keep every worker on kMaxSpin.
     const int64_t now = now_ns();
     spin_for = std::chrono::nanoseconds(now - idle_from) <= kMaxSpin ? kMaxSpin : kMinSpin;
-    // A job that opened while this worker was already spinning for it, and had been awake for
-    // kWarmNs: how long it took to see it. (A sleeper's wake-up says nothing about the cores'
-    // distance, and the first jobs after one were seen 300-600 ns late even with the cores near.)
-    const int64_t opened = open_ns_.load(std::memory_order_relaxed);
-    if (spun && opened > idle_from && opened - awake_since > kWarmNs) record_handover(now - opened, now);
     join(t, self);
   }
-}
-
-void ThreadPool::record_handover(int64_t ns, int64_t now) {
-  const unsigned i = handover_.next.fetch_add(1, std::memory_order_relaxed) % kHandoverSamples;
-  handover_.samples[i].store(ns, std::memory_order_relaxed);
-  int late = 0;
-  for (const auto& sample : handover_.samples) late += sample.load(std::memory_order_relaxed) > kFarHandoverNs;
-  if (late >= kSlowSamples) handover_.slow_until_ns.store(now + kFarHoldNs, std::memory_order_relaxed);
-}
-
-bool ThreadPool::handover_is_slow() const {
-  const int64_t until = handover_.slow_until_ns.load(std::memory_order_relaxed);
-  return until != 0 && now_ns() < until;
-}
-
-std::vector<int64_t> ThreadPool::handover_samples() const {
-  std::vector<int64_t> out;
-  const unsigned next = handover_.next.load(std::memory_order_relaxed);
-  for (unsigned k = 0; k < kHandoverSamples; ++k)
-    out.push_back(handover_.samples[(next + k) % kHandoverSamples].load(std::memory_order_relaxed));
-  return out;
 }
 
 void ThreadPool::keep_workers_off(int cpu) {
@@ -285,7 +255,6 @@ void ThreadPool::run_job(int64_t n, int64_t grain, int64_t max_chunks,
   error_ = nullptr;
   keep_workers_off(sched_getcpu());
   const uint64_t open = (ticket_.load() | 1) + 2;  // the next job number, open
-  open_ns_.store(now_ns(), std::memory_order_relaxed);  // ordered before the ticket (seq_cst)
   ticket_.store(open);
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lk(mu_);  // a worker between its check and its wait holds mu_

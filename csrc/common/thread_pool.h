@@ -67,22 +67,6 @@ class ThreadPool {
     const bool counted_;     // the run is in runs_
   };
 
-  // Whether handing work to the workers is slow right now: the host has placed our vCPUs far
-  // apart (a cache line's round trip ~320 ns instead of ~60-100), so a job's hand-over, a few such
-  // trips, costs microseconds. True for kFarHoldNs after kSlowSamples of the last
-  // kHandoverSamples jobs were seen by a spinning worker later than kFarHandoverNs after they
-  // opened (measured with the cores near: 105-170 ns, a few up to ~700 when the worker was in a
-  // sched_yield; far: 345 ns at the 10th percentile, 440 at the median). Callers keep jobs of a
-  // few microseconds on the calling thread meanwhile; when it lapses they hand work over again,
-  // and the workers' next samples tell. Reads the clock: for decisions about jobs of >= ~1 us.
-  bool handover_is_slow() const;
-  // The last hand-over delays in ns, newest last (tests, diagnostics).
-  std::vector<int64_t> handover_samples() const;
-  // Tests only: records a worker's hand-over delay as if measured now.
-  void record_handover_for_testing(int64_t ns) { record_handover(ns, now_ns()); }
-  static constexpr int kHandoverSamples = 16, kSlowSamples = 12;
-  static constexpr int64_t kFarHandoverNs = 300, kFarHoldNs = 100'000'000;
-
   // Workers asleep on the condition variable now (tests, diagnostics).
   int sleeping_workers() const { return sleepers_.load(); }
   bool allow_spinning() const { return allow_spinning_; }
@@ -118,8 +102,6 @@ class ThreadPool {
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
-  // A spinning worker saw the job that opened at open_ns_ `ns` later (at `now`).
-  void record_handover(int64_t ns, int64_t now);
 
   int num_threads_;
   const bool allow_spinning_;
@@ -130,13 +112,6 @@ class ThreadPool {
 
   // ticket_ = 2 * job number + 1 while that job takes helpers, + 0 once the caller closed it.
   std::atomic<uint64_t> ticket_{0};
-  std::atomic<int64_t> open_ns_{0};  // when the caller opened the last job (steady clock, ns)
-  // Hand-over delays (written by workers, a ring), and until when hand-overs count as slow.
-  struct alignas(64) Handover {
-    std::atomic<int64_t> samples[kHandoverSamples] = {};
-    std::atomic<unsigned> next{0};
-    std::atomic<int64_t> slow_until_ns{0};
-  } handover_;
   std::atomic<int> active_{0};    // workers inside the open (or closing) job
   std::atomic<int> sleepers_{0};  // workers blocked on wake_
   std::atomic<int> runs_{0};      // session runs in progress (RunScope)

@@ -147,10 +147,10 @@ def test_gemm_ex_rejects_bad_arguments():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_packed_few_rows_strided_a(m, k, n, threads):
     # Few rows of A read in place (a view with row stride > K) against a packed B, K not a multiple
-    # of the kernel's interleaved accumulator sets nor of the K-block. From 32K multiply-adds the
-    # GEMV's columns are split across the threads: one range a thread while B fits the L2s (n = 100
-    # with k = 515), four beyond (n = 300 with k = 515; n = 100 with k = 2100: 7 panels, fewer than
-    # the ranges wanted).
+    # of the kernel's interleaved accumulator sets nor of the K-block. From 128K multiply-adds the
+    # GEMV's columns are split across the threads: one range a thread while B fits the L2s (m = 3,
+    # n = 100 or 300, k = 515 or 257), four beyond (n = 300 with k = 515; n = 100 with k = 2100: 7
+    # panels, fewer than the ranges wanted).
     rng = np.random.default_rng(m * 31 + k)
     big_a = rng.standard_normal((m, k + 9)).astype(np.float32)
     a = big_a[:, 4:4 + k]
@@ -175,11 +175,12 @@ def test_gemm_packed_transposed_b_shapes(k, n):
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))
 
 
-@pytest.mark.skipif(not T.uses_avx512(), reason="the 12x16 AVX-512 kernel is not in use here")
+@pytest.mark.skipif(not T.uses_avx512(), reason="the AVX-512 kernels are not in use here")
 def test_paths_without_the_avx512_kernel():
-    """On an AVX-512 CPU the sgemm runs pairs of 6-row groups in 512-bit registers; the GEMM and
-    conv kernel tests again with RUNNX_DISABLE_AVX512=1 cover the 6x16 kernel it replaces (what
-    CPUs without AVX-512 run). cpuid and the switch are read once per process."""
+    """On an AVX-512 CPU the sgemm, the pointwise expansion, the channels-last depthwise and the
+    direct stems run in 512-bit registers; the GEMM and conv kernel tests again with
+    RUNNX_DISABLE_AVX512=1 cover the 256-bit kernels they replace (what CPUs without AVX-512 run).
+    cpuid and the switch are read once per process."""
     import os
     import subprocess
     import sys
@@ -187,7 +188,7 @@ def test_paths_without_the_avx512_kernel():
 
     here = Path(__file__).parent
     files = [str(here / f) for f in ("test_gemm.py", "test_gemm_fused.py", "test_pointwise_conv_epilogue.py",
-                                     "test_conv_algos.py")]
+                                     "test_conv_algos.py", "test_conv_nhwc.py", "test_nhwc_dw_project.py")]
     r = subprocess.run(
         [sys.executable, "-m", "pytest", *files, "-q", "-x", "-p", "no:cacheprovider", "-k", "not portable_paths"],
         env=dict(os.environ, RUNNX_DISABLE_AVX512="1"), capture_output=True, text=True, timeout=900, check=False,

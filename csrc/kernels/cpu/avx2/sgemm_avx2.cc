@@ -53,17 +53,13 @@ int64_t k_block(int64_t K) {
 // sleeping worker, so a worker that wakes late only costs the caller its own wake-up call.)
 constexpr int64_t kParallelMacs = int64_t{1} << 19;
 
-// A GEMV-like product (at most kGemvRows rows) is bound by streaming B, not by FMAs: even from
-// L2 (~110 GB/s on one core: a 256x256 layer's 256 KB takes ~2.4 us), so from kGemvParallelMacs
-// (128 KB of B at M = 1) it runs on two cores' L2s. Below, the caller runs it alone (the 64x256
-// layer of the tabular MLP: a worker's round trip would cost what it saves).
+// A GEMV-like product (at most kGemvRows rows) is bound by streaming B, not by FMAs; from
+// kGemvParallelMacs (512 KB of B at M = 1) it runs on two cores' L2s. Below, the caller runs it
+// alone: the tabular MLP's 1x256x256 layer split over 2 threads saved nothing on Zen 5 (3.2 us a
+// call either way back to back) and lost 1-2 us a call after the pool had idled or while the
+// host placed our vCPUs far apart (settled blocks: 3.8-5.5 us against 3.2-3.5 on the caller).
 constexpr int64_t kGemvRows = 3;
-constexpr int64_t kGemvParallelMacs = int64_t{1} << 15;
-// Below this many multiply-adds (512 KB of B at M = 1, ~5 us on one core) a GEMV runs on the
-// caller alone while the pool's hand-overs are slow (ThreadPool::handover_is_slow: the host put
-// our vCPUs far apart). The tabular MLP's batch-1 call, its 256x256 layer split, took 8.7 us
-// then, against 4.9 us with the layer on one thread (4.7 us split, near).
-constexpr int64_t kGemvFarMacs = int64_t{1} << 17;
+constexpr int64_t kGemvParallelMacs = int64_t{1} << 17;
 // Up to this many floats of B (512 KB) a GEMV's B stays in the threads' L2s from call to call.
 constexpr int64_t kGemvL2Floats = int64_t{1} << 17;
 // At most this many floats (4 MB) of an unpacked B are packed at a time: one K-block of a column chunk.
@@ -740,12 +736,11 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
       else if (m) t.m_tiles = m;
     }
   }
-  if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs &&
-      !(M * N * K < kGemvFarMacs && pool->handover_is_slow())) {
+  if (M <= kGemvRows && threads > 1 && M * N * K >= kGemvParallelMacs) {
     // Thread t runs its own share of the column ranges first (run_tiles), so call after call each
     // core reads the same part of B. A B that fits the L2s takes one range per thread: each core
-    // keeps its half there (the MLP's 256x256 layer: its batch-1 call 4.60-4.65 -> 4.38-4.52 us,
-    // 4 of 4 alternating rounds; four ranges, 4.65). A larger B streams from L3 and takes four: a
+    // keeps its half there (measured on the MLP's 256x256 layer when it was split, Zen 4: its
+    // batch-1 call 4.60-4.65 -> 4.38-4.52 us; four ranges, 4.65). A larger B streams from L3 and takes four: a
     // worker that joins late still finds part of its share left (MobileNetV2's 1280x1000
     // classifier was 12% slower with one).
     t.parallel = true;
