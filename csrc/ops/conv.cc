@@ -440,12 +440,13 @@ class ConvKernel : public Kernel {
   }
 
   // The constant weights in the form `path` reads (each made once, whichever comes first: here
-  // at load or on the first run).
-  void prepare_weights(Path path, const float* w, int64_t C, int64_t M, const Geom3& g) const {
+  // at load or on the first run, then on `pool`).
+  void prepare_weights(Path path, const float* w, int64_t C, int64_t M, const Geom3& g,
+                       ThreadPool* pool = nullptr) const {
     const int64_t G = group_, Mg = M / G, K = (C / G) * g.k_size();
     switch (path) {
       case Path::kWinograd:
-        std::call_once(wino_once_, [&] { wino_ = std::make_unique<WinogradF43>(w, M, C); });
+        std::call_once(wino_once_, [&] { wino_ = std::make_unique<WinogradF43>(w, M, C, false, pool); });
         break;
       case Path::kDirect:
         std::call_once(direct_once_, [&] {
@@ -506,7 +507,7 @@ class ConvKernel : public Kernel {
     RUNNX_CHECK(!load_path_ || *load_path_ == path, kRuntime,
                 "convolution: X's shape at run time takes another path than the one prepared at load "
                 "(its original weights were released); please report this model");
-    if (const_w_) prepare_weights(path, w.ptr<float>(), C, M, g);
+    if (const_w_) prepare_weights(path, w.ptr<float>(), C, M, g, &pool);
     switch (path) {
       case Path::kGeneric:
         run_generic<float>(x, w, nullptr, g, y, pool);

@@ -223,7 +223,7 @@ void gemm_epilogue_f32(const GemmEpilogue& epi, int64_t i0, int64_t i1, int64_t 
     }
 }
 
-PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed) {
+PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed, ThreadPool* pool) {
   using Layout = PackedB::Layout;
   PackedB p;
   p.K = K;
@@ -234,7 +234,7 @@ PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool trans
   p.data = alloc_kept_floats(p.layout == Layout::kPanels ? sgemm_avx2_packed_floats(K, N) : K * N);
   float* buf = p.data.get();
   switch (p.layout) {
-    case Layout::kPanels: sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, nullptr); break;
+    case Layout::kPanels: sgemm_avx2_pack_b(K, N, B, ldb, transposed, buf, pool); break;
     case Layout::kDots:
       if (transposed) {
         for (int64_t j = 0; j < N; ++j) std::memcpy(buf + j * K, B + j * ldb, K * sizeof(float));

@@ -67,8 +67,9 @@ struct PackedB {
 };
 
 // Packs B (K x N, row-major with leading dimension ldb), or, when `transposed`, B given as its
-// transpose (N x K, leading dimension ldb: a Gemm transB / Linear weight).
-PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed);
+// transpose (N x K, leading dimension ldb: a Gemm transB / Linear weight). On `pool` when given.
+PackedB pack_b_f32(int64_t K, int64_t N, const float* B, int64_t ldb, bool transposed,
+                   ThreadPool* pool = nullptr);
 
 // C[M,N] = epilogue(A[M,K] * B + beta * C) with a prepacked B; split over M and N across `pool`
 // (batch-1 GEMV, M = 1, splits N).

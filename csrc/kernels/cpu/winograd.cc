@@ -68,7 +68,7 @@ void each_image(int64_t N, int64_t v_floats, int64_t mo_floats, ThreadPool& pool
 
 }  // namespace
 
-WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last)
+WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last, ThreadPool* pool)
     : M_(M), C_(C) {
   // U[xi][m][c] = (G g G^T)[xi] in float, two 6x3 passes of g_column (~70 flops a kernel):
   // the double matrix products with G's zeros took ResNet-50's first run ~100 ms.
@@ -77,25 +77,40 @@ WinogradF43::WinogradF43(const float* w, int64_t M, int64_t C, bool channels_las
   // L1 set) and missed every time: ResNet-50's first run spent ~25 ms per 256-channel layer here.
   std::vector<float> raw(static_cast<size_t>(36 * M * C));
   float* U = raw.data();
-  constexpr int64_t kBlock = 64;
-  float block[36 * kBlock];
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
-      const int64_t n = std::min(kBlock, C - c0);
-      for (int64_t c = c0; c < c0 + n; ++c) {
-        const float* g = w + (m * C + c) * 9;
-        float t[6][3], u[6][6];  // t = G g, u = t G^T
-        for (int j = 0; j < 3; ++j) g_column(g[j], g[3 + j], g[6 + j], &t[0][j], 3);
-        for (int r = 0; r < 6; ++r) g_column(t[r][0], t[r][1], t[r][2], &u[r][0], 1);
-        for (int xi = 0; xi < 36; ++xi) block[xi * kBlock + c - c0] = u[xi / 6][xi % 6];
+  auto transform = [&](int64_t m0, int64_t m1) {
+    constexpr int64_t kBlock = 64;
+    float block[36 * kBlock];
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+        const int64_t n = std::min(kBlock, C - c0);
+        for (int64_t c = c0; c < c0 + n; ++c) {
+          const float* g = w + (m * C + c) * 9;
+          float t[6][3], u[6][6];  // t = G g, u = t G^T
+          for (int j = 0; j < 3; ++j) g_column(g[j], g[3 + j], g[6 + j], &t[0][j], 3);
+          for (int r = 0; r < 6; ++r) g_column(t[r][0], t[r][1], t[r][2], &u[r][0], 1);
+          for (int xi = 0; xi < 36; ++xi) block[xi * kBlock + c - c0] = u[xi / 6][xi % 6];
+        }
+        for (int xi = 0; xi < 36; ++xi)
+          std::memcpy(U + (xi * M + m) * C + c0, block + xi * kBlock, n * sizeof(float));
       }
-      for (int xi = 0; xi < 36; ++xi) std::memcpy(U + (xi * M + m) * C + c0, block + xi * kBlock, n * sizeof(float));
-    }
+  };
   // Packed for the GEMM that reads it, so each U[xi] streams front to back: channels first as A
   // (the packed-A kernels, 12x16 under AVX-512), channels last as B (U[xi]^T's panels).
-  for (int xi = 0; xi < 36; ++xi) {
-    if (channels_last) Ut_.push_back(pack_b_f32(C, M, U + xi * M * C, C, true));
-    else U_.push_back(pack_a_f32(M, C, U + xi * M * C, C));
+  if (channels_last) Ut_.resize(36);  // the other stays empty
+  else U_.resize(36);
+  auto pack = [&](int64_t x0, int64_t x1) {
+    for (int64_t xi = x0; xi < x1; ++xi) {
+      if (channels_last) Ut_[xi] = pack_b_f32(C, M, U + xi * M * C, C, true);
+      else U_[xi] = pack_a_f32(M, C, U + xi * M * C, C);
+    }
+  };
+  // On the pool when given (a kernel's first run: the other threads would only wait for it).
+  if (pool) {
+    pool->parallel_for(M, 1, transform);
+    pool->parallel_for(36, 1, pack);
+  } else {
+    transform(0, M);
+    pack(0, 36);
   }
 }
 

@@ -23,7 +23,8 @@ class WinogradF43 {
   // w: [M, C, 3, 3]; transformed once here into U[36][M][C], each U[xi] packed for the GEMM of
   // the layout that will run: channels first, Mo[xi] = U[xi] V[xi] (U the packed A); channels
   // last, Mo[xi] = V[xi] U[xi]^T (U^T the packed B, V's rows tiles; C and M multiples of 8).
-  WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last = false);
+  // The transform and packing run on `pool` when given.
+  WinogradF43(const float* w, int64_t M, int64_t C, bool channels_last = false, ThreadPool* pool = nullptr);
 
   // x [N, C, H, W] -> y [N, M, OH, OW] with OH = H + pt + pb - 2 (pads at the top/left given,
   // the bottom/right implied by OH/OW). e.residual, when set, has y's shape.
