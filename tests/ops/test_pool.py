@@ -169,7 +169,8 @@ def test_max_pool_indices_3d_column_major():
 
 # The separable 1-D/2-D MaxPool (rows split into stride phases): all-negative inputs so a pad
 # read as 0 instead of -inf would show, stride 2 on odd and even sizes, 1-wide images, stride >
-# kernel, dilation with stride, ceil_mode windows past the end, asymmetric pads, several threads.
+# kernel, dilation with stride, ceil_mode windows past the end, asymmetric pads, several threads
+# (each pools a band of every plane's output rows: 2 and 3 bands, fewer rows than threads).
 SEPARABLE_MAX_CASES = [
     ((1, 5, 23, 17), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((2, 3, 24, 24), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
@@ -192,7 +193,7 @@ SEPARABLE_MAX_CASES = [
 
 
 @pytest.mark.parametrize("x_shape,attrs", SEPARABLE_MAX_CASES)
-@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_max_pool_separable(x_shape, attrs, n_threads):
     x = rand(x_shape, low=-3.0, high=-1.0)
     model = make_model("MaxPool", {"x": x}, attrs=attrs, opset=12)

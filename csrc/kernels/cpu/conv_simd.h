@@ -142,8 +142,10 @@ struct ConvSimd {
                           const float* res, float* y);
   // dst[i] = src[i * stride] for i < n (im2col's rows under a stride; stride 2 by shuffles).
   void (*copy_strided)(const float* src, int64_t stride, int64_t n, float* dst);
-  // One MaxPool plane: y[OH, OW] from x[H, W]; scratch holds g.scratch_floats() floats.
-  void (*max_pool_plane)(const float* x, const MaxPoolGeom& g, float* y, float* scratch);
+  // Output rows [oh0, oh1) of one MaxPool plane: y[OH, OW] from x[H, W]; scratch holds
+  // g.scratch_floats() floats.
+  void (*max_pool_plane)(const float* x, const MaxPoolGeom& g, int64_t oh0, int64_t oh1, float* y,
+                         float* scratch);
 };
 
 const ConvSimd& conv_simd();

@@ -10,7 +10,8 @@
 static inline v8 vmax(v8 acc, v8 v) { return v > acc ? v : acc; }
 static inline float smax(float acc, float v) { return v > acc ? v : acc; }
 
-static void max_pool_plane(const float* x, const runnx::MaxPoolGeom& g, float* y, float* scratch) {
+static void max_pool_plane(const float* x, const runnx::MaxPoolGeom& g, int64_t oh0, int64_t oh1, float* y,
+                           float* scratch) {
   const float lowest = -3.4028234663852886e38f;
   const v8 low = splat(lowest);
   const int64_t OWp = g.out_w_padded(), Wr = g.phase_stride(), L = g.sw * Wr;
@@ -24,7 +25,7 @@ static void max_pool_plane(const float* x, const runnx::MaxPoolGeom& g, float* y
   for (int64_t i = 0; i < lo; ++i) xp[i] = lowest;
   for (int64_t i = hi; i < L; ++i) xp[i] = lowest;
   float* vm = xp + lo;
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
     // The window's rows inside the input, maxed in registers up to kRows at a time.
     constexpr int kRows = 8;
     const float* rows[kRows];
