@@ -200,6 +200,8 @@ FUSED_SHAPES = {
     # 40 channels: 32 in 512-bit registers where AVX-512F is (4-pixel steps), then a tail of 8
     "direct_wide": (2, 3, 40, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1), False, True),
     "winograd": (1, 16, 8, 17, 16, (3, 3), (1, 1), (1, 1, 1, 1), False, False),
+    # 32 output channels: the output transform in 512-bit registers where AVX-512F is
+    "winograd_wide": (1, 16, 32, 17, 16, (3, 3), (1, 1), (1, 1, 1, 1), False, False),
     "im2col_whole": (1, 16, 24, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), False, False),
     "depthwise": (1, 19, 19, 11, 13, (3, 3), (1, 1), (1, 1, 1, 1), True, False),
     "depthwise_s2": (3, 9, 9, 9, 10, (3, 3), (2, 2), (1, 1, 1, 1), True, False),

@@ -202,10 +202,12 @@ static void depthwise_plane(const float* x, const float* w, const runnx::Depthwi
 
 // ---- Winograd F(4x4, 3x3) --------------------------------------------------------------------
 
-// B^T d for one column of six values (each lane a different tile).
-static inline void bt6(const v8* d, int64_t s, v8* o, int64_t so) {
-  const v8 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
-  const v8 four = splat(4.f), five = splat(5.f), two = splat(2.f);
+// B^T d for one column of six values (each lane a different tile). Templates over the vector
+// type (v8, or v16 in the AVX-512 transforms, into which they are inlined); constants fold.
+template <typename V>
+__attribute__((always_inline)) static inline void bt6(const V* d, int64_t s, V* o, int64_t so) {
+  const V d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+  const V four = V{} + 4.f, five = V{} + 5.f, two = V{} + 2.f;
   o[0] = four * d0 - five * d2 + d4;
   o[so] = d4 + d3 - four * (d1 + d2);
   o[2 * so] = d4 - d3 + four * (d1 - d2);
@@ -215,13 +217,14 @@ static inline void bt6(const v8* d, int64_t s, v8* o, int64_t so) {
 }
 
 // A^T m for six values -> four.
-static inline void at6(const v8* m, int64_t s, v8* o, int64_t so) {
-  const v8 m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
-  const v8 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+template <typename V>
+__attribute__((always_inline)) static inline void at6(const V* m, int64_t s, V* o, int64_t so) {
+  const V m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
+  const V a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
   o[0] = m0 + a + c;
-  o[so] = b + splat(2.f) * d;
-  o[2 * so] = a + splat(4.f) * c;
-  o[3 * so] = b + splat(8.f) * d + m5;
+  o[so] = b + (V{} + 2.f) * d;
+  o[2 * so] = a + (V{} + 4.f) * c;
+  o[3 * so] = b + (V{} + 8.f) * d + m5;
 }
 
 // 32 floats p[0..31] (8 tiles x 4 columns: p[0..15] at lo, p[16..31] at hi) -> c[s][l] = p[4l + s], s < 4.
@@ -340,13 +343,16 @@ static void winograd_output(const float* Mo, int64_t ldm, const runnx::WinogradG
 }
 
 // Channels-last: each lane a channel, a tile's 36 window vectors loaded straight from the image
-// (no padded copy: a position outside it is a zero vector), 8 channels at a time.
-static void winograd_input_nhwc(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl,
-                                const runnx::WinogradGeom& g, int64_t t0, int64_t t1, float* V,
-                                int64_t ldv) {
+// (no padded copy: a position outside it is a zero vector), one vector V of channels at a time
+// (v8; v16 under AVX-512, below). Inlined into each entry point, so it takes that one's ISA.
+template <typename V>
+__attribute__((always_inline)) static inline void winograd_input_nhwc_body(
+    const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, const runnx::WinogradGeom& g, int64_t t0,
+    int64_t t1, float* Vout, int64_t ldv) {
+  constexpr int64_t L = sizeof(V) / sizeof(float);
   const int64_t C = g.C;
   const float* src[36];
-  v8 d[36], t[36];
+  V d[36], t[36];
   for (int64_t tile = t0; tile < t1; ++tile) {
     const int64_t ih0 = 4 * (tile / g.tw) - pt, iw0 = 4 * (tile % g.tw) - pl;
     for (int r = 0; r < 6; ++r)
@@ -354,39 +360,86 @@ static void winograd_input_nhwc(const float* x, int64_t H, int64_t W, int64_t pt
         const int64_t ih = ih0 + r, iw = iw0 + s;
         src[r * 6 + s] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + (ih * W + iw) * C : nullptr;
       }
-    float* out = V + tile * C;
-    for (int64_t c = 0; c < C; c += 8) {
-      for (int i = 0; i < 36; ++i) d[i] = src[i] ? load8(src[i] + c) : splat(0.f);
+    float* out = Vout + tile * C;
+    for (int64_t c = 0; c < C; c += L) {
+      for (int i = 0; i < 36; ++i) {
+        d[i] = V{};
+        if (src[i]) __builtin_memcpy(&d[i], src[i] + c, sizeof(V));
+      }
       for (int s = 0; s < 6; ++s) bt6(d + s, 6, t + s, 6);  // columns
       for (int r = 0; r < 6; ++r) bt6(t + r * 6, 1, d + r * 6, 1);  // rows
-      for (int xi = 0; xi < 36; ++xi) store8(out + xi * ldv + c, d[xi]);
+      for (int xi = 0; xi < 36; ++xi) __builtin_memcpy(out + xi * ldv + c, &d[xi], sizeof(V));
     }
   }
+}
+
+template <typename V>
+__attribute__((always_inline)) static inline void winograd_output_nhwc_body(
+    const float* Mo, int64_t ldm, const runnx::WinogradGeom& g, int64_t t0, int64_t t1,
+    const runnx::ConvEpilogue& e, const float* res, float* y) {
+  constexpr int64_t L = sizeof(V) / sizeof(float);
+  const int64_t M = g.M;
+  V d[36], t[24], o[16];
+  for (int64_t tile = t0; tile < t1; ++tile) {
+    const int64_t oh0 = 4 * (tile / g.tw), ow0 = 4 * (tile % g.tw);
+    const int64_t rows = min64(4, g.OH - oh0), cols = min64(4, g.OW - ow0);
+    const float* in = Mo + tile * M;
+    for (int64_t m = 0; m < M; m += L) {
+      for (int xi = 0; xi < 36; ++xi) __builtin_memcpy(&d[xi], in + xi * ldm + m, sizeof(V));
+      for (int s = 0; s < 6; ++s) at6(d + s, 6, t + s, 6);  // columns: t is 4 x 6
+      for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, o + r * 4, 1);  // rows: o is 4 x 4
+      V vb = V{};
+      if (e.bias) __builtin_memcpy(&vb, e.bias + m, sizeof(V));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t s = 0; s < cols; ++s) {
+          const int64_t off = ((oh0 + r) * g.OW + ow0 + s) * M + m;
+          const V u = o[r * 4 + s] + vb;
+          for (int64_t h = 0; h < L; h += 8) {  // the epilogue 8 channels at a time
+            v8 w;
+            __builtin_memcpy(&w, reinterpret_cast<const float*>(&u) + h, sizeof w);
+            if (res) w += load8(res + off + h);
+            store8(y + off + h, activate(w, e));
+          }
+        }
+    }
+  }
+}
+
+#ifdef __AVX2__
+// The transforms in 512-bit registers (a CPU with AVX-512F; channels a multiple of 16): half the
+// loads, stores and arithmetic of the 8-channel steps, which Zen 5 runs at the same rate per
+// instruction (ResNet-50 b1: the two transforms held ~7% of its samples).
+__attribute__((target("avx512f"))) static void winograd_input_nhwc_512(
+    const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl, const runnx::WinogradGeom& g, int64_t t0,
+    int64_t t1, float* V, int64_t ldv) {
+  winograd_input_nhwc_body<v16>(x, H, W, pt, pl, g, t0, t1, V, ldv);
+}
+
+__attribute__((target("avx512f"))) static void winograd_output_nhwc_512(
+    const float* Mo, int64_t ldm, const runnx::WinogradGeom& g, int64_t t0, int64_t t1,
+    const runnx::ConvEpilogue& e, const float* res, float* y) {
+  winograd_output_nhwc_body<v16>(Mo, ldm, g, t0, t1, e, res, y);
+}
+#endif
+
+static void winograd_input_nhwc(const float* x, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                                const runnx::WinogradGeom& g, int64_t t0, int64_t t1, float* V,
+                                int64_t ldv) {
+#ifdef __AVX2__
+  if (g.C % 16 == 0 && runnx::sgemm_avx2_uses_avx512())
+    return winograd_input_nhwc_512(x, H, W, pt, pl, g, t0, t1, V, ldv);
+#endif
+  winograd_input_nhwc_body<v8>(x, H, W, pt, pl, g, t0, t1, V, ldv);
 }
 
 static void winograd_output_nhwc(const float* Mo, int64_t ldm, const runnx::WinogradGeom& g,
                                  int64_t t0, int64_t t1, const runnx::ConvEpilogue& e,
                                  const float* res, float* y) {
-  const int64_t M = g.M;
-  v8 d[36], t[24], o[16];
-  for (int64_t tile = t0; tile < t1; ++tile) {
-    const int64_t oh0 = 4 * (tile / g.tw), ow0 = 4 * (tile % g.tw);
-    const int64_t rows = min64(4, g.OH - oh0), cols = min64(4, g.OW - ow0);
-    const float* in = Mo + tile * M;
-    for (int64_t m = 0; m < M; m += 8) {
-      for (int xi = 0; xi < 36; ++xi) d[xi] = load8(in + xi * ldm + m);
-      for (int s = 0; s < 6; ++s) at6(d + s, 6, t + s, 6);  // columns: t is 4 x 6
-      for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, o + r * 4, 1);  // rows: o is 4 x 4
-      const v8 vb = e.bias ? load8(e.bias + m) : splat(0.f);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t s = 0; s < cols; ++s) {
-          const int64_t off = ((oh0 + r) * g.OW + ow0 + s) * M + m;
-          v8 u = o[r * 4 + s] + vb;
-          if (res) u += load8(res + off);
-          store8(y + off, activate(u, e));
-        }
-    }
-  }
+#ifdef __AVX2__
+  if (g.M % 16 == 0 && runnx::sgemm_avx2_uses_avx512())
+    return winograd_output_nhwc_512(Mo, ldm, g, t0, t1, e, res, y);
+#endif
+  winograd_output_nhwc_body<v8>(Mo, ldm, g, t0, t1, e, res, y);
 }
 
 #include "kernels/cpu/dwconv_nhwc_impl.h"
