@@ -117,7 +117,8 @@ class PoolKernel : public Kernel {
   static void max_pool_bands(const Tensor& x, const MaxPoolGeom& mg, int64_t planes, int64_t in_size,
                              int64_t out_size, Tensor& y, ThreadPool& pool) {
     const int64_t bands = std::clamp<int64_t>(pool.num_threads(), 1, mg.OH);
-    const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, out_size / bands * mg.kh * mg.kw));
+    const int64_t task_elems = std::max<int64_t>(1, out_size / bands * mg.kh * mg.kw);
+    const int64_t grain = std::max<int64_t>(1, kGrainElems / task_elems);
     pool.parallel_for(planes * bands, grain, [&](int64_t t0, int64_t t1) {
       std::vector<float> scratch(static_cast<size_t>(mg.scratch_floats()));
       for (int64_t t = t0; t < t1; ++t) {

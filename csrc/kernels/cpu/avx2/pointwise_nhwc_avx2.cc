@@ -85,7 +85,8 @@ __attribute__((target("avx512f"))) void pointwise_tile_512(int64_t K, const floa
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
     for (int h = 0; h < NZ; ++h)
-      _mm512_storeu_ps(y + i * ldy + 16 * h, CLAMP ? _mm512_min_ps(_mm512_max_ps(acc[i][h], vlo), vhi) : acc[i][h]);
+      _mm512_storeu_ps(y + i * ldy + 16 * h,
+                       CLAMP ? _mm512_min_ps(_mm512_max_ps(acc[i][h], vlo), vhi) : acc[i][h]);
 }
 
 using Tile512 = void (*)(int64_t, const float*, int64_t, const float*, const float*, const float*, float, float,

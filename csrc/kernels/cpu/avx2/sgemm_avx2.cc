@@ -740,9 +740,9 @@ Tiling choose_tiling(int64_t M, int64_t N, int64_t K, ThreadPool* pool) {
     // Thread t runs its own share of the column ranges first (run_tiles), so call after call each
     // core reads the same part of B. A B that fits the L2s takes one range per thread: each core
     // keeps its half there (measured on the MLP's 256x256 layer when it was split, Zen 4: its
-    // batch-1 call 4.60-4.65 -> 4.38-4.52 us; four ranges, 4.65). A larger B streams from L3 and takes four: a
-    // worker that joins late still finds part of its share left (MobileNetV2's 1280x1000
-    // classifier was 12% slower with one).
+    // batch-1 call 4.60-4.65 -> 4.38-4.52 us; four ranges, 4.65). A larger B streams from L3 and
+    // takes four: a worker that joins late still finds part of its share left (MobileNetV2's
+    // 1280x1000 classifier was 12% slower with one).
     t.parallel = true;
     t.n_tiles = std::min<int64_t>((K * N <= kGemvL2Floats ? 1 : 4) * threads, t.panels);
   }
@@ -832,7 +832,8 @@ void narrow_tile_kblock(int64_t rows, int64_t rows_left, int64_t cols, int64_t k
       prefetch_residual(epi, i, mr, 0, 24);
       const TileOut out16{C + i * ldc, ldc, kNr, accumulate, beta, epi, i, 0};
       const TileOut out8{C + i * ldc + kNr, ldc, 8, accumulate, beta, epi, i, kNr};
-      (wide ? kKernels24Wide : kKernels24)[mr](kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out16, out8);
+      const Kernel24 kernel = (wide ? kKernels24Wide : kKernels24)[mr];
+      kernel(kc, a.at(i, k0, kc), a.lda, bblock, bblock + kc * kNr, out16, out8);
       continue;
     }
     if (twin) {
