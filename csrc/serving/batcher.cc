@@ -156,7 +156,9 @@ bool Batcher::run_inline(Request& r) {
 
 bool Batcher::run_inline(Request* const* reqs, size_t count) {
   const int64_t recent = recent_compute_us_.load(std::memory_order_relaxed);
-  if (count == 0 || recent < 0 || recent > opt_.max_inline_us || queued_.load(std::memory_order_seq_cst) != 0)
+  // 0 means never, even for batches that took under a microsecond (recent rounds to 0 then).
+  if (count == 0 || opt_.max_inline_us <= 0 || recent < 0 || recent > opt_.max_inline_us ||
+      queued_.load(std::memory_order_seq_cst) != 0)
     return false;
   int64_t rows = 0;
   const Clock::time_point now = Clock::now();

@@ -618,6 +618,21 @@ def test_lone_infer_runs_inline_with_the_same_answer(mlp_session):
     assert s["batch_sizes"] == {1: 3, 2: 1, 3: 1, 8: 1}
 
 
+def test_inline_off_even_for_sub_microsecond_batches():
+    # max_inline_us = 0 means never, though a batch of this model takes under a microsecond: its
+    # recent compute time, in whole microseconds, is 0 and once passed the "at most 0" test.
+    sess = runnx.InferenceSession(models.tiny())
+
+    async def lone(b):
+        for i in range(20):
+            out = await b.infer({"x": np.full((1, 1), i - 10, np.float32)})
+            assert out.outputs["y"][0, 0] == max(i - 10, 0)
+
+    with runnx.Batcher(sess, max_batch_size=8, max_queue_delay_us=0, max_inline_us=0) as b:
+        asyncio.run(lone(b))
+        assert b.stats()["inline_runs"] == 0 and b.stats()["requests_ok"] == 20
+
+
 def test_inline_off_and_concurrent_infers_still_batch(mlp_session):
     rng = np.random.default_rng(22)
     xs = [x_rows(rng, 1) for _ in range(24)]
