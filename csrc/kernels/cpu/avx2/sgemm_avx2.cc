@@ -619,27 +619,36 @@ constexpr TwinKernel kTwinKernels[kMr + 1] = {nullptr,
 template <int MR>
 __attribute__((target("avx512f"))) void gemv_kernel_512(int64_t kc, const float* __restrict A, int64_t lda,
                                                          const float* __restrict B, const TileOut& out) {
-  __m512 acc[2][MR];  // two sets: FMA latency
+  // Sets of accumulators over interleaved k-steps, for the FMA latency: one row alone has one FMA
+  // a k-step, so four (two chains held a 1x256x256 layer from L2 to one 64-byte line per two cycles).
+  constexpr int KS = MR == 1 ? 4 : 2;
+  __m512 acc[KS][MR];
+#pragma GCC unroll 4
+  for (int s = 0; s < KS; ++s)
 #pragma GCC unroll 3
-  for (int i = 0; i < MR; ++i) acc[0][i] = acc[1][i] = _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i) acc[s][i] = _mm512_setzero_ps();
   int64_t k = 0;
-#pragma GCC unroll 2
-  for (; k + 2 <= kc; k += 2) {
-#pragma GCC unroll 2
-    for (int s = 0; s < 2; ++s) {
+  for (; k + KS <= kc; k += KS) {
+#pragma GCC unroll 4
+    for (int s = 0; s < KS; ++s) {
       const __m512 b = _mm512_loadu_ps(B + (k + s) * kNr);
 #pragma GCC unroll 3
       for (int i = 0; i < MR; ++i) acc[s][i] = _mm512_fmadd_ps(_mm512_set1_ps(A[i * lda + k + s]), b, acc[s][i]);
     }
   }
-  if (k < kc) {
+  for (; k < kc; ++k) {
     const __m512 b = _mm512_loadu_ps(B + k * kNr);
 #pragma GCC unroll 3
     for (int i = 0; i < MR; ++i) acc[0][i] = _mm512_fmadd_ps(_mm512_set1_ps(A[i * lda + k]), b, acc[0][i]);
   }
   alignas(64) float tile[MR * kNr];
 #pragma GCC unroll 3
-  for (int i = 0; i < MR; ++i) _mm512_store_ps(tile + i * kNr, _mm512_add_ps(acc[0][i], acc[1][i]));
+  for (int i = 0; i < MR; ++i) {
+    __m512 sum = acc[0][i];
+#pragma GCC unroll 3
+    for (int s = 1; s < KS; ++s) sum = _mm512_add_ps(sum, acc[s][i]);
+    _mm512_store_ps(tile + i * kNr, sum);
+  }
   store_tile<MR>(tile, out);
 }
 
