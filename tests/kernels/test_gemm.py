@@ -133,6 +133,23 @@ def test_gemm_epilogue_activation_extremes():
         np.testing.assert_allclose(c[:, 0], f(vals.astype(np.float64)), rtol=1e-5, atol=3e-7, err_msg=act)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_epilogue_activation_extremes_along_rows(threads):
+    # The same values along rows of 37 columns (two 16-column vectors and a tail, where AVX-512's
+    # GELU sweep takes 16 at a time), 7 rows, with a column bias.
+    vals = np.array([-100, -30, -9, -3, -1e-3, -1e-6, 0, 1e-6, 1e-3, 0.29, 0.31, 3, 9, 30, 100], np.float32)
+    row = np.resize(vals, 37).astype(np.float32)
+    bias = np.linspace(-0.5, 0.5, 37).astype(np.float32)
+    a = np.ones((7, 1), np.float32)
+    for act, f in ACTS.items():
+        if act == "clip":
+            continue
+        c = np.zeros((7, 37), np.float32)
+        T.gemm_f32_ex(a, row[None, :], c, 0.0, threads, True, False, bias, False, None, act)
+        ref = f((row + bias).astype(np.float64))
+        np.testing.assert_allclose(c, np.broadcast_to(ref, c.shape), rtol=1e-5, atol=3e-7, err_msg=act)
+
+
 def test_gemm_ex_rejects_bad_arguments():
     a = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError):
