@@ -117,6 +117,27 @@ def test_attention_bshd_fully_masked_rows():
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=5e-5)
 
 
+def test_attention_inf_and_nan_rows_over_whole_vectors():
+    # 37 keys (two 16-wide vectors and a tail in the AVX-512 softmax): a row masked -inf
+    # everywhere, a row with +inf in its mask and one with NaN in its mask (in a vector, not the
+    # tail) are NaN as the reference's; the others are untouched by them.
+    rng = np.random.default_rng(9)
+    q = rng.standard_normal((1, 1, 6, 4)).astype(f32)
+    kt = rng.standard_normal((1, 1, 4, 37)).astype(f32)
+    v = rng.standard_normal((1, 1, 37, 3)).astype(f32)
+    mask = np.zeros((1, 1, 6, 37), f32)
+    mask[0, 0, 1] = -np.inf
+    mask[0, 0, 3, 20] = np.inf
+    mask[0, 0, 4, 5] = np.nan
+    feeds = {"q": q, "kt": kt, "v": v, "mask": mask}
+    model = make_model("ScaledDotProductAttention", feeds, domain="com.runnx", opset=1, attrs={"scale": 0.5})
+    (y,) = runnx.InferenceSession(model.SerializeToString(), threads(1)).run(None, feeds)
+    with np.errstate(invalid="ignore"):
+        ref = _reference(q, kt, v, mask, 0.5)
+    assert np.isnan(y[0, 0, [1, 3, 4]]).all() and not np.isnan(y[0, 0, [0, 2, 5]]).any()
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=5e-5)
+
+
 def test_attention_bshd_bad_shapes_and_layout():
     rng = np.random.default_rng(1)
     feeds = {"q": rng.standard_normal((1, 4, 2, 8)).astype(f32), "k": rng.standard_normal((1, 5, 2, 7)).astype(f32),
