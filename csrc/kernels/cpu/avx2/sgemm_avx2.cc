@@ -612,10 +612,14 @@ constexpr TwinKernel kTwinKernels[kMr + 1] = {nullptr,
                                               micro_kernel_6x32<6>};
 
 // GEMV-like rows (MR <= 3, A in place) x one 16-column panel in 512-bit registers. Bound by
-// streaming B from L3 (a BERT-sized B is 2-9 MB): one 64-byte load per line of the panel and no
-// software prefetch, the hardware's stream prefetch alone. 1x3072x768 on one core: 164 -> 108 us
-// (onnxruntime ~125); the 256-bit kernel's two loads a line and its prefetch of the next panel
-// ran at 57 GB/s. (Two to four panels side by side, or a prefetch 16-64 lines ahead: slower.)
+// streaming B from L3 (a BERT-sized B is 2-9 MB): one 64-byte load per line of the panel, and a
+// prefetch kGemvAhead lines ahead (the panels of a K-block are one stream). 1x3072x768 on one
+// core, Zen 4: 164 -> 108 us (onnxruntime ~125); the 256-bit kernel's two loads a line and its
+// prefetch of the next panel ran at 57 GB/s; there two to four panels side by side, or a prefetch
+// 16-64 lines ahead, were slower. On Zen 5 the prefetch (32-128 lines alike) took 2 threads from
+// 49-50 to 41-43 us on 1x768x3072 and 1x3072x768, 44.5 -> 37 us on 1x1000x2048 (L2-resident B:
+// unchanged); re-measure on Zen 4.
+constexpr int64_t kGemvAhead = 32;
 template <int MR>
 __attribute__((target("avx512f"))) void gemv_kernel_512(int64_t kc, const float* __restrict A, int64_t lda,
                                                          const float* __restrict B, const TileOut& out) {
@@ -631,6 +635,7 @@ __attribute__((target("avx512f"))) void gemv_kernel_512(int64_t kc, const float*
   for (; k + KS <= kc; k += KS) {
 #pragma GCC unroll 4
     for (int s = 0; s < KS; ++s) {
+      _mm_prefetch(reinterpret_cast<const char*>(B + (k + s + kGemvAhead) * kNr), _MM_HINT_T0);
       const __m512 b = _mm512_loadu_ps(B + (k + s) * kNr);
 #pragma GCC unroll 3
       for (int i = 0; i < MR; ++i) acc[s][i] = _mm512_fmadd_ps(_mm512_set1_ps(A[i * lda + k + s]), b, acc[s][i]);
