@@ -604,8 +604,8 @@ class NhwcDwProjectKernel : public Kernel {
   // a band holds one, one band per thread at least. A few bands whose count is not a multiple of
   // the threads are evened out: a few more of them (a multiple of the threads where there are rows,
   // or whole images, enough), their rows (images) shared out so that they differ by one at most,
-  // and each thread's share of the job is the same. MobileNetV2's 28x28 blocks at batch 1 had 5 or 7 bands, one thread 3 or 4 of them
-  // and the other 2 or 3. (Fewer, larger bands instead, 4 of 7 rows rather than 6 of 4-5, ran
+  // and each thread's share of the job is the same. MobileNetV2's 28x28 blocks at batch 1 had 5
+  // or 7 bands, one thread 3 or 4 of them and the other 2 or 3. (Fewer, larger bands instead, 4 of 7 rows rather than 6 of 4-5, ran
   // the model as fast, within the noise of paired blocks; more bands keep the scratch in L2.)
   struct Bands {
     int64_t rows = 0, unit = 1, units = 0, count = 1, max = 1;

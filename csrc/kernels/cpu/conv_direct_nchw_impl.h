@@ -87,8 +87,7 @@ __attribute__((target("avx512f"))) static void direct_nchw_block_512(const float
     v16 xv[NV];
     for (int v = 0; v < NV; ++v) __builtin_memcpy(&xv[v], xr + 16 * v, sizeof(v16));
     for (int m = 0; m < 4; ++m) {
-      const float wm = wb[m];  // a broadcast load (v16{} + wm would add a scalar zero first)
-      const v16 wv = {wm, wm, wm, wm, wm, wm, wm, wm, wm, wm, wm, wm, wm, wm, wm, wm};
+      const v16 wv = splat16(wb[m]);  // a broadcast load
       for (int v = 0; v < NV; ++v) a[m][v] += wv * xv[v];
     }
   }

@@ -109,7 +109,7 @@ __attribute__((target("avx512f"))) static void direct_range_512(
   // Whole vectors with None/ReLU/Clip: the epilogue stays in 512-bit registers (through
   // direct_store's 8-float vectors it was ~a fifth of the step).
   const bool fast = clamp.on && m0 + 32 <= g.M;
-  const v16 lo = v16{} + clamp.lo[0], hi = v16{} + clamp.hi[0];
+  const v16 lo = splat16(clamp.lo[0]), hi = splat16(clamp.hi[0]);
   v16 bias[2] = {};
   if (e.bias && fast) {  // only then are channels m0 .. m0 + 31 all there
     __builtin_memcpy(&bias[0], e.bias + m0, sizeof(v16));
@@ -130,8 +130,7 @@ __attribute__((target("avx512f"))) static void direct_range_512(
       __builtin_memcpy(&w0, wr, sizeof w0);
       __builtin_memcpy(&w1, wr + 16, sizeof w1);
       for (int p = 0; p < 4; ++p) {
-        const float xs = xp[p][off];
-        const v16 xv = {xs, xs, xs, xs, xs, xs, xs, xs, xs, xs, xs, xs, xs, xs, xs, xs};  // a broadcast load
+        const v16 xv = splat16(xp[p][off]);  // a broadcast load
         a[p][0] += xv * w0;
         a[p][1] += xv * w1;
       }

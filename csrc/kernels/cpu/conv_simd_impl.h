@@ -14,6 +14,13 @@ typedef int v8i __attribute__((vector_size(32)));
 typedef float v16 __attribute__((vector_size(64)));
 
 static inline v8 splat(float x) { return v8{x, x, x, x, x, x, x, x}; }
+#ifdef __AVX2__
+// A 16-float broadcast for the AVX-512 functions (one vbroadcastss; v16{} + x would add a scalar
+// zero first, and turn -0 into +0).
+__attribute__((target("avx512f"), always_inline)) static inline v16 splat16(float x) {
+  return v16{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+}
+#endif
 static inline v8 load8(const float* p) {
   v8 v;
   __builtin_memcpy(&v, p, sizeof v);

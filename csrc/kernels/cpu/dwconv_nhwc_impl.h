@@ -158,7 +158,7 @@ __attribute__((noinline, target("avx512f"))) static void dwn_3x3_run_512(
     const DwnClamp& clamp, const float* bias, const float* res, float* y, bool nt) {
   constexpr int NC = (P - 1) * S + 3;
   const int64_t x0 = (iw0 + L) * C;
-  const v16 lo = v16{} + clamp.lo[0], hi = v16{} + clamp.hi[0];
+  const v16 lo = splat16(clamp.lo[0]), hi = splat16(clamp.hi[0]);
   for (int64_t c = 0; c < C; c += 16) {
     v16 a[P];
     v16 b = v16{};

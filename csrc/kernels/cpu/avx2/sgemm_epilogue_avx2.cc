@@ -205,6 +205,14 @@ void sgemm_avx2_epilogue_block(const GemmEpilogue& epi, int64_t i0, int64_t i1, 
 
 namespace {
 
+// A row holding NaN, or with an infinite max (all -inf, or +inf in it), s already x = scale * s +
+// mask: the plain formula, which gives the reference's NaNs.
+void softmax_row_plain(float* s, int64_t n, float mx) {
+  float sum = 0.f;
+  for (int64_t c = 0; c < n; ++c) sum += (s[c] = std::exp(s[c] - mx));
+  for (int64_t c = 0; c < n; ++c) s[c] /= sum;
+}
+
 // Row i of sgemm_avx2_softmax_rows in 512-bit registers: false (the row untouched past pass 1's
 // x = scale * s + mask) when it holds a NaN or an infinite max, for the caller's plain formula.
 // Attention's 128-wide rows of scores: the three passes in 256-bit registers held ~1.5% of
@@ -254,12 +262,7 @@ void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, floa
     for (int64_t i = 0; i < rows; ++i) {
       float* s = S + i * ld;
       float mx = 0.f;
-      if (softmax_row_512(s, n, scale, mask ? mask + i * mask_ld : nullptr, mx)) continue;
-      // NaN, or a row of -inf / +inf (s holds x = scale * s + mask): the plain formula gives the
-      // reference's NaNs.
-      float sum = 0.f;
-      for (int64_t c = 0; c < n; ++c) sum += (s[c] = std::exp(s[c] - mx));
-      for (int64_t c = 0; c < n; ++c) s[c] /= sum;
+      if (!softmax_row_512(s, n, scale, mask ? mask + i * mask_ld : nullptr, mx)) softmax_row_plain(s, n, mx);
     }
     return;
   }
@@ -289,10 +292,7 @@ void sgemm_avx2_softmax_rows(float* S, int64_t rows, int64_t n, int64_t ld, floa
       mx = std::max(mx, s[j]);
     }
     if (nan || mx == -std::numeric_limits<float>::infinity() || mx == std::numeric_limits<float>::infinity()) {
-      // NaN, or a row of -inf / +inf: the plain formula gives the reference's NaNs.
-      float sum = 0.f;
-      for (int64_t c = 0; c < n; ++c) sum += (s[c] = std::exp(s[c] - mx));
-      for (int64_t c = 0; c < n; ++c) s[c] /= sum;
+      softmax_row_plain(s, n, mx);
       continue;
     }
     // Pass 2: exp(x - max) and the sum; pass 3: normalise.
